@@ -1,0 +1,556 @@
+//! The parsed spec. Doc comments here become the JSON Schema descriptions.
+
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+use std::ops::Range;
+
+use schemars::{JsonSchema, Schema, SchemaGenerator};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// A value with the byte range it was read from.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(transparent)]
+pub struct Sp<T>(toml::Spanned<T>);
+
+impl<T> Sp<T> {
+    /// A value that was not in the file (a default); its span is empty.
+    pub fn synthetic(value: T) -> Self {
+        Self(toml::Spanned::new(0..0, value))
+    }
+
+    pub fn span(&self) -> Range<usize> {
+        self.0.span()
+    }
+
+    pub fn get(&self) -> &T {
+        self.0.get_ref()
+    }
+}
+
+impl<T> std::ops::Deref for Sp<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        self.0.get_ref()
+    }
+}
+
+impl<T: PartialEq> PartialEq for Sp<T> {
+    fn eq(&self, other: &Self) -> bool {
+        self.get() == other.get()
+    }
+}
+impl<T: Eq> Eq for Sp<T> {}
+impl<T: Ord> PartialOrd for Sp<T> {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl<T: Ord> Ord for Sp<T> {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.get().cmp(other.get())
+    }
+}
+
+impl<T: Serialize> Serialize for Sp<T> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.get().serialize(s)
+    }
+}
+
+impl<T: JsonSchema> JsonSchema for Sp<T> {
+    fn schema_name() -> Cow<'static, str> {
+        T::schema_name()
+    }
+    fn schema_id() -> Cow<'static, str> {
+        T::schema_id()
+    }
+    fn json_schema(generator: &mut SchemaGenerator) -> Schema {
+        T::json_schema(generator)
+    }
+    fn inline_schema() -> bool {
+        T::inline_schema()
+    }
+}
+
+fn sp<T>(v: T) -> Sp<T> {
+    Sp::synthetic(v)
+}
+
+/// A highly available PostgreSQL cluster on Docker Swarm: a primary pinned by
+/// placement constraints, asynchronous streaming replicas, and HAProxy in
+/// global mode in front, on an encrypted overlay network.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(title = "hacompile cluster spec")]
+pub struct Spec {
+    /// The stack name you deploy with (`docker stack deploy -c docker-stack.yml NAME`).
+    /// It prefixes the names of the swarm configs the stack creates.
+    pub stack: Sp<String>,
+    /// The overlay network the cluster runs on.
+    #[serde(default)]
+    pub network: Network,
+    /// Docker secrets the cluster reads, by name. Credentials are only ever
+    /// references to these (`password = { secret = "NAME" }`).
+    #[serde(default)]
+    pub secrets: BTreeMap<Sp<String>, Sp<SecretDecl>>,
+    /// Log rotation for every service.
+    #[serde(default)]
+    pub logging: Logging,
+    pub postgres: Postgres,
+    pub haproxy: Haproxy,
+}
+
+/// The overlay network all services share.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Network {
+    /// Network name inside the stack.
+    #[serde(default = "default_network_name")]
+    pub name: Sp<String>,
+    /// Encrypt traffic between nodes (IPsec). Turning this off is explicit and
+    /// sends database traffic in clear between nodes.
+    #[serde(default = "yes")]
+    pub encrypted: bool,
+}
+
+impl Default for Network {
+    fn default() -> Self {
+        Self { name: default_network_name(), encrypted: true }
+    }
+}
+
+fn default_network_name() -> Sp<String> {
+    sp("pg_net".into())
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// A Docker secret. External (created with `docker secret create`) by default.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SecretDecl {
+    /// Created outside the stack with `docker secret create NAME -`.
+    #[serde(default = "yes")]
+    pub external: bool,
+    /// For a non-external secret: the file it is created from, relative to the
+    /// stack file. Keep such files out of version control.
+    #[serde(default)]
+    pub file: Option<Sp<String>>,
+}
+
+/// A credential: always a reference to a declared Docker secret, never a value.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SecretRef {
+    /// The name of a secret declared under `[secrets]`.
+    pub secret: Sp<String>,
+}
+
+/// Why a string is refused where a credential goes. The parser relies on this
+/// text to redact the value when it shows the error.
+pub const LITERAL_CREDENTIAL: &str = "a literal credential is not allowed in the spec";
+
+impl<'de> Deserialize<'de> for SecretRef {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::{Error, MapAccess, Visitor};
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = SecretRef;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a secret reference: { secret = \"NAME\" }")
+            }
+            fn visit_str<E: Error>(self, _: &str) -> Result<SecretRef, E> {
+                Err(E::custom(LITERAL_CREDENTIAL))
+            }
+            // Written by hand (not an untagged enum) so the inner span survives.
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<SecretRef, A::Error> {
+                let mut secret = None;
+                while let Some(key) = map.next_key::<String>()? {
+                    if key != "secret" {
+                        return Err(A::Error::unknown_field(&key, &["secret"]));
+                    }
+                    if secret.is_some() {
+                        return Err(A::Error::duplicate_field("secret"));
+                    }
+                    secret = Some(map.next_value::<Sp<String>>()?);
+                }
+                secret.map(|secret| SecretRef { secret }).ok_or_else(|| A::Error::missing_field("secret"))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// Log rotation (json-file driver) applied to every service.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Logging {
+    /// Rotate a log file at this size (e.g. `10m`).
+    #[serde(default = "default_log_size")]
+    pub max_size: Sp<String>,
+    /// Rotated files kept per container.
+    #[serde(default = "default_log_files")]
+    pub max_file: u32,
+}
+
+impl Default for Logging {
+    fn default() -> Self {
+        Self { max_size: default_log_size(), max_file: default_log_files() }
+    }
+}
+
+fn default_log_size() -> Sp<String> {
+    sp("10m".into())
+}
+fn default_log_files() -> u32 {
+    5
+}
+
+/// Which image conventions the PostgreSQL services follow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Flavor {
+    /// The maintained official `postgres` image (`POSTGRES_*_FILE`,
+    /// `/docker-entrypoint-initdb.d`, UID 999). hacompile emits the
+    /// replication setup the image lacks.
+    Official,
+    /// Bitnami conventions (`POSTGRESQL_*_FILE`, `POSTGRESQL_REPLICATION_MODE`,
+    /// data under `/bitnami/postgresql`, UID 1001). Free Bitnami images moved
+    /// to `bitnamilegacy/*` in 2025 and get no updates.
+    Bitnami,
+}
+
+/// The PostgreSQL primary and its streaming replicas.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Postgres {
+    /// Image reference with a tag (e.g. `postgres:16`); the digest comes from
+    /// `hacompile.lock` unless the reference carries one.
+    pub image: Sp<String>,
+    #[serde(default = "default_flavor")]
+    pub flavor: Flavor,
+    /// The database created on first start.
+    pub database: Sp<String>,
+    /// The superuser name, from a secret.
+    pub user: SecretRef,
+    /// The superuser password, from a secret.
+    pub password: SecretRef,
+    pub replication: Replication,
+    pub primary: Sp<DbNode>,
+    /// One service per replica, each with its own volume and constraints.
+    pub replicas: Vec<Sp<DbNode>>,
+    /// How long swarm waits after the stop signal before killing PostgreSQL.
+    /// Shorter than a checkpoint means a crash recovery on every restart.
+    #[serde(default = "default_pg_grace")]
+    pub stop_grace_period: Sp<String>,
+    /// Limits and reservations per database task (defaults: 2 CPUs, 2g; reserve 0.5 CPU, 1g).
+    #[serde(default)]
+    pub resources: Resources,
+    #[serde(default)]
+    pub healthcheck: Healthcheck,
+    #[serde(default)]
+    pub restart: RestartPolicy,
+    #[serde(default)]
+    pub update: UpdatePolicy,
+}
+
+fn default_flavor() -> Flavor {
+    Flavor::Official
+}
+fn default_pg_grace() -> Sp<String> {
+    sp("120s".into())
+}
+
+/// Asynchronous streaming replication.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Replication {
+    /// The role replicas connect as.
+    #[serde(default = "default_repl_user")]
+    pub user: Sp<String>,
+    /// Its password, from a secret.
+    pub password: SecretRef,
+}
+
+fn default_repl_user() -> Sp<String> {
+    sp("replicator".into())
+}
+
+/// One database service: where it may run and the volume it owns.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DbNode {
+    /// Swarm placement constraints, e.g. `node.labels.pg.role == primary`.
+    /// Required: a database must not wander to a node without its data.
+    pub constraints: Vec<Sp<String>>,
+    /// The named volume for its data (default: `<service>-data`). Never shared.
+    #[serde(default)]
+    pub volume: Option<Sp<String>>,
+}
+
+/// CPU and memory limits and reservations of one task.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Resources {
+    /// CPU limit (e.g. `2` or `0.5`).
+    pub cpus: Option<Sp<f64>>,
+    /// Memory limit (e.g. `2g`, `512m`).
+    pub memory: Option<Sp<String>>,
+    /// CPUs reserved for scheduling.
+    pub reserve_cpus: Option<Sp<f64>>,
+    /// Memory reserved for scheduling.
+    pub reserve_memory: Option<Sp<String>>,
+}
+
+/// The container healthcheck (`pg_isready`). Swarm puts a task in service
+/// DNS only once it is healthy.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Healthcheck {
+    #[serde(default = "d10s")]
+    pub interval: Sp<String>,
+    #[serde(default = "d5s")]
+    pub timeout: Sp<String>,
+    #[serde(default = "five")]
+    pub retries: u32,
+    /// Grace for first start; a replica's base backup runs in it.
+    #[serde(default = "d300s")]
+    pub start_period: Sp<String>,
+}
+
+impl Default for Healthcheck {
+    fn default() -> Self {
+        Self { interval: d10s(), timeout: d5s(), retries: five(), start_period: d300s() }
+    }
+}
+
+fn d5s() -> Sp<String> {
+    sp("5s".into())
+}
+fn d10s() -> Sp<String> {
+    sp("10s".into())
+}
+fn d300s() -> Sp<String> {
+    sp("300s".into())
+}
+fn five() -> u32 {
+    5
+}
+
+/// When swarm restarts a failed task. Bounded: a crash loop stops after
+/// `max_attempts` quick failures, while a task that ran longer than `window`
+/// does not count against it.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RestartPolicy {
+    #[serde(default = "d5s")]
+    pub delay: Sp<String>,
+    /// At least 1; unbounded restarts are refused.
+    #[serde(default = "five")]
+    pub max_attempts: u32,
+    #[serde(default = "d120s")]
+    pub window: Sp<String>,
+}
+
+impl Default for RestartPolicy {
+    fn default() -> Self {
+        Self { delay: d5s(), max_attempts: five(), window: d120s() }
+    }
+}
+
+fn d120s() -> Sp<String> {
+    sp("120s".into())
+}
+
+/// How updates roll out. Always one task at a time and `stop-first`: a
+/// database must never run two postmasters on one volume, and host-mode ports
+/// cannot be bound twice.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdatePolicy {
+    /// Pause between tasks.
+    #[serde(default = "d10s")]
+    pub delay: Sp<String>,
+    /// How long a new task is watched before the update counts as good.
+    #[serde(default = "d60s")]
+    pub monitor: Sp<String>,
+    /// What a failed update does.
+    #[serde(default = "default_failure_action")]
+    pub failure_action: FailureAction,
+}
+
+impl Default for UpdatePolicy {
+    fn default() -> Self {
+        Self { delay: d10s(), monitor: d60s(), failure_action: default_failure_action() }
+    }
+}
+
+fn d60s() -> Sp<String> {
+    sp("60s".into())
+}
+fn default_failure_action() -> FailureAction {
+    FailureAction::Rollback
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum FailureAction {
+    Rollback,
+    Pause,
+}
+
+/// HAProxy in global mode (one per node), routing by service, not by a check
+/// that cannot tell a primary from a replica.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Haproxy {
+    /// Image reference with a tag (e.g. `haproxy:2.8`).
+    pub image: Sp<String>,
+    /// Health check kind. `pgsql` (default) speaks the PostgreSQL startup
+    /// protocol and fails on an error (server starting, no pg_hba match);
+    /// `tcp` only proves the port is open.
+    #[serde(default = "default_check")]
+    pub check: CheckKind,
+    /// The user name `pgsql` checks present (it need not exist; no password is sent).
+    #[serde(default = "default_check_user")]
+    pub check_user: Sp<String>,
+    /// Write listener: the primary only.
+    #[serde(default = "default_write_port")]
+    pub write_port: Sp<u16>,
+    /// Read listener: the replicas, with the primary as backup.
+    #[serde(default = "default_read_port")]
+    pub read_port: Sp<u16>,
+    /// Optional placement constraints for the proxies (default: every node).
+    #[serde(default)]
+    pub constraints: Vec<Sp<String>>,
+    #[serde(default)]
+    pub timeouts: Timeouts,
+    #[serde(default)]
+    pub checks: CheckTiming,
+    /// Maximum concurrent client connections per proxy.
+    #[serde(default = "default_maxconn")]
+    pub maxconn: u32,
+    /// The stats page; omit the table to turn it off.
+    #[serde(default)]
+    pub stats: Option<Stats>,
+    /// Limits and reservations per proxy (defaults: 1 CPU, 256m; reserve 0.1 CPU, 64m).
+    #[serde(default)]
+    pub resources: Resources,
+    #[serde(default)]
+    pub restart: RestartPolicy,
+    #[serde(default)]
+    pub update: UpdatePolicy,
+}
+
+fn default_check() -> CheckKind {
+    CheckKind::Pgsql
+}
+fn default_check_user() -> Sp<String> {
+    sp("haproxy_check".into())
+}
+fn default_write_port() -> Sp<u16> {
+    sp(5000)
+}
+fn default_read_port() -> Sp<u16> {
+    sp(5001)
+}
+fn default_maxconn() -> u32 {
+    2000
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum CheckKind {
+    /// Layer 4: the TCP port accepts a connection.
+    Tcp,
+    /// Layer 7: `option pgsql-check`, a PostgreSQL StartupMessage.
+    Pgsql,
+}
+
+/// HAProxy timeouts. Long client/server timeouts keep pooled idle connections.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Timeouts {
+    #[serde(default = "d5s")]
+    pub connect: Sp<String>,
+    #[serde(default = "d30m")]
+    pub client: Sp<String>,
+    #[serde(default = "d30m")]
+    pub server: Sp<String>,
+    /// Time a health check may take.
+    #[serde(default = "d5s")]
+    pub check: Sp<String>,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Self { connect: d5s(), client: d30m(), server: d30m(), check: d5s() }
+    }
+}
+
+fn d30m() -> Sp<String> {
+    sp("30m".into())
+}
+
+/// Health check cadence: a server is down after `fall` failed checks `interval`
+/// apart and up again after `rise` good ones. Sessions of a server that goes
+/// down are cut.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CheckTiming {
+    #[serde(default = "d3s")]
+    pub interval: Sp<String>,
+    #[serde(default = "three")]
+    pub fall: u32,
+    #[serde(default = "two")]
+    pub rise: u32,
+}
+
+impl Default for CheckTiming {
+    fn default() -> Self {
+        Self { interval: d3s(), fall: three(), rise: two() }
+    }
+}
+
+fn d3s() -> Sp<String> {
+    sp("3s".into())
+}
+fn three() -> u32 {
+    3
+}
+fn two() -> u32 {
+    2
+}
+
+/// The HAProxy stats page, behind HTTP basic auth whose users live in a
+/// Docker secret (a `userlist hacompile_stats` section with `$6$` crypt
+/// hashes), so no password is ever in a config.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Stats {
+    #[serde(default = "default_stats_port")]
+    pub port: Sp<u16>,
+    #[serde(default = "default_stats_path")]
+    pub path: Sp<String>,
+    /// The secret holding the userlist.
+    pub users: SecretRef,
+    /// Source networks allowed to reach the page (CIDR). Default: loopback and
+    /// private ranges.
+    #[serde(default = "default_allow_from")]
+    pub allow_from: Vec<Sp<String>>,
+}
+
+fn default_stats_port() -> Sp<u16> {
+    sp(8080)
+}
+fn default_stats_path() -> Sp<String> {
+    sp("/stats".into())
+}
+fn default_allow_from() -> Vec<Sp<String>> {
+    ["127.0.0.0/8", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"]
+        .into_iter()
+        .map(|s| sp(s.to_owned()))
+        .collect()
+}
