@@ -38,7 +38,7 @@ pub struct ValidSpec {
     spec: Spec,
     postgres_image: ImageRef,
     haproxy_image: ImageRef,
-    source_name: String,
+    source: SourceFile,
 }
 
 impl ValidSpec {
@@ -54,9 +54,9 @@ impl ValidSpec {
         &self.haproxy_image
     }
 
-    /// The spec's file name as the user gave it.
-    pub fn source_name(&self) -> &str {
-        &self.source_name
+    /// The spec file, for diagnostics of later passes (e.g. a missing lock entry).
+    pub fn source(&self) -> &SourceFile {
+        &self.source
     }
 
     pub fn db_services(&self) -> Vec<DbService<'_>> {
@@ -382,7 +382,7 @@ pub fn validate(spec: Spec, source: &SourceFile) -> Result<ValidSpec, SpecErrors
 
     match (c.found.is_empty(), postgres_image, haproxy_image) {
         (true, Some(postgres_image), Some(haproxy_image)) => {
-            Ok(ValidSpec { spec, postgres_image, haproxy_image, source_name: source.name().to_owned() })
+            Ok(ValidSpec { spec, postgres_image, haproxy_image, source: source.clone() })
         }
         _ => Err(SpecErrors { diagnostics: c.found }),
     }

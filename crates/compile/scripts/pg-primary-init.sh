@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# hacompile: create the replication role and its pg_hba rule on the primary.
+#
+# Run once by the official postgres image from /docker-entrypoint-initdb.d,
+# as the postgres user, while the init-time server listens on its socket.
+# Everything it needs comes from the environment, so it also runs outside a
+# container:
+#   PGDATA                               data directory (pg_hba.conf is appended)
+#   POSTGRES_USER                        superuser to connect as (default postgres)
+#   HACOMPILE_REPLICATION_USER           role to create
+#   HACOMPILE_REPLICATION_PASSWORD_FILE  file holding its password (a Docker secret)
+# Extra psql connection settings (PGHOST, PGPORT) are honoured.
+set -euo pipefail
+
+: "${PGDATA:?PGDATA must be set}"
+repl_user="${HACOMPILE_REPLICATION_USER:?HACOMPILE_REPLICATION_USER must be set}"
+password_file="${HACOMPILE_REPLICATION_PASSWORD_FILE:?HACOMPILE_REPLICATION_PASSWORD_FILE must be set}"
+
+if [ ! -r "$password_file" ]; then
+    echo "hacompile: cannot read the replication password file $password_file" >&2
+    exit 1
+fi
+
+# The password never appears on a command line: psql reads the file itself
+# (backquote expansion), and format() quotes both values.
+psql -v ON_ERROR_STOP=1 --no-psqlrc --quiet \
+    --username "${POSTGRES_USER:-postgres}" --dbname postgres \
+    --set repl_user="$repl_user" <<'SQL'
+\set repl_password `cat "$HACOMPILE_REPLICATION_PASSWORD_FILE"`
+SELECT format('CREATE ROLE %I WITH REPLICATION LOGIN PASSWORD %L', :'repl_user', :'repl_password')
+WHERE NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = :'repl_user') \gexec
+SQL
+
+# Replicas connect from anywhere on the overlay network, with SCRAM.
+printf 'host replication %s all scram-sha-256\n' "$repl_user" >> "$PGDATA/pg_hba.conf"
+echo "hacompile: replication role $repl_user ready"

@@ -1,0 +1,162 @@
+//! The haproxy.cfg model: route by service, not by a check.
+//!
+//! A check (TCP or `pgsql-check`) cannot tell a primary from a replica, so
+//! the write listener's only servers are the primary service's tasks, and the
+//! read listener has the replicas with the primary as `backup`. Servers come
+//! from Docker's DNS at run time (`server-template` over `tasks.<service>`,
+//! `init-addr none`), so HAProxy starts while a database task is down
+//! instead of crash-looping.
+
+use hacompile_haproxy::{
+    Balance, Config, Directive as D, HoldKind, Mode, Section, SectionKind, ServerOptions, Time, TimeoutKind as T,
+};
+use hacompile_spec::values::parse_duration;
+use hacompile_spec::{CheckKind, HAPROXY_HEALTH_PORT, POSTGRES_PORT, Role, Sp, ValidSpec};
+
+use crate::names::*;
+
+fn time(v: &Sp<String>) -> Time {
+    Time(parse_duration(v).expect("durations were validated"))
+}
+
+/// Listener names, used by tests and the harness that runs the config.
+pub const WRITE_LISTENER: &str = "postgres_write";
+pub const READ_LISTENER: &str = "postgres_read";
+pub const STATS_LISTENER: &str = "stats";
+pub const HEALTH_FRONTEND: &str = "healthz";
+
+pub fn haproxy_config(spec: &ValidSpec) -> Config {
+    let s = spec.spec();
+    let hp = &s.haproxy;
+
+    let global = Section {
+        kind: SectionKind::Global,
+        comment: None,
+        directives: vec![D::Log { target: "stdout".into(), facility: "local0".into() }, D::MaxConn(hp.maxconn)],
+    };
+
+    // Docker's embedded DNS, re-asked every second; a vanished task is
+    // dropped after `hold` so a dead IP is not kept for long.
+    let resolvers = Section {
+        kind: SectionKind::Resolvers(RESOLVERS.into()),
+        comment: Some("Docker's embedded DNS: tasks.<service> has one A record per running task".into()),
+        directives: vec![
+            D::Nameserver { name: "dns".into(), address: DOCKER_DNS.into() },
+            D::ResolveRetries(3),
+            D::Timeout(T::Resolve, Time(1_000)),
+            D::Timeout(T::Retry, Time(1_000)),
+            D::Hold(HoldKind::Other, Time(10_000)),
+            D::Hold(HoldKind::Refused, Time(10_000)),
+            D::Hold(HoldKind::Nx, Time(10_000)),
+            D::Hold(HoldKind::Timeout, Time(10_000)),
+            D::Hold(HoldKind::Valid, Time(10_000)),
+            D::Hold(HoldKind::Obsolete, Time(10_000)),
+            D::AcceptedPayloadSize(8192),
+        ],
+    };
+
+    let defaults = Section {
+        kind: SectionKind::Defaults,
+        comment: None,
+        directives: vec![
+            D::Mode(Mode::Tcp),
+            D::LogGlobal,
+            D::OptionDontLogNull,
+            D::Retries(3),
+            D::Timeout(T::Connect, time(&hp.timeouts.connect)),
+            // Long, so pooled idle connections survive.
+            D::Timeout(T::Client, time(&hp.timeouts.client)),
+            D::Timeout(T::Server, time(&hp.timeouts.server)),
+            D::Timeout(T::Check, time(&hp.timeouts.check)),
+            D::DefaultServer(ServerOptions {
+                inter: Some(time(&hp.checks.interval)),
+                fall: Some(hp.checks.fall),
+                rise: Some(hp.checks.rise),
+                shutdown_sessions_on_down: true,
+                ..Default::default()
+            }),
+        ],
+    };
+
+    let dynamic = |backup| ServerOptions {
+        check: true,
+        backup,
+        resolvers: Some(RESOLVERS.into()),
+        init_addr: vec!["none".into()],
+        resolve_prefer_ipv4: true,
+        ..Default::default()
+    };
+    let server = |service: &str, backup| D::ServerTemplate {
+        prefix: format!("{service}-"),
+        count: 1,
+        fqdn: tasks_name(service),
+        port: POSTGRES_PORT,
+        options: dynamic(backup),
+    };
+    let check = match hp.check {
+        CheckKind::Pgsql => Some(D::OptionPgsqlCheck { user: hp.check_user.get().clone() }),
+        CheckKind::Tcp => None,
+    };
+    let listener = |name: &str, port: u16, balance, servers: Vec<D>| {
+        let mut directives = vec![D::Bind { address: String::new(), port }, D::Mode(Mode::Tcp), D::OptionTcpLog, D::Balance(balance)];
+        directives.extend(check.clone());
+        directives.extend(servers);
+        Section { kind: SectionKind::Listen(name.into()), comment: None, directives }
+    };
+
+    let services = spec.db_services();
+    let primary = services.iter().find(|s| s.role == Role::Primary).expect("a spec always has a primary");
+    let mut write = listener(WRITE_LISTENER, *hp.write_port.get(), Balance::First, vec![server(&primary.name, false)]);
+    write.comment = Some("Writes: the primary service only; never a replica".into());
+    let mut read_servers: Vec<D> =
+        services.iter().filter(|s| s.role != Role::Primary).map(|s| server(&s.name, false)).collect();
+    read_servers.push(server(&primary.name, true));
+    let mut read = listener(READ_LISTENER, *hp.read_port.get(), Balance::LeastConn, read_servers);
+    read.comment = Some("Reads: the replicas; the primary only while no replica is up".into());
+
+    // The container healthcheck connects here; loopback only.
+    let health = Section {
+        kind: SectionKind::Frontend(HEALTH_FRONTEND.into()),
+        comment: Some("Answers the container healthcheck; bound to loopback inside the container".into()),
+        directives: vec![
+            D::Bind { address: "127.0.0.1".into(), port: HAPROXY_HEALTH_PORT },
+            D::Mode(Mode::Http),
+            D::Timeout(T::Client, Time(5_000)),
+            D::Timeout(T::HttpRequest, Time(5_000)),
+            D::MonitorUri("/healthz".into()),
+        ],
+    };
+
+    let mut sections = vec![global, resolvers, defaults, write, read, health];
+    if let Some(stats) = &hp.stats {
+        sections.push(Section {
+            kind: SectionKind::Listen(STATS_LISTENER.into()),
+            comment: Some(format!(
+                "Stats: allowed networks only, HTTP basic auth against the userlist `{STATS_USERLIST}` read from a Docker secret"
+            )),
+            directives: vec![
+                D::Bind { address: String::new(), port: *stats.port.get() },
+                D::Mode(Mode::Http),
+                D::OptionHttpLog,
+                D::Timeout(T::Client, Time(30_000)),
+                D::Timeout(T::HttpRequest, Time(10_000)),
+                D::AclSrc { name: "stats_allowed_net".into(), networks: stats.allow_from.iter().map(|c| c.get().clone()).collect() },
+                D::AclHttpAuth { name: "stats_auth_ok".into(), userlist: STATS_USERLIST.into() },
+                D::HttpRequestDenyUnless { acl: "stats_allowed_net".into() },
+                D::HttpRequestAuthUnless { realm: "hacompile-stats".into(), acl: "stats_auth_ok".into() },
+                D::StatsEnable,
+                D::StatsUri(stats.path.get().clone()),
+                D::StatsRefresh(Time(10_000)),
+                D::StatsHideVersion,
+            ],
+        });
+    }
+
+    Config {
+        header: vec![
+            format!("Generated by hacompile from {}. Do not edit: change the spec and build again.", spec.source().name()),
+            "Delivered to the proxies as a swarm config whose name carries a hash of this text.".into(),
+        ],
+        sections,
+    }
+}

@@ -1,0 +1,318 @@
+//! The stack model: services, network, volumes, secrets, configs.
+//!
+//! Every hardened choice is written out, even where it equals a swarm
+//! default, so a reader (and a linter) sees the policy in the file.
+
+use std::collections::BTreeMap;
+
+use hacompile_spec::values::parse_bytes;
+use hacompile_spec::{DbService, FailureAction, Flavor, HAPROXY_HEALTH_PORT, POSTGRES_PORT, Resources, RestartPolicy, Role, Sp, UpdatePolicy, ValidSpec};
+use hacompile_stack as st;
+use indexmap::IndexMap;
+
+use crate::names::*;
+use crate::{OutputFile, PinnedImages, content_hash};
+
+/// Per-flavor facts of the PostgreSQL image.
+struct ImageFacts {
+    uid: &'static str,
+    data_mount: &'static str,
+    pgdata: Option<&'static str>,
+}
+
+fn facts(flavor: Flavor) -> ImageFacts {
+    match flavor {
+        // A subdirectory of the mount, as the image docs advise, so initdb
+        // never meets the volume's lost+found.
+        Flavor::Official => ImageFacts { uid: "999", data_mount: "/var/lib/postgresql/data", pgdata: Some("/var/lib/postgresql/data/pgdata") },
+        Flavor::Bitnami => ImageFacts { uid: "1001", data_mount: "/bitnami/postgresql", pgdata: None },
+    }
+}
+
+const CFG_KEY_HAPROXY: &str = "haproxy_cfg";
+const CFG_KEY_PRIMARY_INIT: &str = "pg_primary_init";
+const CFG_KEY_REPLICA_ENTRYPOINT: &str = "pg_replica_entrypoint";
+const REPLICA_ENTRYPOINT_PATH: &str = "/usr/local/bin/hacompile-replica-entrypoint.sh";
+const PRIMARY_INIT_PATH: &str = "/docker-entrypoint-initdb.d/10-hacompile-replication.sh";
+/// 0o400, 0o440, 0o555 as the decimal numbers YAML carries.
+const MODE_0400: u32 = 0o400;
+const MODE_0440: u32 = 0o440;
+const MODE_0555: u32 = 0o555;
+
+pub fn stack(spec: &ValidSpec, images: &PinnedImages, companions: &[OutputFile]) -> st::StackFile {
+    let s = spec.spec();
+    let stack_name = s.stack.get();
+    let network = s.network.name.get().clone();
+
+    let mut configs = IndexMap::new();
+    for file in companions {
+        let key = match file.name {
+            HAPROXY_CFG => CFG_KEY_HAPROXY,
+            PRIMARY_INIT => CFG_KEY_PRIMARY_INIT,
+            REPLICA_ENTRYPOINT => CFG_KEY_REPLICA_ENTRYPOINT,
+            other => unreachable!("no config key for {other}"),
+        };
+        configs.insert(
+            key.to_owned(),
+            st::Config { name: format!("{stack_name}_{key}_{}", content_hash(&file.contents)), file: format!("./{}", file.name) },
+        );
+    }
+
+    let mut services = IndexMap::new();
+    services.insert(HAPROXY_SERVICE.to_owned(), haproxy_service(spec, images, &network));
+    for db in spec.db_services() {
+        let svc = db_service(spec, images, &network, &db);
+        services.insert(db.name.clone(), svc);
+    }
+
+    let mut networks = IndexMap::new();
+    let mut driver_opts = BTreeMap::new();
+    if s.network.encrypted {
+        driver_opts.insert("encrypted".to_owned(), "true".to_owned());
+    }
+    networks.insert(network, st::Network { driver: "overlay".into(), driver_opts, attachable: false });
+
+    let volumes = spec.db_services().into_iter().map(|db| (db.volume, st::Volume { driver: "local".into() })).collect();
+
+    let secrets = s
+        .secrets
+        .iter()
+        .map(|(name, decl)| {
+            let secret = if decl.external {
+                st::Secret { external: Some(true), file: None }
+            } else {
+                st::Secret { external: None, file: decl.file.as_ref().map(|f| f.get().clone()) }
+            };
+            (name.get().clone(), secret)
+        })
+        .collect();
+
+    st::StackFile { version: st::STACK_VERSION.into(), services, networks, volumes, secrets, configs }
+}
+
+fn logging(spec: &ValidSpec) -> st::Logging {
+    let l = &spec.spec().logging;
+    let options = BTreeMap::from([("max-size".to_owned(), l.max_size.get().clone()), ("max-file".to_owned(), l.max_file.to_string())]);
+    st::Logging { driver: "json-file".into(), options }
+}
+
+fn cpus(v: f64) -> String {
+    // f64's Display never uses an exponent for these magnitudes: 2 -> "2", 0.5 -> "0.5".
+    format!("{v}")
+}
+
+/// Limits and reservations, with the role's defaults where the spec is
+/// silent; a default reservation never exceeds a limit the user lowered.
+fn resources(r: &Resources, default_cpus: f64, default_memory: &str, default_reserve_cpus: f64, default_reserve_memory: &str) -> st::Resources {
+    let limit_cpus = r.cpus.as_ref().map_or(default_cpus, |c| *c.get());
+    let limit_memory = r.memory.as_ref().map_or(default_memory.to_owned(), |m| m.get().clone());
+    let reserve_cpus = r.reserve_cpus.as_ref().map_or(default_reserve_cpus.min(limit_cpus), |c| *c.get());
+    let reserve_memory = match &r.reserve_memory {
+        Some(m) => m.get().clone(),
+        None => {
+            let limit = parse_bytes(&limit_memory).expect("sizes were validated");
+            let default = parse_bytes(default_reserve_memory).expect("default is a size");
+            if default <= limit { default_reserve_memory.to_owned() } else { limit_memory.clone() }
+        }
+    };
+    st::Resources {
+        limits: st::ResourceSet { cpus: cpus(limit_cpus), memory: limit_memory },
+        reservations: st::ResourceSet { cpus: cpus(reserve_cpus), memory: reserve_memory },
+    }
+}
+
+fn restart(r: &RestartPolicy) -> st::RestartPolicy {
+    st::RestartPolicy {
+        condition: "on-failure".into(),
+        delay: r.delay.get().clone(),
+        max_attempts: r.max_attempts,
+        window: r.window.get().clone(),
+    }
+}
+
+/// Update and rollback both one task at a time, `stop-first`.
+fn update(u: &UpdatePolicy) -> (st::UpdateConfig, st::UpdateConfig) {
+    let failure_action = match u.failure_action {
+        FailureAction::Rollback => "rollback",
+        FailureAction::Pause => "pause",
+    };
+    let update = st::UpdateConfig {
+        parallelism: 1,
+        delay: u.delay.get().clone(),
+        failure_action: failure_action.into(),
+        monitor: u.monitor.get().clone(),
+        max_failure_ratio: 0.0,
+        order: "stop-first".into(),
+    };
+    let rollback = st::UpdateConfig { failure_action: "pause".into(), ..update.clone() };
+    (update, rollback)
+}
+
+fn secret(name: &Sp<String>, uid: &str) -> st::FileRef {
+    st::FileRef { source: name.get().clone(), target: name.get().clone(), uid: uid.into(), gid: uid.into(), mode: MODE_0400 }
+}
+
+fn haproxy_service(spec: &ValidSpec, images: &PinnedImages, network: &str) -> st::Service {
+    let hp = &spec.spec().haproxy;
+    let mut command = vec!["haproxy".to_owned(), "-f".to_owned(), HAPROXY_CFG_PATH.to_owned()];
+    let mut secrets = Vec::new();
+    let host_port = |port: u16| st::Port { target: port, published: port, protocol: "tcp".into(), mode: "host".into() };
+    let mut ports = vec![host_port(*hp.write_port.get()), host_port(*hp.read_port.get())];
+    if let Some(stats) = &hp.stats {
+        // HAProxy reads the userlist (crypt hashes) as a second config file.
+        command.extend(["-f".to_owned(), secret_path(stats.users.secret.get())]);
+        secrets.push(secret(&stats.users.secret, HAPROXY_UID));
+        ports.push(host_port(*stats.port.get()));
+    }
+    let (update_config, rollback_config) = update(&hp.update);
+    st::Service {
+        image: images.haproxy.clone(),
+        command: Some(command),
+        secrets,
+        configs: vec![st::FileRef {
+            source: CFG_KEY_HAPROXY.into(),
+            target: HAPROXY_CFG_PATH.into(),
+            uid: HAPROXY_UID.into(),
+            gid: HAPROXY_UID.into(),
+            mode: MODE_0440,
+        }],
+        networks: vec![network.to_owned()],
+        ports,
+        stop_grace_period: Some("30s".into()),
+        healthcheck: Some(st::Healthcheck {
+            test: vec!["CMD".into(), "bash".into(), "-c".into(), format!("exec 3<>/dev/tcp/127.0.0.1/{HAPROXY_HEALTH_PORT}")],
+            interval: "10s".into(),
+            timeout: "3s".into(),
+            retries: 3,
+            start_period: "10s".into(),
+        }),
+        logging: Some(logging(spec)),
+        deploy: Some(st::Deploy {
+            mode: "global".into(),
+            replicas: None,
+            endpoint_mode: None,
+            placement: (!hp.constraints.is_empty()).then(|| st::Placement {
+                constraints: hp.constraints.iter().map(|c| c.get().clone()).collect(),
+                max_replicas_per_node: None,
+            }),
+            resources: resources(&hp.resources, 1.0, "256m", 0.1, "64m"),
+            restart_policy: restart(&hp.restart),
+            update_config,
+            rollback_config,
+        }),
+        ..Default::default()
+    }
+}
+
+fn db_service(spec: &ValidSpec, images: &PinnedImages, network: &str, db: &DbService<'_>) -> st::Service {
+    let s = spec.spec();
+    let pg = &s.postgres;
+    let f = facts(pg.flavor);
+    let primary = spec.db_services().into_iter().find(|d| d.role == Role::Primary).expect("a spec always has a primary");
+    let mut env = BTreeMap::new();
+    let mut set = |k: &str, v: String| {
+        env.insert(k.to_owned(), v);
+    };
+    let mut secrets = vec![secret(&pg.user.secret, f.uid)];
+    let mut configs = Vec::new();
+    let mut entrypoint = None;
+    let mut command = None;
+    let repl_password_file = secret_path(pg.replication.password.secret.get());
+    match (pg.flavor, db.role) {
+        (Flavor::Official, role) => {
+            set("PGDATA", f.pgdata.expect("official flavor has PGDATA").into());
+            set("POSTGRES_USER_FILE", secret_path(pg.user.secret.get()));
+            set("HACOMPILE_REPLICATION_USER", pg.replication.user.get().clone());
+            set("HACOMPILE_REPLICATION_PASSWORD_FILE", repl_password_file);
+            secrets.push(secret(&pg.replication.password.secret, f.uid));
+            if role == Role::Primary {
+                set("POSTGRES_PASSWORD_FILE", secret_path(pg.password.secret.get()));
+                set("POSTGRES_DB", pg.database.get().clone());
+                secrets.insert(1, secret(&pg.password.secret, f.uid));
+                configs.push(st::FileRef {
+                    source: CFG_KEY_PRIMARY_INIT.into(),
+                    target: PRIMARY_INIT_PATH.into(),
+                    uid: f.uid.into(),
+                    gid: f.uid.into(),
+                    mode: MODE_0555,
+                });
+            } else {
+                set("HACOMPILE_PRIMARY_HOST", primary.name.clone());
+                set("HACOMPILE_PRIMARY_PORT", POSTGRES_PORT.to_string());
+                set("HACOMPILE_PGPASSFILE", format!("{}/hacompile.pgpass", f.data_mount));
+                configs.push(st::FileRef {
+                    source: CFG_KEY_REPLICA_ENTRYPOINT.into(),
+                    target: REPLICA_ENTRYPOINT_PATH.into(),
+                    uid: "0".into(),
+                    gid: "0".into(),
+                    mode: MODE_0555,
+                });
+                entrypoint = Some(vec!["bash".to_owned(), REPLICA_ENTRYPOINT_PATH.to_owned()]);
+                command = Some(vec!["docker-entrypoint.sh".to_owned(), "postgres".to_owned()]);
+            }
+        }
+        (Flavor::Bitnami, role) => {
+            set("POSTGRESQL_USERNAME_FILE", secret_path(pg.user.secret.get()));
+            set("POSTGRESQL_PASSWORD_FILE", secret_path(pg.password.secret.get()));
+            set("POSTGRESQL_DATABASE", pg.database.get().clone());
+            set("POSTGRESQL_REPLICATION_USER", pg.replication.user.get().clone());
+            set("POSTGRESQL_REPLICATION_PASSWORD_FILE", repl_password_file);
+            secrets.push(secret(&pg.password.secret, f.uid));
+            secrets.push(secret(&pg.replication.password.secret, f.uid));
+            if role == Role::Primary {
+                set("POSTGRESQL_REPLICATION_MODE", "master".into());
+            } else {
+                set("POSTGRESQL_REPLICATION_MODE", "slave".into());
+                set("POSTGRESQL_MASTER_HOST", primary.name.clone());
+                set("POSTGRESQL_MASTER_PORT_NUMBER", POSTGRES_PORT.to_string());
+            }
+        }
+    }
+    let h = &pg.healthcheck;
+    let user_file = secret_path(pg.user.secret.get());
+    // `$$` is compose's escape for a literal `$`: the shell in the container
+    // reads the user name from the secret file at check time.
+    let probe = format!(
+        "pg_isready -q -h 127.0.0.1 -p {POSTGRES_PORT} -U \"$$(cat {user_file})\" -d {}",
+        pg.database.get()
+    );
+    let (update_config, rollback_config) = update(&pg.update);
+    st::Service {
+        image: images.postgres.clone(),
+        hostname: Some(db.name.clone()),
+        entrypoint,
+        command,
+        environment: env,
+        secrets,
+        configs,
+        volumes: vec![st::Mount { kind: "volume".into(), source: db.volume.clone(), target: f.data_mount.into() }],
+        networks: vec![network.to_owned()],
+        ports: Vec::new(),
+        // Fast shutdown: abort transactions, checkpoint, exit.
+        stop_signal: Some("SIGINT".into()),
+        stop_grace_period: Some(pg.stop_grace_period.get().clone()),
+        healthcheck: Some(st::Healthcheck {
+            test: vec!["CMD-SHELL".into(), probe],
+            interval: h.interval.get().clone(),
+            timeout: h.timeout.get().clone(),
+            retries: h.retries,
+            start_period: h.start_period.get().clone(),
+        }),
+        logging: Some(logging(spec)),
+        deploy: Some(st::Deploy {
+            mode: "replicated".into(),
+            replicas: Some(1),
+            // No VIP: clients (HAProxy, replicas) reach the task directly, and
+            // IPVS never drops an idle connection after 900 s.
+            endpoint_mode: Some("dnsrr".into()),
+            placement: Some(st::Placement {
+                constraints: db.node.constraints.iter().map(|c| c.get().clone()).collect(),
+                max_replicas_per_node: Some(1),
+            }),
+            resources: resources(&pg.resources, 2.0, "2g", 0.5, "1g"),
+            restart_policy: restart(&pg.restart),
+            update_config,
+            rollback_config,
+        }),
+    }
+}

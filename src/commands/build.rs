@@ -1,0 +1,109 @@
+//! `hacompile build`: spec (+ lock) -> docker-stack.yml, haproxy.cfg, scripts.
+
+use std::path::{Path, PathBuf};
+
+use hacompile_compile::{Compiled, compile};
+use hacompile_image::{LOCK_FILE_NAME, LockError, LockFile};
+use hacompile_spec::{SourceFile, SpecDiagnostic, SpecErrors, load};
+
+use crate::{Exit, output, report};
+
+/// Compile a cluster spec into a hardened stack file and the files it uses.
+///
+/// Without -o, the stack file goes to stdout and the files it refers to
+/// (haproxy.cfg and, for the official image flavor, the replication scripts)
+/// are written into the current directory, or into --files-dir: the stack
+/// refers to them with paths relative to its own directory, so write them
+/// where the stack file will be. With -o DIR everything goes into DIR.
+/// Every file is written atomically (temp file + rename); an invalid spec
+/// writes nothing. Build reads image digests from the lock file and never
+/// touches the network.
+#[derive(clap::Args)]
+pub struct Args {
+    /// The cluster spec (TOML).
+    spec: PathBuf,
+    /// Write docker-stack.yml and its files into this directory.
+    #[arg(short = 'o', long = "out-dir", value_name = "DIR", conflicts_with_all = ["files_dir", "stack_only"])]
+    out_dir: Option<PathBuf>,
+    /// Where to write the files the stack refers to when the stack goes to stdout [default: .].
+    #[arg(long, value_name = "DIR")]
+    files_dir: Option<PathBuf>,
+    /// Print only the stack file; write no other file.
+    #[arg(long)]
+    stack_only: bool,
+    /// The lock file with image digests [default: hacompile.lock beside the spec].
+    #[arg(long, value_name = "FILE")]
+    lock: Option<PathBuf>,
+}
+
+pub fn run(args: Args) -> Exit {
+    let compiled = match compile_spec(&args) {
+        Ok(c) => c,
+        Err(exit) => return exit,
+    };
+    let written = match &args.out_dir {
+        Some(dir) => write_all(dir, compiled.files.iter()),
+        None if args.stack_only => Ok(()),
+        None => write_all(args.files_dir.as_deref().unwrap_or(Path::new(".")), compiled.companions().iter()),
+    };
+    if let Err(exit) = written {
+        return exit;
+    }
+    if args.out_dir.is_none()
+        && let Err(e) = output::stdout(compiled.stack_file().contents.as_bytes())
+    {
+        report::error(&format!("cannot write the stack file to stdout: {e}"), None);
+        return Exit::Input;
+    }
+    Exit::Ok
+}
+
+fn compile_spec(args: &Args) -> Result<Compiled, Exit> {
+    let fail = |e: SpecErrors| {
+        report::diagnostics(&e);
+        Exit::Input
+    };
+    let source = SourceFile::read(&args.spec).map_err(fail)?;
+    let spec = load(&source).map_err(fail)?;
+    let lock_path = args.lock.clone().unwrap_or_else(|| args.spec.with_file_name(LOCK_FILE_NAME));
+    let lock = read_lock(&lock_path, args.lock.is_some())?;
+    compile(&spec, &lock).map_err(fail)
+}
+
+/// Reads the lock; a missing default lock is an empty one (each image then
+/// gets its own "not locked" error at its reference in the spec).
+fn read_lock(path: &Path, explicit: bool) -> Result<LockFile, Exit> {
+    let source = match SourceFile::read(path) {
+        Ok(s) => s,
+        Err(_) if !explicit && !path.exists() => return Ok(LockFile::default()),
+        Err(e) => {
+            report::diagnostics(&e);
+            return Err(Exit::Input);
+        }
+    };
+    LockFile::parse(source.text()).map_err(|e| {
+        let span = match &e {
+            LockError::Syntax { span: Some(span), .. } => span.clone(),
+            _ => 0..0,
+        };
+        let d = SpecDiagnostic::new(&source, "lock::invalid", span, e.to_string())
+            .help("regenerate it with `hacompile lock SPEC` (online), or restore it from version control");
+        report::diagnostics(&SpecErrors::one(d));
+        Exit::Input
+    })
+}
+
+fn write_all<'a>(dir: &Path, files: impl Iterator<Item = &'a hacompile_compile::OutputFile>) -> Result<(), Exit> {
+    if let Err(e) = std::fs::create_dir_all(dir) {
+        report::error(&format!("cannot create {}: {e}", dir.display()), None);
+        return Err(Exit::Input);
+    }
+    for file in files {
+        let path = dir.join(file.name);
+        if let Err(e) = output::write_atomic(&path, file.contents.as_bytes(), file.executable) {
+            report::error(&format!("cannot write {}: {e}", path.display()), Some("check the directory exists and is writable"));
+            return Err(Exit::Input);
+        }
+    }
+    Ok(())
+}
