@@ -1,0 +1,75 @@
+//! Helpers shared by the end-to-end tests: the binary, temp dirs, and the
+//! real tools (docker CLI, haproxy). A missing tool fails the test; nothing
+//! is skipped.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+pub const ROOT: &str = env!("CARGO_MANIFEST_DIR");
+
+/// A userlist like the one the stats secret holds (hash of "test").
+pub const TEST_USERLIST: &str = "userlist hacompile_stats\n    user admin password $6$hacompiletest$Vn6n8yQVoegMr5ghDdf0fohwEe9YkTldD5jkNXPCYZsNd54bDRUHiHMTDw1iIZEyJUKUfcSbhR02fYe9J0K0y0\n";
+
+pub fn bin() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_hacompile"));
+    c.current_dir(ROOT).env("NO_COLOR", "1");
+    c
+}
+
+pub fn examples() -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(Path::new(ROOT).join("examples"))
+        .expect("examples/ exists")
+        .map(|e| e.expect("readable entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+        .collect();
+    v.sort();
+    v
+}
+
+/// Runs a tool and fails the test, with its output, if it cannot be started.
+pub fn tool(program: &str, args: &[&str], dir: &Path) -> Output {
+    Command::new(program)
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap_or_else(|e| panic!("`{program}` must be installed for this test (see README: tests/setup.sh): {e}"))
+}
+
+pub fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// `docker stack config -c FILE`: the docker CLI's own parser and schema.
+pub fn docker_stack_config(dir: &Path) -> Result<String, String> {
+    let out = tool("docker", &["stack", "config", "-c", "docker-stack.yml"], dir);
+    if out.status.success() { Ok(text(&out.stdout)) } else { Err(text(&out.stderr)) }
+}
+
+/// `haproxy -c` on the compiled config plus a userlist file like the stats
+/// secret. Warnings count as failures.
+pub fn haproxy_check(dir: &Path) -> Result<(), String> {
+    let cfg = std::fs::read_to_string(dir.join("haproxy.cfg")).expect("haproxy.cfg was written");
+    let mut args = vec!["-c", "-f", "haproxy.cfg"];
+    if cfg.contains("http_auth(hacompile_stats)") {
+        std::fs::write(dir.join("userlist.cfg"), TEST_USERLIST).expect("temp dir writable");
+        args.extend(["-f", "userlist.cfg"]);
+    }
+    let out = tool("haproxy", &args, dir);
+    let all = format!("{}{}", text(&out.stdout), text(&out.stderr));
+    if out.status.success() && !all.contains("WARNING") { Ok(()) } else { Err(all) }
+}
+
+/// Every `file:` the stack refers to exists beside it.
+pub fn referenced_files_exist(dir: &Path) -> Result<(), String> {
+    let stack = std::fs::read_to_string(dir.join("docker-stack.yml")).expect("stack written");
+    for line in stack.lines() {
+        if let Some(path) = line.trim().strip_prefix("file: ") {
+            let path = path.trim_matches(['\'', '"']);
+            if !dir.join(path).is_file() {
+                return Err(format!("the stack refers to {path}, which was not written"));
+            }
+        }
+    }
+    Ok(())
+}
