@@ -19,7 +19,11 @@ pub enum Exit {
 }
 
 #[derive(Parser)]
-#[command(name = "hacompile", version, about = "Compile a short cluster spec into a hardened docker-stack.yml and haproxy.cfg for highly available PostgreSQL on Docker Swarm")]
+#[command(
+    name = "hacompile",
+    version,
+    about = "Compile a short cluster spec into a hardened docker-stack.yml and haproxy.cfg for highly available PostgreSQL on Docker Swarm"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

@@ -6,7 +6,10 @@
 use std::collections::BTreeMap;
 
 use hacompile_spec::values::parse_bytes;
-use hacompile_spec::{DbService, FailureAction, Flavor, HAPROXY_HEALTH_PORT, POSTGRES_PORT, Resources, RestartPolicy, Role, Sp, UpdatePolicy, ValidSpec};
+use hacompile_spec::{
+    DbService, FailureAction, Flavor, HAPROXY_HEALTH_PORT, POSTGRES_PORT, Resources, RestartPolicy,
+    Role, Sp, UpdatePolicy, ValidSpec,
+};
 use hacompile_stack as st;
 use indexmap::IndexMap;
 
@@ -24,8 +27,16 @@ fn facts(flavor: Flavor) -> ImageFacts {
     match flavor {
         // A subdirectory of the mount, as the image docs advise, so initdb
         // never meets the volume's lost+found.
-        Flavor::Official => ImageFacts { uid: "999", data_mount: "/var/lib/postgresql/data", pgdata: Some("/var/lib/postgresql/data/pgdata") },
-        Flavor::Bitnami => ImageFacts { uid: "1001", data_mount: "/bitnami/postgresql", pgdata: None },
+        Flavor::Official => ImageFacts {
+            uid: "999",
+            data_mount: "/var/lib/postgresql/data",
+            pgdata: Some("/var/lib/postgresql/data/pgdata"),
+        },
+        Flavor::Bitnami => ImageFacts {
+            uid: "1001",
+            data_mount: "/bitnami/postgresql",
+            pgdata: None,
+        },
     }
 }
 
@@ -54,12 +65,18 @@ pub fn stack(spec: &ValidSpec, images: &PinnedImages, companions: &[OutputFile])
         };
         configs.insert(
             key.to_owned(),
-            st::Config { name: format!("{stack_name}_{key}_{}", content_hash(&file.contents)), file: format!("./{}", file.name) },
+            st::Config {
+                name: format!("{stack_name}_{key}_{}", content_hash(&file.contents)),
+                file: format!("./{}", file.name),
+            },
         );
     }
 
     let mut services = IndexMap::new();
-    services.insert(HAPROXY_SERVICE.to_owned(), haproxy_service(spec, images, &network));
+    services.insert(
+        HAPROXY_SERVICE.to_owned(),
+        haproxy_service(spec, images, &network),
+    );
     for db in spec.db_services() {
         let svc = db_service(spec, images, &network, &db);
         services.insert(db.name.clone(), svc);
@@ -70,30 +87,67 @@ pub fn stack(spec: &ValidSpec, images: &PinnedImages, companions: &[OutputFile])
     if s.network.encrypted {
         driver_opts.insert("encrypted".to_owned(), "true".to_owned());
     }
-    networks.insert(network, st::Network { driver: "overlay".into(), driver_opts, attachable: false });
+    networks.insert(
+        network,
+        st::Network {
+            driver: "overlay".into(),
+            driver_opts,
+            attachable: false,
+        },
+    );
 
-    let volumes = spec.db_services().into_iter().map(|db| (db.volume, st::Volume { driver: "local".into() })).collect();
+    let volumes = spec
+        .db_services()
+        .into_iter()
+        .map(|db| {
+            (
+                db.volume,
+                st::Volume {
+                    driver: "local".into(),
+                },
+            )
+        })
+        .collect();
 
     let secrets = s
         .secrets
         .iter()
         .map(|(name, decl)| {
             let secret = if decl.external {
-                st::Secret { external: Some(true), file: None }
+                st::Secret {
+                    external: Some(true),
+                    file: None,
+                }
             } else {
-                st::Secret { external: None, file: decl.file.as_ref().map(|f| f.get().clone()) }
+                st::Secret {
+                    external: None,
+                    file: decl.file.as_ref().map(|f| f.get().clone()),
+                }
             };
             (name.get().clone(), secret)
         })
         .collect();
 
-    st::StackFile { version: st::STACK_VERSION.into(), services, networks, volumes, secrets, configs }
+    st::StackFile {
+        version: st::STACK_VERSION.into(),
+        services,
+        networks,
+        volumes,
+        secrets,
+        configs,
+    }
 }
 
 fn logging(spec: &ValidSpec) -> st::Logging {
     let l = &spec.spec().logging;
-    let options = BTreeMap::from([("max-size".to_owned(), l.max_size.get().clone()), ("max-file".to_owned(), l.max_file.to_string())]);
-    st::Logging { driver: "json-file".into(), options }
+    let options = BTreeMap::from([
+        ("max-size".to_owned(), l.max_size.get().clone()),
+        ("max-file".to_owned(), l.max_file.to_string()),
+    ]);
+    st::Logging {
+        driver: "json-file".into(),
+        options,
+    }
 }
 
 fn cpus(v: f64) -> String {
@@ -103,21 +157,43 @@ fn cpus(v: f64) -> String {
 
 /// Limits and reservations, with the role's defaults where the spec is
 /// silent; a default reservation never exceeds a limit the user lowered.
-fn resources(r: &Resources, default_cpus: f64, default_memory: &str, default_reserve_cpus: f64, default_reserve_memory: &str) -> st::Resources {
+fn resources(
+    r: &Resources,
+    default_cpus: f64,
+    default_memory: &str,
+    default_reserve_cpus: f64,
+    default_reserve_memory: &str,
+) -> st::Resources {
     let limit_cpus = r.cpus.as_ref().map_or(default_cpus, |c| *c.get());
-    let limit_memory = r.memory.as_ref().map_or(default_memory.to_owned(), |m| m.get().clone());
-    let reserve_cpus = r.reserve_cpus.as_ref().map_or(default_reserve_cpus.min(limit_cpus), |c| *c.get());
+    let limit_memory = r
+        .memory
+        .as_ref()
+        .map_or(default_memory.to_owned(), |m| m.get().clone());
+    let reserve_cpus = r
+        .reserve_cpus
+        .as_ref()
+        .map_or(default_reserve_cpus.min(limit_cpus), |c| *c.get());
     let reserve_memory = match &r.reserve_memory {
         Some(m) => m.get().clone(),
         None => {
             let limit = parse_bytes(&limit_memory).expect("sizes were validated");
             let default = parse_bytes(default_reserve_memory).expect("default is a size");
-            if default <= limit { default_reserve_memory.to_owned() } else { limit_memory.clone() }
+            if default <= limit {
+                default_reserve_memory.to_owned()
+            } else {
+                limit_memory.clone()
+            }
         }
     };
     st::Resources {
-        limits: st::ResourceSet { cpus: cpus(limit_cpus), memory: limit_memory },
-        reservations: st::ResourceSet { cpus: cpus(reserve_cpus), memory: reserve_memory },
+        limits: st::ResourceSet {
+            cpus: cpus(limit_cpus),
+            memory: limit_memory,
+        },
+        reservations: st::ResourceSet {
+            cpus: cpus(reserve_cpus),
+            memory: reserve_memory,
+        },
     }
 }
 
@@ -144,20 +220,41 @@ fn update(u: &UpdatePolicy) -> (st::UpdateConfig, st::UpdateConfig) {
         max_failure_ratio: 0.0,
         order: "stop-first".into(),
     };
-    let rollback = st::UpdateConfig { failure_action: "pause".into(), ..update.clone() };
+    let rollback = st::UpdateConfig {
+        failure_action: "pause".into(),
+        ..update.clone()
+    };
     (update, rollback)
 }
 
 fn secret(name: &Sp<String>, uid: &str) -> st::FileRef {
-    st::FileRef { source: name.get().clone(), target: name.get().clone(), uid: uid.into(), gid: uid.into(), mode: MODE_0400 }
+    st::FileRef {
+        source: name.get().clone(),
+        target: name.get().clone(),
+        uid: uid.into(),
+        gid: uid.into(),
+        mode: MODE_0400,
+    }
 }
 
 fn haproxy_service(spec: &ValidSpec, images: &PinnedImages, network: &str) -> st::Service {
     let hp = &spec.spec().haproxy;
-    let mut command = vec!["haproxy".to_owned(), "-f".to_owned(), HAPROXY_CFG_PATH.to_owned()];
+    let mut command = vec![
+        "haproxy".to_owned(),
+        "-f".to_owned(),
+        HAPROXY_CFG_PATH.to_owned(),
+    ];
     let mut secrets = Vec::new();
-    let host_port = |port: u16| st::Port { target: port, published: port, protocol: "tcp".into(), mode: "host".into() };
-    let mut ports = vec![host_port(*hp.write_port.get()), host_port(*hp.read_port.get())];
+    let host_port = |port: u16| st::Port {
+        target: port,
+        published: port,
+        protocol: "tcp".into(),
+        mode: "host".into(),
+    };
+    let mut ports = vec![
+        host_port(*hp.write_port.get()),
+        host_port(*hp.read_port.get()),
+    ];
     if let Some(stats) = &hp.stats {
         // HAProxy reads the userlist (crypt hashes) as a second config file.
         command.extend(["-f".to_owned(), secret_path(stats.users.secret.get())]);
@@ -180,7 +277,12 @@ fn haproxy_service(spec: &ValidSpec, images: &PinnedImages, network: &str) -> st
         ports,
         stop_grace_period: Some("30s".into()),
         healthcheck: Some(st::Healthcheck {
-            test: vec!["CMD".into(), "bash".into(), "-c".into(), format!("exec 3<>/dev/tcp/127.0.0.1/{HAPROXY_HEALTH_PORT}")],
+            test: vec![
+                "CMD".into(),
+                "bash".into(),
+                "-c".into(),
+                format!("exec 3<>/dev/tcp/127.0.0.1/{HAPROXY_HEALTH_PORT}"),
+            ],
             interval: "10s".into(),
             timeout: "3s".into(),
             retries: 3,
@@ -204,11 +306,20 @@ fn haproxy_service(spec: &ValidSpec, images: &PinnedImages, network: &str) -> st
     }
 }
 
-fn db_service(spec: &ValidSpec, images: &PinnedImages, network: &str, db: &DbService<'_>) -> st::Service {
+fn db_service(
+    spec: &ValidSpec,
+    images: &PinnedImages,
+    network: &str,
+    db: &DbService<'_>,
+) -> st::Service {
     let s = spec.spec();
     let pg = &s.postgres;
     let f = facts(pg.flavor);
-    let primary = spec.db_services().into_iter().find(|d| d.role == Role::Primary).expect("a spec always has a primary");
+    let primary = spec
+        .db_services()
+        .into_iter()
+        .find(|d| d.role == Role::Primary)
+        .expect("a spec always has a primary");
     let mut env = BTreeMap::new();
     let mut set = |k: &str, v: String| {
         env.insert(k.to_owned(), v);
@@ -220,13 +331,22 @@ fn db_service(spec: &ValidSpec, images: &PinnedImages, network: &str, db: &DbSer
     let repl_password_file = secret_path(pg.replication.password.secret.get());
     match (pg.flavor, db.role) {
         (Flavor::Official, role) => {
-            set("PGDATA", f.pgdata.expect("official flavor has PGDATA").into());
+            set(
+                "PGDATA",
+                f.pgdata.expect("official flavor has PGDATA").into(),
+            );
             set("POSTGRES_USER_FILE", secret_path(pg.user.secret.get()));
-            set("HACOMPILE_REPLICATION_USER", pg.replication.user.get().clone());
+            set(
+                "HACOMPILE_REPLICATION_USER",
+                pg.replication.user.get().clone(),
+            );
             set("HACOMPILE_REPLICATION_PASSWORD_FILE", repl_password_file);
             secrets.push(secret(&pg.replication.password.secret, f.uid));
             if role == Role::Primary {
-                set("POSTGRES_PASSWORD_FILE", secret_path(pg.password.secret.get()));
+                set(
+                    "POSTGRES_PASSWORD_FILE",
+                    secret_path(pg.password.secret.get()),
+                );
                 set("POSTGRES_DB", pg.database.get().clone());
                 secrets.insert(1, secret(&pg.password.secret, f.uid));
                 configs.push(st::FileRef {
@@ -239,7 +359,10 @@ fn db_service(spec: &ValidSpec, images: &PinnedImages, network: &str, db: &DbSer
             } else {
                 set("HACOMPILE_PRIMARY_HOST", primary.name.clone());
                 set("HACOMPILE_PRIMARY_PORT", POSTGRES_PORT.to_string());
-                set("HACOMPILE_PGPASSFILE", format!("{}/hacompile.pgpass", f.data_mount));
+                set(
+                    "HACOMPILE_PGPASSFILE",
+                    format!("{}/hacompile.pgpass", f.data_mount),
+                );
                 configs.push(st::FileRef {
                     source: CFG_KEY_REPLICA_ENTRYPOINT.into(),
                     target: REPLICA_ENTRYPOINT_PATH.into(),
@@ -248,14 +371,26 @@ fn db_service(spec: &ValidSpec, images: &PinnedImages, network: &str, db: &DbSer
                     mode: MODE_0555,
                 });
                 entrypoint = Some(vec!["bash".to_owned(), REPLICA_ENTRYPOINT_PATH.to_owned()]);
-                command = Some(vec!["docker-entrypoint.sh".to_owned(), "postgres".to_owned()]);
+                command = Some(vec![
+                    "docker-entrypoint.sh".to_owned(),
+                    "postgres".to_owned(),
+                ]);
             }
         }
         (Flavor::Bitnami, role) => {
-            set("POSTGRESQL_USERNAME_FILE", secret_path(pg.user.secret.get()));
-            set("POSTGRESQL_PASSWORD_FILE", secret_path(pg.password.secret.get()));
+            set(
+                "POSTGRESQL_USERNAME_FILE",
+                secret_path(pg.user.secret.get()),
+            );
+            set(
+                "POSTGRESQL_PASSWORD_FILE",
+                secret_path(pg.password.secret.get()),
+            );
             set("POSTGRESQL_DATABASE", pg.database.get().clone());
-            set("POSTGRESQL_REPLICATION_USER", pg.replication.user.get().clone());
+            set(
+                "POSTGRESQL_REPLICATION_USER",
+                pg.replication.user.get().clone(),
+            );
             set("POSTGRESQL_REPLICATION_PASSWORD_FILE", repl_password_file);
             secrets.push(secret(&pg.password.secret, f.uid));
             secrets.push(secret(&pg.replication.password.secret, f.uid));
@@ -285,7 +420,11 @@ fn db_service(spec: &ValidSpec, images: &PinnedImages, network: &str, db: &DbSer
         environment: env,
         secrets,
         configs,
-        volumes: vec![st::Mount { kind: "volume".into(), source: db.volume.clone(), target: f.data_mount.into() }],
+        volumes: vec![st::Mount {
+            kind: "volume".into(),
+            source: db.volume.clone(),
+            target: f.data_mount.into(),
+        }],
         networks: vec![network.to_owned()],
         ports: Vec::new(),
         // Fast shutdown: abort transactions, checkpoint, exit.
@@ -306,7 +445,12 @@ fn db_service(spec: &ValidSpec, images: &PinnedImages, network: &str, db: &DbSer
             // IPVS never drops an idle connection after 900 s.
             endpoint_mode: Some("dnsrr".into()),
             placement: Some(st::Placement {
-                constraints: db.node.constraints.iter().map(|c| c.get().clone()).collect(),
+                constraints: db
+                    .node
+                    .constraints
+                    .iter()
+                    .map(|c| c.get().clone())
+                    .collect(),
                 max_replicas_per_node: Some(1),
             }),
             resources: resources(&pg.resources, 2.0, "2g", 0.5, "1g"),

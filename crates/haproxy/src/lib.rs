@@ -13,7 +13,12 @@ pub struct Time(pub u64);
 impl fmt::Display for Time {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let ms = self.0;
-        for (unit, size) in [("d", 86_400_000), ("h", 3_600_000), ("m", 60_000), ("s", 1_000)] {
+        for (unit, size) in [
+            ("d", 86_400_000),
+            ("h", 3_600_000),
+            ("m", 60_000),
+            ("s", 1_000),
+        ] {
             if ms != 0 && ms % size == 0 {
                 return write!(f, "{}{unit}", ms / size);
             }
@@ -101,7 +106,10 @@ pub struct ServerOptions {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Directive {
     /// `log <target> format raw <facility>`
-    Log { target: String, facility: String },
+    Log {
+        target: String,
+        facility: String,
+    },
     LogGlobal,
     MaxConn(u32),
     Mode(Mode),
@@ -111,25 +119,55 @@ pub enum Directive {
     OptionHttpLog,
     OptionDontLogNull,
     /// `option pgsql-check user <name>`: a PostgreSQL StartupMessage check.
-    OptionPgsqlCheck { user: String },
+    OptionPgsqlCheck {
+        user: String,
+    },
     DefaultServer(ServerOptions),
-    Nameserver { name: String, address: String },
+    Nameserver {
+        name: String,
+        address: String,
+    },
     ResolveRetries(u32),
     Hold(HoldKind, Time),
     AcceptedPayloadSize(u32),
     /// `bind <address>:<port>`; an empty address listens on all addresses.
-    Bind { address: String, port: u16 },
+    Bind {
+        address: String,
+        port: u16,
+    },
     Balance(Balance),
-    ServerTemplate { prefix: String, count: u32, fqdn: String, port: u16, options: ServerOptions },
-    Server { name: String, address: String, port: u16, options: ServerOptions },
+    ServerTemplate {
+        prefix: String,
+        count: u32,
+        fqdn: String,
+        port: u16,
+        options: ServerOptions,
+    },
+    Server {
+        name: String,
+        address: String,
+        port: u16,
+        options: ServerOptions,
+    },
     /// `acl <name> src <cidr> ...`
-    AclSrc { name: String, networks: Vec<String> },
+    AclSrc {
+        name: String,
+        networks: Vec<String>,
+    },
     /// `acl <name> http_auth(<userlist>)`
-    AclHttpAuth { name: String, userlist: String },
+    AclHttpAuth {
+        name: String,
+        userlist: String,
+    },
     /// `http-request deny unless <acl>`
-    HttpRequestDenyUnless { acl: String },
+    HttpRequestDenyUnless {
+        acl: String,
+    },
     /// `http-request auth realm <realm> unless <acl>`
-    HttpRequestAuthUnless { realm: String, acl: String },
+    HttpRequestAuthUnless {
+        realm: String,
+        acl: String,
+    },
     StatsEnable,
     StatsUri(String),
     StatsRefresh(Time),
@@ -173,7 +211,11 @@ impl fmt::Display for ServerOptions {
 
 fn with_options(head: String, options: &ServerOptions) -> String {
     let opts = options.to_string();
-    if opts.is_empty() { head } else { format!("{head} {opts}") }
+    if opts.is_empty() {
+        head
+    } else {
+        format!("{head} {opts}")
+    }
 }
 
 impl fmt::Display for Directive {
@@ -222,16 +264,31 @@ impl fmt::Display for Directive {
                 self::Balance::First => "balance first",
                 self::Balance::LeastConn => "balance leastconn",
             }),
-            ServerTemplate { prefix, count, fqdn, port, options } => {
-                f.write_str(&with_options(format!("server-template {prefix} {count} {fqdn}:{port}"), options))
-            }
-            Server { name, address, port, options } => {
-                f.write_str(&with_options(format!("server {name} {address}:{port}"), options))
-            }
+            ServerTemplate {
+                prefix,
+                count,
+                fqdn,
+                port,
+                options,
+            } => f.write_str(&with_options(
+                format!("server-template {prefix} {count} {fqdn}:{port}"),
+                options,
+            )),
+            Server {
+                name,
+                address,
+                port,
+                options,
+            } => f.write_str(&with_options(
+                format!("server {name} {address}:{port}"),
+                options,
+            )),
             AclSrc { name, networks } => write!(f, "acl {name} src {}", networks.join(" ")),
             AclHttpAuth { name, userlist } => write!(f, "acl {name} http_auth({userlist})"),
             HttpRequestDenyUnless { acl } => write!(f, "http-request deny unless {acl}"),
-            HttpRequestAuthUnless { realm, acl } => write!(f, "http-request auth realm {realm} unless {acl}"),
+            HttpRequestAuthUnless { realm, acl } => {
+                write!(f, "http-request auth realm {realm} unless {acl}")
+            }
             StatsEnable => f.write_str("stats enable"),
             StatsUri(uri) => write!(f, "stats uri {uri}"),
             StatsRefresh(t) => write!(f, "stats refresh {t}"),
@@ -258,7 +315,10 @@ impl Config {
     pub fn render(&self) -> String {
         let mut out = String::new();
         for line in &self.header {
-            let line: String = line.chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
+            let line: String = line
+                .chars()
+                .map(|c| if c.is_control() { ' ' } else { c })
+                .collect();
             let _ = writeln!(out, "# {line}");
         }
         for section in &self.sections {
@@ -303,7 +363,16 @@ mod tests {
             resolve_prefer_ipv4: true,
             ..Default::default()
         };
-        let d = Directive::ServerTemplate { prefix: "pg-primary-".into(), count: 1, fqdn: "tasks.pg-primary".into(), port: 5432, options: o };
-        assert_eq!(d.to_string(), "server-template pg-primary- 1 tasks.pg-primary:5432 check resolvers docker init-addr none resolve-prefer ipv4");
+        let d = Directive::ServerTemplate {
+            prefix: "pg-primary-".into(),
+            count: 1,
+            fqdn: "tasks.pg-primary".into(),
+            port: 5432,
+            options: o,
+        };
+        assert_eq!(
+            d.to_string(),
+            "server-template pg-primary- 1 tasks.pg-primary:5432 check resolvers docker init-addr none resolve-prefer ipv4"
+        );
     }
 }

@@ -13,7 +13,10 @@ pub struct SourceFile {
 
 impl SourceFile {
     pub fn new(name: impl Into<String>, text: impl Into<Arc<str>>) -> Self {
-        Self { name: name.into(), text: text.into() }
+        Self {
+            name: name.into(),
+            text: text.into(),
+        }
     }
 
     pub fn name(&self) -> &str {
@@ -57,7 +60,12 @@ pub struct SpecDiagnostic {
 }
 
 impl SpecDiagnostic {
-    pub fn new(source: &SourceFile, code: &'static str, span: Range<usize>, message: impl Into<String>) -> Self {
+    pub fn new(
+        source: &SourceFile,
+        code: &'static str,
+        span: Range<usize>,
+        message: impl Into<String>,
+    ) -> Self {
         let (line, column) = source.line_col(span.start);
         Self {
             code,
@@ -81,7 +89,13 @@ impl SpecDiagnostic {
         shown.push_str(&text[..secret.start]);
         shown.push_str(MASK);
         shown.push_str(&text[secret.end..]);
-        let shift = |p: usize| if p >= secret.end { p + MASK.len() - secret.len() } else { p };
+        let shift = |p: usize| {
+            if p >= secret.end {
+                p + MASK.len() - secret.len()
+            } else {
+                p
+            }
+        };
         let fix = |r: &Range<usize>| {
             if r.start >= secret.start && r.end <= secret.end {
                 secret.start..secret.start + MASK.len()
@@ -141,7 +155,9 @@ impl Diagnostic for SpecDiagnostic {
     }
 
     fn help<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
-        self.help.as_ref().map(|h| Box::new(h) as Box<dyn fmt::Display>)
+        self.help
+            .as_ref()
+            .map(|h| Box::new(h) as Box<dyn fmt::Display>)
     }
 
     fn source_code(&self) -> Option<&dyn SourceCode> {
@@ -149,7 +165,8 @@ impl Diagnostic for SpecDiagnostic {
     }
 
     fn labels(&self) -> Option<Box<dyn Iterator<Item = LabeledSpan> + '_>> {
-        let primary = LabeledSpan::new_primary_with_span(Some(self.label.clone()), self.span.clone());
+        let primary =
+            LabeledSpan::new_primary_with_span(Some(self.label.clone()), self.span.clone());
         let related = self
             .related
             .iter()
@@ -166,7 +183,9 @@ pub struct SpecErrors {
 
 impl SpecErrors {
     pub fn one(d: SpecDiagnostic) -> Self {
-        Self { diagnostics: vec![d] }
+        Self {
+            diagnostics: vec![d],
+        }
     }
 }
 
@@ -183,6 +202,8 @@ impl std::error::Error for SpecErrors {}
 
 impl Diagnostic for SpecErrors {
     fn related<'a>(&'a self) -> Option<Box<dyn Iterator<Item = &'a dyn Diagnostic> + 'a>> {
-        Some(Box::new(self.diagnostics.iter().map(|d| d as &dyn Diagnostic)))
+        Some(Box::new(
+            self.diagnostics.iter().map(|d| d as &dyn Diagnostic),
+        ))
     }
 }

@@ -68,7 +68,9 @@ fn db_services(spec: &Spec) -> Vec<DbService<'_>> {
     let pg = &spec.postgres;
     let mut out = Vec::with_capacity(1 + pg.replicas.len());
     let named = |name: String, node: &DbNode| {
-        node.volume.as_ref().map_or_else(|| format!("{name}-data"), |v| v.get().clone())
+        node.volume
+            .as_ref()
+            .map_or_else(|| format!("{name}-data"), |v| v.get().clone())
     };
     out.push(DbService {
         role: Role::Primary,
@@ -78,7 +80,12 @@ fn db_services(spec: &Spec) -> Vec<DbService<'_>> {
     });
     for (i, r) in pg.replicas.iter().enumerate() {
         let name = format!("pg-replica-{}", i + 1);
-        out.push(DbService { role: Role::Replica(i + 1), volume: named(name.clone(), r.get()), name, node: r.get() });
+        out.push(DbService {
+            role: Role::Replica(i + 1),
+            volume: named(name.clone(), r.get()),
+            name,
+            node: r.get(),
+        });
     }
     out
 }
@@ -89,13 +96,28 @@ struct Checker<'s> {
 }
 
 impl Checker<'_> {
-    fn error(&mut self, code: &'static str, span: Range<usize>, message: impl Into<String>) -> &mut SpecDiagnostic {
-        self.found.push(SpecDiagnostic::new(self.source, code, span, message));
+    fn error(
+        &mut self,
+        code: &'static str,
+        span: Range<usize>,
+        message: impl Into<String>,
+    ) -> &mut SpecDiagnostic {
+        self.found
+            .push(SpecDiagnostic::new(self.source, code, span, message));
         self.found.last_mut().expect("just pushed")
     }
 
-    fn err(&mut self, code: &'static str, span: Range<usize>, message: impl Into<String>, label: &str, help: impl Into<String>) {
-        let d = SpecDiagnostic::new(self.source, code, span, message).label(label).help(help);
+    fn err(
+        &mut self,
+        code: &'static str,
+        span: Range<usize>,
+        message: impl Into<String>,
+        label: &str,
+        help: impl Into<String>,
+    ) {
+        let d = SpecDiagnostic::new(self.source, code, span, message)
+            .label(label)
+            .help(help);
         self.found.push(d);
     }
 
@@ -113,7 +135,13 @@ impl Checker<'_> {
                 None
             }
             Err(why) => {
-                self.err("spec::duration", value.span(), format!("`{what}` is not a duration: {why}"), "not a duration", "write a Go duration such as `10s`, `2m` or `1m30s`");
+                self.err(
+                    "spec::duration",
+                    value.span(),
+                    format!("`{what}` is not a duration: {why}"),
+                    "not a duration",
+                    "write a Go duration such as `10s`, `2m` or `1m30s`",
+                );
                 None
             }
         }
@@ -144,16 +172,35 @@ impl Checker<'_> {
             return;
         }
         let help = match suggest(&r.secret, declared.keys().map(|k| k.as_str())) {
-            Some(best) => format!("did you mean `{best}`? Otherwise declare it: [secrets.{}]", r.secret.get()),
-            None => format!("declare it under [secrets]: `[secrets.{}]` (created with `docker secret create {} -`)", r.secret.get(), r.secret.get()),
+            Some(best) => format!(
+                "did you mean `{best}`? Otherwise declare it: [secrets.{}]",
+                r.secret.get()
+            ),
+            None => format!(
+                "declare it under [secrets]: `[secrets.{}]` (created with `docker secret create {} -`)",
+                r.secret.get(),
+                r.secret.get()
+            ),
         };
-        self.err("spec::undeclared-secret", r.secret.span(), format!("the secret `{}` is not declared", r.secret.get()), "used here", help);
+        self.err(
+            "spec::undeclared-secret",
+            r.secret.span(),
+            format!("the secret `{}` is not declared", r.secret.get()),
+            "used here",
+            help,
+        );
     }
 
     fn resources(&mut self, r: &Resources) {
         for cpus in [&r.cpus, &r.reserve_cpus].into_iter().flatten() {
             if !(cpus.get().is_finite() && *cpus.get() > 0.0 && *cpus.get() <= 1024.0) {
-                self.err("spec::resources", cpus.span(), "CPUs must be more than 0 and at most 1024", "out of range", "e.g. `cpus = 2` or `cpus = 0.5`");
+                self.err(
+                    "spec::resources",
+                    cpus.span(),
+                    "CPUs must be more than 0 and at most 1024",
+                    "out of range",
+                    "e.g. `cpus = 2` or `cpus = 0.5`",
+                );
             }
         }
         let mut bytes = |v: &Option<Sp<String>>| {
@@ -161,22 +208,41 @@ impl Checker<'_> {
             match parse_bytes(v) {
                 Ok(b) => Some(b),
                 Err(why) => {
-                    self.err("spec::resources", v.span(), format!("`{}` is not a size: {why}", v.get()), "not a size", "e.g. `512m` or `2g`");
+                    self.err(
+                        "spec::resources",
+                        v.span(),
+                        format!("`{}` is not a size: {why}", v.get()),
+                        "not a size",
+                        "e.g. `512m` or `2g`",
+                    );
                     None
                 }
             }
         };
         let limit = bytes(&r.memory);
         let reserve = bytes(&r.reserve_memory);
-        if let (Some(l), Some(res), Some(span)) = (limit, reserve, r.reserve_memory.as_ref().map(Sp::span))
+        if let (Some(l), Some(res), Some(span)) =
+            (limit, reserve, r.reserve_memory.as_ref().map(Sp::span))
             && res > l
         {
-            self.err("spec::resources", span, "the memory reservation is larger than the limit", "more than `memory`", "reserve at most the limit");
+            self.err(
+                "spec::resources",
+                span,
+                "the memory reservation is larger than the limit",
+                "more than `memory`",
+                "reserve at most the limit",
+            );
         }
         if let (Some(l), Some(res)) = (&r.cpus, &r.reserve_cpus)
             && res.get() > l.get()
         {
-            self.err("spec::resources", res.span(), "the CPU reservation is larger than the limit", "more than `cpus`", "reserve at most the limit");
+            self.err(
+                "spec::resources",
+                res.span(),
+                "the CPU reservation is larger than the limit",
+                "more than `cpus`",
+                "reserve at most the limit",
+            );
         }
     }
 
@@ -209,33 +275,64 @@ impl Checker<'_> {
         }
         for c in list {
             if let Err(why) = check_constraint(c) {
-                self.err("spec::placement", c.span(), format!("swarm would reject the constraint `{}`: {why}", c.get()), "invalid constraint", "e.g. `node.labels.pg.role == primary`, `node.hostname != db-3`");
+                self.err(
+                    "spec::placement",
+                    c.span(),
+                    format!("swarm would reject the constraint `{}`: {why}", c.get()),
+                    "invalid constraint",
+                    "e.g. `node.labels.pg.role == primary`, `node.hostname != db-3`",
+                );
             }
         }
     }
 }
 
 fn human_ms(ms: u64) -> String {
-    if ms % 1000 == 0 { format!("{}s", ms / 1000) } else { format!("{ms}ms") }
+    if ms % 1000 == 0 {
+        format!("{}s", ms / 1000)
+    } else {
+        format!("{ms}ms")
+    }
 }
 
 /// Validates a parsed spec; collects every problem.
 pub fn validate(spec: Spec, source: &SourceFile) -> Result<ValidSpec, SpecErrors> {
-    let mut c = Checker { source, found: Vec::new() };
+    let mut c = Checker {
+        source,
+        found: Vec::new(),
+    };
     let pg = &spec.postgres;
     let hp = &spec.haproxy;
 
     if let Err(why) = check_object_name(&spec.stack) {
-        c.err("spec::name", spec.stack.span(), format!("`{}` is not a valid stack name", spec.stack.get()), "invalid name", why);
+        c.err(
+            "spec::name",
+            spec.stack.span(),
+            format!("`{}` is not a valid stack name", spec.stack.get()),
+            "invalid name",
+            why,
+        );
     }
     if let Err(why) = check_object_name(&spec.network.name) {
-        c.err("spec::name", spec.network.name.span(), format!("`{}` is not a valid network name", spec.network.name.get()), "invalid name", why);
+        c.err(
+            "spec::name",
+            spec.network.name.span(),
+            format!("`{}` is not a valid network name", spec.network.name.get()),
+            "invalid name",
+            why,
+        );
     }
 
     // Secrets: names, external-or-file, and every reference declared.
     for (name, decl) in &spec.secrets {
         if let Err(why) = check_object_name(name) {
-            c.err("spec::name", name.span(), format!("`{}` is not a valid secret name", name.get()), "invalid name", why);
+            c.err(
+                "spec::name",
+                name.span(),
+                format!("`{}` is not a valid secret name", name.get()),
+                "invalid name",
+                why,
+            );
         }
         match (decl.external, &decl.file) {
             (true, Some(file)) => c.err("spec::secret", file.span(), "an external secret has no `file`", "not used for an external secret", "drop `file`, or set `external = false` to create the secret from the file"),
@@ -266,28 +363,62 @@ pub fn validate(spec: Spec, source: &SourceFile) -> Result<ValidSpec, SpecErrors
                 "since 28 Aug 2025 the existing tags live under `docker.io/bitnamilegacy/*` (no updates); prefer `flavor = \"official\"` with the `postgres` image",
             );
         } else if looks_bitnami != (pg.flavor == Flavor::Bitnami) {
-            let (want, why) = if looks_bitnami { ("bitnami", "a Bitnami image") } else { ("official", "not a Bitnami image") };
+            let (want, why) = if looks_bitnami {
+                ("bitnami", "a Bitnami image")
+            } else {
+                ("official", "not a Bitnami image")
+            };
             c.err("spec::flavor", pg.image.span(), format!("the image is {why} but `flavor` does not match"), "this image", format!("set `flavor = \"{want}\"`: the flavor decides which environment variables, paths and user IDs the services get"));
         }
     }
 
     // Names inside PostgreSQL.
-    for (what, v) in [("postgres.database", &pg.database), ("postgres.replication.user", &pg.replication.user), ("haproxy.check_user", &hp.check_user)] {
+    for (what, v) in [
+        ("postgres.database", &pg.database),
+        ("postgres.replication.user", &pg.replication.user),
+        ("haproxy.check_user", &hp.check_user),
+    ] {
         if let Err(why) = check_pg_identifier(v) {
-            c.err("spec::name", v.span(), format!("`{what}` is not a plain PostgreSQL identifier"), "invalid identifier", why);
+            c.err(
+                "spec::name",
+                v.span(),
+                format!("`{what}` is not a plain PostgreSQL identifier"),
+                "invalid identifier",
+                why,
+            );
         }
     }
 
     // Database services: constraints and volumes.
-    c.constraints("the primary", &pg.primary.constraints, Some(pg.primary.span()));
+    c.constraints(
+        "the primary",
+        &pg.primary.constraints,
+        Some(pg.primary.span()),
+    );
     if pg.replicas.is_empty() {
-        c.err("spec::replicas", pg.image.span(), "the cluster has no replica", "in [postgres]", "add at least one `[[postgres.replicas]]` table with its `constraints`");
+        c.err(
+            "spec::replicas",
+            pg.image.span(),
+            "the cluster has no replica",
+            "in [postgres]",
+            "add at least one `[[postgres.replicas]]` table with its `constraints`",
+        );
     }
     if pg.replicas.len() > MAX_REPLICAS {
-        c.err("spec::replicas", pg.replicas[MAX_REPLICAS].span(), format!("more than {MAX_REPLICAS} replicas"), "too many", "asynchronous replicas each hold a replication slot and a WAL sender on the primary");
+        c.err(
+            "spec::replicas",
+            pg.replicas[MAX_REPLICAS].span(),
+            format!("more than {MAX_REPLICAS} replicas"),
+            "too many",
+            "asynchronous replicas each hold a replication slot and a WAL sender on the primary",
+        );
     }
     for (i, r) in pg.replicas.iter().enumerate() {
-        c.constraints(&format!("replica {}", i + 1), &r.constraints, Some(r.span()));
+        c.constraints(
+            &format!("replica {}", i + 1),
+            &r.constraints,
+            Some(r.span()),
+        );
     }
     let mut volumes: BTreeMap<String, (String, Range<usize>)> = BTreeMap::new();
     for svc in db_services(&spec) {
@@ -295,10 +426,23 @@ pub fn validate(spec: Spec, source: &SourceFile) -> Result<ValidSpec, SpecErrors
         if let Some(v) = &svc.node.volume
             && let Err(why) = check_object_name(v)
         {
-            c.err("spec::name", v.span(), format!("`{}` is not a valid volume name", v.get()), "invalid name", why);
+            c.err(
+                "spec::name",
+                v.span(),
+                format!("`{}` is not a valid volume name", v.get()),
+                "invalid name",
+                why,
+            );
         }
         if let Some((other, other_span)) = volumes.get(&svc.volume) {
-            let d = c.error("spec::shared-volume", span.clone(), format!("`{}` and `{other}` would share the volume `{}`", svc.name, svc.volume));
+            let d = c.error(
+                "spec::shared-volume",
+                span.clone(),
+                format!(
+                    "`{}` and `{other}` would share the volume `{}`",
+                    svc.name, svc.volume
+                ),
+            );
             *d = d.clone().label("second use").help("two PostgreSQL servers on one data directory corrupt it; give each its own `volume` (or leave `volume` out for `<service>-data`)");
             if !other_span.is_empty() {
                 *d = d.clone().related(other_span.clone(), "first use");
@@ -313,38 +457,81 @@ pub fn validate(spec: Spec, source: &SourceFile) -> Result<ValidSpec, SpecErrors
     if let Some(ms) = grace
         && ms < 30_000
     {
-        c.err("spec::duration", pg.stop_grace_period.span(), "`postgres.stop_grace_period` is shorter than 30s", "too short", "PostgreSQL needs time for a shutdown checkpoint; 60s-120s is usual (default 120s)");
+        c.err(
+            "spec::duration",
+            pg.stop_grace_period.span(),
+            "`postgres.stop_grace_period` is shorter than 30s",
+            "too short",
+            "PostgreSQL needs time for a shutdown checkpoint; 60s-120s is usual (default 120s)",
+        );
     }
     let h = &pg.healthcheck;
     c.duration("postgres.healthcheck.interval", &h.interval, 1_000);
     c.duration("postgres.healthcheck.timeout", &h.timeout, 1_000);
     c.duration("postgres.healthcheck.start_period", &h.start_period, 0);
     if h.retries == 0 {
-        c.err("spec::healthcheck", h.interval.span(), "`retries` must be at least 1", "in this table", "default 5");
+        c.err(
+            "spec::healthcheck",
+            h.interval.span(),
+            "`retries` must be at least 1",
+            "in this table",
+            "default 5",
+        );
     }
     c.resources(&pg.resources);
     c.resources(&hp.resources);
     c.policies(&pg.restart, &pg.update);
     c.policies(&hp.restart, &hp.update);
     c.constraints("haproxy", &hp.constraints, None);
-    for (what, v) in [("timeouts.connect", &hp.timeouts.connect), ("timeouts.client", &hp.timeouts.client), ("timeouts.server", &hp.timeouts.server), ("timeouts.check", &hp.timeouts.check), ("checks.interval", &hp.checks.interval)] {
+    for (what, v) in [
+        ("timeouts.connect", &hp.timeouts.connect),
+        ("timeouts.client", &hp.timeouts.client),
+        ("timeouts.server", &hp.timeouts.server),
+        ("timeouts.check", &hp.timeouts.check),
+        ("checks.interval", &hp.checks.interval),
+    ] {
         c.duration(&format!("haproxy.{what}"), v, 100);
     }
     if hp.checks.fall == 0 || hp.checks.rise == 0 {
-        c.err("spec::checks", hp.checks.interval.span(), "`fall` and `rise` must be at least 1", "in this table", "defaults: fall 3, rise 2");
+        c.err(
+            "spec::checks",
+            hp.checks.interval.span(),
+            "`fall` and `rise` must be at least 1",
+            "in this table",
+            "defaults: fall 3, rise 2",
+        );
     }
     if hp.maxconn == 0 {
-        c.err("spec::haproxy", hp.image.span(), "`haproxy.maxconn` must be at least 1", "in [haproxy]", "default 2000");
+        c.err(
+            "spec::haproxy",
+            hp.image.span(),
+            "`haproxy.maxconn` must be at least 1",
+            "in [haproxy]",
+            "default 2000",
+        );
     }
     if let Err(why) = parse_bytes(&spec.logging.max_size) {
-        c.err("spec::logging", spec.logging.max_size.span(), format!("`logging.max_size` is not a size: {why}"), "not a size", "e.g. `10m`");
+        c.err(
+            "spec::logging",
+            spec.logging.max_size.span(),
+            format!("`logging.max_size` is not a size: {why}"),
+            "not a size",
+            "e.g. `10m`",
+        );
     }
     if spec.logging.max_file == 0 {
-        c.err("spec::logging", spec.logging.max_size.span(), "`logging.max_file` must be at least 1", "in [logging]", "default 5");
+        c.err(
+            "spec::logging",
+            spec.logging.max_size.span(),
+            "`logging.max_file` must be at least 1",
+            "in [logging]",
+            "default 5",
+        );
     }
 
     // Ports: every listener of the proxy needs its own.
-    let mut ports: Vec<(&str, &Sp<u16>)> = vec![("write_port", &hp.write_port), ("read_port", &hp.read_port)];
+    let mut ports: Vec<(&str, &Sp<u16>)> =
+        vec![("write_port", &hp.write_port), ("read_port", &hp.read_port)];
     if let Some(stats) = &hp.stats {
         ports.push(("stats.port", &stats.port));
     }
@@ -352,13 +539,30 @@ pub fn validate(spec: Spec, source: &SourceFile) -> Result<ValidSpec, SpecErrors
     ports.push(("the proxy's healthcheck port", &health));
     for (i, (what, port)) in ports.iter().enumerate() {
         if *port.get() == 0 {
-            c.err("spec::port", port.span(), format!("`{what}` cannot be 0"), "invalid port", "use a port from 1 to 65535");
+            c.err(
+                "spec::port",
+                port.span(),
+                format!("`{what}` cannot be 0"),
+                "invalid port",
+                "use a port from 1 to 65535",
+            );
         }
         if let Some((first, first_port)) = ports[..i].iter().find(|(_, p)| p.get() == port.get()) {
             // Report at whichever of the two the user wrote.
-            let (at, other, other_span) = if port.span().is_empty() { (first_port.span(), what, port.span()) } else { (port.span(), first, first_port.span()) };
-            let d = c.error("spec::port-collision", at, format!("port {} is used twice (also by `{other}`)", port.get()));
-            *d = d.clone().label("collides").help("give every listener its own port");
+            let (at, other, other_span) = if port.span().is_empty() {
+                (first_port.span(), what, port.span())
+            } else {
+                (port.span(), first, first_port.span())
+            };
+            let d = c.error(
+                "spec::port-collision",
+                at,
+                format!("port {} is used twice (also by `{other}`)", port.get()),
+            );
+            *d = d
+                .clone()
+                .label("collides")
+                .help("give every listener its own port");
             if !other_span.is_empty() {
                 *d = d.clone().related(other_span, "first use");
             }
@@ -368,22 +572,39 @@ pub fn validate(spec: Spec, source: &SourceFile) -> Result<ValidSpec, SpecErrors
     if let Some(stats) = &hp.stats {
         let p = stats.path.get();
         if !p.starts_with('/') || p.contains(char::is_whitespace) || p.contains(';') {
-            c.err("spec::stats", stats.path.span(), "the stats path must start with `/` and contain no spaces or `;`", "invalid path", "e.g. `/stats`");
+            c.err(
+                "spec::stats",
+                stats.path.span(),
+                "the stats path must start with `/` and contain no spaces or `;`",
+                "invalid path",
+                "e.g. `/stats`",
+            );
         }
         if stats.allow_from.is_empty() {
             c.err("spec::stats", stats.port.span(), "`allow_from` is empty, so nobody could reach the stats page", "in [haproxy.stats]", "list the networks of your operators, or remove [haproxy.stats] to turn the page off");
         }
         for cidr in &stats.allow_from {
             if let Err(why) = check_cidr(cidr) {
-                c.err("spec::stats", cidr.span(), format!("`{}` is not a CIDR: {why}", cidr.get()), "invalid CIDR", "e.g. `10.0.0.0/8`");
+                c.err(
+                    "spec::stats",
+                    cidr.span(),
+                    format!("`{}` is not a CIDR: {why}", cidr.get()),
+                    "invalid CIDR",
+                    "e.g. `10.0.0.0/8`",
+                );
             }
         }
     }
 
     match (c.found.is_empty(), postgres_image, haproxy_image) {
-        (true, Some(postgres_image), Some(haproxy_image)) => {
-            Ok(ValidSpec { spec, postgres_image, haproxy_image, source: source.clone() })
-        }
-        _ => Err(SpecErrors { diagnostics: c.found }),
+        (true, Some(postgres_image), Some(haproxy_image)) => Ok(ValidSpec {
+            spec,
+            postgres_image,
+            haproxy_image,
+            source: source.clone(),
+        }),
+        _ => Err(SpecErrors {
+            diagnostics: c.found,
+        }),
     }
 }

@@ -5,14 +5,28 @@
 pub fn is_credential_key(key: &str) -> bool {
     let k = key.to_ascii_lowercase();
     const WORDS: &[&str] = &[
-        "password", "passwd", "pwd", "pass", "token", "secret_key", "secretkey", "api_key", "apikey",
-        "private_key", "privatekey", "credential", "credentials",
+        "password",
+        "passwd",
+        "pwd",
+        "pass",
+        "token",
+        "secret_key",
+        "secretkey",
+        "api_key",
+        "apikey",
+        "private_key",
+        "privatekey",
+        "credential",
+        "credentials",
     ];
     if k.ends_with("_file") {
         return false;
     }
     WORDS.iter().any(|w| {
-        k == *w || k.ends_with(&format!("_{w}")) || k.starts_with(&format!("{w}_")) || (w.len() > 4 && k.contains(w))
+        k == *w
+            || k.ends_with(&format!("_{w}"))
+            || k.starts_with(&format!("{w}_"))
+            || (w.len() > 4 && k.contains(w))
     })
 }
 
@@ -35,13 +49,19 @@ pub fn parse_duration(text: &str) -> Result<u64, &'static str> {
     let mut total: u64 = 0;
     let mut rest = text;
     while !rest.is_empty() {
-        let digits = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
+        let digits = rest
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(rest.len());
         if digits == 0 {
             return Err("expected a number, e.g. `30s`, `2m` or `1m30s`");
         }
-        let n: u64 = rest[..digits].parse().map_err(|_| "the number is too large")?;
+        let n: u64 = rest[..digits]
+            .parse()
+            .map_err(|_| "the number is too large")?;
         rest = &rest[digits..];
-        let unit_len = rest.find(|c: char| c.is_ascii_digit()).unwrap_or(rest.len());
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit())
+            .unwrap_or(rest.len());
         let factor = match &rest[..unit_len] {
             "ms" => 1,
             "s" => 1_000,
@@ -62,9 +82,13 @@ pub fn parse_duration(text: &str) -> Result<u64, &'static str> {
 /// Parses a docker byte size (`512m`, `2g`, `1.5gb`, `1048576`); returns bytes.
 pub fn parse_bytes(text: &str) -> Result<u64, &'static str> {
     let lower = text.to_ascii_lowercase();
-    let split = lower.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(lower.len());
+    let split = lower
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(lower.len());
     let (num, unit) = lower.split_at(split);
-    let n: f64 = num.parse().map_err(|_| "expected a size such as `512m` or `2g`")?;
+    let n: f64 = num
+        .parse()
+        .map_err(|_| "expected a size such as `512m` or `2g`")?;
     let factor: f64 = match unit {
         "" | "b" => 1.0,
         "k" | "kb" => 1024.0,
@@ -85,7 +109,11 @@ pub fn check_constraint(text: &str) -> Result<(), String> {
         (Some(i), None) => (i, "=="),
         (None, Some(i)) => (i, "!="),
         (Some(_), Some(_)) => return Err("a constraint has one operator".into()),
-        (None, None) => return Err("a constraint is `<attribute> == <value>` or `<attribute> != <value>`".into()),
+        (None, None) => {
+            return Err(
+                "a constraint is `<attribute> == <value>` or `<attribute> != <value>`".into(),
+            );
+        }
     };
     let key = text[..op_at].trim();
     let value = text[op_at + op.len()..].trim();
@@ -95,9 +123,16 @@ pub fn check_constraint(text: &str) -> Result<(), String> {
     if value.contains("==") || value.contains("!=") {
         return Err("a constraint has one operator".into());
     }
-    const FIXED: &[&str] =
-        &["node.id", "node.hostname", "node.role", "node.platform.os", "node.platform.arch"];
-    let label = key.strip_prefix("node.labels.").or_else(|| key.strip_prefix("engine.labels."));
+    const FIXED: &[&str] = &[
+        "node.id",
+        "node.hostname",
+        "node.role",
+        "node.platform.os",
+        "node.platform.arch",
+    ];
+    let label = key
+        .strip_prefix("node.labels.")
+        .or_else(|| key.strip_prefix("engine.labels."));
     match label {
         Some(l) if !l.is_empty() && !l.contains(char::is_whitespace) => {}
         Some(_) => return Err(format!("`{key}` needs a label name")),
@@ -116,8 +151,12 @@ pub fn check_constraint(text: &str) -> Result<(), String> {
 
 /// Checks an IPv4 or IPv6 CIDR such as `10.0.0.0/8`.
 pub fn check_cidr(text: &str) -> Result<(), &'static str> {
-    let (addr, prefix) = text.split_once('/').ok_or("expected a CIDR such as `10.0.0.0/8`")?;
-    let prefix: u8 = prefix.parse().map_err(|_| "the prefix length is not a number")?;
+    let (addr, prefix) = text
+        .split_once('/')
+        .ok_or("expected a CIDR such as `10.0.0.0/8`")?;
+    let prefix: u8 = prefix
+        .parse()
+        .map_err(|_| "the prefix length is not a number")?;
     match addr.parse::<std::net::IpAddr>() {
         Ok(std::net::IpAddr::V4(_)) if prefix <= 32 => Ok(()),
         Ok(std::net::IpAddr::V6(_)) if prefix <= 128 => Ok(()),
@@ -130,9 +169,20 @@ pub fn check_cidr(text: &str) -> Result<(), &'static str> {
 pub fn check_object_name(text: &str) -> Result<(), &'static str> {
     let ok = !text.is_empty()
         && text.len() <= 63
-        && text.bytes().next().is_some_and(|b| b.is_ascii_alphanumeric())
-        && text.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'));
-    if ok { Ok(()) } else { Err("use letters, digits, `_`, `-`, `.`; start with a letter or digit; at most 63 characters") }
+        && text
+            .bytes()
+            .next()
+            .is_some_and(|b| b.is_ascii_alphanumeric())
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'));
+    if ok {
+        Ok(())
+    } else {
+        Err(
+            "use letters, digits, `_`, `-`, `.`; start with a letter or digit; at most 63 characters",
+        )
+    }
 }
 
 /// PostgreSQL identifiers that need no quoting anywhere we write them
@@ -140,9 +190,18 @@ pub fn check_object_name(text: &str) -> Result<(), &'static str> {
 pub fn check_pg_identifier(text: &str) -> Result<(), &'static str> {
     let ok = !text.is_empty()
         && text.len() <= 63
-        && text.bytes().next().is_some_and(|b| b.is_ascii_lowercase() || b == b'_')
-        && text.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
-    if ok { Ok(()) } else { Err("use lowercase letters, digits and `_`, starting with a letter; at most 63 characters") }
+        && text
+            .bytes()
+            .next()
+            .is_some_and(|b| b.is_ascii_lowercase() || b == b'_')
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+    if ok {
+        Ok(())
+    } else {
+        Err("use lowercase letters, digits and `_`, starting with a letter; at most 63 characters")
+    }
 }
 
 #[cfg(test)]
@@ -172,20 +231,47 @@ mod tests {
 
     #[test]
     fn constraints() {
-        for ok in ["node.labels.pg.role == primary", "node.role==manager", "node.hostname != db-3", "engine.labels.ssd == true"] {
+        for ok in [
+            "node.labels.pg.role == primary",
+            "node.role==manager",
+            "node.hostname != db-3",
+            "engine.labels.ssd == true",
+        ] {
             assert!(check_constraint(ok).is_ok(), "{ok}");
         }
-        for bad in ["node.labels == x", "node.rol == manager", "node.role == boss", "node.id =", "primary", "a == b == c"] {
+        for bad in [
+            "node.labels == x",
+            "node.rol == manager",
+            "node.role == boss",
+            "node.id =",
+            "primary",
+            "a == b == c",
+        ] {
             assert!(check_constraint(bad).is_err(), "{bad}");
         }
     }
 
     #[test]
     fn credential_keys() {
-        for k in ["password", "PGPASSWORD", "db_password", "api_key", "token", "admin_pass", "pass"] {
+        for k in [
+            "password",
+            "PGPASSWORD",
+            "db_password",
+            "api_key",
+            "token",
+            "admin_pass",
+            "pass",
+        ] {
             assert!(is_credential_key(k), "{k}");
         }
-        for k in ["user", "passive", "compass_x", "password_file", "secret", "bypass_x"] {
+        for k in [
+            "user",
+            "passive",
+            "compass_x",
+            "password_file",
+            "secret",
+            "bypass_x",
+        ] {
             assert!(!is_credential_key(k), "{k}");
         }
     }

@@ -1,0 +1,405 @@
+//! Bad input: each case asserts the message, the location, the help and
+//! exit code 2, and that no secret value is ever printed.
+
+mod support;
+
+use std::fs;
+use std::path::Path;
+
+use support::*;
+
+const EXAMPLE: &str = include_str!("../examples/ha-postgres.toml");
+const LOCK: &str = include_str!("../examples/hacompile.lock");
+
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+fn build_in(dir: &Path, spec: &[u8]) -> Run {
+    fs::write(dir.join("spec.toml"), spec).expect("writable");
+    let out = bin()
+        .current_dir(dir)
+        .args(["build", "spec.toml", "--stack-only"])
+        .output()
+        .expect("runs");
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: text(&out.stdout),
+        stderr: text(&out.stderr),
+    }
+}
+
+fn build(spec: &str) -> Run {
+    let dir = tempfile::tempdir().expect("temp dir");
+    fs::write(dir.path().join("hacompile.lock"), LOCK).expect("writable");
+    build_in(dir.path(), spec.as_bytes())
+}
+
+/// Replaces one exact piece of the example, failing if it is not there.
+fn example_with(from: &str, to: &str) -> String {
+    assert!(EXAMPLE.contains(from), "the example contains {from:?}");
+    EXAMPLE.replacen(from, to, 1)
+}
+
+/// 1-based line and column of the first occurrence of `needle` in `text`.
+fn locate(text: &str, needle: &str) -> String {
+    locate_in(text, needle, needle)
+}
+
+/// The location of `inner` inside the first occurrence of `context`.
+fn locate_in(text: &str, context: &str, inner: &str) -> String {
+    let start = text
+        .find(context)
+        .unwrap_or_else(|| panic!("{context:?} in spec"));
+    let at = start
+        + context
+            .find(inner)
+            .unwrap_or_else(|| panic!("{inner:?} in {context:?}"));
+    let line = text[..at].matches('\n').count() + 1;
+    let col = at - text[..at].rfind('\n').map_or(0, |i| i + 1) + 1;
+    format!("spec.toml:{line}:{col}")
+}
+
+fn assert_error(run: &Run, code: &str, message: &str, location: &str, help: &str) {
+    assert_eq!(run.code, 2, "exit code 2; stderr:\n{}", run.stderr);
+    assert!(run.stdout.is_empty(), "nothing on stdout on error");
+    for part in [code, message, location, help] {
+        assert!(
+            run.stderr.contains(part),
+            "stderr should contain {part:?}:\n{}",
+            run.stderr
+        );
+    }
+}
+
+#[test]
+fn unknown_key_suggests_the_right_one() {
+    let spec = example_with("database = \"app\"", "databse = \"app\"");
+    let run = build(&spec);
+    assert_error(
+        &run,
+        "spec::unknown-key",
+        "unknown key `databse`",
+        &locate(&spec, "databse"),
+        "did you mean `database`?",
+    );
+}
+
+#[test]
+fn type_error_points_at_the_value() {
+    let spec = example_with("write_port = 5000", "write_port = \"5000\"");
+    let run = build(&spec);
+    assert_error(
+        &run,
+        "spec::type",
+        "expected u16",
+        &locate(&spec, "\"5000\""),
+        "hacompile schema",
+    );
+}
+
+#[test]
+fn literal_password_is_refused_and_never_printed() {
+    let secret = "Sup3r-s3cret-hunter2";
+    let spec = example_with(
+        "password = { secret = \"postgres_password\" }",
+        &format!("password = \"{secret}\""),
+    );
+    let run = build(&spec);
+    assert_error(
+        &run,
+        "spec::literal-credential",
+        "a literal credential is not allowed",
+        &locate_in(&spec, &format!("\"{secret}\""), "\""),
+        "docker secret create",
+    );
+    assert!(
+        !run.stderr.contains(secret) && !run.stdout.contains(secret),
+        "the password is never printed:\n{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("<redacted>"));
+
+    // Anywhere, under any credential-shaped key, even an unknown one.
+    let spec = example_with(
+        "[haproxy]\n",
+        &format!("[haproxy]\nadmin_password = \"{secret}\"\n"),
+    );
+    let run = build(&spec);
+    assert_error(
+        &run,
+        "spec::literal-credential",
+        "haproxy.admin_password",
+        "spec.toml:",
+        "secret",
+    );
+    assert!(!run.stderr.contains(secret));
+
+    // And in a syntax error on a credential line.
+    let spec = example_with(
+        "[haproxy]\n",
+        &format!("[haproxy]\npassword = \"{secret}\n"),
+    );
+    let run = build(&spec);
+    assert_error(
+        &run,
+        "spec::syntax",
+        "invalid TOML",
+        "spec.toml:",
+        "toml.io",
+    );
+    assert!(!run.stderr.contains(secret), "{}", run.stderr);
+}
+
+#[test]
+fn undeclared_secret_is_named_with_a_suggestion() {
+    let spec = example_with(
+        "password = { secret = \"postgres_password\" }",
+        "password = { secret = \"postgres_pasword\" }",
+    );
+    let run = build(&spec);
+    assert_error(
+        &run,
+        "spec::undeclared-secret",
+        "the secret `postgres_pasword` is not declared",
+        &locate(&spec, "\"postgres_pasword\""),
+        "did you mean `postgres_password`?",
+    );
+}
+
+#[test]
+fn invalid_image_references() {
+    let cases = [
+        ("\"Postgres:16\"", "uppercase"),
+        ("\"postgres:16@sha256:abc123\"", "exactly 64 hex digits"),
+        ("\"\"", "the image reference is empty"),
+        ("\"postgres\"", "has no tag"),
+        ("\":16\"", "no repository name"),
+    ];
+    for (image, message) in cases {
+        let spec = example_with("image = \"postgres:16\"", &format!("image = {image}"));
+        let run = build(&spec);
+        assert_error(
+            &run,
+            "spec::image",
+            message,
+            &locate_in(&spec, &format!("image = {image}"), image),
+            "postgres:16",
+        );
+    }
+}
+
+#[test]
+fn replicas_sharing_a_volume_are_refused() {
+    let spec = example_with(
+        "[[postgres.replicas]]\nconstraints = [\"node.labels.pg.role == replica\"]\n",
+        "[[postgres.replicas]]\nconstraints = [\"node.labels.pg.role == replica\"]\nvolume = \"pgdata\"\n\n[[postgres.replicas]]\nconstraints = [\"node.labels.pg.role == replica2\"]\nvolume = \"pgdata\"\n",
+    );
+    let run = build(&spec);
+    let second = spec.rfind("volume = \"pgdata\"").expect("two volumes") + "volume = ".len();
+    let line = spec[..second].matches('\n').count() + 1;
+    assert_error(
+        &run,
+        "spec::shared-volume",
+        "`pg-replica-2` and `pg-replica-1` would share the volume `pgdata`",
+        &format!("spec.toml:{line}:10"),
+        "two PostgreSQL servers on one data directory",
+    );
+    assert!(run.stderr.contains("first use"));
+}
+
+#[test]
+fn colliding_ports_are_refused() {
+    let spec = example_with("read_port = 5001", "read_port = 5000");
+    let run = build(&spec);
+    assert_error(
+        &run,
+        "spec::port-collision",
+        "port 5000 is used twice (also by `write_port`)",
+        &locate_in(&spec, "read_port = 5000", "5000"),
+        "own port",
+    );
+    let spec = example_with("port = 8080", "port = 8404");
+    let run = build(&spec);
+    assert_error(
+        &run,
+        "spec::port-collision",
+        "port 8404 is used twice (also by `the proxy's healthcheck port`)",
+        &locate_in(&spec, "port = 8404", "8404"),
+        "own port",
+    );
+}
+
+#[test]
+fn missing_lock_entry_says_how_to_get_one() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let lock = LOCK
+        .replace("reference = \"haproxy:2.8\"", "reference = \"haproxy:2.9\"")
+        .replace("tag = \"2.8\"", "tag = \"2.9\"");
+    fs::write(dir.path().join("hacompile.lock"), lock).expect("writable");
+    let run = build_in(dir.path(), EXAMPLE.as_bytes());
+    assert_error(
+        &run,
+        "build::not-locked",
+        "the image `haproxy:2.8` has no digest in hacompile.lock",
+        &locate(EXAMPLE, "\"haproxy:2.8\""),
+        "hacompile lock spec.toml",
+    );
+
+    // No lock file at all: both images are reported.
+    let empty = tempfile::tempdir().expect("temp dir");
+    let run = build_in(empty.path(), EXAMPLE.as_bytes());
+    assert_error(
+        &run,
+        "build::not-locked",
+        "`postgres:16`",
+        "`haproxy:2.8`",
+        "hacompile lock",
+    );
+}
+
+#[test]
+fn a_broken_lock_file_is_an_input_error_with_a_location() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    fs::write(
+        dir.path().join("hacompile.lock"),
+        LOCK.replace("version = 1", "version = \"one\""),
+    )
+    .expect("writable");
+    let run = build_in(dir.path(), EXAMPLE.as_bytes());
+    assert_error(
+        &run,
+        "lock::invalid",
+        "the lock file is not valid",
+        "hacompile.lock:5:11",
+        "regenerate",
+    );
+}
+
+#[test]
+fn a_spec_that_is_not_utf8_is_refused_with_its_place() {
+    let mut bytes = EXAMPLE.as_bytes().to_vec();
+    let at = EXAMPLE.find("app").expect("in example");
+    bytes[at] = 0xff;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let run = build_in(dir.path(), &bytes);
+    let line = EXAMPLE[..at].matches('\n').count() + 1;
+    assert_error(
+        &run,
+        "spec::not-utf8",
+        &format!("invalid byte at line {line}, column 13"),
+        &format!("spec.toml:{line}:13"),
+        "save the file as UTF-8",
+    );
+}
+
+#[test]
+fn a_50mb_spec_is_refused_quickly_with_bounded_memory() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut big = EXAMPLE.as_bytes().to_vec();
+    big.resize(50 * 1024 * 1024, b'#');
+    fs::write(dir.path().join("spec.toml"), &big).expect("writable");
+    // Under a 64 MiB address-space cap the build could not even hold the
+    // file: it must refuse it having read only its first MiB.
+    let out = std::process::Command::new("bash")
+        .current_dir(dir.path())
+        .args([
+            "-c",
+            "ulimit -v 65536 && exec \"$0\" build spec.toml --stack-only",
+            env!("CARGO_BIN_EXE_hacompile"),
+        ])
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("runs");
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("spec::too-large") && stderr.contains("larger than 1 MiB"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn deep_nesting_is_refused_without_a_crash() {
+    let spec = format!(
+        "{EXAMPLE}\nx = {}{}\n",
+        "[".repeat(100_000),
+        "]".repeat(100_000)
+    );
+    let run = build(&spec);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("spec::syntax") || run.stderr.contains("spec::unknown-key"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn an_invalid_spec_leaves_existing_output_untouched() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    fs::write(dir.path().join("hacompile.lock"), LOCK).expect("writable");
+    fs::write(dir.path().join("spec.toml"), EXAMPLE).expect("writable");
+    let ok = bin()
+        .current_dir(dir.path())
+        .args(["build", "spec.toml", "-o", "deploy"])
+        .output()
+        .expect("runs");
+    assert!(ok.status.success());
+    let before: Vec<(String, Vec<u8>)> = [
+        "docker-stack.yml",
+        "haproxy.cfg",
+        "pg-primary-init.sh",
+        "pg-replica-entrypoint.sh",
+    ]
+    .iter()
+    .map(|f| {
+        (
+            f.to_string(),
+            fs::read(dir.path().join("deploy").join(f)).expect("written"),
+        )
+    })
+    .collect();
+
+    fs::write(
+        dir.path().join("spec.toml"),
+        example_with("read_port = 5001", "read_port = 5000"),
+    )
+    .expect("writable");
+    let bad = bin()
+        .current_dir(dir.path())
+        .args(["build", "spec.toml", "-o", "deploy"])
+        .output()
+        .expect("runs");
+    assert_eq!(bad.status.code(), Some(2));
+    for (f, bytes) in before {
+        assert_eq!(
+            fs::read(dir.path().join("deploy").join(&f)).expect("still there"),
+            bytes,
+            "{f} changed"
+        );
+    }
+    let leftovers: Vec<_> = fs::read_dir(dir.path().join("deploy"))
+        .expect("list")
+        .filter_map(Result::ok)
+        .filter(|e| e.file_name().to_string_lossy().starts_with(".hacompile-"))
+        .collect();
+    assert!(leftovers.is_empty(), "no temp files left behind");
+}
+
+#[test]
+fn every_problem_is_reported_at_once() {
+    let spec = example_with("read_port = 5001", "read_port = 5000").replace(
+        "\"node.labels.pg.role == primary\"",
+        "\"node.labels.pg.role = primary\"",
+    );
+    let run = build(&spec);
+    assert_eq!(run.code, 2);
+    assert!(
+        run.stderr.contains("spec::port-collision") && run.stderr.contains("spec::placement"),
+        "{}",
+        run.stderr
+    );
+}
