@@ -19,16 +19,8 @@ struct Run {
 
 fn build_in(dir: &Path, spec: &[u8]) -> Run {
     fs::write(dir.join("spec.toml"), spec).expect("writable");
-    let out = bin()
-        .current_dir(dir)
-        .args(["build", "spec.toml", "--stack-only"])
-        .output()
-        .expect("runs");
-    Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: text(&out.stdout),
-        stderr: text(&out.stderr),
-    }
+    let out = bin().current_dir(dir).args(["build", "spec.toml", "--stack-only"]).output().expect("runs");
+    Run { code: out.status.code().unwrap_or(-1), stdout: text(&out.stdout), stderr: text(&out.stderr) }
 }
 
 fn build(spec: &str) -> Run {
@@ -50,13 +42,8 @@ fn locate(text: &str, needle: &str) -> String {
 
 /// The location of `inner` inside the first occurrence of `context`.
 fn locate_in(text: &str, context: &str, inner: &str) -> String {
-    let start = text
-        .find(context)
-        .unwrap_or_else(|| panic!("{context:?} in spec"));
-    let at = start
-        + context
-            .find(inner)
-            .unwrap_or_else(|| panic!("{inner:?} in {context:?}"));
+    let start = text.find(context).unwrap_or_else(|| panic!("{context:?} in spec"));
+    let at = start + context.find(inner).unwrap_or_else(|| panic!("{inner:?} in {context:?}"));
     let line = text[..at].matches('\n').count() + 1;
     let col = at - text[..at].rfind('\n').map_or(0, |i| i + 1) + 1;
     format!("spec.toml:{line}:{col}")
@@ -66,11 +53,7 @@ fn assert_error(run: &Run, code: &str, message: &str, location: &str, help: &str
     assert_eq!(run.code, 2, "exit code 2; stderr:\n{}", run.stderr);
     assert!(run.stdout.is_empty(), "nothing on stdout on error");
     for part in [code, message, location, help] {
-        assert!(
-            run.stderr.contains(part),
-            "stderr should contain {part:?}:\n{}",
-            run.stderr
-        );
+        assert!(run.stderr.contains(part), "stderr should contain {part:?}:\n{}", run.stderr);
     }
 }
 
@@ -91,22 +74,13 @@ fn unknown_key_suggests_the_right_one() {
 fn type_error_points_at_the_value() {
     let spec = example_with("write_port = 5000", "write_port = \"5000\"");
     let run = build(&spec);
-    assert_error(
-        &run,
-        "spec::type",
-        "expected u16",
-        &locate(&spec, "\"5000\""),
-        "hacompile schema",
-    );
+    assert_error(&run, "spec::type", "expected u16", &locate(&spec, "\"5000\""), "hacompile schema");
 }
 
 #[test]
 fn literal_password_is_refused_and_never_printed() {
     let secret = "Sup3r-s3cret-hunter2";
-    let spec = example_with(
-        "password = { secret = \"postgres_password\" }",
-        &format!("password = \"{secret}\""),
-    );
+    let spec = example_with("password = { secret = \"postgres_password\" }", &format!("password = \"{secret}\""));
     let run = build(&spec);
     assert_error(
         &run,
@@ -123,42 +97,22 @@ fn literal_password_is_refused_and_never_printed() {
     assert!(run.stderr.contains("<redacted>"));
 
     // Anywhere, under any credential-shaped key, even an unknown one.
-    let spec = example_with(
-        "[haproxy]\n",
-        &format!("[haproxy]\nadmin_password = \"{secret}\"\n"),
-    );
+    let spec = example_with("[haproxy]\n", &format!("[haproxy]\nadmin_password = \"{secret}\"\n"));
     let run = build(&spec);
-    assert_error(
-        &run,
-        "spec::literal-credential",
-        "haproxy.admin_password",
-        "spec.toml:",
-        "secret",
-    );
+    assert_error(&run, "spec::literal-credential", "haproxy.admin_password", "spec.toml:", "secret");
     assert!(!run.stderr.contains(secret));
 
     // And in a syntax error on a credential line.
-    let spec = example_with(
-        "[haproxy]\n",
-        &format!("[haproxy]\npassword = \"{secret}\n"),
-    );
+    let spec = example_with("[haproxy]\n", &format!("[haproxy]\npassword = \"{secret}\n"));
     let run = build(&spec);
-    assert_error(
-        &run,
-        "spec::syntax",
-        "invalid TOML",
-        "spec.toml:",
-        "toml.io",
-    );
+    assert_error(&run, "spec::syntax", "invalid TOML", "spec.toml:", "toml.io");
     assert!(!run.stderr.contains(secret), "{}", run.stderr);
 }
 
 #[test]
 fn undeclared_secret_is_named_with_a_suggestion() {
-    let spec = example_with(
-        "password = { secret = \"postgres_password\" }",
-        "password = { secret = \"postgres_pasword\" }",
-    );
+    let spec =
+        example_with("password = { secret = \"postgres_password\" }", "password = { secret = \"postgres_pasword\" }");
     let run = build(&spec);
     assert_error(
         &run,
@@ -251,31 +205,15 @@ fn missing_lock_entry_says_how_to_get_one() {
     // No lock file at all: both images are reported.
     let empty = tempfile::tempdir().expect("temp dir");
     let run = build_in(empty.path(), EXAMPLE.as_bytes());
-    assert_error(
-        &run,
-        "build::not-locked",
-        "`postgres:16`",
-        "`haproxy:2.8`",
-        "hacompile lock",
-    );
+    assert_error(&run, "build::not-locked", "`postgres:16`", "`haproxy:2.8`", "hacompile lock");
 }
 
 #[test]
 fn a_broken_lock_file_is_an_input_error_with_a_location() {
     let dir = tempfile::tempdir().expect("temp dir");
-    fs::write(
-        dir.path().join("hacompile.lock"),
-        LOCK.replace("version = 1", "version = \"one\""),
-    )
-    .expect("writable");
+    fs::write(dir.path().join("hacompile.lock"), LOCK.replace("version = 1", "version = \"one\"")).expect("writable");
     let run = build_in(dir.path(), EXAMPLE.as_bytes());
-    assert_error(
-        &run,
-        "lock::invalid",
-        "the lock file is not valid",
-        "hacompile.lock:5:11",
-        "regenerate",
-    );
+    assert_error(&run, "lock::invalid", "the lock file is not valid", "hacompile.lock:5:11", "regenerate");
 }
 
 #[test]
@@ -305,36 +243,21 @@ fn a_50mb_spec_is_refused_quickly_with_bounded_memory() {
     // file: it must refuse it having read only its first MiB.
     let out = std::process::Command::new("bash")
         .current_dir(dir.path())
-        .args([
-            "-c",
-            "ulimit -v 65536 && exec \"$0\" build spec.toml --stack-only",
-            env!("CARGO_BIN_EXE_hacompile"),
-        ])
+        .args(["-c", "ulimit -v 65536 && exec \"$0\" build spec.toml --stack-only", env!("CARGO_BIN_EXE_hacompile")])
         .env("NO_COLOR", "1")
         .output()
         .expect("runs");
     let stderr = text(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
-    assert!(
-        stderr.contains("spec::too-large") && stderr.contains("larger than 1 MiB"),
-        "{stderr}"
-    );
+    assert!(stderr.contains("spec::too-large") && stderr.contains("larger than 1 MiB"), "{stderr}");
 }
 
 #[test]
 fn deep_nesting_is_refused_without_a_crash() {
-    let spec = format!(
-        "{EXAMPLE}\nx = {}{}\n",
-        "[".repeat(100_000),
-        "]".repeat(100_000)
-    );
+    let spec = format!("{EXAMPLE}\nx = {}{}\n", "[".repeat(100_000), "]".repeat(100_000));
     let run = build(&spec);
     assert_eq!(run.code, 2, "{}", run.stderr);
-    assert!(
-        run.stderr.contains("spec::syntax") || run.stderr.contains("spec::unknown-key"),
-        "{}",
-        run.stderr
-    );
+    assert!(run.stderr.contains("spec::syntax") || run.stderr.contains("spec::unknown-key"), "{}", run.stderr);
 }
 
 #[test]
@@ -342,44 +265,19 @@ fn an_invalid_spec_leaves_existing_output_untouched() {
     let dir = tempfile::tempdir().expect("temp dir");
     fs::write(dir.path().join("hacompile.lock"), LOCK).expect("writable");
     fs::write(dir.path().join("spec.toml"), EXAMPLE).expect("writable");
-    let ok = bin()
-        .current_dir(dir.path())
-        .args(["build", "spec.toml", "-o", "deploy"])
-        .output()
-        .expect("runs");
+    let ok = bin().current_dir(dir.path()).args(["build", "spec.toml", "-o", "deploy"]).output().expect("runs");
     assert!(ok.status.success());
-    let before: Vec<(String, Vec<u8>)> = [
-        "docker-stack.yml",
-        "haproxy.cfg",
-        "pg-primary-init.sh",
-        "pg-replica-entrypoint.sh",
-    ]
-    .iter()
-    .map(|f| {
-        (
-            f.to_string(),
-            fs::read(dir.path().join("deploy").join(f)).expect("written"),
-        )
-    })
-    .collect();
+    let before: Vec<(String, Vec<u8>)> =
+        ["docker-stack.yml", "haproxy.cfg", "pg-primary-init.sh", "pg-replica-entrypoint.sh"]
+            .iter()
+            .map(|f| (f.to_string(), fs::read(dir.path().join("deploy").join(f)).expect("written")))
+            .collect();
 
-    fs::write(
-        dir.path().join("spec.toml"),
-        example_with("read_port = 5001", "read_port = 5000"),
-    )
-    .expect("writable");
-    let bad = bin()
-        .current_dir(dir.path())
-        .args(["build", "spec.toml", "-o", "deploy"])
-        .output()
-        .expect("runs");
+    fs::write(dir.path().join("spec.toml"), example_with("read_port = 5001", "read_port = 5000")).expect("writable");
+    let bad = bin().current_dir(dir.path()).args(["build", "spec.toml", "-o", "deploy"]).output().expect("runs");
     assert_eq!(bad.status.code(), Some(2));
     for (f, bytes) in before {
-        assert_eq!(
-            fs::read(dir.path().join("deploy").join(&f)).expect("still there"),
-            bytes,
-            "{f} changed"
-        );
+        assert_eq!(fs::read(dir.path().join("deploy").join(&f)).expect("still there"), bytes, "{f} changed");
     }
     let leftovers: Vec<_> = fs::read_dir(dir.path().join("deploy"))
         .expect("list")
@@ -391,15 +289,9 @@ fn an_invalid_spec_leaves_existing_output_untouched() {
 
 #[test]
 fn every_problem_is_reported_at_once() {
-    let spec = example_with("read_port = 5001", "read_port = 5000").replace(
-        "\"node.labels.pg.role == primary\"",
-        "\"node.labels.pg.role = primary\"",
-    );
+    let spec = example_with("read_port = 5001", "read_port = 5000")
+        .replace("\"node.labels.pg.role == primary\"", "\"node.labels.pg.role = primary\"");
     let run = build(&spec);
     assert_eq!(run.code, 2);
-    assert!(
-        run.stderr.contains("spec::port-collision") && run.stderr.contains("spec::placement"),
-        "{}",
-        run.stderr
-    );
+    assert!(run.stderr.contains("spec::port-collision") && run.stderr.contains("spec::placement"), "{}", run.stderr);
 }

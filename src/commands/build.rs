@@ -44,10 +44,7 @@ pub fn run(args: Args) -> Exit {
     let written = match &args.out_dir {
         Some(dir) => write_all(dir, compiled.files.iter()),
         None if args.stack_only => Ok(()),
-        None => write_all(
-            args.files_dir.as_deref().unwrap_or(Path::new(".")),
-            compiled.companions().iter(),
-        ),
+        None => write_all(args.files_dir.as_deref().unwrap_or(Path::new(".")), compiled.companions().iter()),
     };
     if let Err(exit) = written {
         return exit;
@@ -68,10 +65,7 @@ fn compile_spec(args: &Args) -> Result<Compiled, Exit> {
     };
     let source = SourceFile::read(&args.spec).map_err(fail)?;
     let spec = load(&source).map_err(fail)?;
-    let lock_path = args
-        .lock
-        .clone()
-        .unwrap_or_else(|| args.spec.with_file_name(LOCK_FILE_NAME));
+    let lock_path = args.lock.clone().unwrap_or_else(|| args.spec.with_file_name(LOCK_FILE_NAME));
     let lock = read_lock(&lock_path, args.lock.is_some())?;
     compile(&spec, &lock).map_err(fail)
 }
@@ -89,23 +83,17 @@ fn read_lock(path: &Path, explicit: bool) -> Result<LockFile, Exit> {
     };
     LockFile::parse(source.text()).map_err(|e| {
         let span = match &e {
-            LockError::Syntax {
-                span: Some(span), ..
-            } => span.clone(),
+            LockError::Syntax { span: Some(span), .. } => span.clone(),
             _ => 0..0,
         };
-        let d = SpecDiagnostic::new(&source, "lock::invalid", span, e.to_string()).help(
-            "regenerate it with `hacompile lock SPEC` (online), or restore it from version control",
-        );
+        let d = SpecDiagnostic::new(&source, "lock::invalid", span, e.to_string())
+            .help("regenerate it with `hacompile lock SPEC` (online), or restore it from version control");
         report::diagnostics(&SpecErrors::one(d));
         Exit::Input
     })
 }
 
-fn write_all<'a>(
-    dir: &Path,
-    files: impl Iterator<Item = &'a hacompile_compile::OutputFile>,
-) -> Result<(), Exit> {
+fn write_all<'a>(dir: &Path, files: impl Iterator<Item = &'a hacompile_compile::OutputFile>) -> Result<(), Exit> {
     if let Err(e) = std::fs::create_dir_all(dir) {
         report::error(&format!("cannot create {}: {e}", dir.display()), None);
         return Err(Exit::Input);

@@ -33,9 +33,7 @@ pub fn tool(program: &str, args: &[&str], dir: &Path) -> Output {
         .args(args)
         .current_dir(dir)
         .output()
-        .unwrap_or_else(|e| {
-            panic!("`{program}` must be installed for this test (see README: tests/setup.sh): {e}")
-        })
+        .unwrap_or_else(|e| panic!("`{program}` must be installed for this test (see README: tests/setup.sh): {e}"))
 }
 
 pub fn text(bytes: &[u8]) -> String {
@@ -44,16 +42,8 @@ pub fn text(bytes: &[u8]) -> String {
 
 /// `docker stack config -c FILE`: the docker CLI's own parser and schema.
 pub fn docker_stack_config(dir: &Path) -> Result<String, String> {
-    let out = tool(
-        "docker",
-        &["stack", "config", "-c", "docker-stack.yml"],
-        dir,
-    );
-    if out.status.success() {
-        Ok(text(&out.stdout))
-    } else {
-        Err(text(&out.stderr))
-    }
+    let out = tool("docker", &["stack", "config", "-c", "docker-stack.yml"], dir);
+    if out.status.success() { Ok(text(&out.stdout)) } else { Err(text(&out.stderr)) }
 }
 
 /// `haproxy -c` on the compiled config plus a userlist file like the stats
@@ -67,11 +57,7 @@ pub fn haproxy_check(dir: &Path) -> Result<(), String> {
     }
     let out = tool("haproxy", &args, dir);
     let all = format!("{}{}", text(&out.stdout), text(&out.stderr));
-    if out.status.success() && !all.contains("WARNING") {
-        Ok(())
-    } else {
-        Err(all)
-    }
+    if out.status.success() && !all.contains("WARNING") { Ok(()) } else { Err(all) }
 }
 
 /// Every `file:` the stack refers to exists beside it.

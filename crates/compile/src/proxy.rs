@@ -8,8 +8,7 @@
 //! instead of crash-looping.
 
 use hacompile_haproxy::{
-    Balance, Config, Directive as D, HoldKind, Mode, Section, SectionKind, ServerOptions, Time,
-    TimeoutKind as T,
+    Balance, Config, Directive as D, HoldKind, Mode, Section, SectionKind, ServerOptions, Time, TimeoutKind as T,
 };
 use hacompile_spec::values::parse_duration;
 use hacompile_spec::{CheckKind, HAPROXY_HEALTH_PORT, POSTGRES_PORT, Role, Sp, ValidSpec};
@@ -33,27 +32,16 @@ pub fn haproxy_config(spec: &ValidSpec) -> Config {
     let global = Section {
         kind: SectionKind::Global,
         comment: None,
-        directives: vec![
-            D::Log {
-                target: "stdout".into(),
-                facility: "local0".into(),
-            },
-            D::MaxConn(hp.maxconn),
-        ],
+        directives: vec![D::Log { target: "stdout".into(), facility: "local0".into() }, D::MaxConn(hp.maxconn)],
     };
 
     // Docker's embedded DNS, re-asked every second; a vanished task is
     // dropped after `hold` so a dead IP is not kept for long.
     let resolvers = Section {
         kind: SectionKind::Resolvers(RESOLVERS.into()),
-        comment: Some(
-            "Docker's embedded DNS: tasks.<service> has one A record per running task".into(),
-        ),
+        comment: Some("Docker's embedded DNS: tasks.<service> has one A record per running task".into()),
         directives: vec![
-            D::Nameserver {
-                name: "dns".into(),
-                address: DOCKER_DNS.into(),
-            },
+            D::Nameserver { name: "dns".into(), address: DOCKER_DNS.into() },
             D::ResolveRetries(3),
             D::Timeout(T::Resolve, Time(1_000)),
             D::Timeout(T::Retry, Time(1_000)),
@@ -106,67 +94,33 @@ pub fn haproxy_config(spec: &ValidSpec) -> Config {
         options: dynamic(backup),
     };
     let check = match hp.check {
-        CheckKind::Pgsql => Some(D::OptionPgsqlCheck {
-            user: hp.check_user.get().clone(),
-        }),
+        CheckKind::Pgsql => Some(D::OptionPgsqlCheck { user: hp.check_user.get().clone() }),
         CheckKind::Tcp => None,
     };
     let listener = |name: &str, port: u16, balance, servers: Vec<D>| {
-        let mut directives = vec![
-            D::Bind {
-                address: String::new(),
-                port,
-            },
-            D::Mode(Mode::Tcp),
-            D::OptionTcpLog,
-            D::Balance(balance),
-        ];
+        let mut directives =
+            vec![D::Bind { address: String::new(), port }, D::Mode(Mode::Tcp), D::OptionTcpLog, D::Balance(balance)];
         directives.extend(check.clone());
         directives.extend(servers);
-        Section {
-            kind: SectionKind::Listen(name.into()),
-            comment: None,
-            directives,
-        }
+        Section { kind: SectionKind::Listen(name.into()), comment: None, directives }
     };
 
     let services = spec.db_services();
-    let primary = services
-        .iter()
-        .find(|s| s.role == Role::Primary)
-        .expect("a spec always has a primary");
-    let mut write = listener(
-        WRITE_LISTENER,
-        *hp.write_port.get(),
-        Balance::First,
-        vec![server(&primary.name, false)],
-    );
+    let primary = services.iter().find(|s| s.role == Role::Primary).expect("a spec always has a primary");
+    let mut write = listener(WRITE_LISTENER, *hp.write_port.get(), Balance::First, vec![server(&primary.name, false)]);
     write.comment = Some("Writes: the primary service only; never a replica".into());
-    let mut read_servers: Vec<D> = services
-        .iter()
-        .filter(|s| s.role != Role::Primary)
-        .map(|s| server(&s.name, false))
-        .collect();
+    let mut read_servers: Vec<D> =
+        services.iter().filter(|s| s.role != Role::Primary).map(|s| server(&s.name, false)).collect();
     read_servers.push(server(&primary.name, true));
-    let mut read = listener(
-        READ_LISTENER,
-        *hp.read_port.get(),
-        Balance::LeastConn,
-        read_servers,
-    );
+    let mut read = listener(READ_LISTENER, *hp.read_port.get(), Balance::LeastConn, read_servers);
     read.comment = Some("Reads: the replicas; the primary only while no replica is up".into());
 
     // The container healthcheck connects here; loopback only.
     let health = Section {
         kind: SectionKind::Frontend(HEALTH_FRONTEND.into()),
-        comment: Some(
-            "Answers the container healthcheck; bound to loopback inside the container".into(),
-        ),
+        comment: Some("Answers the container healthcheck; bound to loopback inside the container".into()),
         directives: vec![
-            D::Bind {
-                address: "127.0.0.1".into(),
-                port: HAPROXY_HEALTH_PORT,
-            },
+            D::Bind { address: "127.0.0.1".into(), port: HAPROXY_HEALTH_PORT },
             D::Mode(Mode::Http),
             D::Timeout(T::Client, Time(5_000)),
             D::Timeout(T::HttpRequest, Time(5_000)),
@@ -205,8 +159,7 @@ pub fn haproxy_config(spec: &ValidSpec) -> Config {
                 "Generated by hacompile from {}. Do not edit: change the spec and build again.",
                 spec.source().name()
             ),
-            "Delivered to the proxies as a swarm config whose name carries a hash of this text."
-                .into(),
+            "Delivered to the proxies as a swarm config whose name carries a hash of this text.".into(),
         ],
         sections,
     }

@@ -7,8 +7,8 @@ use std::collections::BTreeMap;
 
 use hacompile_spec::values::parse_bytes;
 use hacompile_spec::{
-    DbService, FailureAction, Flavor, HAPROXY_HEALTH_PORT, POSTGRES_PORT, Resources, RestartPolicy,
-    Role, Sp, UpdatePolicy, ValidSpec,
+    DbService, FailureAction, Flavor, HAPROXY_HEALTH_PORT, POSTGRES_PORT, Resources, RestartPolicy, Role, Sp,
+    UpdatePolicy, ValidSpec,
 };
 use hacompile_stack as st;
 use indexmap::IndexMap;
@@ -32,11 +32,7 @@ fn facts(flavor: Flavor) -> ImageFacts {
             data_mount: "/var/lib/postgresql/data",
             pgdata: Some("/var/lib/postgresql/data/pgdata"),
         },
-        Flavor::Bitnami => ImageFacts {
-            uid: "1001",
-            data_mount: "/bitnami/postgresql",
-            pgdata: None,
-        },
+        Flavor::Bitnami => ImageFacts { uid: "1001", data_mount: "/bitnami/postgresql", pgdata: None },
     }
 }
 
@@ -73,10 +69,7 @@ pub fn stack(spec: &ValidSpec, images: &PinnedImages, companions: &[OutputFile])
     }
 
     let mut services = IndexMap::new();
-    services.insert(
-        HAPROXY_SERVICE.to_owned(),
-        haproxy_service(spec, images, &network),
-    );
+    services.insert(HAPROXY_SERVICE.to_owned(), haproxy_service(spec, images, &network));
     for db in spec.db_services() {
         let svc = db_service(spec, images, &network, &db);
         services.insert(db.name.clone(), svc);
@@ -87,55 +80,24 @@ pub fn stack(spec: &ValidSpec, images: &PinnedImages, companions: &[OutputFile])
     if s.network.encrypted {
         driver_opts.insert("encrypted".to_owned(), "true".to_owned());
     }
-    networks.insert(
-        network,
-        st::Network {
-            driver: "overlay".into(),
-            driver_opts,
-            attachable: false,
-        },
-    );
+    networks.insert(network, st::Network { driver: "overlay".into(), driver_opts, attachable: false });
 
-    let volumes = spec
-        .db_services()
-        .into_iter()
-        .map(|db| {
-            (
-                db.volume,
-                st::Volume {
-                    driver: "local".into(),
-                },
-            )
-        })
-        .collect();
+    let volumes = spec.db_services().into_iter().map(|db| (db.volume, st::Volume { driver: "local".into() })).collect();
 
     let secrets = s
         .secrets
         .iter()
         .map(|(name, decl)| {
             let secret = if decl.external {
-                st::Secret {
-                    external: Some(true),
-                    file: None,
-                }
+                st::Secret { external: Some(true), file: None }
             } else {
-                st::Secret {
-                    external: None,
-                    file: decl.file.as_ref().map(|f| f.get().clone()),
-                }
+                st::Secret { external: None, file: decl.file.as_ref().map(|f| f.get().clone()) }
             };
             (name.get().clone(), secret)
         })
         .collect();
 
-    st::StackFile {
-        version: st::STACK_VERSION.into(),
-        services,
-        networks,
-        volumes,
-        secrets,
-        configs,
-    }
+    st::StackFile { version: st::STACK_VERSION.into(), services, networks, volumes, secrets, configs }
 }
 
 fn logging(spec: &ValidSpec) -> st::Logging {
@@ -144,10 +106,7 @@ fn logging(spec: &ValidSpec) -> st::Logging {
         ("max-size".to_owned(), l.max_size.get().clone()),
         ("max-file".to_owned(), l.max_file.to_string()),
     ]);
-    st::Logging {
-        driver: "json-file".into(),
-        options,
-    }
+    st::Logging { driver: "json-file".into(), options }
 }
 
 fn cpus(v: f64) -> String {
@@ -165,35 +124,19 @@ fn resources(
     default_reserve_memory: &str,
 ) -> st::Resources {
     let limit_cpus = r.cpus.as_ref().map_or(default_cpus, |c| *c.get());
-    let limit_memory = r
-        .memory
-        .as_ref()
-        .map_or(default_memory.to_owned(), |m| m.get().clone());
-    let reserve_cpus = r
-        .reserve_cpus
-        .as_ref()
-        .map_or(default_reserve_cpus.min(limit_cpus), |c| *c.get());
+    let limit_memory = r.memory.as_ref().map_or(default_memory.to_owned(), |m| m.get().clone());
+    let reserve_cpus = r.reserve_cpus.as_ref().map_or(default_reserve_cpus.min(limit_cpus), |c| *c.get());
     let reserve_memory = match &r.reserve_memory {
         Some(m) => m.get().clone(),
         None => {
             let limit = parse_bytes(&limit_memory).expect("sizes were validated");
             let default = parse_bytes(default_reserve_memory).expect("default is a size");
-            if default <= limit {
-                default_reserve_memory.to_owned()
-            } else {
-                limit_memory.clone()
-            }
+            if default <= limit { default_reserve_memory.to_owned() } else { limit_memory.clone() }
         }
     };
     st::Resources {
-        limits: st::ResourceSet {
-            cpus: cpus(limit_cpus),
-            memory: limit_memory,
-        },
-        reservations: st::ResourceSet {
-            cpus: cpus(reserve_cpus),
-            memory: reserve_memory,
-        },
+        limits: st::ResourceSet { cpus: cpus(limit_cpus), memory: limit_memory },
+        reservations: st::ResourceSet { cpus: cpus(reserve_cpus), memory: reserve_memory },
     }
 }
 
@@ -220,10 +163,7 @@ fn update(u: &UpdatePolicy) -> (st::UpdateConfig, st::UpdateConfig) {
         max_failure_ratio: 0.0,
         order: "stop-first".into(),
     };
-    let rollback = st::UpdateConfig {
-        failure_action: "pause".into(),
-        ..update.clone()
-    };
+    let rollback = st::UpdateConfig { failure_action: "pause".into(), ..update.clone() };
     (update, rollback)
 }
 
@@ -239,22 +179,10 @@ fn secret(name: &Sp<String>, uid: &str) -> st::FileRef {
 
 fn haproxy_service(spec: &ValidSpec, images: &PinnedImages, network: &str) -> st::Service {
     let hp = &spec.spec().haproxy;
-    let mut command = vec![
-        "haproxy".to_owned(),
-        "-f".to_owned(),
-        HAPROXY_CFG_PATH.to_owned(),
-    ];
+    let mut command = vec!["haproxy".to_owned(), "-f".to_owned(), HAPROXY_CFG_PATH.to_owned()];
     let mut secrets = Vec::new();
-    let host_port = |port: u16| st::Port {
-        target: port,
-        published: port,
-        protocol: "tcp".into(),
-        mode: "host".into(),
-    };
-    let mut ports = vec![
-        host_port(*hp.write_port.get()),
-        host_port(*hp.read_port.get()),
-    ];
+    let host_port = |port: u16| st::Port { target: port, published: port, protocol: "tcp".into(), mode: "host".into() };
+    let mut ports = vec![host_port(*hp.write_port.get()), host_port(*hp.read_port.get())];
     if let Some(stats) = &hp.stats {
         // HAProxy reads the userlist (crypt hashes) as a second config file.
         command.extend(["-f".to_owned(), secret_path(stats.users.secret.get())]);
@@ -306,20 +234,12 @@ fn haproxy_service(spec: &ValidSpec, images: &PinnedImages, network: &str) -> st
     }
 }
 
-fn db_service(
-    spec: &ValidSpec,
-    images: &PinnedImages,
-    network: &str,
-    db: &DbService<'_>,
-) -> st::Service {
+fn db_service(spec: &ValidSpec, images: &PinnedImages, network: &str, db: &DbService<'_>) -> st::Service {
     let s = spec.spec();
     let pg = &s.postgres;
     let f = facts(pg.flavor);
-    let primary = spec
-        .db_services()
-        .into_iter()
-        .find(|d| d.role == Role::Primary)
-        .expect("a spec always has a primary");
+    let primary =
+        spec.db_services().into_iter().find(|d| d.role == Role::Primary).expect("a spec always has a primary");
     let mut env = BTreeMap::new();
     let mut set = |k: &str, v: String| {
         env.insert(k.to_owned(), v);
@@ -331,22 +251,13 @@ fn db_service(
     let repl_password_file = secret_path(pg.replication.password.secret.get());
     match (pg.flavor, db.role) {
         (Flavor::Official, role) => {
-            set(
-                "PGDATA",
-                f.pgdata.expect("official flavor has PGDATA").into(),
-            );
+            set("PGDATA", f.pgdata.expect("official flavor has PGDATA").into());
             set("POSTGRES_USER_FILE", secret_path(pg.user.secret.get()));
-            set(
-                "HACOMPILE_REPLICATION_USER",
-                pg.replication.user.get().clone(),
-            );
+            set("HACOMPILE_REPLICATION_USER", pg.replication.user.get().clone());
             set("HACOMPILE_REPLICATION_PASSWORD_FILE", repl_password_file);
             secrets.push(secret(&pg.replication.password.secret, f.uid));
             if role == Role::Primary {
-                set(
-                    "POSTGRES_PASSWORD_FILE",
-                    secret_path(pg.password.secret.get()),
-                );
+                set("POSTGRES_PASSWORD_FILE", secret_path(pg.password.secret.get()));
                 set("POSTGRES_DB", pg.database.get().clone());
                 secrets.insert(1, secret(&pg.password.secret, f.uid));
                 configs.push(st::FileRef {
@@ -359,10 +270,7 @@ fn db_service(
             } else {
                 set("HACOMPILE_PRIMARY_HOST", primary.name.clone());
                 set("HACOMPILE_PRIMARY_PORT", POSTGRES_PORT.to_string());
-                set(
-                    "HACOMPILE_PGPASSFILE",
-                    format!("{}/hacompile.pgpass", f.data_mount),
-                );
+                set("HACOMPILE_PGPASSFILE", format!("{}/hacompile.pgpass", f.data_mount));
                 configs.push(st::FileRef {
                     source: CFG_KEY_REPLICA_ENTRYPOINT.into(),
                     target: REPLICA_ENTRYPOINT_PATH.into(),
@@ -371,26 +279,14 @@ fn db_service(
                     mode: MODE_0555,
                 });
                 entrypoint = Some(vec!["bash".to_owned(), REPLICA_ENTRYPOINT_PATH.to_owned()]);
-                command = Some(vec![
-                    "docker-entrypoint.sh".to_owned(),
-                    "postgres".to_owned(),
-                ]);
+                command = Some(vec!["docker-entrypoint.sh".to_owned(), "postgres".to_owned()]);
             }
         }
         (Flavor::Bitnami, role) => {
-            set(
-                "POSTGRESQL_USERNAME_FILE",
-                secret_path(pg.user.secret.get()),
-            );
-            set(
-                "POSTGRESQL_PASSWORD_FILE",
-                secret_path(pg.password.secret.get()),
-            );
+            set("POSTGRESQL_USERNAME_FILE", secret_path(pg.user.secret.get()));
+            set("POSTGRESQL_PASSWORD_FILE", secret_path(pg.password.secret.get()));
             set("POSTGRESQL_DATABASE", pg.database.get().clone());
-            set(
-                "POSTGRESQL_REPLICATION_USER",
-                pg.replication.user.get().clone(),
-            );
+            set("POSTGRESQL_REPLICATION_USER", pg.replication.user.get().clone());
             set("POSTGRESQL_REPLICATION_PASSWORD_FILE", repl_password_file);
             secrets.push(secret(&pg.password.secret, f.uid));
             secrets.push(secret(&pg.replication.password.secret, f.uid));
@@ -407,10 +303,8 @@ fn db_service(
     let user_file = secret_path(pg.user.secret.get());
     // `$$` is compose's escape for a literal `$`: the shell in the container
     // reads the user name from the secret file at check time.
-    let probe = format!(
-        "pg_isready -q -h 127.0.0.1 -p {POSTGRES_PORT} -U \"$$(cat {user_file})\" -d {}",
-        pg.database.get()
-    );
+    let probe =
+        format!("pg_isready -q -h 127.0.0.1 -p {POSTGRES_PORT} -U \"$$(cat {user_file})\" -d {}", pg.database.get());
     let (update_config, rollback_config) = update(&pg.update);
     st::Service {
         image: images.postgres.clone(),
@@ -420,11 +314,7 @@ fn db_service(
         environment: env,
         secrets,
         configs,
-        volumes: vec![st::Mount {
-            kind: "volume".into(),
-            source: db.volume.clone(),
-            target: f.data_mount.into(),
-        }],
+        volumes: vec![st::Mount { kind: "volume".into(), source: db.volume.clone(), target: f.data_mount.into() }],
         networks: vec![network.to_owned()],
         ports: Vec::new(),
         // Fast shutdown: abort transactions, checkpoint, exit.
@@ -445,12 +335,7 @@ fn db_service(
             // IPVS never drops an idle connection after 900 s.
             endpoint_mode: Some("dnsrr".into()),
             placement: Some(st::Placement {
-                constraints: db
-                    .node
-                    .constraints
-                    .iter()
-                    .map(|c| c.get().clone())
-                    .collect(),
+                constraints: db.node.constraints.iter().map(|c| c.get().clone()).collect(),
                 max_replicas_per_node: Some(1),
             }),
             resources: resources(&pg.resources, 2.0, "2g", 0.5, "1g"),

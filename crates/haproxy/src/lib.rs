@@ -13,12 +13,7 @@ pub struct Time(pub u64);
 impl fmt::Display for Time {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let ms = self.0;
-        for (unit, size) in [
-            ("d", 86_400_000),
-            ("h", 3_600_000),
-            ("m", 60_000),
-            ("s", 1_000),
-        ] {
+        for (unit, size) in [("d", 86_400_000), ("h", 3_600_000), ("m", 60_000), ("s", 1_000)] {
             if ms != 0 && ms % size == 0 {
                 return write!(f, "{}{unit}", ms / size);
             }
@@ -211,11 +206,7 @@ impl fmt::Display for ServerOptions {
 
 fn with_options(head: String, options: &ServerOptions) -> String {
     let opts = options.to_string();
-    if opts.is_empty() {
-        head
-    } else {
-        format!("{head} {opts}")
-    }
+    if opts.is_empty() { head } else { format!("{head} {opts}") }
 }
 
 impl fmt::Display for Directive {
@@ -264,25 +255,12 @@ impl fmt::Display for Directive {
                 self::Balance::First => "balance first",
                 self::Balance::LeastConn => "balance leastconn",
             }),
-            ServerTemplate {
-                prefix,
-                count,
-                fqdn,
-                port,
-                options,
-            } => f.write_str(&with_options(
-                format!("server-template {prefix} {count} {fqdn}:{port}"),
-                options,
-            )),
-            Server {
-                name,
-                address,
-                port,
-                options,
-            } => f.write_str(&with_options(
-                format!("server {name} {address}:{port}"),
-                options,
-            )),
+            ServerTemplate { prefix, count, fqdn, port, options } => {
+                f.write_str(&with_options(format!("server-template {prefix} {count} {fqdn}:{port}"), options))
+            }
+            Server { name, address, port, options } => {
+                f.write_str(&with_options(format!("server {name} {address}:{port}"), options))
+            }
             AclSrc { name, networks } => write!(f, "acl {name} src {}", networks.join(" ")),
             AclHttpAuth { name, userlist } => write!(f, "acl {name} http_auth({userlist})"),
             HttpRequestDenyUnless { acl } => write!(f, "http-request deny unless {acl}"),
@@ -315,10 +293,7 @@ impl Config {
     pub fn render(&self) -> String {
         let mut out = String::new();
         for line in &self.header {
-            let line: String = line
-                .chars()
-                .map(|c| if c.is_control() { ' ' } else { c })
-                .collect();
+            let line: String = line.chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
             let _ = writeln!(out, "# {line}");
         }
         for section in &self.sections {

@@ -19,10 +19,7 @@ const HEADER: &str = "\
 #[derive(Debug, thiserror::Error)]
 pub enum LockError {
     #[error("the lock file is not valid: {message}")]
-    Syntax {
-        message: String,
-        span: Option<std::ops::Range<usize>>,
-    },
+    Syntax { message: String, span: Option<std::ops::Range<usize>> },
     #[error("the lock file has version {0}; this hacompile reads version {LOCK_VERSION}")]
     Version(u32),
     #[error("the lock entry for `{reference}` is not valid: {message}")]
@@ -61,19 +58,14 @@ pub struct LockFile {
 
 impl LockFile {
     pub fn parse(text: &str) -> Result<Self, LockError> {
-        let raw: RawLock = toml::from_str(text).map_err(|e| LockError::Syntax {
-            message: e.message().to_owned(),
-            span: e.span(),
-        })?;
+        let raw: RawLock =
+            toml::from_str(text).map_err(|e| LockError::Syntax { message: e.message().to_owned(), span: e.span() })?;
         if raw.version != LOCK_VERSION {
             return Err(LockError::Version(raw.version));
         }
         let mut lock = Self::default();
         for entry in raw.images {
-            let bad = |message: String| LockError::Entry {
-                reference: entry.reference.clone(),
-                message,
-            };
+            let bad = |message: String| LockError::Entry { reference: entry.reference.clone(), message };
             let reference = ImageRef::parse(&entry.reference).map_err(|e| bad(e.to_string()))?;
             Digest::parse(&entry.digest).map_err(|e| bad(e.to_string()))?;
             if reference.canonical_name() != entry.name {
@@ -84,11 +76,7 @@ impl LockFile {
                 )));
             }
             if reference.tag() != Some(entry.tag.as_str()) {
-                return Err(bad(format!(
-                    "`tag` is `{}` but the reference has tag {:?}",
-                    entry.tag,
-                    reference.tag()
-                )));
+                return Err(bad(format!("`tag` is `{}` but the reference has tag {:?}", entry.tag, reference.tag())));
             }
             if lock.get(&entry.reference).is_some() {
                 return Err(LockError::Duplicate(entry.reference));
@@ -100,26 +88,19 @@ impl LockFile {
 
     /// Adds or replaces the entry for its reference, keeping the order sorted.
     pub fn insert(&mut self, entry: LockEntry) {
-        match self
-            .entries
-            .binary_search_by(|e| e.reference.cmp(&entry.reference))
-        {
+        match self.entries.binary_search_by(|e| e.reference.cmp(&entry.reference)) {
             Ok(i) => self.entries[i] = entry,
             Err(i) => self.entries.insert(i, entry),
         }
     }
 
     pub fn get(&self, reference: &str) -> Option<&LockEntry> {
-        self.entries
-            .binary_search_by(|e| e.reference.as_str().cmp(reference))
-            .ok()
-            .map(|i| &self.entries[i])
+        self.entries.binary_search_by(|e| e.reference.as_str().cmp(reference)).ok().map(|i| &self.entries[i])
     }
 
     /// The pinned digest for a reference, parsed (entries were checked on load).
     pub fn digest_for(&self, reference: &str) -> Option<Digest> {
-        self.get(reference)
-            .and_then(|e| Digest::parse(&e.digest).ok())
+        self.get(reference).and_then(|e| Digest::parse(&e.digest).ok())
     }
 
     pub fn entries(&self) -> &[LockEntry] {
@@ -128,10 +109,7 @@ impl LockFile {
 
     /// The file's text: the same entries always give the same bytes.
     pub fn render(&self) -> String {
-        let raw = RawLock {
-            version: LOCK_VERSION,
-            images: self.entries.clone(),
-        };
+        let raw = RawLock { version: LOCK_VERSION, images: self.entries.clone() };
         let body = toml::to_string(&raw).expect("a lock of strings and integers always serializes");
         format!("{HEADER}\n{body}")
     }
@@ -146,8 +124,7 @@ mod tests {
             reference: reference.into(),
             name: name.into(),
             tag: tag.into(),
-            digest: "sha256:11a9d238fbb48bab14599c57e41123254452b1a2d93c6c8595bce96f346bd082"
-                .into(),
+            digest: "sha256:11a9d238fbb48bab14599c57e41123254452b1a2d93c6c8595bce96f346bd082".into(),
             media_type: "application/vnd.oci.image.index.v1+json".into(),
             registry: "docker.io".into(),
         }
@@ -159,9 +136,7 @@ mod tests {
         lock.insert(entry("postgres:16", "16", "docker.io/library/postgres"));
         lock.insert(entry("haproxy:2.8", "2.8", "docker.io/library/haproxy"));
         let text = lock.render();
-        assert!(
-            text.find("haproxy:2.8").expect("present") < text.find("postgres:16").expect("present")
-        );
+        assert!(text.find("haproxy:2.8").expect("present") < text.find("postgres:16").expect("present"));
         let again = LockFile::parse(&text).expect("round trip");
         assert_eq!(again, lock);
         assert_eq!(again.render(), text);
@@ -171,16 +146,10 @@ mod tests {
     fn rejects_inconsistent_entries() {
         let mut lock = LockFile::default();
         lock.insert(entry("postgres:16", "15", "docker.io/library/postgres"));
-        assert!(matches!(
-            LockFile::parse(&lock.render()),
-            Err(LockError::Entry { .. })
-        ));
+        assert!(matches!(LockFile::parse(&lock.render()), Err(LockError::Entry { .. })));
         let text = "version = 2\n";
         assert!(matches!(LockFile::parse(text), Err(LockError::Version(2))));
         let text = "version = 1\n[[image]]\nreference = 1\n";
-        assert!(matches!(
-            LockFile::parse(text),
-            Err(LockError::Syntax { span: Some(_), .. })
-        ));
+        assert!(matches!(LockFile::parse(text), Err(LockError::Syntax { span: Some(_), .. })));
     }
 }

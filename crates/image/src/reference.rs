@@ -47,9 +47,7 @@ impl Digest {
     /// Parses `algo:hex`, checking the algorithm and the exact hex length.
     pub fn parse(text: &str) -> Result<Self, RefError> {
         let bad = |why| RefError::BadDigest(text.to_owned(), why);
-        let (algo, hex) = text
-            .split_once(':')
-            .ok_or_else(|| bad("expected `sha256:<64 hex digits>`"))?;
+        let (algo, hex) = text.split_once(':').ok_or_else(|| bad("expected `sha256:<64 hex digits>`"))?;
         let (algorithm, len) = match algo {
             "sha256" => ("sha256", 64),
             "sha384" => ("sha384", 96),
@@ -66,10 +64,7 @@ impl Digest {
         if !hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
             return Err(bad("the digest must be lowercase hex digits"));
         }
-        Ok(Self {
-            algorithm,
-            hex: hex.to_owned(),
-        })
+        Ok(Self { algorithm, hex: hex.to_owned() })
     }
 
     pub fn algorithm(&self) -> &str {
@@ -116,13 +111,7 @@ impl ImageRef {
             None => (rest, None),
         };
         if name.is_empty() {
-            return Err(RefError::MissingName(
-                if digest.is_some() && tag.is_none() {
-                    '@'
-                } else {
-                    ':'
-                },
-            ));
+            return Err(RefError::MissingName(if digest.is_some() && tag.is_none() { '@' } else { ':' }));
         }
         if let Some(tag) = tag {
             check_tag(tag)?;
@@ -141,16 +130,9 @@ impl ImageRef {
             check_component(component)?;
         }
         let registry = registry.unwrap_or(DOCKER_HUB);
-        let registry = if registry == "index.docker.io" {
-            DOCKER_HUB
-        } else {
-            registry
-        };
-        let repository = if registry == DOCKER_HUB && !path.contains('/') {
-            format!("library/{path}")
-        } else {
-            path.to_owned()
-        };
+        let registry = if registry == "index.docker.io" { DOCKER_HUB } else { registry };
+        let repository =
+            if registry == DOCKER_HUB && !path.contains('/') { format!("library/{path}") } else { path.to_owned() };
         Ok(Self {
             original: text.to_owned(),
             name: name.to_owned(),
@@ -204,9 +186,7 @@ impl ImageRef {
 
 fn split_registry(name: &str) -> (Option<&str>, &str) {
     match name.split_once('/') {
-        Some((first, rest)) if first.contains(['.', ':']) || first == "localhost" => {
-            (Some(first), rest)
-        }
+        Some((first, rest)) if first.contains(['.', ':']) || first == "localhost" => (Some(first), rest),
         _ => (None, name),
     }
 }
@@ -237,11 +217,7 @@ fn check_registry(host: &str) -> Result<(), RefError> {
             && !l.ends_with('-')
             && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
     };
-    if hostname.split('.').all(label_ok) {
-        Ok(())
-    } else {
-        Err(bad())
-    }
+    if hostname.split('.').all(label_ok) { Ok(()) } else { Err(bad()) }
 }
 
 /// `[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*`
@@ -275,18 +251,9 @@ fn check_component(c: &str) -> Result<(), RefError> {
 fn check_tag(tag: &str) -> Result<(), RefError> {
     let ok = !tag.is_empty()
         && tag.len() <= MAX_TAG_LEN
-        && tag
-            .bytes()
-            .next()
-            .is_some_and(|b| b.is_ascii_alphanumeric() || b == b'_')
-        && tag
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'));
-    if ok {
-        Ok(())
-    } else {
-        Err(RefError::BadTag(tag.to_owned()))
-    }
+        && tag.bytes().next().is_some_and(|b| b.is_ascii_alphanumeric() || b == b'_')
+        && tag.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'));
+    if ok { Ok(()) } else { Err(RefError::BadTag(tag.to_owned())) }
 }
 
 #[cfg(test)]
@@ -330,10 +297,7 @@ mod tests {
         let r = ImageRef::parse(&format!("haproxy:2.8@{D}")).expect("valid");
         assert_eq!(r.tag(), Some("2.8"));
         assert_eq!(r.digest().map(ToString::to_string).as_deref(), Some(D));
-        assert_eq!(
-            r.pinned(r.digest().expect("digest")),
-            format!("haproxy:2.8@{D}")
-        );
+        assert_eq!(r.pinned(r.digest().expect("digest")), format!("haproxy:2.8@{D}"));
     }
 
     #[test]
@@ -355,20 +319,11 @@ mod tests {
         ] {
             assert!(ImageRef::parse(bad).is_err(), "{bad:?} should be rejected");
         }
-        assert!(matches!(
-            ImageRef::parse("Postgres"),
-            Err(RefError::Uppercase(_))
-        ));
-        assert!(matches!(
-            ImageRef::parse(":16"),
-            Err(RefError::MissingName(':'))
-        ));
+        assert!(matches!(ImageRef::parse("Postgres"), Err(RefError::Uppercase(_))));
+        assert!(matches!(ImageRef::parse(":16"), Err(RefError::MissingName(':'))));
         let long = "a".repeat(256);
         assert_eq!(ImageRef::parse(&long), Err(RefError::NameTooLong));
         let long_tag = format!("pg:{}", "a".repeat(129));
-        assert!(matches!(
-            ImageRef::parse(&long_tag),
-            Err(RefError::BadTag(_))
-        ));
+        assert!(matches!(ImageRef::parse(&long_tag), Err(RefError::BadTag(_))));
     }
 }

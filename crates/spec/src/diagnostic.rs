@@ -13,10 +13,7 @@ pub struct SourceFile {
 
 impl SourceFile {
     pub fn new(name: impl Into<String>, text: impl Into<Arc<str>>) -> Self {
-        Self {
-            name: name.into(),
-            text: text.into(),
-        }
+        Self { name: name.into(), text: text.into() }
     }
 
     pub fn name(&self) -> &str {
@@ -60,12 +57,7 @@ pub struct SpecDiagnostic {
 }
 
 impl SpecDiagnostic {
-    pub fn new(
-        source: &SourceFile,
-        code: &'static str,
-        span: Range<usize>,
-        message: impl Into<String>,
-    ) -> Self {
+    pub fn new(source: &SourceFile, code: &'static str, span: Range<usize>, message: impl Into<String>) -> Self {
         let (line, column) = source.line_col(span.start);
         Self {
             code,
@@ -90,11 +82,7 @@ impl SpecDiagnostic {
         shown.push_str(MASK);
         shown.push_str(&text[secret.end..]);
         let shift = |p: usize| {
-            if p >= secret.end {
-                p + MASK.len() - secret.len()
-            } else {
-                p
-            }
+            if p >= secret.end { p + MASK.len() - secret.len() } else { p }
         };
         let fix = |r: &Range<usize>| {
             if r.start >= secret.start && r.end <= secret.end {
@@ -155,9 +143,7 @@ impl Diagnostic for SpecDiagnostic {
     }
 
     fn help<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
-        self.help
-            .as_ref()
-            .map(|h| Box::new(h) as Box<dyn fmt::Display>)
+        self.help.as_ref().map(|h| Box::new(h) as Box<dyn fmt::Display>)
     }
 
     fn source_code(&self) -> Option<&dyn SourceCode> {
@@ -165,12 +151,9 @@ impl Diagnostic for SpecDiagnostic {
     }
 
     fn labels(&self) -> Option<Box<dyn Iterator<Item = LabeledSpan> + '_>> {
-        let primary =
-            LabeledSpan::new_primary_with_span(Some(self.label.clone()), self.span.clone());
-        let related = self
-            .related
-            .iter()
-            .map(|(span, label)| LabeledSpan::new_with_span(Some(label.clone()), span.clone()));
+        let primary = LabeledSpan::new_primary_with_span(Some(self.label.clone()), self.span.clone());
+        let related =
+            self.related.iter().map(|(span, label)| LabeledSpan::new_with_span(Some(label.clone()), span.clone()));
         Some(Box::new(std::iter::once(primary).chain(related)))
     }
 }
@@ -183,9 +166,7 @@ pub struct SpecErrors {
 
 impl SpecErrors {
     pub fn one(d: SpecDiagnostic) -> Self {
-        Self {
-            diagnostics: vec![d],
-        }
+        Self { diagnostics: vec![d] }
     }
 }
 
@@ -202,8 +183,6 @@ impl std::error::Error for SpecErrors {}
 
 impl Diagnostic for SpecErrors {
     fn related<'a>(&'a self) -> Option<Box<dyn Iterator<Item = &'a dyn Diagnostic> + 'a>> {
-        Some(Box::new(
-            self.diagnostics.iter().map(|d| d as &dyn Diagnostic),
-        ))
+        Some(Box::new(self.diagnostics.iter().map(|d| d as &dyn Diagnostic)))
     }
 }

@@ -115,10 +115,7 @@ pub struct Network {
 
 impl Default for Network {
     fn default() -> Self {
-        Self {
-            name: default_network_name(),
-            encrypted: true,
-        }
+        Self { name: default_network_name(), encrypted: true }
     }
 }
 
@@ -179,9 +176,7 @@ impl<'de> Deserialize<'de> for SecretRef {
                     }
                     secret = Some(map.next_value::<Sp<String>>()?);
                 }
-                secret
-                    .map(|secret| SecretRef { secret })
-                    .ok_or_else(|| A::Error::missing_field("secret"))
+                secret.map(|secret| SecretRef { secret }).ok_or_else(|| A::Error::missing_field("secret"))
             }
         }
         d.deserialize_any(V)
@@ -202,10 +197,7 @@ pub struct Logging {
 
 impl Default for Logging {
     fn default() -> Self {
-        Self {
-            max_size: default_log_size(),
-            max_file: default_log_files(),
-        }
+        Self { max_size: default_log_size(), max_file: default_log_files() }
     }
 }
 
@@ -330,12 +322,7 @@ pub struct Healthcheck {
 
 impl Default for Healthcheck {
     fn default() -> Self {
-        Self {
-            interval: d10s(),
-            timeout: d5s(),
-            retries: five(),
-            start_period: d300s(),
-        }
+        Self { interval: d10s(), timeout: d5s(), retries: five(), start_period: d300s() }
     }
 }
 
@@ -369,11 +356,7 @@ pub struct RestartPolicy {
 
 impl Default for RestartPolicy {
     fn default() -> Self {
-        Self {
-            delay: d5s(),
-            max_attempts: five(),
-            window: d120s(),
-        }
+        Self { delay: d5s(), max_attempts: five(), window: d120s() }
     }
 }
 
@@ -400,11 +383,7 @@ pub struct UpdatePolicy {
 
 impl Default for UpdatePolicy {
     fn default() -> Self {
-        Self {
-            delay: d10s(),
-            monitor: d60s(),
-            failure_action: default_failure_action(),
-        }
+        Self { delay: d10s(), monitor: d60s(), failure_action: default_failure_action() }
     }
 }
 
@@ -507,12 +486,7 @@ pub struct Timeouts {
 
 impl Default for Timeouts {
     fn default() -> Self {
-        Self {
-            connect: d5s(),
-            client: d30m(),
-            server: d30m(),
-            check: d5s(),
-        }
+        Self { connect: d5s(), client: d30m(), server: d30m(), check: d5s() }
     }
 }
 
@@ -536,11 +510,7 @@ pub struct CheckTiming {
 
 impl Default for CheckTiming {
     fn default() -> Self {
-        Self {
-            interval: d3s(),
-            fall: three(),
-            rise: two(),
-        }
+        Self { interval: d3s(), fall: three(), rise: two() }
     }
 }
 
@@ -579,13 +549,5 @@ fn default_stats_path() -> Sp<String> {
     sp("/stats".into())
 }
 fn default_allow_from() -> Vec<Sp<String>> {
-    [
-        "127.0.0.0/8",
-        "10.0.0.0/8",
-        "172.16.0.0/12",
-        "192.168.0.0/16",
-    ]
-    .into_iter()
-    .map(|s| sp(s.to_owned()))
-    .collect()
+    ["127.0.0.0/8", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"].into_iter().map(|s| sp(s.to_owned())).collect()
 }

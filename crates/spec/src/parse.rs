@@ -34,21 +34,12 @@ impl SourceFile {
             let empty = SourceFile::new(name.clone(), "");
             SpecErrors::one(SpecDiagnostic::new(&empty, "spec::io", 0..0, message).help(help))
         };
-        let file = std::fs::File::open(path).map_err(|e| {
-            file_error(
-                format!("cannot read the spec `{name}`: {e}"),
-                "check the path",
-            )
-        })?;
+        let file = std::fs::File::open(path)
+            .map_err(|e| file_error(format!("cannot read the spec `{name}`: {e}"), "check the path"))?;
         let mut bytes = Vec::new();
         file.take(MAX_SPEC_BYTES + 1)
             .read_to_end(&mut bytes)
-            .map_err(|e| {
-                file_error(
-                    format!("cannot read the spec `{name}`: {e}"),
-                    "check the path",
-                )
-            })?;
+            .map_err(|e| file_error(format!("cannot read the spec `{name}`: {e}"), "check the path"))?;
         Self::from_bytes(name, bytes)
     }
 
@@ -57,13 +48,8 @@ impl SourceFile {
         if bytes.len() as u64 > MAX_SPEC_BYTES {
             let empty = SourceFile::new(name.clone(), "");
             return Err(SpecErrors::one(
-                SpecDiagnostic::new(
-                    &empty,
-                    "spec::too-large",
-                    0..0,
-                    format!("the spec `{name}` is larger than 1 MiB"),
-                )
-                .help("a cluster spec is a few kilobytes; check that this is the right file"),
+                SpecDiagnostic::new(&empty, "spec::too-large", 0..0, format!("the spec `{name}` is larger than 1 MiB"))
+                    .help("a cluster spec is a few kilobytes; check that this is the right file"),
             ));
         }
         match String::from_utf8(bytes) {
@@ -97,14 +83,9 @@ pub fn parse(source: &SourceFile) -> Result<Spec, SpecErrors> {
     let text = source.text();
     let table = DeTable::parse(text).map_err(|e| {
         let span = e.span().unwrap_or(0..0);
-        let mut d = SpecDiagnostic::new(
-            source,
-            "spec::syntax",
-            span.clone(),
-            format!("invalid TOML: {}", e.message()),
-        )
-        .label("here")
-        .help("see https://toml.io for the syntax");
+        let mut d = SpecDiagnostic::new(source, "spec::syntax", span.clone(), format!("invalid TOML: {}", e.message()))
+            .label("here")
+            .help("see https://toml.io for the syntax");
         if let Some(value) = credential_on_line(text, span.start) {
             d = d.redacting(source, value);
         }
@@ -115,15 +96,11 @@ pub fn parse(source: &SourceFile) -> Result<Spec, SpecErrors> {
     find_literal_credentials(table.get_ref(), &mut Vec::new(), &mut found);
     if !found.is_empty() {
         return Err(SpecErrors {
-            diagnostics: found
-                .into_iter()
-                .map(|(key, span)| literal_credential(source, &key, span))
-                .collect(),
+            diagnostics: found.into_iter().map(|(key, span)| literal_credential(source, &key, span)).collect(),
         });
     }
 
-    Spec::deserialize(toml::de::Deserializer::from(table))
-        .map_err(|e| SpecErrors::one(serde_error(source, &e)))
+    Spec::deserialize(toml::de::Deserializer::from(table)).map_err(|e| SpecErrors::one(serde_error(source, &e)))
 }
 
 fn literal_credential(source: &SourceFile, key: &str, span: Range<usize>) -> SpecDiagnostic {
@@ -137,19 +114,14 @@ fn literal_credential(source: &SourceFile, key: &str, span: Range<usize>) -> Spe
         .redacting(source, span)
 }
 
-fn find_literal_credentials<'a>(
-    table: &DeTable<'a>,
-    path: &mut Vec<String>,
-    found: &mut Vec<(String, Range<usize>)>,
-) {
+fn find_literal_credentials<'a>(table: &DeTable<'a>, path: &mut Vec<String>, found: &mut Vec<(String, Range<usize>)>) {
     for (key, value) in table {
         path.push(key.get_ref().to_string());
         match value.get_ref() {
             DeValue::String(_) => {
                 let name = path.last().map_or("", String::as_str);
-                let is_ref_path = SECRET_REF_PATHS
-                    .iter()
-                    .any(|p| p.iter().copied().eq(path.iter().map(String::as_str)));
+                let is_ref_path =
+                    SECRET_REF_PATHS.iter().any(|p| p.iter().copied().eq(path.iter().map(String::as_str)));
                 if is_credential_key(name) || is_ref_path {
                     found.push((path.join("."), value.span()));
                 }
@@ -197,30 +169,18 @@ fn serde_error(source: &SourceFile, e: &toml::de::Error) -> SpecDiagnostic {
             None if candidates.is_empty() => "this table takes no keys".to_owned(),
             None => format!("valid keys here: {}", candidates.join(", ")),
         };
-        return SpecDiagnostic::new(
-            source,
-            "spec::unknown-key",
-            span,
-            format!("unknown key `{field}`"),
-        )
-        .label("not a key of this table")
-        .help(help);
+        return SpecDiagnostic::new(source, "spec::unknown-key", span, format!("unknown key `{field}`"))
+            .label("not a key of this table")
+            .help(help);
     }
     if message.starts_with(LITERAL_CREDENTIAL) {
         return literal_credential(source, "credential", span);
     }
     if let Some(rest) = message.strip_prefix("missing field `") {
         let field = rest.split('`').next().unwrap_or(rest);
-        return SpecDiagnostic::new(
-            source,
-            "spec::missing-key",
-            span,
-            format!("missing required key `{field}`"),
-        )
-        .label("in this table")
-        .help(format!(
-            "add `{field} = ...`; `hacompile schema` lists every key"
-        ));
+        return SpecDiagnostic::new(source, "spec::missing-key", span, format!("missing required key `{field}`"))
+            .label("in this table")
+            .help(format!("add `{field} = ...`; `hacompile schema` lists every key"));
     }
     if let Some(rest) = message.strip_prefix("unknown variant `") {
         let (value, expected) = rest.split_once('`').unwrap_or((rest, ""));
@@ -229,14 +189,9 @@ fn serde_error(source: &SourceFile, e: &toml::de::Error) -> SpecDiagnostic {
             Some(best) => format!("did you mean `{best}`?"),
             None => format!("one of: {}", candidates.join(", ")),
         };
-        return SpecDiagnostic::new(
-            source,
-            "spec::invalid-value",
-            span,
-            format!("`{value}` is not an accepted value"),
-        )
-        .label("not accepted here")
-        .help(help);
+        return SpecDiagnostic::new(source, "spec::invalid-value", span, format!("`{value}` is not an accepted value"))
+            .label("not accepted here")
+            .help(help);
     }
     let message = message.trim_end_matches('\n');
     SpecDiagnostic::new(source, "spec::type", span, message.to_owned())

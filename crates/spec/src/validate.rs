@@ -67,11 +67,8 @@ impl ValidSpec {
 fn db_services(spec: &Spec) -> Vec<DbService<'_>> {
     let pg = &spec.postgres;
     let mut out = Vec::with_capacity(1 + pg.replicas.len());
-    let named = |name: String, node: &DbNode| {
-        node.volume
-            .as_ref()
-            .map_or_else(|| format!("{name}-data"), |v| v.get().clone())
-    };
+    let named =
+        |name: String, node: &DbNode| node.volume.as_ref().map_or_else(|| format!("{name}-data"), |v| v.get().clone());
     out.push(DbService {
         role: Role::Primary,
         volume: named("pg-primary".into(), pg.primary.get()),
@@ -80,12 +77,7 @@ fn db_services(spec: &Spec) -> Vec<DbService<'_>> {
     });
     for (i, r) in pg.replicas.iter().enumerate() {
         let name = format!("pg-replica-{}", i + 1);
-        out.push(DbService {
-            role: Role::Replica(i + 1),
-            volume: named(name.clone(), r.get()),
-            name,
-            node: r.get(),
-        });
+        out.push(DbService { role: Role::Replica(i + 1), volume: named(name.clone(), r.get()), name, node: r.get() });
     }
     out
 }
@@ -96,14 +88,8 @@ struct Checker<'s> {
 }
 
 impl Checker<'_> {
-    fn error(
-        &mut self,
-        code: &'static str,
-        span: Range<usize>,
-        message: impl Into<String>,
-    ) -> &mut SpecDiagnostic {
-        self.found
-            .push(SpecDiagnostic::new(self.source, code, span, message));
+    fn error(&mut self, code: &'static str, span: Range<usize>, message: impl Into<String>) -> &mut SpecDiagnostic {
+        self.found.push(SpecDiagnostic::new(self.source, code, span, message));
         self.found.last_mut().expect("just pushed")
     }
 
@@ -115,9 +101,7 @@ impl Checker<'_> {
         label: &str,
         help: impl Into<String>,
     ) {
-        let d = SpecDiagnostic::new(self.source, code, span, message)
-            .label(label)
-            .help(help);
+        let d = SpecDiagnostic::new(self.source, code, span, message).label(label).help(help);
         self.found.push(d);
     }
 
@@ -155,13 +139,22 @@ impl Checker<'_> {
                     value.span(),
                     format!("`{what}` has no tag"),
                     "no tag",
-                    format!("name the version you tested, e.g. `{}:16`; the digest is pinned in hacompile.lock", r.name()),
+                    format!(
+                        "name the version you tested, e.g. `{}:16`; the digest is pinned in hacompile.lock",
+                        r.name()
+                    ),
                 );
                 None
             }
             Ok(r) => Some(r),
             Err(e) => {
-                self.err("spec::image", value.span(), format!("`{what}` is not a valid image reference: {e}"), "invalid reference", "write `name:tag`, e.g. `postgres:16` or `registry.example.com:5000/team/pg:16`");
+                self.err(
+                    "spec::image",
+                    value.span(),
+                    format!("`{what}` is not a valid image reference: {e}"),
+                    "invalid reference",
+                    "write `name:tag`, e.g. `postgres:16` or `registry.example.com:5000/team/pg:16`",
+                );
                 None
             }
         }
@@ -172,10 +165,7 @@ impl Checker<'_> {
             return;
         }
         let help = match suggest(&r.secret, declared.keys().map(|k| k.as_str())) {
-            Some(best) => format!(
-                "did you mean `{best}`? Otherwise declare it: [secrets.{}]",
-                r.secret.get()
-            ),
+            Some(best) => format!("did you mean `{best}`? Otherwise declare it: [secrets.{}]", r.secret.get()),
             None => format!(
                 "declare it under [secrets]: `[secrets.{}]` (created with `docker secret create {} -`)",
                 r.secret.get(),
@@ -221,8 +211,7 @@ impl Checker<'_> {
         };
         let limit = bytes(&r.memory);
         let reserve = bytes(&r.reserve_memory);
-        if let (Some(l), Some(res), Some(span)) =
-            (limit, reserve, r.reserve_memory.as_ref().map(Sp::span))
+        if let (Some(l), Some(res), Some(span)) = (limit, reserve, r.reserve_memory.as_ref().map(Sp::span))
             && res > l
         {
             self.err(
@@ -288,19 +277,12 @@ impl Checker<'_> {
 }
 
 fn human_ms(ms: u64) -> String {
-    if ms % 1000 == 0 {
-        format!("{}s", ms / 1000)
-    } else {
-        format!("{ms}ms")
-    }
+    if ms % 1000 == 0 { format!("{}s", ms / 1000) } else { format!("{ms}ms") }
 }
 
 /// Validates a parsed spec; collects every problem.
 pub fn validate(spec: Spec, source: &SourceFile) -> Result<ValidSpec, SpecErrors> {
-    let mut c = Checker {
-        source,
-        found: Vec::new(),
-    };
+    let mut c = Checker { source, found: Vec::new() };
     let pg = &spec.postgres;
     let hp = &spec.haproxy;
 
@@ -335,8 +317,20 @@ pub fn validate(spec: Spec, source: &SourceFile) -> Result<ValidSpec, SpecErrors
             );
         }
         match (decl.external, &decl.file) {
-            (true, Some(file)) => c.err("spec::secret", file.span(), "an external secret has no `file`", "not used for an external secret", "drop `file`, or set `external = false` to create the secret from the file"),
-            (false, None) => c.err("spec::secret", decl.span(), format!("the secret `{}` is not external and has no `file`", name.get()), "in this table", "create it with `docker secret create` and keep `external = true` (the default), or name a `file`"),
+            (true, Some(file)) => c.err(
+                "spec::secret",
+                file.span(),
+                "an external secret has no `file`",
+                "not used for an external secret",
+                "drop `file`, or set `external = false` to create the secret from the file",
+            ),
+            (false, None) => c.err(
+                "spec::secret",
+                decl.span(),
+                format!("the secret `{}` is not external and has no `file`", name.get()),
+                "in this table",
+                "create it with `docker secret create` and keep `external = true` (the default), or name a `file`",
+            ),
             _ => {}
         }
     }
@@ -363,11 +357,8 @@ pub fn validate(spec: Spec, source: &SourceFile) -> Result<ValidSpec, SpecErrors
                 "since 28 Aug 2025 the existing tags live under `docker.io/bitnamilegacy/*` (no updates); prefer `flavor = \"official\"` with the `postgres` image",
             );
         } else if looks_bitnami != (pg.flavor == Flavor::Bitnami) {
-            let (want, why) = if looks_bitnami {
-                ("bitnami", "a Bitnami image")
-            } else {
-                ("official", "not a Bitnami image")
-            };
+            let (want, why) =
+                if looks_bitnami { ("bitnami", "a Bitnami image") } else { ("official", "not a Bitnami image") };
             c.err("spec::flavor", pg.image.span(), format!("the image is {why} but `flavor` does not match"), "this image", format!("set `flavor = \"{want}\"`: the flavor decides which environment variables, paths and user IDs the services get"));
         }
     }
@@ -390,11 +381,7 @@ pub fn validate(spec: Spec, source: &SourceFile) -> Result<ValidSpec, SpecErrors
     }
 
     // Database services: constraints and volumes.
-    c.constraints(
-        "the primary",
-        &pg.primary.constraints,
-        Some(pg.primary.span()),
-    );
+    c.constraints("the primary", &pg.primary.constraints, Some(pg.primary.span()));
     if pg.replicas.is_empty() {
         c.err(
             "spec::replicas",
@@ -414,11 +401,7 @@ pub fn validate(spec: Spec, source: &SourceFile) -> Result<ValidSpec, SpecErrors
         );
     }
     for (i, r) in pg.replicas.iter().enumerate() {
-        c.constraints(
-            &format!("replica {}", i + 1),
-            &r.constraints,
-            Some(r.span()),
-        );
+        c.constraints(&format!("replica {}", i + 1), &r.constraints, Some(r.span()));
     }
     let mut volumes: BTreeMap<String, (String, Range<usize>)> = BTreeMap::new();
     for svc in db_services(&spec) {
@@ -426,22 +409,13 @@ pub fn validate(spec: Spec, source: &SourceFile) -> Result<ValidSpec, SpecErrors
         if let Some(v) = &svc.node.volume
             && let Err(why) = check_object_name(v)
         {
-            c.err(
-                "spec::name",
-                v.span(),
-                format!("`{}` is not a valid volume name", v.get()),
-                "invalid name",
-                why,
-            );
+            c.err("spec::name", v.span(), format!("`{}` is not a valid volume name", v.get()), "invalid name", why);
         }
         if let Some((other, other_span)) = volumes.get(&svc.volume) {
             let d = c.error(
                 "spec::shared-volume",
                 span.clone(),
-                format!(
-                    "`{}` and `{other}` would share the volume `{}`",
-                    svc.name, svc.volume
-                ),
+                format!("`{}` and `{other}` would share the volume `{}`", svc.name, svc.volume),
             );
             *d = d.clone().label("second use").help("two PostgreSQL servers on one data directory corrupt it; give each its own `volume` (or leave `volume` out for `<service>-data`)");
             if !other_span.is_empty() {
@@ -470,13 +444,7 @@ pub fn validate(spec: Spec, source: &SourceFile) -> Result<ValidSpec, SpecErrors
     c.duration("postgres.healthcheck.timeout", &h.timeout, 1_000);
     c.duration("postgres.healthcheck.start_period", &h.start_period, 0);
     if h.retries == 0 {
-        c.err(
-            "spec::healthcheck",
-            h.interval.span(),
-            "`retries` must be at least 1",
-            "in this table",
-            "default 5",
-        );
+        c.err("spec::healthcheck", h.interval.span(), "`retries` must be at least 1", "in this table", "default 5");
     }
     c.resources(&pg.resources);
     c.resources(&hp.resources);
@@ -502,13 +470,7 @@ pub fn validate(spec: Spec, source: &SourceFile) -> Result<ValidSpec, SpecErrors
         );
     }
     if hp.maxconn == 0 {
-        c.err(
-            "spec::haproxy",
-            hp.image.span(),
-            "`haproxy.maxconn` must be at least 1",
-            "in [haproxy]",
-            "default 2000",
-        );
+        c.err("spec::haproxy", hp.image.span(), "`haproxy.maxconn` must be at least 1", "in [haproxy]", "default 2000");
     }
     if let Err(why) = parse_bytes(&spec.logging.max_size) {
         c.err(
@@ -530,8 +492,7 @@ pub fn validate(spec: Spec, source: &SourceFile) -> Result<ValidSpec, SpecErrors
     }
 
     // Ports: every listener of the proxy needs its own.
-    let mut ports: Vec<(&str, &Sp<u16>)> =
-        vec![("write_port", &hp.write_port), ("read_port", &hp.read_port)];
+    let mut ports: Vec<(&str, &Sp<u16>)> = vec![("write_port", &hp.write_port), ("read_port", &hp.read_port)];
     if let Some(stats) = &hp.stats {
         ports.push(("stats.port", &stats.port));
     }
@@ -554,15 +515,9 @@ pub fn validate(spec: Spec, source: &SourceFile) -> Result<ValidSpec, SpecErrors
             } else {
                 (port.span(), first, first_port.span())
             };
-            let d = c.error(
-                "spec::port-collision",
-                at,
-                format!("port {} is used twice (also by `{other}`)", port.get()),
-            );
-            *d = d
-                .clone()
-                .label("collides")
-                .help("give every listener its own port");
+            let d =
+                c.error("spec::port-collision", at, format!("port {} is used twice (also by `{other}`)", port.get()));
+            *d = d.clone().label("collides").help("give every listener its own port");
             if !other_span.is_empty() {
                 *d = d.clone().related(other_span, "first use");
             }
@@ -581,7 +536,13 @@ pub fn validate(spec: Spec, source: &SourceFile) -> Result<ValidSpec, SpecErrors
             );
         }
         if stats.allow_from.is_empty() {
-            c.err("spec::stats", stats.port.span(), "`allow_from` is empty, so nobody could reach the stats page", "in [haproxy.stats]", "list the networks of your operators, or remove [haproxy.stats] to turn the page off");
+            c.err(
+                "spec::stats",
+                stats.port.span(),
+                "`allow_from` is empty, so nobody could reach the stats page",
+                "in [haproxy.stats]",
+                "list the networks of your operators, or remove [haproxy.stats] to turn the page off",
+            );
         }
         for cidr in &stats.allow_from {
             if let Err(why) = check_cidr(cidr) {
@@ -597,14 +558,9 @@ pub fn validate(spec: Spec, source: &SourceFile) -> Result<ValidSpec, SpecErrors
     }
 
     match (c.found.is_empty(), postgres_image, haproxy_image) {
-        (true, Some(postgres_image), Some(haproxy_image)) => Ok(ValidSpec {
-            spec,
-            postgres_image,
-            haproxy_image,
-            source: source.clone(),
-        }),
-        _ => Err(SpecErrors {
-            diagnostics: c.found,
-        }),
+        (true, Some(postgres_image), Some(haproxy_image)) => {
+            Ok(ValidSpec { spec, postgres_image, haproxy_image, source: source.clone() })
+        }
+        _ => Err(SpecErrors { diagnostics: c.found }),
     }
 }

@@ -23,10 +23,7 @@ pub fn is_credential_key(key: &str) -> bool {
         return false;
     }
     WORDS.iter().any(|w| {
-        k == *w
-            || k.ends_with(&format!("_{w}"))
-            || k.starts_with(&format!("{w}_"))
-            || (w.len() > 4 && k.contains(w))
+        k == *w || k.ends_with(&format!("_{w}")) || k.starts_with(&format!("{w}_")) || (w.len() > 4 && k.contains(w))
     })
 }
 
@@ -49,19 +46,13 @@ pub fn parse_duration(text: &str) -> Result<u64, &'static str> {
     let mut total: u64 = 0;
     let mut rest = text;
     while !rest.is_empty() {
-        let digits = rest
-            .find(|c: char| !c.is_ascii_digit())
-            .unwrap_or(rest.len());
+        let digits = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
         if digits == 0 {
             return Err("expected a number, e.g. `30s`, `2m` or `1m30s`");
         }
-        let n: u64 = rest[..digits]
-            .parse()
-            .map_err(|_| "the number is too large")?;
+        let n: u64 = rest[..digits].parse().map_err(|_| "the number is too large")?;
         rest = &rest[digits..];
-        let unit_len = rest
-            .find(|c: char| c.is_ascii_digit())
-            .unwrap_or(rest.len());
+        let unit_len = rest.find(|c: char| c.is_ascii_digit()).unwrap_or(rest.len());
         let factor = match &rest[..unit_len] {
             "ms" => 1,
             "s" => 1_000,
@@ -71,10 +62,7 @@ pub fn parse_duration(text: &str) -> Result<u64, &'static str> {
             _ => return Err("unknown unit; use ms, s, m or h (e.g. `30s`)"),
         };
         rest = &rest[unit_len..];
-        total = n
-            .checked_mul(factor)
-            .and_then(|v| total.checked_add(v))
-            .ok_or("the duration is too large")?;
+        total = n.checked_mul(factor).and_then(|v| total.checked_add(v)).ok_or("the duration is too large")?;
     }
     Ok(total)
 }
@@ -82,13 +70,9 @@ pub fn parse_duration(text: &str) -> Result<u64, &'static str> {
 /// Parses a docker byte size (`512m`, `2g`, `1.5gb`, `1048576`); returns bytes.
 pub fn parse_bytes(text: &str) -> Result<u64, &'static str> {
     let lower = text.to_ascii_lowercase();
-    let split = lower
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(lower.len());
+    let split = lower.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(lower.len());
     let (num, unit) = lower.split_at(split);
-    let n: f64 = num
-        .parse()
-        .map_err(|_| "expected a size such as `512m` or `2g`")?;
+    let n: f64 = num.parse().map_err(|_| "expected a size such as `512m` or `2g`")?;
     let factor: f64 = match unit {
         "" | "b" => 1.0,
         "k" | "kb" => 1024.0,
@@ -97,7 +81,7 @@ pub fn parse_bytes(text: &str) -> Result<u64, &'static str> {
         _ => return Err("unknown unit; use b, k, m or g (e.g. `512m`)"),
     };
     let bytes = n * factor;
-    if !(bytes.is_finite() && bytes >= 1.0 && bytes < 1e18) {
+    if !(1.0..1e18).contains(&bytes) {
         return Err("the size must be at least one byte");
     }
     Ok(bytes as u64)
@@ -110,9 +94,7 @@ pub fn check_constraint(text: &str) -> Result<(), String> {
         (None, Some(i)) => (i, "!="),
         (Some(_), Some(_)) => return Err("a constraint has one operator".into()),
         (None, None) => {
-            return Err(
-                "a constraint is `<attribute> == <value>` or `<attribute> != <value>`".into(),
-            );
+            return Err("a constraint is `<attribute> == <value>` or `<attribute> != <value>`".into());
         }
     };
     let key = text[..op_at].trim();
@@ -123,16 +105,8 @@ pub fn check_constraint(text: &str) -> Result<(), String> {
     if value.contains("==") || value.contains("!=") {
         return Err("a constraint has one operator".into());
     }
-    const FIXED: &[&str] = &[
-        "node.id",
-        "node.hostname",
-        "node.role",
-        "node.platform.os",
-        "node.platform.arch",
-    ];
-    let label = key
-        .strip_prefix("node.labels.")
-        .or_else(|| key.strip_prefix("engine.labels."));
+    const FIXED: &[&str] = &["node.id", "node.hostname", "node.role", "node.platform.os", "node.platform.arch"];
+    let label = key.strip_prefix("node.labels.").or_else(|| key.strip_prefix("engine.labels."));
     match label {
         Some(l) if !l.is_empty() && !l.contains(char::is_whitespace) => {}
         Some(_) => return Err(format!("`{key}` needs a label name")),
@@ -151,12 +125,8 @@ pub fn check_constraint(text: &str) -> Result<(), String> {
 
 /// Checks an IPv4 or IPv6 CIDR such as `10.0.0.0/8`.
 pub fn check_cidr(text: &str) -> Result<(), &'static str> {
-    let (addr, prefix) = text
-        .split_once('/')
-        .ok_or("expected a CIDR such as `10.0.0.0/8`")?;
-    let prefix: u8 = prefix
-        .parse()
-        .map_err(|_| "the prefix length is not a number")?;
+    let (addr, prefix) = text.split_once('/').ok_or("expected a CIDR such as `10.0.0.0/8`")?;
+    let prefix: u8 = prefix.parse().map_err(|_| "the prefix length is not a number")?;
     match addr.parse::<std::net::IpAddr>() {
         Ok(std::net::IpAddr::V4(_)) if prefix <= 32 => Ok(()),
         Ok(std::net::IpAddr::V6(_)) if prefix <= 128 => Ok(()),
@@ -169,19 +139,12 @@ pub fn check_cidr(text: &str) -> Result<(), &'static str> {
 pub fn check_object_name(text: &str) -> Result<(), &'static str> {
     let ok = !text.is_empty()
         && text.len() <= 63
-        && text
-            .bytes()
-            .next()
-            .is_some_and(|b| b.is_ascii_alphanumeric())
-        && text
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'));
+        && text.bytes().next().is_some_and(|b| b.is_ascii_alphanumeric())
+        && text.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'));
     if ok {
         Ok(())
     } else {
-        Err(
-            "use letters, digits, `_`, `-`, `.`; start with a letter or digit; at most 63 characters",
-        )
+        Err("use letters, digits, `_`, `-`, `.`; start with a letter or digit; at most 63 characters")
     }
 }
 
@@ -190,13 +153,8 @@ pub fn check_object_name(text: &str) -> Result<(), &'static str> {
 pub fn check_pg_identifier(text: &str) -> Result<(), &'static str> {
     let ok = !text.is_empty()
         && text.len() <= 63
-        && text
-            .bytes()
-            .next()
-            .is_some_and(|b| b.is_ascii_lowercase() || b == b'_')
-        && text
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+        && text.bytes().next().is_some_and(|b| b.is_ascii_lowercase() || b == b'_')
+        && text.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
     if ok {
         Ok(())
     } else {
@@ -239,39 +197,19 @@ mod tests {
         ] {
             assert!(check_constraint(ok).is_ok(), "{ok}");
         }
-        for bad in [
-            "node.labels == x",
-            "node.rol == manager",
-            "node.role == boss",
-            "node.id =",
-            "primary",
-            "a == b == c",
-        ] {
+        for bad in
+            ["node.labels == x", "node.rol == manager", "node.role == boss", "node.id =", "primary", "a == b == c"]
+        {
             assert!(check_constraint(bad).is_err(), "{bad}");
         }
     }
 
     #[test]
     fn credential_keys() {
-        for k in [
-            "password",
-            "PGPASSWORD",
-            "db_password",
-            "api_key",
-            "token",
-            "admin_pass",
-            "pass",
-        ] {
+        for k in ["password", "PGPASSWORD", "db_password", "api_key", "token", "admin_pass", "pass"] {
             assert!(is_credential_key(k), "{k}");
         }
-        for k in [
-            "user",
-            "passive",
-            "compass_x",
-            "password_file",
-            "secret",
-            "bypass_x",
-        ] {
+        for k in ["user", "passive", "compass_x", "password_file", "secret", "bypass_x"] {
             assert!(!is_credential_key(k), "{k}");
         }
     }

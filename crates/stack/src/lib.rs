@@ -192,8 +192,7 @@ pub struct Config {
 impl StackFile {
     /// The YAML text, after `header` lines written as `# ` comments.
     pub fn to_yaml(&self, header: &[String]) -> String {
-        let body = serde_yaml_ng::to_string(self)
-            .expect("the stack model has only strings, numbers, lists and maps");
+        let body = serde_yaml_ng::to_string(self).expect("the stack model has only strings, numbers, lists and maps");
         let mut out = String::with_capacity(body.len() + 256);
         for line in header {
             out.push_str("# ");
