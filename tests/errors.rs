@@ -295,3 +295,21 @@ fn every_problem_is_reported_at_once() {
     assert_eq!(run.code, 2);
     assert!(run.stderr.contains("spec::port-collision") && run.stderr.contains("spec::placement"), "{}", run.stderr);
 }
+
+#[test]
+fn a_digest_in_the_spec_that_disagrees_with_the_lock_is_refused() {
+    let other = "sha256:bbec126b29d3dbc06437d2ea6694119467ea5c85ed6e487d28bb81a5a7e31805";
+    let lock = LOCK.replace("reference = \"postgres:16\"", &format!("reference = \"postgres:16@{other}\""));
+    let spec = example_with("image = \"postgres:16\"", &format!("image = \"postgres:16@{other}\""));
+    // The lock pins that exact reference to the postgres digest; the spec names another.
+    let dir = tempfile::tempdir().expect("temp dir");
+    fs::write(dir.path().join("hacompile.lock"), lock).expect("writable");
+    let run = build_in(dir.path(), spec.as_bytes());
+    assert_error(
+        &run,
+        "build::lock-mismatch",
+        "differs from hacompile.lock",
+        &locate_in(&spec, "image = \"postgres:16@", "\"postgres"),
+        "hacompile lock --update",
+    );
+}

@@ -95,3 +95,73 @@ fn emitted_scripts_pass_shellcheck() {
     let out = tool("shellcheck", &["pg-primary-init.sh", "pg-replica-entrypoint.sh"], dir.path());
     assert!(out.status.success(), "shellcheck:\n{}", text(&out.stdout));
 }
+
+/// Compiles `spec` (text) with the example lock and returns the stack model.
+fn compile_text(spec: &str) -> hacompile_stack::StackFile {
+    let dir = tempfile::tempdir().expect("temp dir");
+    fs::write(dir.path().join("hacompile.lock"), include_str!("../examples/hacompile.lock")).expect("writable");
+    fs::write(dir.path().join("spec.toml"), spec).expect("writable");
+    let run = bin().current_dir(dir.path()).args(["build", "spec.toml", "--stack-only"]).output().expect("runs");
+    assert!(run.status.success(), "{}", text(&run.stderr));
+    serde_yaml_ng::from_slice(&run.stdout).expect("the stack parses back into the model")
+}
+
+#[test]
+fn credentials_reach_services_only_as_secret_files() {
+    for spec in examples() {
+        let stack = compile_text(&fs::read_to_string(&spec).expect("readable"));
+        for (name, service) in &stack.services {
+            for (key, value) in &service.environment {
+                let credential_key = ["PASSWORD", "PASS", "TOKEN", "SECRET"].iter().any(|w| key.contains(w));
+                if credential_key {
+                    assert!(key.ends_with("_FILE"), "{name}: {key} carries a credential in the environment");
+                    assert!(value.starts_with('/'), "{name}: {key} names a file, not a value");
+                }
+            }
+            for secret in &service.secrets {
+                assert_eq!(secret.mode, 0o400, "{name}: secret {} readable by its owner only", secret.source);
+            }
+        }
+        assert!(stack.secrets.values().all(|s| s.external == Some(true)), "example secrets are external");
+    }
+}
+
+#[test]
+fn a_changed_config_gets_a_new_name_so_deploy_rolls_it_out() {
+    let base = include_str!("../examples/ha-postgres.toml");
+    let a = compile_text(base);
+    let b = compile_text(&base.replace("check = \"pgsql\"", "check = \"tcp\""));
+    assert_ne!(a.configs["haproxy_cfg"].name, b.configs["haproxy_cfg"].name, "haproxy.cfg changed");
+    assert_eq!(a.configs["pg_primary_init"].name, b.configs["pg_primary_init"].name, "the script did not change");
+    assert!(a.configs["haproxy_cfg"].name.starts_with("ha_db_haproxy_cfg_"));
+}
+
+#[test]
+fn the_hardened_choices_are_stated_in_the_output() {
+    let stack = compile_text(include_str!("../examples/ha-postgres.toml"));
+    let net = &stack.networks["pg_net"];
+    assert_eq!(net.driver, "overlay");
+    assert_eq!(net.driver_opts.get("encrypted").map(String::as_str), Some("true"));
+    let proxy = &stack.services["haproxy"];
+    let deploy = proxy.deploy.as_ref().expect("deploy");
+    assert_eq!(deploy.mode, "global");
+    assert!(proxy.ports.iter().all(|p| p.mode == "host"), "no ingress publishing");
+    for db in ["pg-primary", "pg-replica-1"] {
+        let svc = &stack.services[db];
+        let d = svc.deploy.as_ref().expect("deploy");
+        assert_eq!(d.update_config.order, "stop-first");
+        assert_eq!(d.rollback_config.order, "stop-first");
+        assert_eq!(d.restart_policy.condition, "on-failure");
+        assert!(d.restart_policy.max_attempts > 0);
+        assert_eq!(d.endpoint_mode.as_deref(), Some("dnsrr"));
+        let placement = d.placement.as_ref().expect("placement");
+        assert!(!placement.constraints.is_empty());
+        assert_eq!(placement.max_replicas_per_node, Some(1));
+        assert_eq!(svc.stop_grace_period.as_deref(), Some("120s"));
+        assert_eq!(svc.stop_signal.as_deref(), Some("SIGINT"));
+        assert!(svc.healthcheck.is_some() && svc.logging.is_some());
+    }
+    let volumes: Vec<_> =
+        ["pg-primary", "pg-replica-1"].iter().map(|s| stack.services[*s].volumes[0].source.clone()).collect();
+    assert_ne!(volumes[0], volumes[1], "each database owns its volume");
+}

@@ -14,7 +14,7 @@
 #   HACOMPILE_PRIMARY_PORT               its port (default 5432)
 #   HACOMPILE_REPLICATION_USER           replication role
 #   HACOMPILE_REPLICATION_PASSWORD_FILE  file holding its password (a Docker secret)
-#   HACOMPILE_PGPASSFILE                 where to keep the pgpass file the
+#   HACOMPILE_PGPASS_FILE                where to keep the pgpass file the
 #                                        replica reconnects with (rewritten at
 #                                        every start, so a rotated secret is used)
 #   HACOMPILE_BASEBACKUP_ATTEMPTS        tries while the primary is not up (default 30, 2 s apart)
@@ -25,7 +25,7 @@ primary_host="${HACOMPILE_PRIMARY_HOST:?HACOMPILE_PRIMARY_HOST must be set}"
 primary_port="${HACOMPILE_PRIMARY_PORT:-5432}"
 repl_user="${HACOMPILE_REPLICATION_USER:?HACOMPILE_REPLICATION_USER must be set}"
 password_file="${HACOMPILE_REPLICATION_PASSWORD_FILE:?HACOMPILE_REPLICATION_PASSWORD_FILE must be set}"
-passfile="${HACOMPILE_PGPASSFILE:?HACOMPILE_PGPASSFILE must be set}"
+passfile="${HACOMPILE_PGPASS_FILE:?HACOMPILE_PGPASS_FILE must be set}"
 attempts="${HACOMPILE_BASEBACKUP_ATTEMPTS:-30}"
 
 # In the official image this starts as root and drops to postgres with gosu.

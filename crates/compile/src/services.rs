@@ -270,7 +270,7 @@ fn db_service(spec: &ValidSpec, images: &PinnedImages, network: &str, db: &DbSer
             } else {
                 set("HACOMPILE_PRIMARY_HOST", primary.name.clone());
                 set("HACOMPILE_PRIMARY_PORT", POSTGRES_PORT.to_string());
-                set("HACOMPILE_PGPASSFILE", format!("{}/hacompile.pgpass", f.data_mount));
+                set("HACOMPILE_PGPASS_FILE", format!("{}/hacompile.pgpass", f.data_mount));
                 configs.push(st::FileRef {
                     source: CFG_KEY_REPLICA_ENTRYPOINT.into(),
                     target: REPLICA_ENTRYPOINT_PATH.into(),
