@@ -11,7 +11,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-/// Exit codes: 0 success, 1 findings (lint, drift), 2 invalid input or I/O error.
+/// Exit codes of `build` and `schema`: 0 success, 2 invalid input or I/O error.
+/// (`lint` also exits 1 for findings at or above its threshold.)
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Exit {
     Ok = 0,
@@ -32,14 +33,18 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     Build(commands::build::Args),
+    Lint(commands::lint::Args),
+    Explain(commands::explain::Args),
     Schema(commands::schema::Args),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let exit = match cli.command {
-        Command::Build(args) => commands::build::run(args),
-        Command::Schema(args) => commands::schema::run(args),
+    let code = match cli.command {
+        Command::Build(args) => commands::build::run(args) as u8,
+        Command::Lint(args) => commands::lint::run(args),
+        Command::Explain(args) => commands::explain::run(args),
+        Command::Schema(args) => commands::schema::run(args) as u8,
     };
-    ExitCode::from(exit as u8)
+    ExitCode::from(code)
 }

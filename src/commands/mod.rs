@@ -1,2 +1,4 @@
 pub mod build;
+pub mod explain;
+pub mod lint;
 pub mod schema;

@@ -1,0 +1,139 @@
+//! `.hacompile.toml`: which rules run, at which severity, what fails the
+//! run, which paths are skipped, whether inline suppressions are honoured.
+//! Found upward from each linted file; unknown keys are errors with a place.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use globset::{Glob, GlobSet, GlobSetBuilder};
+use serde::Deserialize;
+
+use crate::finding::Severity;
+use crate::rules;
+
+pub const CONFIG_FILE: &str = ".hacompile.toml";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RuleSetting {
+    Off,
+    Info,
+    Warning,
+    Error,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Raw {
+    #[serde(default)]
+    fail_on: Option<Severity>,
+    #[serde(default)]
+    allow_inline_suppressions: Option<bool>,
+    #[serde(default)]
+    exclude: Vec<String>,
+    #[serde(default)]
+    rules: BTreeMap<String, toml::Spanned<RuleSetting>>,
+}
+
+/// The effective configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Findings at or above this severity make the run exit 1.
+    pub fail_on: Severity,
+    pub allow_inline_suppressions: bool,
+    pub exclude: GlobSet,
+    /// The directory the config was found in (exclude globs are relative to it).
+    pub root: Option<PathBuf>,
+    pub rules: BTreeMap<&'static str, RuleSetting>,
+    pub path: Option<PathBuf>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            fail_on: Severity::Warning,
+            allow_inline_suppressions: true,
+            exclude: GlobSet::empty(),
+            root: None,
+            rules: BTreeMap::new(),
+            path: None,
+        }
+    }
+}
+
+/// A config file that could not be used, with the place of the problem.
+#[derive(Debug, Clone)]
+pub struct ConfigError {
+    pub path: PathBuf,
+    pub text: String,
+    pub message: String,
+    pub span: std::ops::Range<usize>,
+    pub help: String,
+}
+
+impl Config {
+    pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
+        let err = |message: String, span: std::ops::Range<usize>, help: &str| ConfigError {
+            path: path.to_path_buf(),
+            text: text.to_owned(),
+            message,
+            span,
+            help: help.to_owned(),
+        };
+        let raw: Raw = toml::from_str(text).map_err(|e| {
+            err(
+                e.message().trim_end().to_owned(),
+                e.span().unwrap_or(0..0),
+                "keys: fail_on, allow_inline_suppressions, exclude, [rules]",
+            )
+        })?;
+        let mut rules = BTreeMap::new();
+        for (code, setting) in raw.rules {
+            let Some(rule) = rules::find(&code) else {
+                let span = text.find(&code).map_or(0..0, |i| i..i + code.len());
+                return Err(err(format!("`{code}` is not a rule"), span, "`hacompile explain --list` lists the rules"));
+            };
+            rules.insert(rule.code, *setting.get_ref());
+        }
+        let mut globs = GlobSetBuilder::new();
+        for pattern in &raw.exclude {
+            let glob = Glob::new(pattern).map_err(|e| {
+                let span = text.find(pattern.as_str()).map_or(0..0, |i| i..i + pattern.len());
+                err(format!("`{pattern}` is not a valid glob: {e}"), span, "e.g. `legacy/**` or `**/test-*.yml`")
+            })?;
+            globs.add(glob);
+        }
+        Ok(Config {
+            fail_on: raw.fail_on.unwrap_or(Severity::Warning),
+            allow_inline_suppressions: raw.allow_inline_suppressions.unwrap_or(true),
+            exclude: globs.build().map_err(|e| err(e.to_string(), 0..0, "check the exclude globs"))?,
+            root: path.parent().map(Path::to_path_buf),
+            rules,
+            path: Some(path.to_path_buf()),
+        })
+    }
+
+    /// The nearest `.hacompile.toml` at or above `dir`.
+    pub fn discover(dir: &Path) -> Option<PathBuf> {
+        let dir = dir.canonicalize().ok()?;
+        dir.ancestors().map(|d| d.join(CONFIG_FILE)).find(|p| p.is_file())
+    }
+
+    pub fn is_excluded(&self, path: &Path) -> bool {
+        let Some(root) = &self.root else { return false };
+        let abs = path.canonicalize().unwrap_or_else(|_| path.to_path_buf());
+        let root = root.canonicalize().unwrap_or_else(|_| root.clone());
+        abs.strip_prefix(&root).is_ok_and(|rel| self.exclude.is_match(rel))
+    }
+
+    /// The severity a rule reports at, or `None` when it is off.
+    pub fn severity(&self, rule: &rules::Rule) -> Option<Severity> {
+        match self.rules.get(rule.code) {
+            Some(RuleSetting::Off) => None,
+            Some(RuleSetting::Info) => Some(Severity::Info),
+            Some(RuleSetting::Warning) => Some(Severity::Warning),
+            Some(RuleSetting::Error) => Some(Severity::Error),
+            None => Some(rule.severity),
+        }
+    }
+}

@@ -1,0 +1,34 @@
+use crate::{Report, Severity};
+
+/// GitHub's workflow command escaping: data escapes `%`, CR, LF; property
+/// values also `:` and `,`.
+fn data(s: &str) -> String {
+    s.replace('%', "%25").replace('\r', "%0D").replace('\n', "%0A")
+}
+
+fn property(s: &str) -> String {
+    data(s).replace(':', "%3A").replace(',', "%2C")
+}
+
+/// `::error file=...,line=...::message` lines for GitHub Actions.
+pub fn github(report: &Report) -> String {
+    let mut out = String::new();
+    for f in report.files.iter().flat_map(|f| &f.findings).filter(|f| f.suppressed.is_none()) {
+        let level = match f.severity {
+            Severity::Error => "error",
+            Severity::Warning => "warning",
+            Severity::Info => "notice",
+        };
+        out.push_str(&format!(
+            "::{level} file={},line={},col={},endLine={},endColumn={},title={}::{}\n",
+            property(&f.file),
+            f.line,
+            f.column,
+            f.end_line,
+            f.end_column,
+            property(&format!("{} {}", f.code, f.rule)),
+            data(&format!("{} ({})", f.message, f.help)),
+        ));
+    }
+    out
+}

@@ -1,0 +1,78 @@
+use serde::Serialize;
+
+use crate::Report;
+
+/// The `--format json` document. Field names are a stable interface.
+#[derive(Serialize)]
+struct Doc<'a> {
+    version: u32,
+    findings: Vec<Item<'a>>,
+    summary: Summary,
+}
+
+#[derive(Serialize)]
+struct Item<'a> {
+    code: &'a str,
+    rule: &'a str,
+    severity: &'a str,
+    file: &'a str,
+    line: usize,
+    column: usize,
+    end: End,
+    message: &'a str,
+    help: &'a str,
+    /// The reason of the inline suppression that silenced it, if any.
+    suppressed: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+struct End {
+    line: usize,
+    column: usize,
+}
+
+#[derive(Serialize)]
+struct Summary {
+    files: usize,
+    errors: usize,
+    warnings: usize,
+    infos: usize,
+    suppressed: usize,
+    exit_code: u8,
+}
+
+pub fn json(report: &Report) -> String {
+    let mut findings = Vec::new();
+    let mut s = Summary {
+        files: report.files.len(),
+        errors: 0,
+        warnings: 0,
+        infos: 0,
+        suppressed: 0,
+        exit_code: report.exit_code(),
+    };
+    for f in report.files.iter().flat_map(|f| &f.findings) {
+        match (f.suppressed.is_some(), f.severity) {
+            (true, _) => s.suppressed += 1,
+            (false, crate::Severity::Error) => s.errors += 1,
+            (false, crate::Severity::Warning) => s.warnings += 1,
+            (false, crate::Severity::Info) => s.infos += 1,
+        }
+        findings.push(Item {
+            code: f.code,
+            rule: f.rule,
+            severity: f.severity.as_str(),
+            file: &f.file,
+            line: f.line,
+            column: f.column,
+            end: End { line: f.end_line, column: f.end_column },
+            message: &f.message,
+            help: &f.help,
+            suppressed: f.suppressed.as_deref(),
+        });
+    }
+    let mut text =
+        serde_json::to_string_pretty(&Doc { version: 1, findings, summary: s }).expect("plain data serializes");
+    text.push('\n');
+    text
+}

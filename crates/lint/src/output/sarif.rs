@@ -1,0 +1,186 @@
+//! SARIF 2.1.0 from a typed model. Only the parts hacompile fills are
+//! modelled; `results` is always present, even when empty.
+
+use serde::{Deserialize, Serialize};
+
+use crate::rules::RULES;
+use crate::{Report, Severity};
+
+pub const SARIF_SCHEMA: &str = "https://json.schemastore.org/sarif-2.1.0.json";
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct SarifLog {
+    #[serde(rename = "$schema")]
+    pub schema: String,
+    pub version: String,
+    pub runs: Vec<Run>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Run {
+    pub tool: Tool,
+    pub results: Vec<SarifResult>,
+    pub column_kind: String,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Tool {
+    pub driver: Driver,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Driver {
+    pub name: String,
+    pub version: String,
+    pub rules: Vec<ReportingDescriptor>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReportingDescriptor {
+    pub id: String,
+    pub name: String,
+    pub short_description: Message,
+    pub full_description: Message,
+    pub help: MultiformatMessage,
+    pub default_configuration: Configuration,
+    pub properties: RuleProperties,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Message {
+    pub text: String,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct MultiformatMessage {
+    pub text: String,
+    pub markdown: String,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Configuration {
+    pub level: String,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct RuleProperties {
+    pub tags: Vec<String>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SarifResult {
+    pub rule_id: String,
+    pub rule_index: usize,
+    pub level: String,
+    pub message: Message,
+    pub locations: Vec<Location>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub suppressions: Vec<Suppression>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Location {
+    pub physical_location: PhysicalLocation,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PhysicalLocation {
+    pub artifact_location: ArtifactLocation,
+    pub region: Region,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct ArtifactLocation {
+    pub uri: String,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Region {
+    pub start_line: usize,
+    pub start_column: usize,
+    pub end_line: usize,
+    pub end_column: usize,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Suppression {
+    pub kind: String,
+    pub justification: String,
+}
+
+fn level(s: Severity) -> &'static str {
+    match s {
+        Severity::Error => "error",
+        Severity::Warning => "warning",
+        Severity::Info => "note",
+    }
+}
+
+/// A path as a relative URI with forward slashes (what code scanning maps to the repo).
+fn uri(file: &str) -> String {
+    let f = file.strip_prefix("./").unwrap_or(file).replace('\\', "/");
+    f.replace(' ', "%20")
+}
+
+pub fn sarif(report: &Report) -> String {
+    let rules = RULES
+        .iter()
+        .map(|r| ReportingDescriptor {
+            id: r.code.to_owned(),
+            name: r.name.to_owned(),
+            short_description: Message { text: r.summary.to_owned() },
+            full_description: Message { text: r.summary.to_owned() },
+            help: MultiformatMessage { text: r.doc.trim().to_owned(), markdown: r.doc.trim().to_owned() },
+            default_configuration: Configuration { level: level(r.severity).to_owned() },
+            properties: RuleProperties { tags: vec![r.family.title().to_owned()] },
+        })
+        .collect();
+    let results = report
+        .files
+        .iter()
+        .flat_map(|f| &f.findings)
+        .map(|f| SarifResult {
+            rule_id: f.code.to_owned(),
+            rule_index: RULES.iter().position(|r| r.code == f.code).expect("findings come from registered rules"),
+            level: level(f.severity).to_owned(),
+            message: Message { text: format!("{} Help: {}", f.message, f.help) },
+            locations: vec![Location {
+                physical_location: PhysicalLocation {
+                    artifact_location: ArtifactLocation { uri: uri(&f.file) },
+                    region: Region {
+                        start_line: f.line,
+                        start_column: f.column,
+                        end_line: f.end_line,
+                        end_column: f.end_column,
+                    },
+                },
+            }],
+            suppressions: f
+                .suppressed
+                .iter()
+                .map(|reason| Suppression { kind: "inSource".into(), justification: reason.clone() })
+                .collect(),
+        })
+        .collect();
+    let log = SarifLog {
+        schema: SARIF_SCHEMA.to_owned(),
+        version: "2.1.0".to_owned(),
+        runs: vec![Run {
+            tool: Tool {
+                driver: Driver { name: "hacompile".into(), version: env!("CARGO_PKG_VERSION").into(), rules },
+            },
+            results,
+            column_kind: "unicodeCodePoints".into(),
+        }],
+    };
+    let mut text = serde_json::to_string_pretty(&log).expect("plain data serializes");
+    text.push('\n');
+    text
+}

@@ -1,0 +1,63 @@
+use super::{Check, Rule};
+use crate::context::StackCx;
+use crate::finding::{Family, Hit, Severity};
+use crate::secrets::url_password;
+
+pub const RULE: Rule = Rule {
+    code: "HC102",
+    name: "credentials-in-url",
+    family: Family::Secrets,
+    severity: Severity::Error,
+    summary: "A URL or DSN carries a literal password (`scheme://user:password@host`)",
+    doc: r#"
+## What it does
+Reports URLs with a literal password in environment values, labels, `command`,
+`entrypoint` and `healthcheck.test`: `postgres://app:hunter2@db/app`,
+`redis://:pw@cache`, `https://user:pw@registry`. A `${VAR}` in the password
+position is not reported.
+
+## Why it matters
+A connection string is a password with a host attached. It is copied into
+logs, error messages and process listings more often than a bare password.
+
+## Example
+```yaml
+services:
+  api:
+    environment:
+      DATABASE_URL: postgres://app:hunter2@haproxy:5000/app
+```
+
+## Fix
+Give the application the password through a secret file and build the URL at
+start-up, or use a driver that reads `PGPASSFILE` / a `passfile=` setting.
+"#,
+    check: Check::Stack(check),
+};
+
+fn check(cx: &StackCx<'_>, out: &mut Vec<Hit>) {
+    for svc in cx.services() {
+        let mut values = Vec::new();
+        for field in ["environment", "labels", "command", "entrypoint", "healthcheck"] {
+            if let Some(n) = cx.at(svc.node, &[field]) {
+                cx.scalars_below(n, &mut values);
+            }
+        }
+        if let Some(n) = cx.at(svc.node, &["deploy", "labels"]) {
+            cx.scalars_below(n, &mut values);
+        }
+        for v in values {
+            let Some(text) = cx.doc.scalar(v) else { continue };
+            if let Some(pw) = url_password(text) {
+                let span = cx.span(v);
+                let raw = &cx.src.text[span.clone()];
+                let at =
+                    raw.find(&text[pw.clone()]).map_or(span.clone(), |i| span.start + i..span.start + i + pw.len());
+                out.push(
+                    Hit::new(at, format!("a URL in service `{}` carries a literal password", svc.name))
+                        .help("keep the password in a Docker secret and pass it separately (a `_FILE` variable or a passfile), or use `${VAR}` filled from the environment at deploy time"),
+                );
+            }
+        }
+    }
+}

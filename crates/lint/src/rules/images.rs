@@ -1,0 +1,58 @@
+//! Image references as written in a stack file, shared by the HC2xx rules.
+
+use hacompile_image::ImageRef;
+
+use crate::context::StackCx;
+
+/// Tags that move: pinning to them pins nothing.
+pub const FLOATING_TAGS: &[&str] = &[
+    "latest",
+    "stable",
+    "edge",
+    "dev",
+    "develop",
+    "development",
+    "nightly",
+    "main",
+    "master",
+    "beta",
+    "alpha",
+    "unstable",
+    "testing",
+    "test",
+    "current",
+    "canary",
+    "preview",
+    "lts",
+    "rolling",
+    "mainline",
+];
+
+pub struct Image {
+    pub service: String,
+    pub span: std::ops::Range<usize>,
+    pub parsed: Result<ImageRef, hacompile_image::RefError>,
+}
+
+/// Every service image whose text is literal (not `${IMAGE}`).
+pub fn images(cx: &StackCx<'_>) -> Vec<Image> {
+    cx.services()
+        .into_iter()
+        .filter_map(|svc| {
+            let node = cx.at(svc.node, &["image"])?;
+            let text = cx.doc.scalar(node)?;
+            if text.contains('$') {
+                return None;
+            }
+            Some(Image { service: svc.name.to_owned(), span: cx.span(node), parsed: ImageRef::parse(text) })
+        })
+        .collect()
+}
+
+/// The lock entry that pins this reference (same repository and tag).
+pub fn locked_digest(lock: &hacompile_image::LockFile, image: &ImageRef) -> Option<String> {
+    lock.entries().iter().find_map(|e| {
+        let r = ImageRef::parse(&e.reference).ok()?;
+        (r.canonical_name() == image.canonical_name() && r.tag() == image.tag()).then(|| e.digest.clone())
+    })
+}

@@ -1,0 +1,171 @@
+//! The rule registry: every rule once, by code. Codes are stable; a retired
+//! code is never reused.
+
+use crate::context::StackCx;
+use crate::finding::{Family, Hit, Severity};
+use crate::source::Source;
+use crate::spec::SpecCx;
+
+mod images;
+mod mounts;
+
+mod hc001_unreadable_input;
+mod hc002_suppression_without_reason;
+mod hc003_inline_suppression_forbidden;
+mod hc004_invalid_spec;
+mod hc101_plaintext_secret_in_environment;
+mod hc102_credentials_in_url;
+mod hc103_secret_interpolation_default;
+mod hc104_secret_in_command;
+mod hc105_provider_token;
+mod hc106_high_entropy_value;
+mod hc107_secret_in_labels;
+mod hc201_untagged_image;
+mod hc202_floating_tag;
+mod hc203_image_not_pinned;
+mod hc204_invalid_image_reference;
+mod hc205_digest_differs_from_lock;
+mod hc301_ignored_by_swarm;
+mod hc302_depends_on_ignored;
+mod hc303_depends_on_long_form;
+mod hc304_duplicate_key;
+mod hc305_unsupported_version;
+mod hc401_database_without_placement;
+mod hc402_database_volume_shared;
+mod hc403_start_first_database;
+mod hc404_short_stop_grace_period;
+mod hc405_unbounded_restarts;
+mod hc406_global_proxy_ingress_ports;
+mod hc407_haproxy_mixed_backend;
+mod hc501_privileged;
+mod hc502_docker_socket_mount;
+mod hc503_sensitive_host_mount;
+mod hc504_host_namespace;
+mod hc505_capabilities_not_dropped;
+mod hc506_no_resource_limits;
+mod hc507_no_healthcheck;
+mod hc508_database_port_published;
+mod hc509_admin_port_published;
+mod hc510_overlay_not_encrypted;
+mod hc511_secret_file_in_repository;
+
+/// How a rule looks at a file.
+#[derive(Clone, Copy)]
+pub enum Check {
+    /// Reported by the engine itself (unreadable input, suppressions).
+    Engine,
+    Stack(fn(&StackCx<'_>, &mut Vec<Hit>)),
+    Spec(fn(&SpecCx<'_>, &mut Vec<Hit>)),
+    StackAndSpec(fn(&StackCx<'_>, &mut Vec<Hit>), fn(&SpecCx<'_>, &mut Vec<Hit>)),
+    Haproxy(fn(&Source, &mut Vec<Hit>)),
+}
+
+/// A rule: its stable code, a name that reads as the problem, and its
+/// documentation with the fixed sections `explain` and the rules page show.
+#[derive(Clone, Copy)]
+pub struct Rule {
+    pub code: &'static str,
+    pub name: &'static str,
+    pub family: Family,
+    pub severity: Severity,
+    pub summary: &'static str,
+    /// Markdown with `## What it does`, `## Why it matters`, `## Example`, `## Fix`.
+    pub doc: &'static str,
+    pub check: Check,
+}
+
+/// The doc sections every rule must have, in order.
+pub const DOC_SECTIONS: [&str; 4] = ["## What it does", "## Why it matters", "## Example", "## Fix"];
+
+/// Every rule, sorted by code.
+pub const RULES: &[Rule] = &[
+    hc001_unreadable_input::RULE,
+    hc002_suppression_without_reason::RULE,
+    hc003_inline_suppression_forbidden::RULE,
+    hc004_invalid_spec::RULE,
+    hc101_plaintext_secret_in_environment::RULE,
+    hc102_credentials_in_url::RULE,
+    hc103_secret_interpolation_default::RULE,
+    hc104_secret_in_command::RULE,
+    hc105_provider_token::RULE,
+    hc106_high_entropy_value::RULE,
+    hc107_secret_in_labels::RULE,
+    hc201_untagged_image::RULE,
+    hc202_floating_tag::RULE,
+    hc203_image_not_pinned::RULE,
+    hc204_invalid_image_reference::RULE,
+    hc205_digest_differs_from_lock::RULE,
+    hc301_ignored_by_swarm::RULE,
+    hc302_depends_on_ignored::RULE,
+    hc303_depends_on_long_form::RULE,
+    hc304_duplicate_key::RULE,
+    hc305_unsupported_version::RULE,
+    hc401_database_without_placement::RULE,
+    hc402_database_volume_shared::RULE,
+    hc403_start_first_database::RULE,
+    hc404_short_stop_grace_period::RULE,
+    hc405_unbounded_restarts::RULE,
+    hc406_global_proxy_ingress_ports::RULE,
+    hc407_haproxy_mixed_backend::RULE,
+    hc501_privileged::RULE,
+    hc502_docker_socket_mount::RULE,
+    hc503_sensitive_host_mount::RULE,
+    hc504_host_namespace::RULE,
+    hc505_capabilities_not_dropped::RULE,
+    hc506_no_resource_limits::RULE,
+    hc507_no_healthcheck::RULE,
+    hc508_database_port_published::RULE,
+    hc509_admin_port_published::RULE,
+    hc510_overlay_not_encrypted::RULE,
+    hc511_secret_file_in_repository::RULE,
+];
+
+pub fn find(code: &str) -> Option<&'static Rule> {
+    RULES.iter().find(|r| r.code.eq_ignore_ascii_case(code) || r.name == code)
+}
+
+pub const UNREADABLE: &str = "HC001";
+pub const SUPPRESSION_WITHOUT_REASON: &str = "HC002";
+pub const INLINE_SUPPRESSION_FORBIDDEN: &str = "HC003";
+pub const INVALID_SPEC: &str = "HC004";
+pub const PLAINTEXT_SECRET: &str = "HC101";
+
+/// A rule's page: heading, severity and family, then its doc sections.
+pub fn explain(rule: &Rule) -> String {
+    format!(
+        "# {} {}\n\n{}\n\nSeverity: {}. Family: {}.\n{}",
+        rule.code,
+        rule.name,
+        rule.summary,
+        rule.severity.as_str(),
+        rule.family.title(),
+        rule.doc
+    )
+}
+
+/// The generated rules page (docs/rules.md).
+pub fn rules_page() -> String {
+    let mut out = String::from(
+        "<!-- Generated by `hacompile explain --markdown`; do not edit. A test fails when it is stale. -->\n# hacompile lint rules\n\n| Code | Name | Severity | Summary |\n| --- | --- | --- | --- |\n",
+    );
+    for r in RULES {
+        out.push_str(&format!(
+            "| [{}](#{}) | {} | {} | {} |\n",
+            r.code,
+            r.code.to_ascii_lowercase(),
+            r.name,
+            r.severity.as_str(),
+            r.summary
+        ));
+    }
+    let mut family = None;
+    for r in RULES {
+        if family != Some(r.family) {
+            family = Some(r.family);
+            out.push_str(&format!("\n## {}\n", r.family.title()));
+        }
+        let body = r.doc.replace("\n## ", "\n#### ");
+        out.push_str(&format!("\n### {}\n\n`{}` · {} · {}\n{}", r.code, r.name, r.severity.as_str(), r.summary, body));
+    }
+    out
+}

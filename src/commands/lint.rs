@@ -1,0 +1,124 @@
+//! `hacompile lint`: stack/compose files, cluster specs and haproxy.cfg.
+
+use std::io::{IsTerminal, Read};
+use std::path::PathBuf;
+
+use hacompile_lint::{Config, Input, Options, Severity, output};
+
+use crate::{output as out, report};
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+pub enum Format {
+    Human,
+    Json,
+    Sarif,
+    Github,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+pub enum Level {
+    Info,
+    Warning,
+    Error,
+}
+
+/// Lint stack/compose files, cluster specs and haproxy.cfg files.
+///
+/// Directories are walked (respecting .gitignore) for docker-stack*.yml,
+/// *stack*.y*ml, compose*.y*ml, docker-compose*.y*ml, cluster specs (*.toml
+/// with a [postgres] table) and haproxy*.cfg; `-` reads stdin. Exit codes: 0
+/// nothing at or above the failure threshold, 1 findings at or above it, 2
+/// usage error or unreadable input (other files are still linted).
+#[derive(clap::Args)]
+pub struct Args {
+    /// Files, directories, or `-` for stdin [default: .]
+    paths: Vec<PathBuf>,
+    #[arg(long, value_enum, default_value = "human")]
+    format: Format,
+    /// A lock file to compare image digests with (HC205).
+    #[arg(long, value_name = "FILE")]
+    lock: Option<PathBuf>,
+    /// Use this config instead of the nearest .hacompile.toml.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Report inline `# hacompile-ignore` comments instead of honouring them.
+    #[arg(long)]
+    no_inline_suppressions: bool,
+    /// Fail (exit 1) on findings at or above this severity [default: from config, else warning].
+    #[arg(long, value_enum)]
+    fail_on: Option<Level>,
+}
+
+pub fn run(args: Args) -> u8 {
+    let mut options = Options {
+        forbid_inline: args.no_inline_suppressions,
+        fail_on: args.fail_on.map(|l| match l {
+            Level::Info => Severity::Info,
+            Level::Warning => Severity::Warning,
+            Level::Error => Severity::Error,
+        }),
+        ..Options::default()
+    };
+    if let Some(path) = &args.lock {
+        let text = match std::fs::read_to_string(path) {
+            Ok(t) => t,
+            Err(e) => {
+                report::error(&format!("cannot read the lock file {}: {e}", path.display()), None);
+                return 2;
+            }
+        };
+        match hacompile_image::LockFile::parse(&text) {
+            Ok(l) => options.lock = Some(l),
+            Err(e) => {
+                report::error(&format!("{}: {e}", path.display()), Some("regenerate it with `hacompile lock SPEC`"));
+                return 2;
+            }
+        }
+    }
+    if let Some(path) = &args.config {
+        let parsed =
+            std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display())).and_then(|t| {
+                Config::parse(path, &t).map_err(|e| format!("{}: {} ({})", path.display(), e.message, e.help))
+            });
+        match parsed {
+            Ok(c) => options.config = Some(c),
+            Err(e) => {
+                report::error(&e, None);
+                return 2;
+            }
+        }
+    }
+    let paths = if args.paths.is_empty() { vec![PathBuf::from(".")] } else { args.paths };
+    let mut inputs = Vec::new();
+    for p in paths {
+        if p.as_os_str() == "-" {
+            let mut bytes = Vec::new();
+            let limit = hacompile_lint::MAX_STACK_BYTES + 1;
+            if let Err(e) = std::io::stdin().take(limit).read_to_end(&mut bytes) {
+                report::error(&format!("cannot read stdin: {e}"), None);
+                return 2;
+            }
+            inputs.push(Input::Stdin(bytes));
+        } else if !p.exists() {
+            report::error(&format!("{} does not exist", p.display()), Some("name a file or directory to lint"));
+            return 2;
+        } else {
+            inputs.push(Input::Path(p));
+        }
+    }
+    let result = hacompile_lint::run(inputs, &options);
+    let text = match args.format {
+        Format::Human => {
+            let colour = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+            output::human(&result, colour)
+        }
+        Format::Json => output::json(&result),
+        Format::Sarif => output::sarif(&result),
+        Format::Github => output::github(&result),
+    };
+    if let Err(e) = out::stdout(text.as_bytes()) {
+        report::error(&format!("cannot write the report: {e}"), None);
+        return 2;
+    }
+    result.exit_code()
+}

@@ -1,0 +1,258 @@
+//! `hacompile lint` end to end: inputs, formats, suppressions, config, exit
+//! codes, hostile input, and that no secret value is ever printed.
+
+mod support;
+
+use std::fs;
+use std::io::Write;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use support::*;
+
+const SECRETS: [&str; 4] = ["hunter2-Xq9", "s3cret-Url-Pw", "AKIAJ7QW3ZX5TESTKEY9", "Zp4Lm9Qx2Rv7Tn1Kb8Wc3Hs6"];
+
+fn leaky_stack() -> String {
+    format!(
+        "version: \"3.8\"\nx-env: &env\n  POSTGRES_PASSWORD: {}\nservices:\n  db:\n    image: postgres:16\n    environment:\n      <<: *env\n      DATABASE_URL: postgres://app:{}@db/app\n      S3_KEY: {}\n      SIGNING: {}\n",
+        SECRETS[0], SECRETS[1], SECRETS[2], SECRETS[3]
+    )
+}
+
+fn lint_in(dir: &std::path::Path, args: &[&str]) -> (i32, String, String) {
+    let out = bin().current_dir(dir).arg("lint").args(args).output().expect("runs");
+    (out.status.code().unwrap_or(-1), text(&out.stdout), text(&out.stderr))
+}
+
+#[test]
+fn no_format_ever_prints_a_secret_value() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    fs::write(dir.path().join("docker-stack.yml"), leaky_stack()).expect("writable");
+    for format in ["human", "json", "sarif", "github"] {
+        let (code, out, err) = lint_in(dir.path(), &["--format", format, "docker-stack.yml"]);
+        assert_eq!(code, 1, "{format}");
+        for s in SECRETS {
+            assert!(!out.contains(s) && !err.contains(s), "{format} printed a secret:\n{out}");
+        }
+        for c in ["HC101", "HC102", "HC105", "HC106"] {
+            assert!(out.contains(c), "{format} reports {c}:\n{out}");
+        }
+    }
+}
+
+#[test]
+fn stdin_directories_and_exit_codes() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let root = dir.path();
+    fs::create_dir_all(root.join("deploy/prod")).expect("mkdir");
+    fs::write(root.join("deploy/prod/docker-stack.prod.yml"), leaky_stack()).expect("w");
+    fs::write(root.join("deploy/compose.yaml"), "services:\n  web:\n    image: nginx\n").expect("w");
+    fs::write(root.join("deploy/notes.yml"), "not: linted\n").expect("w");
+    fs::write(root.join("Cargo.toml"), "[package]\nname = \"x\"\n").expect("w");
+    fs::copy(format!("{ROOT}/examples/ha-postgres.toml"), root.join("deploy/cluster.toml")).expect("copy");
+    fs::copy(format!("{ROOT}/examples/hacompile.lock"), root.join("deploy/hacompile.lock")).expect("copy");
+    let (code, out, _) = lint_in(root, &["--format", "json", "."]);
+    assert_eq!(code, 1);
+    let v: serde_json::Value = serde_json::from_str(&out).expect("json");
+    let mut files: Vec<&str> =
+        v["findings"].as_array().expect("array").iter().map(|f| f["file"].as_str().expect("file")).collect();
+    files.sort_unstable();
+    files.dedup();
+    assert_eq!(
+        files,
+        ["./deploy/compose.yaml", "./deploy/prod/docker-stack.prod.yml"],
+        "walked the usual names only; the spec is clean"
+    );
+    assert_eq!(v["summary"]["files"], 3, "two stacks and one spec");
+    for key in ["code", "rule", "severity", "file", "line", "column", "end", "message", "help", "suppressed"] {
+        assert!(v["findings"][0].get(key).is_some(), "json findings have `{key}`");
+    }
+
+    // stdin, told apart by content.
+    let mut child = bin()
+        .args(["lint", "--format", "json", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    child.stdin.take().expect("stdin").write_all(leaky_stack().as_bytes()).expect("write");
+    let out = child.wait_with_output().expect("wait");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stdout).contains("\"file\": \"-\""));
+
+    // A clean file exits 0; a missing path is a usage error.
+    let clean = root.join("clean");
+    fs::create_dir_all(&clean).expect("mkdir");
+    let build = bin().args(["build", "examples/ha-postgres.toml", "-o"]).arg(&clean).output().expect("build");
+    assert!(build.status.success());
+    let (code, out, _) = lint_in(&clean, &["docker-stack.yml"]);
+    assert_eq!(code, 0, "hacompile's own output passes its linter:\n{out}");
+    let (code, _, err) = lint_in(root, &["no-such-file.yml"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("does not exist"));
+}
+
+#[test]
+fn suppressions_need_a_reason_and_can_be_forbidden() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let stack = "services:\n  web:\n    image: nginx:1@sha256:11a9d238fbb48bab14599c57e41123254452b1a2d93c6c8595bce96f346bd082\n    environment:\n      # hacompile-ignore HC101: local demo only\n      API_PASSWORD: demo\n      OTHER_PASSWORD: demo2 # hacompile-ignore HC101\n";
+    fs::write(dir.path().join("docker-stack.yml"), stack).expect("w");
+    let (_, out, _) = lint_in(dir.path(), &["--format", "json", "docker-stack.yml"]);
+    let v: serde_json::Value = serde_json::from_str(&out).expect("json");
+    let f = v["findings"].as_array().expect("array");
+    let hc101: Vec<_> = f.iter().filter(|x| x["code"] == "HC101").collect();
+    assert_eq!(hc101.len(), 2);
+    assert_eq!(hc101[0]["suppressed"], "local demo only");
+    assert!(hc101[1]["suppressed"].is_null(), "a suppression without a reason suppresses nothing");
+    assert!(f.iter().any(|x| x["code"] == "HC002" && x["line"] == 7));
+
+    // SARIF carries the suppression with its reason.
+    let (_, out, _) = lint_in(dir.path(), &["--format", "sarif", "docker-stack.yml"]);
+    let sarif: serde_json::Value = serde_json::from_str(&out).expect("json");
+    let results = sarif["runs"][0]["results"].as_array().expect("results");
+    assert!(results.iter().any(|r| r["suppressions"][0]["justification"] == "local demo only"));
+
+    // Forbidden in CI: every inline suppression is reported and none honoured.
+    let (code, out, _) = lint_in(dir.path(), &["--format", "json", "--no-inline-suppressions", "docker-stack.yml"]);
+    assert_eq!(code, 1);
+    let v: serde_json::Value = serde_json::from_str(&out).expect("json");
+    let f = v["findings"].as_array().expect("array");
+    assert!(f.iter().filter(|x| x["code"] == "HC101").all(|x| x["suppressed"].is_null()));
+    assert!(f.iter().any(|x| x["code"] == "HC003"));
+}
+
+#[test]
+fn the_config_file_is_found_upward_and_checked() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let root = dir.path();
+    fs::create_dir_all(root.join("stacks/legacy")).expect("mkdir");
+    fs::write(root.join("stacks/docker-stack.yml"), "services:\n  web:\n    image: nginx:1.27\n").expect("w");
+    fs::write(root.join("stacks/legacy/docker-stack.yml"), leaky_stack()).expect("w");
+    fs::write(
+        root.join(".hacompile.toml"),
+        "fail_on = \"error\"\nexclude = [\"stacks/legacy/**\"]\n[rules]\nHC203 = \"warning\"\nHC506 = \"off\"\n",
+    )
+    .expect("w");
+    let (code, out, _) = lint_in(root, &["--format", "json", "stacks"]);
+    let v: serde_json::Value = serde_json::from_str(&out).expect("json");
+    let f = v["findings"].as_array().expect("array");
+    assert!(f.iter().all(|x| x["file"].as_str().is_some_and(|p| !p.contains("legacy"))), "excluded path skipped");
+    assert!(f.iter().any(|x| x["code"] == "HC203" && x["severity"] == "warning"), "severity overridden");
+    assert!(!f.iter().any(|x| x["code"] == "HC506"), "rule turned off");
+    assert_eq!(code, 0, "warnings do not fail with fail_on = error:\n{out}");
+    let (code, _, _) = lint_in(root, &["--fail-on", "warning", "stacks"]);
+    assert_eq!(code, 1, "--fail-on overrides the config");
+
+    fs::write(root.join(".hacompile.toml"), "fail_on = \"error\"\nfial_on = 1\n").expect("w");
+    let (code, out, _) = lint_in(root, &["stacks"]);
+    assert_eq!(code, 2, "an invalid config is an input error");
+    assert!(out.contains("unknown field `fial_on`"), "{out}");
+}
+
+#[test]
+fn sarif_has_what_github_code_scanning_requires() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    fs::write(dir.path().join("docker-stack.yml"), leaky_stack()).expect("w");
+    let (_, out, _) = lint_in(dir.path(), &["--format", "sarif", "."]);
+    // An independent SARIF model (serde-sarif, generated from the OASIS schema).
+    let log: serde_sarif::sarif::Sarif = serde_json::from_str(&out).expect("valid SARIF 2.1.0");
+    assert_eq!(log.version.to_string().trim_matches('"'), "2.1.0");
+    let v: serde_json::Value = serde_json::from_str(&out).expect("json");
+    let run = &v["runs"][0];
+    assert_eq!(run["tool"]["driver"]["name"], "hacompile");
+    let rules = run["tool"]["driver"]["rules"].as_array().expect("rules");
+    assert_eq!(rules.len(), hacompile_lint::RULES.len());
+    assert!(
+        rules
+            .iter()
+            .all(|r| r["id"].is_string() && r["shortDescription"]["text"].is_string() && r["help"]["text"].is_string())
+    );
+    let results = run["results"].as_array().expect("results is always an array");
+    assert!(!results.is_empty());
+    for r in results {
+        assert!(r["ruleId"].is_string() && r["message"]["text"].is_string());
+        let loc = &r["locations"][0]["physicalLocation"];
+        assert!(loc["artifactLocation"]["uri"].as_str().is_some_and(|u| !u.starts_with('/') && !u.starts_with("./")));
+        assert!(loc["region"]["startLine"].as_u64().is_some_and(|l| l >= 1));
+        let idx = r["ruleIndex"].as_u64().expect("index") as usize;
+        assert_eq!(rules[idx]["id"], r["ruleId"]);
+    }
+    // A clean run still has an empty results array.
+    let clean = tempfile::tempdir().expect("temp dir");
+    let (_, out, _) = lint_in(clean.path(), &["--format", "sarif", "."]);
+    let v: serde_json::Value = serde_json::from_str(&out).expect("json");
+    assert_eq!(v["runs"][0]["results"], serde_json::json!([]));
+}
+
+#[test]
+fn github_annotations() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    fs::write(dir.path().join("docker-stack.yml"), leaky_stack()).expect("w");
+    let (_, out, _) = lint_in(dir.path(), &["--format", "github", "docker-stack.yml"]);
+    let first = out.lines().next().expect("an annotation");
+    assert!(first.starts_with("::error file=docker-stack.yml,line=3,col=22,endLine=3,endColumn="), "{first}");
+    assert!(first.contains("title=HC101 plaintext-secret-in-environment::"));
+}
+
+/// Runs `lint` on one hostile file next to a good one, with a 512 MiB
+/// address-space cap; returns (exit code, stdout, elapsed).
+fn hostile(name: &str, bytes: &[u8]) -> (i32, String, Duration) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    fs::write(dir.path().join(name), bytes).expect("w");
+    fs::write(dir.path().join("docker-stack.good.yml"), leaky_stack()).expect("w");
+    let start = Instant::now();
+    let out = Command::new("bash")
+        .current_dir(dir.path())
+        .args([
+            "-c",
+            "ulimit -v 524288 && exec \"$0\" lint --format json \"$1\" docker-stack.good.yml",
+            env!("CARGO_BIN_EXE_hacompile"),
+            name,
+        ])
+        .output()
+        .expect("runs");
+    (out.status.code().unwrap_or(-1), text(&out.stdout), start.elapsed())
+}
+
+#[test]
+fn hostile_input_is_refused_and_the_other_files_are_still_linted() {
+    let mut bomb = String::from("a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n");
+    for i in 1..12 {
+        bomb.push_str(&format!("a{i}: &a{i} [{}]\n", vec![format!("*a{}", i - 1); 10].join(", ")));
+    }
+    bomb.push_str("services:\n  x:\n    image: *a11\n");
+    let mut big = b"services:\n".to_vec();
+    big.resize(50 * 1024 * 1024, b'#');
+    let deep = format!("services: {}{}\n", "[".repeat(10_000), "]".repeat(10_000));
+    let mut not_utf8 = b"services:\n  db:\n    image: postgres\n".to_vec();
+    not_utf8.extend([0xff, 0xfe, b'\n']);
+    let mut binary = vec![0x7f, b'E', b'L', b'F', 0, 0, 0, 1];
+    binary.extend(std::iter::repeat_n(0u8, 4096));
+    let cases: [(&str, Vec<u8>, &str); 5] = [
+        ("docker-stack.bomb.yml", bomb.into_bytes(), "alias bomb"),
+        ("docker-stack.big.yml", big, "larger than 16 MiB"),
+        ("docker-stack.deep.yml", deep.into_bytes(), "deep"),
+        ("docker-stack.utf8.yml", not_utf8, "not UTF-8"),
+        ("docker-stack.bin.yml", binary, "binary"),
+    ];
+    for (name, bytes, expect) in cases {
+        let (code, out, elapsed) = hostile(name, &bytes);
+        assert_eq!(code, 2, "{name}: exit 2\n{out}");
+        let v: serde_json::Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{name}: {e}\n{out}"));
+        let f = v["findings"].as_array().expect("array");
+        let refused = f
+            .iter()
+            .find(|x| x["file"] == name && x["code"] == "HC001")
+            .unwrap_or_else(|| panic!("{name}: HC001\n{out}"));
+        let msg = refused["message"].as_str().expect("message").to_owned();
+        assert!(
+            msg.contains(expect) || (expect == "deep" && (msg.contains("deeper") || msg.contains("recursion"))),
+            "{name}: {msg}"
+        );
+        assert!(
+            f.iter().any(|x| x["file"] == "docker-stack.good.yml" && x["code"] == "HC101"),
+            "{name}: the good file is still linted"
+        );
+        assert!(elapsed < Duration::from_secs(5), "{name} took {elapsed:?}");
+    }
+}
