@@ -2,6 +2,7 @@
 # Installs what the test suite needs on a fresh Debian machine and fails
 # loudly when something is still missing. Safe to run again.
 set -euo pipefail
+cd "$(dirname "$0")/.."
 
 need_pkgs=()
 have() { command -v "$1" >/dev/null 2>&1; }
@@ -9,12 +10,25 @@ have() { command -v "$1" >/dev/null 2>&1; }
 have haproxy || need_pkgs+=(haproxy)
 have shellcheck || need_pkgs+=(shellcheck)
 have docker || need_pkgs+=(docker.io)
+have git || need_pkgs+=(git)
+python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || need_pkgs+=(python3-venv)
 
 if [ "${#need_pkgs[@]}" -gt 0 ]; then
     echo "setup: installing ${need_pkgs[*]}"
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq
     apt-get install -y -qq --no-install-recommends "${need_pkgs[@]}" >/dev/null
+fi
+
+# Python tools the tests run, pinned: the real pre-commit, and compose-lint
+# as the peer the secrets recall is measured against.
+venv=target/test-venv
+pins=(pre-commit==4.7.0 compose-lint==0.36.2)
+if ! "$venv/bin/python" -m pip show -q "${pins[@]%%==*}" >/dev/null 2>&1 \
+    || ! "$venv/bin/compose-lint" --version 2>/dev/null | grep -q '0.36.2'; then
+    echo "setup: installing ${pins[*]} into $venv"
+    python3 -m venv "$venv"
+    "$venv/bin/python" -m pip install -q --disable-pip-version-check "${pins[@]}"
 fi
 
 missing=0
@@ -27,6 +41,9 @@ check() {
 check haproxy -v
 check shellcheck --version
 check docker stack config --help
+check git --version
+check "$venv/bin/pre-commit" --version
+check "$venv/bin/compose-lint" --version
 check cargo nextest --version
 check cargo clippy --version
 check cargo fmt --version
@@ -36,3 +53,4 @@ if [ "$missing" -ne 0 ]; then
 fi
 echo "setup: $(haproxy -v | head -n1)"
 echo "setup: docker CLI $(docker version --format '{{.Client.Version}}' 2>/dev/null || echo '?')"
+echo "setup: $("$venv/bin/compose-lint" --version), $("$venv/bin/pre-commit" --version)"

@@ -53,6 +53,12 @@ pub fn is_credential_key(key: &str) -> bool {
         "auth_token",
         "secret",
         "pass",
+        "encryption_key",
+        "salt",
+        "dsn",
+        "requirepass",
+        "masterauth",
+        "rpcpassword",
     ];
     let segments: Vec<&str> = k.split(['_', '-', '.']).collect();
     WORDS.iter().any(|w| {
@@ -103,7 +109,8 @@ pub fn is_reference(v: &str) -> bool {
     match v {
         Some(rest) if rest.starts_with('(') => rest.ends_with(')'),
         Some(rest) => match rest.strip_prefix('{').and_then(|r| r.strip_suffix('}')) {
-            Some(inner) => name_ok(inner),
+            // `${X:?message}` / `${X?message}`: required, so nothing literal ships.
+            Some(inner) => name_ok(inner.split_once('?').map_or(inner, |(n, _)| n.trim_end_matches(':'))),
             None => name_ok(rest),
         },
         None => false,
@@ -138,7 +145,7 @@ pub fn interpolation_default(value: &str) -> Option<Range<usize>> {
 }
 
 static URL_CREDENTIALS: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s:@/]+:([^\s@/]+)@").expect("valid regex"));
+    LazyLock::new(|| Regex::new(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s:@/]*:([^\s@/]+)@").expect("valid regex"));
 
 /// A URL with a password (`scheme://user:pass@host`): the password's range.
 pub fn url_password(value: &str) -> Option<Range<usize>> {
@@ -202,6 +209,12 @@ pub fn looks_random(v: &str) -> bool {
     if v.starts_with("sha256:") || v.contains('@') || v.contains('$') {
         return false;
     }
+    // Words joined by separators (`production-database-primary-2026`) are names.
+    let segments: Vec<&str> = v.split(['-', '_', '.']).filter(|s| !s.is_empty()).collect();
+    let words = segments.iter().filter(|s| s.len() >= 3 && s.bytes().all(|b| b.is_ascii_alphabetic())).count();
+    if segments.len() >= 2 && words * 2 >= segments.len() {
+        return false;
+    }
     let classes = [
         v.bytes().any(|b| b.is_ascii_lowercase()),
         v.bytes().any(|b| b.is_ascii_uppercase()),
@@ -225,6 +238,9 @@ mod tests {
             "GITHUB_TOKEN",
             "client_secret",
             "REDIS_PASSWD",
+            "SENTRY_DSN",
+            "APP_SALT",
+            "requirepass",
             "SECRET",
         ] {
             assert!(is_credential_key(k), "{k}");
@@ -276,6 +292,8 @@ mod tests {
         assert_eq!(&u[url_password(u).expect("password")], "hunter2");
         assert_eq!(url_password("postgres://app:${PW}@db/app"), None);
         assert_eq!(url_password("https://example.com/x"), None);
+        let r = "redis://:cache-pass@cache:6379/0";
+        assert_eq!(&r[url_password(r).expect("empty user")], "cache-pass");
     }
 
     #[test]
@@ -285,6 +303,7 @@ mod tests {
         assert!(provider_token("node.labels.pg.role == primary").is_none());
         assert!(looks_random("q8Zr2LxP0vWm4NcT7yKb1HsD"));
         assert!(!looks_random("production-database-primary"));
+        assert!(!looks_random("production-database-primary-2026"));
         assert!(!looks_random("sha256:11a9d238fbb48bab14599c57e41123254452b1a2d93c6c8595bce96f346bd082"));
     }
 }

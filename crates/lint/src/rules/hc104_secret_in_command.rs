@@ -40,10 +40,17 @@ use a check that needs no password (`pg_isready`).
 static ASSIGN: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r#"(?i)(?:^|[\s;'"(])([a-z_][a-z0-9_]*)=("[^"]*"|'[^']*'|[^\s'";)]+)"#).expect("valid regex")
 });
+/// `--name=value`, `--name value`, `-name=value`: the name is judged by
+/// [`is_credential_key`] (so `--admin-password`, `--requirepass`,
+/// `--masterauth`, `-rpcpassword` all count).
 static FLAG: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r#"(?i)--(?:password|passwd|pass|token|secret|api-key)(?:=|\s+)("[^"]*"|'[^']*'|[^\s'";]+)"#)
+    Regex::new(r#"(?:^|\s)--?([A-Za-z][A-Za-z0-9_.-]*)(?:=|\s+)("[^"]*"|'[^']*'|[^\s'";-][^\s'";]*)"#)
         .expect("valid regex")
 });
+/// mysql's password glued to `-p` (only where a mysql client is in the command).
+static MYSQL_P: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"(?:^|\s)-p([^\s-]\S*)").expect("valid regex"));
+const MYSQL_CLIENTS: &[&str] =
+    &["mysql", "mysqladmin", "mysqldump", "mysqlcheck", "mysqlsh", "mariadb", "mariadb-admin", "mariadb-dump"];
 static CURL_USER: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r#"(?:^|\s)(?:-u|--user)\s+[^\s:]+:([^\s'"]+)"#).expect("valid regex"));
 
@@ -62,8 +69,27 @@ fn literal_secrets(text: &str) -> Vec<std::ops::Range<usize>> {
             out.push(v.range());
         }
     }
-    for re in [&*FLAG, &*CURL_USER] {
-        for c in re.captures_iter(text) {
+    for c in FLAG.captures_iter(text) {
+        if let (Some(name), Some(v)) = (c.get(1), c.get(2))
+            && is_credential_key(&name.as_str().replace(['-', '.'], "_"))
+            && literal(v.as_str())
+            && !v.as_str().starts_with(['/', '.', '~'])
+        {
+            out.push(v.range());
+        }
+    }
+    for c in CURL_USER.captures_iter(text) {
+        if let Some(v) = c.get(1)
+            && literal(v.as_str())
+        {
+            out.push(v.range());
+        }
+    }
+    let has_mysql = text
+        .split(|c: char| c.is_whitespace() || c == ';' || c == '&' || c == '|')
+        .any(|w| MYSQL_CLIENTS.contains(&w.rsplit('/').next().unwrap_or(w)));
+    if has_mysql {
+        for c in MYSQL_P.captures_iter(text) {
             if let Some(v) = c.get(1)
                 && literal(v.as_str())
             {
@@ -71,6 +97,8 @@ fn literal_secrets(text: &str) -> Vec<std::ops::Range<usize>> {
             }
         }
     }
+    out.sort_by_key(|r| r.start);
+    out.dedup();
     out
 }
 
@@ -83,10 +111,13 @@ fn check(cx: &StackCx<'_>, out: &mut Vec<Hit>) {
             // List form: `["--password", "x"]` is one flag split in two.
             let pairs = parts.windows(2).filter_map(|w| {
                 let flag = cx.doc.scalar(w[0])?;
-                matches!(flag, "--password" | "--passwd" | "--token" | "--secret" | "--api-key").then_some(w[1])
+                let name = flag.strip_prefix("--").or_else(|| flag.strip_prefix('-'))?;
+                (!name.contains('=') && is_credential_key(&name.replace(['-', '.'], "_"))).then_some(w[1])
             });
             let mut spans: Vec<std::ops::Range<usize>> = pairs
-                .filter(|v| cx.doc.scalar(*v).is_some_and(|t| is_literal_secret(t) && !t.starts_with('$')))
+                .filter(|v| {
+                    cx.doc.scalar(*v).is_some_and(|t| is_literal_secret(t) && !t.starts_with(['$', '-', '/', '.']))
+                })
                 .map(|v| cx.span(v))
                 .collect();
             for part in &parts {
@@ -122,5 +153,11 @@ mod tests {
         assert!(literal_secrets("pg_isready -U \"$$(cat /run/secrets/u)\" -d app").is_empty());
         assert!(literal_secrets("curl -u admin:$PW http://x").is_empty());
         assert_eq!(literal_secrets("curl -u admin:s3cret http://x").len(), 1);
+        let t = "redis-server --requirepass hunter2 --masterauth x9 --port 6379";
+        let found: Vec<&str> = literal_secrets(t).into_iter().map(|r| &t[r]).collect();
+        assert_eq!(found, ["hunter2", "x9"]);
+        assert_eq!(literal_secrets("mysqladmin ping -h 127.0.0.1 -uroot -phunter2").len(), 1);
+        assert!(literal_secrets("psql -p 5432 -h db").is_empty(), "-p is a port outside mysql");
+        assert!(literal_secrets("app --password-file /run/secrets/pw").is_empty());
     }
 }
