@@ -1,3 +1,4 @@
+#![allow(clippy::print_stdout)] // the recall report is this test's purpose
 //! Secrets recall against compose-lint (PyPI, pinned in tests/setup.sh), on
 //! the project's own corpus: lines ending `# secret` hold a real secret,
 //! lines ending `# not-secret` are traps that must stay quiet.
