@@ -107,12 +107,27 @@ pub fn run(args: Args) -> u8 {
         }
     }
     let result = hacompile_lint::run(inputs, &options);
+    if let Format::Json = args.format {
+        // Streamed: a large report is not built in memory first.
+        let stdout = std::io::stdout();
+        let mut w = std::io::BufWriter::new(stdout.lock());
+        let written = output::json_to(&result, &mut w).and_then(|()| std::io::Write::flush(&mut w));
+        if let Err(e) = written
+            && e.kind() != std::io::ErrorKind::BrokenPipe
+        {
+            report::error(&format!("cannot write the report: {e}"), None);
+            return 2;
+        }
+        let code = result.exit_code();
+        std::mem::forget(result);
+        return code;
+    }
     let text = match args.format {
         Format::Human => {
             let colour = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
             output::human(&result, colour)
         }
-        Format::Json => output::json(&result),
+        Format::Json => unreachable!("streamed above"),
         Format::Sarif => output::sarif(&result),
         Format::Github => output::github(&result),
     };
@@ -120,5 +135,9 @@ pub fn run(args: Args) -> u8 {
         report::error(&format!("cannot write the report: {e}"), None);
         return 2;
     }
-    result.exit_code()
+    let code = result.exit_code();
+    // The process ends right after this: freeing a report of a large file
+    // (hundreds of thousands of small allocations) would only delay the exit.
+    std::mem::forget(result);
+    code
 }

@@ -10,11 +10,17 @@ use crate::yaml::{Doc, NodeId};
 
 pub struct StackCx<'a> {
     pub src: &'a Source,
-    pub doc: &'a Doc,
+    pub doc: &'a Doc<'a>,
     pub root: NodeId,
     pub lock: Option<&'a LockFile>,
     /// The directory of the linted file, when it is a file on disk.
     pub dir: Option<PathBuf>,
+    /// The services, computed once: most rules walk them.
+    services: std::sync::OnceLock<Vec<Svc<'a>>>,
+    /// Each service's `environment` entries, in service order, computed once.
+    environments: std::sync::OnceLock<Vec<Vec<Entry<'a>>>>,
+    /// Each service's image, parsed once for the supply-chain rules.
+    images: std::sync::OnceLock<Vec<crate::rules::images::Image>>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -22,6 +28,9 @@ pub struct Svc<'a> {
     pub name: &'a str,
     pub key: NodeId,
     pub node: NodeId,
+    /// Runs a database image (computed once; several rules ask).
+    database: bool,
+    postgres: bool,
 }
 
 /// Images that hold a database's state.
@@ -41,14 +50,47 @@ const DATABASE_IMAGES: &[&str] = &[
 ];
 
 impl<'a> StackCx<'a> {
-    pub fn services(&self) -> Vec<Svc<'a>> {
-        let Some(services) = self.doc.get(self.root, "services") else { return Vec::new() };
-        self.doc
-            .entries(services)
-            .into_iter()
-            .filter(|(_, v)| self.doc.is_map(*v))
-            .filter_map(|(k, v)| Some(Svc { name: self.doc.scalar(k)?, key: k, node: v }))
-            .collect()
+    pub fn new(
+        src: &'a Source,
+        doc: &'a Doc<'a>,
+        root: NodeId,
+        lock: Option<&'a LockFile>,
+        dir: Option<PathBuf>,
+    ) -> Self {
+        Self {
+            src,
+            doc,
+            root,
+            lock,
+            dir,
+            services: std::sync::OnceLock::new(),
+            environments: std::sync::OnceLock::new(),
+            images: std::sync::OnceLock::new(),
+        }
+    }
+
+    pub fn services(&self) -> &[Svc<'a>] {
+        self.services.get_or_init(|| {
+            let Some(services) = self.doc.get(self.root, "services") else { return Vec::new() };
+            self.doc
+                .entries(services)
+                .into_iter()
+                .filter(|(_, v)| self.doc.is_map(*v))
+                .filter_map(|(k, v)| {
+                    let mut svc = Svc { name: self.doc.scalar(k)?, key: k, node: v, database: false, postgres: false };
+                    let base = self.image_base(&svc);
+                    svc.database = base.is_some_and(|b| {
+                        DATABASE_IMAGES
+                            .iter()
+                            .any(|d| b.strip_prefix(d).is_some_and(|rest| rest.is_empty() || rest.starts_with('-')))
+                    });
+                    svc.postgres = base.is_some_and(|b| {
+                        b.contains("postgres") || b == "postgis" || b == "timescaledb" || b == "spilo"
+                    });
+                    Some(svc)
+                })
+                .collect()
+        })
     }
 
     /// The value at a path of keys below `node` (merge-aware at each step).
@@ -68,21 +110,21 @@ impl<'a> StackCx<'a> {
         self.str_at(svc.node, &["image"])
     }
 
-    /// The repository's last path component, without tag or digest.
-    pub fn image_base(&self, svc: &Svc<'_>) -> Option<String> {
+    /// The repository's last path component, without tag or digest
+    /// (repository names are lowercase, so no case folding is needed).
+    pub fn image_base(&self, svc: &Svc<'_>) -> Option<&'a str> {
         let image = self.image(svc)?;
         let no_digest = image.split('@').next().unwrap_or(image);
         let last = no_digest.rsplit('/').next().unwrap_or(no_digest);
-        Some(last.split(':').next().unwrap_or(last).to_ascii_lowercase())
+        Some(last.split(':').next().unwrap_or(last))
     }
 
     pub fn is_database(&self, svc: &Svc<'_>) -> bool {
-        self.image_base(svc).is_some_and(|b| DATABASE_IMAGES.iter().any(|d| b == *d || b.starts_with(&format!("{d}-"))))
+        svc.database
     }
 
     pub fn is_postgres(&self, svc: &Svc<'_>) -> bool {
-        self.image_base(svc)
-            .is_some_and(|b| b.contains("postgres") || b == "postgis" || b == "timescaledb" || b == "spilo")
+        svc.postgres
     }
 
     /// Named volumes a service mounts (short `name:/path` or long `type: volume`).
@@ -108,7 +150,9 @@ impl<'a> StackCx<'a> {
     /// Every scalar below `node` (aliases followed), with a visit budget.
     pub fn scalars_below(&self, node: NodeId, out: &mut Vec<NodeId>) {
         let mut stack = vec![node];
-        let mut budget = 100_000usize;
+        // Bounded by the document itself: aliases can revisit nodes, and the
+        // expanded size was capped when the file was parsed.
+        let mut budget = crate::yaml::MAX_EXPANDED_NODES as usize;
         while let Some(n) = stack.pop() {
             budget = budget.saturating_sub(1);
             if budget == 0 {
@@ -118,15 +162,22 @@ impl<'a> StackCx<'a> {
             match &self.doc.node(n).kind {
                 crate::yaml::Kind::Scalar { .. } => out.push(n),
                 crate::yaml::Kind::Seq(items) => stack.extend(items.iter().rev()),
-                crate::yaml::Kind::Map(pairs) => stack.extend(pairs.iter().rev().map(|(_, v)| *v)),
+                crate::yaml::Kind::Map(pairs, _) => stack.extend(pairs.iter().rev().map(|(_, v)| *v)),
                 crate::yaml::Kind::Alias(_) => {}
             }
         }
     }
 
-    /// `environment` entries, map or list form.
-    pub fn environment(&self, svc: &Svc<'_>) -> Vec<Entry<'a>> {
-        self.entries_of(svc.node, "environment")
+    /// `environment` entries of every service (map or list form), in the
+    /// order of [`Self::services`].
+    pub fn environments(&self) -> &[Vec<Entry<'a>>] {
+        self.environments
+            .get_or_init(|| self.services().iter().map(|s| self.entries_of(s.node, "environment")).collect())
+    }
+
+    /// Every service image whose text is literal, parsed once.
+    pub fn images(&self) -> &[crate::rules::images::Image] {
+        self.images.get_or_init(|| crate::rules::images::collect(self))
     }
 
     /// A map-or-list field such as `environment` or `labels`, as entries
@@ -139,8 +190,10 @@ impl<'a> StackCx<'a> {
                 .entries(value)
                 .into_iter()
                 .filter_map(|(k, v)| {
+                    let key = self.doc.scalar(k)?;
                     Some(Entry {
-                        key: self.doc.scalar(k)?,
+                        key,
+                        credential: crate::secrets::is_credential_key(key),
                         key_span: self.span(k),
                         value: self.doc.scalar(v),
                         value_span: self.span(v),
@@ -166,7 +219,14 @@ impl<'a> StackCx<'a> {
                     (Some(v), Some(eq)) => span.start + eq + 1..(span.start + eq + 1 + v.len()).min(span.end),
                     _ => span.clone(),
                 };
-                Some(Entry { key, key_span: span, value, value_span, quoted: self.doc.is_quoted(item) })
+                Some(Entry {
+                    key,
+                    credential: crate::secrets::is_credential_key(key),
+                    key_span: span,
+                    value,
+                    value_span,
+                    quoted: self.doc.is_quoted(item),
+                })
             })
             .collect()
     }
@@ -176,6 +236,8 @@ impl<'a> StackCx<'a> {
 #[derive(Debug, Clone)]
 pub struct Entry<'a> {
     pub key: &'a str,
+    /// The key names a credential ([`crate::secrets::is_credential_key`]), computed once.
+    pub credential: bool,
     pub key_span: std::ops::Range<usize>,
     pub value: Option<&'a str>,
     pub value_span: std::ops::Range<usize>,

@@ -209,19 +209,38 @@ pub fn lint_file(
                     "is this a stack or compose file?",
                 );
             };
-            let cx = context::StackCx { src: &src, doc: &doc, root, lock: options.lock.as_ref(), dir: dir.clone() };
-            for rule in RULES {
-                let check = match rule.check {
-                    rules::Check::Stack(f) | rules::Check::StackAndSpec(f, _) => f,
-                    _ => continue,
-                };
-                if config.severity(rule).is_none() {
-                    continue;
+            let cx = context::StackCx::new(&src, &doc, root, options.lock.as_ref(), dir.clone());
+            cx.services();
+            let active: Vec<(&'static rules::Rule, fn(&context::StackCx<'_>, &mut Vec<Hit>))> = RULES
+                .iter()
+                .filter(|rule| config.severity(rule).is_some())
+                .filter_map(|rule| match rule.check {
+                    rules::Check::Stack(f) | rules::Check::StackAndSpec(f, _) => Some((rule, f)),
+                    _ => None,
+                })
+                .collect();
+            // Rules are independent readers of one document: split them over
+            // two threads (the machines this runs on have at least two cores).
+            // Interleaved, so the heavier secret and image rules are shared.
+            let (first, second): (Vec<_>, Vec<_>) = active.iter().enumerate().partition(|(i, _)| i % 2 == 0);
+            let first: Vec<_> = first.into_iter().map(|(_, r)| *r).collect();
+            let second: Vec<_> = second.into_iter().map(|(_, r)| *r).collect();
+            let run = |part: &[(&'static rules::Rule, fn(&context::StackCx<'_>, &mut Vec<Hit>))]| {
+                let mut found = Vec::new();
+                for (rule, check) in part {
+                    let mut out = Vec::new();
+                    check(&cx, &mut out);
+                    found.extend(out.into_iter().map(|h| (*rule, h)));
                 }
-                let mut out = Vec::new();
-                check(&cx, &mut out);
-                hits.extend(out.into_iter().map(|h| (rule, h)));
-            }
+                found
+            };
+            let (a, b) = std::thread::scope(|scope| {
+                let other = scope.spawn(|| run(&second));
+                let mine = run(&first);
+                (mine, other.join().expect("a rule panicked"))
+            });
+            hits.extend(a);
+            hits.extend(b);
             haproxy_refs = haproxy_configs(&cx);
         }
         FileKind::Haproxy => {
@@ -315,10 +334,12 @@ fn finish(src: &Source, hits: Vec<(&'static rules::Rule, Hit)>, config: &Config,
             suppressed: None,
         }
     };
-    let mut seen = BTreeSet::new();
+    // One finding per rule and place: a value merged into several services
+    // through an anchor is reported once, where it is written.
+    let mut seen = std::collections::HashSet::new();
     let mut findings: Vec<Finding> = hits
         .into_iter()
-        .filter(|(rule, hit)| seen.insert((rule.code, hit.span.start, hit.span.end, hit.message.clone())))
+        .filter(|(rule, hit)| seen.insert((rule.code, hit.span.start, hit.span.end)))
         .filter_map(|(rule, hit)| config.severity(rule).map(|sev| make(rule, sev, hit)))
         .collect();
 

@@ -7,6 +7,8 @@ pub struct Source {
     pub name: String,
     pub text: Arc<str>,
     line_starts: Vec<usize>,
+    /// All ASCII: a character index is a byte offset.
+    ascii: bool,
 }
 
 impl Source {
@@ -14,7 +16,14 @@ impl Source {
         let text: Arc<str> = text.into();
         let mut line_starts = vec![0];
         line_starts.extend(text.bytes().enumerate().filter(|(_, b)| *b == b'\n').map(|(i, _)| i + 1));
-        Self { name: name.into(), text, line_starts }
+        let ascii = text.is_ascii();
+        Self { name: name.into(), text, line_starts, ascii }
+    }
+
+    /// Byte offset of a parser position given as a character index plus
+    /// line/column; the index is used directly when the text is ASCII.
+    pub fn offset_of(&self, char_index: usize, line: usize, col_chars: usize) -> usize {
+        if self.ascii { char_index.min(self.text.len()) } else { self.offset(line, col_chars) }
     }
 
     /// Byte offset of a 1-based line and 0-based column counted in characters.

@@ -6,6 +6,8 @@
 //! measuring its expanded size (memoised, linear time) instead of expanding
 //! it. Duplicate mapping keys are recorded for the rule that reports them.
 
+use std::borrow::Cow;
+use std::collections::{HashMap, HashSet};
 use std::ops::Range;
 
 use saphyr_parser::{Event, Parser, ScalarStyle, Span};
@@ -19,18 +21,32 @@ pub type NodeId = usize;
 pub const MAX_EXPANDED_NODES: u64 = 5_000_000;
 /// Nesting deeper than this is refused: stack files nest less than 10 levels.
 pub const MAX_DEPTH: usize = 256;
+/// Maps smaller than this are checked for duplicate keys by a linear scan.
+const SMALL_MAP: usize = 16;
+
+fn key_hash(key: &str) -> u64 {
+    use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
+    BuildHasherDefault::<DefaultHasher>::default().hash_one(key)
+}
 
 #[derive(Debug, Clone)]
-pub enum Kind {
-    Scalar { value: String, quoted: bool },
+pub enum Kind<'a> {
+    /// Borrowed from the source text where the parser can (most plain
+    /// scalars), so a large file does not become one allocation per value.
+    Scalar {
+        value: Cow<'a, str>,
+        quoted: bool,
+    },
     Seq(Vec<NodeId>),
-    Map(Vec<(NodeId, NodeId)>),
+    /// The pairs, and whether any key is a merge key (`<<`), so lookups in
+    /// the common merge-free map need not check.
+    Map(Vec<(NodeId, NodeId)>, bool),
     Alias(NodeId),
 }
 
 #[derive(Debug, Clone)]
-pub struct Node {
-    pub kind: Kind,
+pub struct Node<'a> {
+    pub kind: Kind<'a>,
     pub span: Range<usize>,
 }
 
@@ -42,8 +58,8 @@ pub struct DuplicateKey {
 }
 
 #[derive(Debug)]
-pub struct Doc {
-    pub nodes: Vec<Node>,
+pub struct Doc<'a> {
+    pub nodes: Vec<Node<'a>>,
     pub root: Option<NodeId>,
     pub duplicates: Vec<DuplicateKey>,
 }
@@ -56,26 +72,32 @@ pub struct LoadError {
 
 enum Open {
     Seq(NodeId, Vec<NodeId>),
-    Map(NodeId, Vec<(NodeId, NodeId)>, Option<NodeId>),
+    /// The map, its pairs so far, a key waiting for its value, and (for
+    /// large maps) the key nodes by hash of their text, so duplicate
+    /// detection stays O(1) per key without copying keys.
+    Map(NodeId, Vec<(NodeId, NodeId)>, Option<NodeId>, HashMap<u64, Vec<NodeId>>),
 }
 
 fn range(src: &Source, span: &Span) -> Range<usize> {
-    let start = src.offset(span.start.line(), span.start.col());
-    let end = src.offset(span.end.line(), span.end.col()).max(start);
+    let start = src.offset_of(span.start.index(), span.start.line(), span.start.col());
+    let end = src.offset_of(span.end.index(), span.end.line(), span.end.col()).max(start);
     start..end
 }
 
-impl Doc {
+impl<'a> Doc<'a> {
     /// Parses the first document of `src`.
-    pub fn parse(src: &Source) -> Result<Doc, LoadError> {
-        let mut nodes: Vec<Node> = Vec::new();
+    pub fn parse(src: &'a Source) -> Result<Doc<'a>, LoadError> {
+        // About one node per 12 bytes of a typical stack file: reserving up
+        // front avoids re-copying (and re-faulting) a growing vector.
+        let estimate = src.text.len() / 12 + 16;
+        let mut nodes: Vec<Node<'a>> = Vec::with_capacity(estimate);
         let mut anchors: Vec<Option<NodeId>> = vec![None];
         let mut stack: Vec<Open> = Vec::new();
         let mut root = None;
         let mut duplicates = Vec::new();
         let mut documents = 0;
         // Expanded size of each finished node; an alias costs its target's.
-        let mut sizes: Vec<u64> = Vec::new();
+        let mut sizes: Vec<u64> = Vec::with_capacity(estimate);
         for event in Parser::new_from_str(&src.text) {
             let (event, span) = event.map_err(|e| {
                 let m = e.marker();
@@ -83,7 +105,7 @@ impl Doc {
                 LoadError { message: format!("invalid YAML: {}", e.info()), span: at..at }
             })?;
             let place = range(src, &span);
-            let new_node = |nodes: &mut Vec<Node>, kind| {
+            let new_node = |nodes: &mut Vec<Node<'a>>, kind: Kind<'a>| {
                 nodes.push(Node { kind, span: place.clone() });
                 nodes.len() - 1
             };
@@ -105,7 +127,15 @@ impl Doc {
                 }
                 Event::Scalar(value, style, id, _) => {
                     let quoted = !matches!(style, ScalarStyle::Plain);
-                    let n = new_node(&mut nodes, Kind::Scalar { value: value.into_owned(), quoted });
+                    // A plain scalar on one line is its own source text: keep a
+                    // slice of the file instead of the parser's copy.
+                    let value = match value {
+                        Cow::Owned(own) if !quoted && src.text.get(place.clone()) == Some(own.as_str()) => {
+                            Cow::Borrowed(&src.text[place.clone()])
+                        }
+                        other => other,
+                    };
+                    let n = new_node(&mut nodes, Kind::Scalar { value, quoted });
                     anchor(&mut anchors, id, n);
                     Some(n)
                 }
@@ -119,7 +149,7 @@ impl Doc {
                 Event::SequenceStart(id, _) => {
                     let n = new_node(&mut nodes, Kind::Seq(Vec::new()));
                     anchor(&mut anchors, id, n);
-                    stack.push(Open::Seq(n, Vec::new()));
+                    stack.push(Open::Seq(n, Vec::with_capacity(4)));
                     if stack.len() > MAX_DEPTH {
                         return Err(LoadError {
                             message: format!("the YAML nests deeper than {MAX_DEPTH} levels"),
@@ -129,9 +159,9 @@ impl Doc {
                     None
                 }
                 Event::MappingStart(id, _) => {
-                    let n = new_node(&mut nodes, Kind::Map(Vec::new()));
+                    let n = new_node(&mut nodes, Kind::Map(Vec::new(), false));
                     anchor(&mut anchors, id, n);
-                    stack.push(Open::Map(n, Vec::new(), None));
+                    stack.push(Open::Map(n, Vec::with_capacity(4), None, HashMap::new()));
                     if stack.len() > MAX_DEPTH {
                         return Err(LoadError {
                             message: format!("the YAML nests deeper than {MAX_DEPTH} levels"),
@@ -146,8 +176,11 @@ impl Doc {
                         nodes[n].span.end = place.end.max(nodes[n].span.start);
                         Some(n)
                     }
-                    Some(Open::Map(n, pairs, _)) => {
-                        nodes[n].kind = Kind::Map(pairs);
+                    Some(Open::Map(n, pairs, _, _)) => {
+                        let merges = pairs.iter().any(
+                            |(k, _)| matches!(&nodes[*k].kind, Kind::Scalar { value, quoted: false } if value == "<<"),
+                        );
+                        nodes[n].kind = Kind::Map(pairs, merges);
                         nodes[n].span.end = place.end.max(nodes[n].span.start);
                         Some(n)
                     }
@@ -161,7 +194,7 @@ impl Doc {
                 Kind::Scalar { .. } => 1,
                 Kind::Alias(target) => sizes.get(*target).copied().unwrap_or(1).max(1),
                 Kind::Seq(items) => items.iter().fold(1u64, |acc, c| acc.saturating_add(sizes[*c])),
-                Kind::Map(pairs) => {
+                Kind::Map(pairs, _) => {
                     pairs.iter().fold(1u64, |acc, (k, v)| acc.saturating_add(sizes[*k]).saturating_add(sizes[*v]))
                 }
             };
@@ -176,19 +209,34 @@ impl Doc {
             match stack.last_mut() {
                 None => root = Some(n),
                 Some(Open::Seq(_, items)) => items.push(n),
-                Some(Open::Map(_, pairs, pending)) => match pending.take() {
+                Some(Open::Map(_, pairs, pending, keys)) => match pending.take() {
                     None => *pending = Some(n),
                     Some(key) => {
-                        if let Kind::Scalar { value, .. } = &nodes[key].kind
-                            && let Some((first, _)) = pairs
-                                .iter()
-                                .find(|(k, _)| matches!(&nodes[*k].kind, Kind::Scalar { value: v, .. } if v == value))
-                        {
-                            duplicates.push(DuplicateKey {
-                                key: value.clone(),
-                                first: nodes[*first].span.clone(),
-                                again: nodes[key].span.clone(),
-                            });
+                        if let Kind::Scalar { value, .. } = &nodes[key].kind {
+                            let same =
+                                |k: &NodeId| matches!(&nodes[*k].kind, Kind::Scalar { value: v, .. } if v == value);
+                            let first = if pairs.len() < SMALL_MAP {
+                                pairs.iter().map(|(k, _)| *k).find(|k| same(k))
+                            } else {
+                                if keys.is_empty() {
+                                    for (k, _) in pairs.iter() {
+                                        if let Kind::Scalar { value: v, .. } = &nodes[*k].kind {
+                                            keys.entry(key_hash(v)).or_default().push(*k);
+                                        }
+                                    }
+                                }
+                                let bucket = keys.entry(key_hash(value)).or_default();
+                                let found = bucket.iter().copied().find(|k| same(k));
+                                bucket.push(key);
+                                found
+                            };
+                            if let Some(first) = first {
+                                duplicates.push(DuplicateKey {
+                                    key: value.to_string(),
+                                    first: nodes[first].span.clone(),
+                                    again: nodes[key].span.clone(),
+                                });
+                            }
                         }
                         pairs.push((key, n));
                     }
@@ -207,7 +255,7 @@ impl Doc {
         id
     }
 
-    pub fn node(&self, id: NodeId) -> &Node {
+    pub fn node(&self, id: NodeId) -> &Node<'a> {
         &self.nodes[id]
     }
 
@@ -232,18 +280,31 @@ impl Doc {
     /// The pairs of a mapping, merge keys (`<<: *x`, `<<: [*a, *b]`)
     /// applied: own keys first, then merged keys not already present.
     pub fn entries(&self, id: NodeId) -> Vec<(NodeId, NodeId)> {
-        let mut out: Vec<(NodeId, NodeId)> = Vec::new();
-        self.collect_entries(id, &mut out, 0);
-        out
+        match &self.nodes[self.resolve(id)].kind {
+            Kind::Map(pairs, false) => pairs.clone(),
+            Kind::Map(_, true) => {
+                let mut out = Vec::new();
+                let mut seen = HashSet::new();
+                self.collect_entries(id, &mut out, &mut seen, 0);
+                out
+            }
+            _ => Vec::new(),
+        }
     }
 
-    fn collect_entries(&self, id: NodeId, out: &mut Vec<(NodeId, NodeId)>, depth: usize) {
-        let Kind::Map(pairs) = &self.nodes[self.resolve(id)].kind else { return };
+    fn collect_entries<'s>(
+        &'s self,
+        id: NodeId,
+        out: &mut Vec<(NodeId, NodeId)>,
+        seen: &mut HashSet<&'s str>,
+        depth: usize,
+    ) {
+        let Kind::Map(pairs, _) = &self.nodes[self.resolve(id)].kind else { return };
         let mut merges = Vec::new();
         for (k, v) in pairs {
             if self.scalar(*k) == Some("<<") && !self.is_quoted(*k) {
                 merges.push(*v);
-            } else if !out.iter().any(|(ok, _)| self.scalar(*ok).is_some() && self.scalar(*ok) == self.scalar(*k)) {
+            } else if self.scalar(*k).is_none_or(|name| seen.insert(name)) {
                 out.push((*k, *v));
             }
         }
@@ -254,26 +315,42 @@ impl Doc {
             match self.seq(m) {
                 Some(items) => {
                     for item in items.iter().copied() {
-                        self.collect_entries(item, out, depth + 1);
+                        self.collect_entries(item, out, seen, depth + 1);
                     }
                 }
-                None => self.collect_entries(m, out, depth + 1),
+                None => self.collect_entries(m, out, seen, depth + 1),
             }
         }
     }
 
+    /// The (key, value) pair of `key` in a mapping (merge-aware). Own keys
+    /// win over merged ones, so the common case scans the map's own pairs
+    /// once and allocates nothing.
+    fn pair(&self, map: NodeId, key: &str) -> Option<(NodeId, NodeId)> {
+        let Kind::Map(pairs, merges) = &self.nodes[self.resolve(map)].kind else { return None };
+        let own = pairs.iter().copied().find(|(k, _)| match &self.nodes[*k].kind {
+            Kind::Scalar { value, .. } => value == key,
+            Kind::Alias(_) => self.scalar(*k) == Some(key),
+            _ => false,
+        });
+        if own.is_some() || !merges {
+            return own;
+        }
+        self.entries(map).into_iter().find(|(k, _)| self.scalar(*k) == Some(key))
+    }
+
     /// The value of `key` in a mapping (merge-aware).
     pub fn get(&self, map: NodeId, key: &str) -> Option<NodeId> {
-        self.entries(map).into_iter().find(|(k, _)| self.scalar(*k) == Some(key)).map(|(_, v)| v)
+        self.pair(map, key).map(|(_, v)| v)
     }
 
     /// The key node of `key` in a mapping (for reporting at the key).
     pub fn key_of(&self, map: NodeId, key: &str) -> Option<NodeId> {
-        self.entries(map).into_iter().find(|(k, _)| self.scalar(*k) == Some(key)).map(|(k, _)| k)
+        self.pair(map, key).map(|(k, _)| k)
     }
 
     pub fn is_map(&self, id: NodeId) -> bool {
-        matches!(self.nodes[self.resolve(id)].kind, Kind::Map(_))
+        matches!(self.nodes[self.resolve(id)].kind, Kind::Map(..))
     }
 
     /// Where a value is written: an alias is reported at its anchor's value.

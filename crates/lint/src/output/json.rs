@@ -41,7 +41,15 @@ struct Summary {
     exit_code: u8,
 }
 
+/// The JSON report as a string.
 pub fn json(report: &Report) -> String {
+    let mut out = Vec::new();
+    json_to(report, &mut out).expect("writing to memory does not fail");
+    String::from_utf8(out).expect("serde_json writes UTF-8")
+}
+
+/// Writes the JSON report to `w` (the binary streams it to stdout).
+pub fn json_to(report: &Report, w: &mut impl std::io::Write) -> std::io::Result<()> {
     let mut findings = Vec::new();
     let mut s = Summary {
         files: report.files.len(),
@@ -71,8 +79,6 @@ pub fn json(report: &Report) -> String {
             suppressed: f.suppressed.as_deref(),
         });
     }
-    let mut text =
-        serde_json::to_string_pretty(&Doc { version: 1, findings, summary: s }).expect("plain data serializes");
-    text.push('\n');
-    text
+    serde_json::to_writer_pretty(&mut *w, &Doc { version: 1, findings, summary: s })?;
+    w.write_all(b"\n")
 }

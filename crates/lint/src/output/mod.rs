@@ -8,5 +8,5 @@ mod sarif;
 
 pub use github::github;
 pub use human::human;
-pub use json::json;
+pub use json::{json, json_to};
 pub use sarif::{SarifLog, sarif};

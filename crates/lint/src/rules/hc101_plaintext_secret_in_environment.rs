@@ -1,7 +1,7 @@
 use super::{Check, Rule};
 use crate::context::StackCx;
 use crate::finding::{Family, Hit, Severity};
-use crate::secrets::{interpolation_default, is_credential_key, is_literal_secret};
+use crate::secrets::{interpolation_default, is_literal_secret};
 
 pub const RULE: Rule = Rule {
     code: "HC101",
@@ -56,10 +56,10 @@ pub(crate) fn fix_help(key: &str) -> String {
 }
 
 fn check(cx: &StackCx<'_>, out: &mut Vec<Hit>) {
-    for svc in cx.services() {
-        for e in cx.environment(&svc) {
+    for (svc, env) in cx.services().iter().zip(cx.environments()) {
+        for e in env {
             let Some(value) = e.value else { continue };
-            if is_credential_key(e.key) && is_literal_secret(value) && interpolation_default(value).is_none() {
+            if e.credential && is_literal_secret(value) && interpolation_default(value).is_none() {
                 out.push(
                     Hit::new(
                         e.value_span.clone(),

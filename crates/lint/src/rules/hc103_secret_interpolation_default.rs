@@ -1,7 +1,7 @@
 use super::{Check, Rule};
 use crate::context::StackCx;
 use crate::finding::{Family, Hit, Severity};
-use crate::secrets::{interpolation_default, is_credential_key};
+use crate::secrets::interpolation_default;
 
 pub const RULE: Rule = Rule {
     code: "HC103",
@@ -33,10 +33,10 @@ required: `${POSTGRES_PASSWORD:?set POSTGRES_PASSWORD}`.
 };
 
 fn check(cx: &StackCx<'_>, out: &mut Vec<Hit>) {
-    for svc in cx.services() {
-        for e in cx.environment(&svc) {
+    for (svc, env) in cx.services().iter().zip(cx.environments()) {
+        for e in env {
             let Some(value) = e.value else { continue };
-            if !is_credential_key(e.key) {
+            if !e.credential {
                 continue;
             }
             if let Some(d) = interpolation_default(value) {

@@ -37,9 +37,10 @@ Docker secret.
 fn check(cx: &StackCx<'_>, out: &mut Vec<Hit>) {
     let mut all = Vec::new();
     cx.scalars_below(cx.root, &mut all);
-    let mut seen = std::collections::BTreeSet::new();
+    // Aliases can reach a node twice; report it once.
+    let mut seen = vec![false; cx.doc.nodes.len()];
     for v in all {
-        if !seen.insert(v) {
+        if std::mem::replace(&mut seen[v], true) {
             continue;
         }
         let Some(text) = cx.doc.scalar(v) else { continue };

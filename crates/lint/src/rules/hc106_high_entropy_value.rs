@@ -1,7 +1,7 @@
 use super::{Check, Rule};
 use crate::context::StackCx;
 use crate::finding::{Family, Hit, Severity};
-use crate::secrets::{is_credential_key, is_reference, looks_random, provider_token};
+use crate::secrets::{is_reference, looks_random, provider_token};
 
 pub const RULE: Rule = Rule {
     code: "HC106",
@@ -34,12 +34,12 @@ public data), suppress this finding with a reason.
 };
 
 fn check(cx: &StackCx<'_>, out: &mut Vec<Hit>) {
-    for svc in cx.services() {
-        let mut entries = cx.environment(&svc);
+    for (svc, env) in cx.services().iter().zip(cx.environments()) {
+        let mut entries = env.clone();
         entries.extend(cx.entries_of(svc.node, "labels"));
         for e in entries {
             let Some(value) = e.value else { continue };
-            if is_credential_key(e.key) || is_reference(value) || provider_token(value).is_some() {
+            if e.credential || is_reference(value) || provider_token(value).is_some() {
                 continue; // HC101/HC105 speak for these.
             }
             if looks_random(value) {

@@ -41,7 +41,7 @@ fn check(cx: &StackCx<'_>, out: &mut Vec<Hit>) {
         for e in entries {
             let Some(value) = e.value else { continue };
             let last = e.key.rsplit('.').next().unwrap_or(e.key);
-            if (is_credential_key(e.key) || is_credential_key(last)) && is_literal_secret(value) {
+            if (e.credential || is_credential_key(last)) && is_literal_secret(value) {
                 out.push(
                     Hit::new(e.value_span.clone(), format!("label `{}` of service `{}` has a literal credential", e.key, svc.name))
                         .help("labels are readable by anyone who can inspect the service; pass the credential as a Docker secret"),

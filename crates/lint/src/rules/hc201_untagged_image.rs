@@ -1,4 +1,3 @@
-use super::images::images;
 use super::{Check, Rule};
 use crate::context::StackCx;
 use crate::finding::{Family, Hit, Severity};
@@ -34,17 +33,20 @@ Name the version you tested and pin its digest:
 };
 
 fn check(cx: &StackCx<'_>, out: &mut Vec<Hit>) {
-    for img in images(cx) {
+    for img in cx.images() {
         if let Ok(r) = &img.parsed
             && r.tag().is_none()
             && r.digest().is_none()
         {
             out.push(
-                Hit::new(img.span, format!("the image of service `{}` has no tag: it means `latest`", img.service))
-                    .help(format!(
-                        "name the version and pin its digest, e.g. `{}:<version>@sha256:...` (`hacompile pin`)",
-                        r.name()
-                    )),
+                Hit::new(
+                    img.span.clone(),
+                    format!("the image of service `{}` has no tag: it means `latest`", img.service),
+                )
+                .help(format!(
+                    "name the version and pin its digest, e.g. `{}:<version>@sha256:...` (`hacompile pin`)",
+                    r.name()
+                )),
             );
         }
     }

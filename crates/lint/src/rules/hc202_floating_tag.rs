@@ -1,4 +1,4 @@
-use super::images::{FLOATING_TAGS, images};
+use super::images::FLOATING_TAGS;
 use super::{Check, Rule};
 use crate::context::StackCx;
 use crate::finding::{Family, Hit, Severity};
@@ -31,15 +31,18 @@ Use a version tag and pin the digest: `haproxy:2.8@sha256:...`.
 };
 
 fn check(cx: &StackCx<'_>, out: &mut Vec<Hit>) {
-    for img in images(cx) {
+    for img in cx.images() {
         if let Ok(r) = &img.parsed
             && r.digest().is_none()
             && let Some(tag) = r.tag()
             && FLOATING_TAGS.contains(&tag.to_ascii_lowercase().as_str())
         {
             out.push(
-                Hit::new(img.span, format!("the image of service `{}` uses the moving tag `{tag}`", img.service))
-                    .help("use a version tag and pin its digest (`hacompile pin` rewrites the file)"),
+                Hit::new(
+                    img.span.clone(),
+                    format!("the image of service `{}` uses the moving tag `{tag}`", img.service),
+                )
+                .help("use a version tag and pin its digest (`hacompile pin` rewrites the file)"),
             );
         }
     }

@@ -1,4 +1,4 @@
-use super::images::{FLOATING_TAGS, images, locked_digest};
+use super::images::{FLOATING_TAGS, locked_digest};
 use super::{Check, Rule};
 use crate::context::StackCx;
 use crate::finding::{Family, Hit, Severity};
@@ -35,7 +35,7 @@ as a readable hint. `hacompile pin docker-stack.yml` rewrites the file;
 };
 
 fn check(cx: &StackCx<'_>, out: &mut Vec<Hit>) {
-    for img in images(cx) {
+    for img in cx.images() {
         let Ok(r) = &img.parsed else { continue };
         let Some(tag) = r.tag() else { continue };
         if r.digest().is_some() || FLOATING_TAGS.contains(&tag.to_ascii_lowercase().as_str()) {
@@ -49,7 +49,8 @@ fn check(cx: &StackCx<'_>, out: &mut Vec<Hit>) {
             None => "pin the digest: `hacompile pin` rewrites the image lines in place".to_owned(),
         };
         out.push(
-            Hit::new(img.span, format!("the image of service `{}` is not pinned by digest", img.service)).help(help),
+            Hit::new(img.span.clone(), format!("the image of service `{}` is not pinned by digest", img.service))
+                .help(help),
         );
     }
 }

@@ -1,4 +1,3 @@
-use super::images::images;
 use super::{Check, Rule};
 use crate::context::StackCx;
 use crate::finding::{Family, Hit, Severity};
@@ -31,11 +30,14 @@ Lowercase the repository and use a full digest: `postgres:16@sha256:<64 hex>`.
 };
 
 fn check(cx: &StackCx<'_>, out: &mut Vec<Hit>) {
-    for img in images(cx) {
+    for img in cx.images() {
         if let Err(e) = &img.parsed {
             out.push(
-                Hit::new(img.span, format!("the image of service `{}` is not a valid reference: {e}", img.service))
-                    .help("write `name:tag@sha256:<64 hex digits>` with a lowercase name"),
+                Hit::new(
+                    img.span.clone(),
+                    format!("the image of service `{}` is not a valid reference: {e}", img.service),
+                )
+                .help("write `name:tag@sha256:<64 hex digits>` with a lowercase name"),
             );
         }
     }

@@ -1,4 +1,4 @@
-use super::images::{images, locked_digest};
+use super::images::locked_digest;
 use super::{Check, Rule};
 use crate::context::StackCx;
 use crate::finding::{Family, Hit, Severity};
@@ -34,13 +34,13 @@ Re-resolve in one place: `hacompile lock --update` for the lock, then
 
 fn check(cx: &StackCx<'_>, out: &mut Vec<Hit>) {
     let Some(lock) = cx.lock else { return };
-    for img in images(cx) {
+    for img in cx.images() {
         let Ok(r) = &img.parsed else { continue };
         let (Some(digest), Some(locked)) = (r.digest(), locked_digest(lock, r)) else { continue };
         if digest.to_string() != locked {
             out.push(
                 Hit::new(
-                    img.span,
+                    img.span.clone(),
                     format!("the image of service `{}` is pinned to {digest}, but the lock says {locked}", img.service),
                 )
                 .help("re-resolve in one place (`hacompile lock --update`), then rebuild or re-pin"),

@@ -35,9 +35,9 @@ pub struct Image {
 }
 
 /// Every service image whose text is literal (not `${IMAGE}`).
-pub fn images(cx: &StackCx<'_>) -> Vec<Image> {
+pub fn collect(cx: &StackCx<'_>) -> Vec<Image> {
     cx.services()
-        .into_iter()
+        .iter()
         .filter_map(|svc| {
             let node = cx.at(svc.node, &["image"])?;
             let text = cx.doc.scalar(node)?;

@@ -6,7 +6,7 @@ use crate::finding::{Family, Hit, Severity};
 use crate::source::Source;
 use crate::spec::SpecCx;
 
-mod images;
+pub(crate) mod images;
 mod mounts;
 
 mod hc001_unreadable_input;
