@@ -211,7 +211,7 @@ pub fn lint_file(
             };
             let cx = context::StackCx::new(&src, &doc, root, options.lock.as_ref(), dir.clone());
             cx.services();
-            let active: Vec<(&'static rules::Rule, fn(&context::StackCx<'_>, &mut Vec<Hit>))> = RULES
+            let active: Vec<(&'static rules::Rule, rules::StackCheck)> = RULES
                 .iter()
                 .filter(|rule| config.severity(rule).is_some())
                 .filter_map(|rule| match rule.check {
@@ -225,7 +225,7 @@ pub fn lint_file(
             let (first, second): (Vec<_>, Vec<_>) = active.iter().enumerate().partition(|(i, _)| i % 2 == 0);
             let first: Vec<_> = first.into_iter().map(|(_, r)| *r).collect();
             let second: Vec<_> = second.into_iter().map(|(_, r)| *r).collect();
-            let run = |part: &[(&'static rules::Rule, fn(&context::StackCx<'_>, &mut Vec<Hit>))]| {
+            let run = |part: &[(&'static rules::Rule, rules::StackCheck)]| {
                 let mut found = Vec::new();
                 for (rule, check) in part {
                     let mut out = Vec::new();

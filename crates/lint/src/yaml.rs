@@ -363,15 +363,14 @@ impl<'a> Doc<'a> {
 mod tests {
     use super::*;
 
-    fn doc(text: &str) -> (Source, Doc) {
-        let src = Source::new("t.yml", text);
-        let d = Doc::parse(&src).expect("parses");
-        (src, d)
+    fn src(text: &str) -> Source {
+        Source::new("t.yml", text)
     }
 
     #[test]
     fn spans_point_at_values() {
-        let (src, d) = doc("services:\n  db:\n    image: postgres:16\n");
+        let src = src("services:\n  db:\n    image: postgres:16\n");
+        let d = Doc::parse(&src).expect("parses");
         let root = d.root.expect("root");
         let svc = d.get(d.get(root, "services").expect("services"), "db").expect("db");
         let image = d.get(svc, "image").expect("image");
@@ -381,8 +380,9 @@ mod tests {
 
     #[test]
     fn merge_keys_and_aliases() {
-        let (src, d) =
-            doc("x-env: &env\n  PASSWORD: s3cret\nservices:\n  a:\n    environment:\n      <<: *env\n      USER: u\n");
+        let src =
+            src("x-env: &env\n  PASSWORD: s3cret\nservices:\n  a:\n    environment:\n      <<: *env\n      USER: u\n");
+        let d = Doc::parse(&src).expect("parses");
         let root = d.root.expect("root");
         let env = d.get(d.get(d.get(root, "services").expect("s"), "a").expect("a"), "environment").expect("env");
         let pw = d.get(env, "PASSWORD").expect("merged key");
@@ -392,14 +392,16 @@ mod tests {
 
     #[test]
     fn duplicate_keys_are_recorded() {
-        let (_, d) = doc("a: 1\nb: 2\na: 3\n");
+        let src = src("a: 1\nb: 2\na: 3\n");
+        let d = Doc::parse(&src).expect("parses");
         assert_eq!(d.duplicates.len(), 1);
         assert_eq!(d.duplicates[0].key, "a");
     }
 
     #[test]
     fn unicode_offsets_are_bytes() {
-        let (src, d) = doc("é: \"ü\"\nk: v\n");
+        let src = src("é: \"ü\"\nk: v\n");
+        let d = Doc::parse(&src).expect("parses");
         let v = d.get(d.root.expect("root"), "k").expect("k");
         assert_eq!(&src.text[d.span(v)], "v");
     }

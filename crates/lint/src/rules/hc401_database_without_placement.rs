@@ -40,7 +40,7 @@ deploy:
 
 fn check(cx: &StackCx<'_>, out: &mut Vec<Hit>) {
     for svc in cx.services() {
-        if !cx.is_database(&svc) || cx.named_volumes(&svc).is_empty() {
+        if !cx.is_database(svc) || cx.named_volumes(svc).is_empty() {
             continue;
         }
         let constrained = cx

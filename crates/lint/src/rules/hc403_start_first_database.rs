@@ -32,7 +32,7 @@ deploy:
 
 fn check(cx: &StackCx<'_>, out: &mut Vec<Hit>) {
     for svc in cx.services() {
-        if !cx.is_database(&svc) {
+        if !cx.is_database(svc) {
             continue;
         }
         for section in ["update_config", "rollback_config"] {

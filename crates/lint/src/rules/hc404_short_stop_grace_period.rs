@@ -38,7 +38,7 @@ stop_grace_period: 120s
 
 fn check(cx: &StackCx<'_>, out: &mut Vec<Hit>) {
     for svc in cx.services() {
-        if !cx.is_postgres(&svc) {
+        if !cx.is_postgres(svc) {
             continue;
         }
         match cx.at(svc.node, &["stop_grace_period"]) {

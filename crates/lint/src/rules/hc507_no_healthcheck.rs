@@ -42,9 +42,9 @@ healthcheck:
 fn check(cx: &StackCx<'_>, out: &mut Vec<Hit>) {
     for svc in cx.services() {
         let proxy = cx
-            .image_base(&svc)
+            .image_base(svc)
             .is_some_and(|b| b.contains("haproxy") || b.contains("pgbouncer") || b.contains("pgpool"));
-        if !(cx.is_database(&svc) || proxy) {
+        if !(cx.is_database(svc) || proxy) {
             continue;
         }
         let disabled = cx.str_at(svc.node, &["healthcheck", "disable"]) == Some("true");

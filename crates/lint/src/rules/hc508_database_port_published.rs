@@ -35,7 +35,7 @@ overlay network. For admin access use `docker exec` or a bastion.
 
 fn check(cx: &StackCx<'_>, out: &mut Vec<Hit>) {
     for svc in cx.services() {
-        if !cx.is_database(&svc) {
+        if !cx.is_database(svc) {
             continue;
         }
         for &port in cx.at(svc.node, &["ports"]).and_then(|p| cx.doc.seq(p)).unwrap_or(&[]) {

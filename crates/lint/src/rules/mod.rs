@@ -49,14 +49,17 @@ mod hc509_admin_port_published;
 mod hc510_overlay_not_encrypted;
 mod hc511_secret_file_in_repository;
 
+/// A rule's check over a stack file.
+pub type StackCheck = fn(&StackCx<'_>, &mut Vec<Hit>);
+
 /// How a rule looks at a file.
 #[derive(Clone, Copy)]
 pub enum Check {
     /// Reported by the engine itself (unreadable input, suppressions).
     Engine,
-    Stack(fn(&StackCx<'_>, &mut Vec<Hit>)),
+    Stack(StackCheck),
     Spec(fn(&SpecCx<'_>, &mut Vec<Hit>)),
-    StackAndSpec(fn(&StackCx<'_>, &mut Vec<Hit>), fn(&SpecCx<'_>, &mut Vec<Hit>)),
+    StackAndSpec(StackCheck, fn(&SpecCx<'_>, &mut Vec<Hit>)),
     Haproxy(fn(&Source, &mut Vec<Hit>)),
 }
 
