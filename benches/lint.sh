@@ -49,7 +49,6 @@ peak_kib() {
     local max=0 kib
     for ((i = 0; i < 3; i++)); do
         # shellcheck disable=SC2086 # a word list on purpose
-        kib=$( { /usr/bin/time -f '%M' $1 > /dev/null 2>/dev/null; } 2>&1 | tail -n1 || true)
         kib=$(/usr/bin/time -f '%M' -o /dev/stdout $1 2>/dev/null | tail -n1)
         [ "$kib" -gt "$max" ] && max=$kib
     done
