@@ -501,6 +501,20 @@ pub fn run(inputs: Vec<Input>, options: &Options) -> Report {
         if config.is_excluded(&path) {
             continue;
         }
+        // Refuse an oversized file from its metadata, before reading any of it.
+        if let Ok(meta) = std::fs::metadata(&path)
+            && meta.len() > MAX_STACK_BYTES
+        {
+            results.push(input_error(
+                &name,
+                FileKind::Stack,
+                None,
+                0..0,
+                format!("the file is larger than {} MiB", MAX_STACK_BYTES / (1024 * 1024)),
+                "lint smaller files; a stack file this large is not a hand-written one",
+            ));
+            continue;
+        }
         let bytes = match read_limited(&path, MAX_STACK_BYTES) {
             Ok(b) => b,
             Err(e) => {
