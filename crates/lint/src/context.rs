@@ -119,6 +119,16 @@ impl<'a> StackCx<'a> {
         Some(last.split(':').next().unwrap_or(last))
     }
 
+    /// The services that run a database image.
+    pub fn databases(&self) -> impl Iterator<Item = &Svc<'a>> {
+        self.services().iter().filter(|s| s.database)
+    }
+
+    /// The services that run a PostgreSQL image.
+    pub fn postgres_services(&self) -> impl Iterator<Item = &Svc<'a>> {
+        self.services().iter().filter(|s| s.postgres)
+    }
+
     pub fn is_database(&self, svc: &Svc<'_>) -> bool {
         svc.database
     }

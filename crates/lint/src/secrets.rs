@@ -6,72 +6,7 @@ use std::sync::LazyLock;
 
 use regex::Regex;
 
-/// Does this key name hold a credential when given a literal value?
-pub fn is_credential_key(key: &str) -> bool {
-    let k = key.to_ascii_lowercase();
-    // Paths to secrets, and settings *about* credentials, are not credentials.
-    const NOT: &[&str] = &[
-        "_file",
-        "_path",
-        "_dir",
-        "_length",
-        "_min",
-        "_max",
-        "_count",
-        "_ttl",
-        "_timeout",
-        "_expiry",
-        "_policy",
-        "_method",
-        "_encryption",
-        "_algorithm",
-        "_hash_rounds",
-        "_mode",
-        "_user",
-        "_username",
-        "_enabled",
-        "_required",
-    ];
-    if NOT.iter().any(|s| k.ends_with(s)) {
-        return false;
-    }
-    const WORDS: &[&str] = &[
-        "password",
-        "passwd",
-        "passphrase",
-        "pwd",
-        "token",
-        "apikey",
-        "api_key",
-        "access_key",
-        "secret_key",
-        "secret_access_key",
-        "private_key",
-        "client_secret",
-        "credential",
-        "credentials",
-        "auth_token",
-        "secret",
-        "pass",
-        "encryption_key",
-        "salt",
-        "dsn",
-        "requirepass",
-        "masterauth",
-        "rpcpassword",
-    ];
-    let segments: Vec<&str> = k.split(['_', '-', '.']).collect();
-    WORDS.iter().any(|w| {
-        if w.contains('_') {
-            k.contains(w)
-        } else if w.len() > 4 {
-            // Long words also count inside another (PGPASSWORD, DBPASSWD).
-            k.contains(w)
-        } else {
-            segments.contains(w)
-        }
-    })
-}
+pub use hacompile_spec::values::is_credential_key;
 
 /// Is this value a literal credential (as opposed to a reference or a
 /// harmless non-secret value such as a boolean or a duration)?

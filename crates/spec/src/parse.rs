@@ -122,7 +122,8 @@ fn find_literal_credentials<'a>(table: &DeTable<'a>, path: &mut Vec<String>, fou
                 let name = path.last().map_or("", String::as_str);
                 let is_ref_path =
                     SECRET_REF_PATHS.iter().any(|p| p.iter().copied().eq(path.iter().map(String::as_str)));
-                if is_credential_key(name) || is_ref_path {
+                // `secret = "NAME"` inside a reference names a secret; it is not one.
+                if (is_credential_key(name) && name != "secret") || is_ref_path {
                     found.push((path.join("."), value.span()));
                 }
             }

@@ -1,29 +1,73 @@
 //! Checks of the small languages inside spec values: Go durations, docker
 //! byte sizes, swarm placement constraints, CIDRs, names.
 
-/// Key names that hold a credential when given a literal value.
+/// Does this key name hold a credential when given a literal value?
+/// (`POSTGRES_PASSWORD`, `api_key`, `--requirepass`; not `*_FILE`, not
+/// settings about credentials such as `PASSWORD_MIN_LENGTH`.) Shared by the
+/// spec's literal-credential check and the linter.
 pub fn is_credential_key(key: &str) -> bool {
     let k = key.to_ascii_lowercase();
+    // Paths to secrets, and settings *about* credentials, are not credentials.
+    const NOT: &[&str] = &[
+        "_file",
+        "_path",
+        "_dir",
+        "_length",
+        "_min",
+        "_max",
+        "_count",
+        "_ttl",
+        "_timeout",
+        "_expiry",
+        "_policy",
+        "_method",
+        "_encryption",
+        "_algorithm",
+        "_hash_rounds",
+        "_mode",
+        "_user",
+        "_username",
+        "_enabled",
+        "_required",
+    ];
+    if NOT.iter().any(|s| k.ends_with(s)) {
+        return false;
+    }
     const WORDS: &[&str] = &[
         "password",
         "passwd",
+        "passphrase",
         "pwd",
-        "pass",
         "token",
-        "secret_key",
-        "secretkey",
-        "api_key",
         "apikey",
+        "api_key",
+        "access_key",
+        "secret_key",
+        "secret_access_key",
         "private_key",
-        "privatekey",
+        "client_secret",
         "credential",
         "credentials",
+        "auth_token",
+        "secret",
+        "pass",
+        "encryption_key",
+        "salt",
+        "dsn",
+        "requirepass",
+        "masterauth",
+        "rpcpassword",
     ];
-    if k.ends_with("_file") {
-        return false;
-    }
+    let segments: Vec<&str> = k.split(['_', '-', '.']).collect();
     WORDS.iter().any(|w| {
-        k == *w || k.ends_with(&format!("_{w}")) || k.starts_with(&format!("{w}_")) || (w.len() > 4 && k.contains(w))
+        if w.contains('_') {
+            k.contains(w)
+        } else if w.len() > 4 {
+            // Long words also count inside another (PGPASSWORD, DBPASSWD).
+            k.contains(w)
+        } else {
+            segments.contains(w)
+        }
     })
 }
 
@@ -206,10 +250,10 @@ mod tests {
 
     #[test]
     fn credential_keys() {
-        for k in ["password", "PGPASSWORD", "db_password", "api_key", "token", "admin_pass", "pass"] {
+        for k in ["password", "PGPASSWORD", "db_password", "api_key", "token", "admin_pass", "pass", "secret"] {
             assert!(is_credential_key(k), "{k}");
         }
-        for k in ["user", "passive", "compass_x", "password_file", "secret", "bypass_x"] {
+        for k in ["user", "passive", "compass_x", "password_file", "bypass_x"] {
             assert!(!is_credential_key(k), "{k}");
         }
     }

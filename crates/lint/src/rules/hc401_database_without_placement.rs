@@ -39,8 +39,8 @@ deploy:
 };
 
 fn check(cx: &StackCx<'_>, out: &mut Vec<Hit>) {
-    for svc in cx.services() {
-        if !cx.is_database(svc) || cx.named_volumes(svc).is_empty() {
+    for svc in cx.databases() {
+        if cx.named_volumes(svc).is_empty() {
             continue;
         }
         let constrained = cx

@@ -41,10 +41,7 @@ different nodes.
 
 fn check(cx: &StackCx<'_>, out: &mut Vec<Hit>) {
     let mut users: BTreeMap<String, Vec<(String, std::ops::Range<usize>)>> = BTreeMap::new();
-    for svc in cx.services() {
-        if !cx.is_database(svc) {
-            continue;
-        }
+    for svc in cx.databases() {
         let volumes = cx.named_volumes(svc);
         for (name, node) in &volumes {
             users.entry(name.clone()).or_default().push((svc.name.to_owned(), cx.span(*node)));

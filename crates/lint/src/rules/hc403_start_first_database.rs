@@ -31,10 +31,7 @@ deploy:
 };
 
 fn check(cx: &StackCx<'_>, out: &mut Vec<Hit>) {
-    for svc in cx.services() {
-        if !cx.is_database(svc) {
-            continue;
-        }
+    for svc in cx.databases() {
         for section in ["update_config", "rollback_config"] {
             if let Some(order) = cx.at(svc.node, &["deploy", section, "order"])
                 && cx.doc.scalar(order) == Some("start-first")

@@ -37,10 +37,7 @@ stop_grace_period: 120s
 };
 
 fn check(cx: &StackCx<'_>, out: &mut Vec<Hit>) {
-    for svc in cx.services() {
-        if !cx.is_postgres(svc) {
-            continue;
-        }
+    for svc in cx.postgres_services() {
         match cx.at(svc.node, &["stop_grace_period"]) {
             None => out.push(
                 Hit::new(

@@ -34,10 +34,7 @@ overlay network. For admin access use `docker exec` or a bastion.
 };
 
 fn check(cx: &StackCx<'_>, out: &mut Vec<Hit>) {
-    for svc in cx.services() {
-        if !cx.is_database(svc) {
-            continue;
-        }
+    for svc in cx.databases() {
         for &port in cx.at(svc.node, &["ports"]).and_then(|p| cx.doc.seq(p)).unwrap_or(&[]) {
             let bound_ip =
                 cx.doc.scalar(port).is_some_and(|t| t.matches(':').count() >= 2 && !t.starts_with("0.0.0.0"));
