@@ -133,10 +133,6 @@ impl<'a> StackCx<'a> {
         svc.database
     }
 
-    pub fn is_postgres(&self, svc: &Svc<'_>) -> bool {
-        svc.postgres
-    }
-
     /// Named volumes a service mounts (short `name:/path` or long `type: volume`).
     pub fn named_volumes(&self, svc: &Svc<'_>) -> Vec<(String, NodeId)> {
         let Some(list) = self.at(svc.node, &["volumes"]).and_then(|v| self.doc.seq(v)) else { return Vec::new() };
