@@ -35,6 +35,8 @@ enum Command {
     Build(commands::build::Args),
     Lint(commands::lint::Args),
     Explain(commands::explain::Args),
+    Lock(commands::lock::Args),
+    Pin(commands::pin::Args),
     Schema(commands::schema::Args),
 }
 
@@ -44,6 +46,8 @@ fn main() -> ExitCode {
         Command::Build(args) => commands::build::run(args) as u8,
         Command::Lint(args) => commands::lint::run(args),
         Command::Explain(args) => commands::explain::run(args),
+        Command::Lock(args) => commands::lock::run(args),
+        Command::Pin(args) => commands::pin::run(args),
         Command::Schema(args) => commands::schema::run(args) as u8,
     };
     ExitCode::from(code)

@@ -23,6 +23,13 @@ pub fn write_atomic(path: &Path, contents: &[u8], executable: bool) -> io::Resul
     Ok(())
 }
 
+/// [`write_atomic`] for a file being rewritten in place: keeps its mode.
+pub fn write_atomic_keep_mode(path: &Path, contents: &[u8]) -> io::Result<()> {
+    let mode = std::fs::metadata(path)?.permissions();
+    write_atomic(path, contents, false)?;
+    std::fs::set_permissions(path, mode)
+}
+
 /// Writes to stdout. A reader that went away (`| head`) is not an error.
 pub fn stdout(contents: &[u8]) -> io::Result<()> {
     let mut out = io::stdout().lock();

@@ -29,6 +29,11 @@ pub fn diagnostics(d: &dyn Diagnostic) {
     let _ = std::io::stderr().write_all(text.as_bytes());
 }
 
+/// A one-line message on stderr.
+pub fn note(message: &str) {
+    let _ = writeln!(std::io::stderr(), "{message}");
+}
+
 /// A plain error without a source location.
 pub fn error(message: &str, help: Option<&str>) {
     let mut err = std::io::stderr();

@@ -1,4 +1,7 @@
 pub mod build;
 pub mod explain;
 pub mod lint;
+pub mod lock;
+pub mod pin;
+mod resolving;
 pub mod schema;

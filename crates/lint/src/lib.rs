@@ -549,3 +549,37 @@ pub fn run(inputs: Vec<Input>, options: &Options) -> Report {
     }
     Report { files: results, config_errors }
 }
+
+/// An `image:` value of a stack file: its text and where it is written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageSite {
+    pub service: String,
+    pub text: String,
+    /// The bytes of the value itself (inside quotes, when quoted).
+    pub span: std::ops::Range<usize>,
+}
+
+/// The literal `image:` values of a stack/compose file (not `${VAR}` ones),
+/// with exact spans, for tools that rewrite them in place (`hacompile pin`).
+pub fn stack_images(src: &Source) -> Result<Vec<ImageSite>, yaml::LoadError> {
+    let doc = yaml::Doc::parse(src)?;
+    let Some(root) = doc.root.filter(|r| doc.is_map(*r)) else { return Ok(Vec::new()) };
+    let cx = context::StackCx::new(src, &doc, root, None, None);
+    let mut out = Vec::new();
+    for svc in cx.services() {
+        let Some(node) = cx.at(svc.node, &["image"]) else { continue };
+        let Some(text) = doc.scalar(node) else { continue };
+        if text.contains('$') {
+            continue;
+        }
+        // The node's span may include an anchor (`&img "..."`) and, for
+        // quoted scalars, more than the value: find the value's own bytes.
+        // A value written with escapes has no such bytes and is skipped.
+        let node_span = doc.span(node);
+        let raw = &src.text[node_span.clone()];
+        let Some(at) = raw.find(text) else { continue };
+        let span = node_span.start + at..node_span.start + at + text.len();
+        out.push(ImageSite { service: svc.name.to_owned(), text: text.to_owned(), span });
+    }
+    Ok(out)
+}
