@@ -11,6 +11,11 @@ have haproxy || need_pkgs+=(haproxy)
 have shellcheck || need_pkgs+=(shellcheck)
 have docker || need_pkgs+=(docker.io)
 have git || need_pkgs+=(git)
+have skopeo || need_pkgs+=(skopeo)
+have docker-registry || need_pkgs+=(docker-registry)
+have htpasswd || need_pkgs+=(apache2-utils)
+have openssl || need_pkgs+=(openssl)
+have unshare || need_pkgs+=(util-linux)
 python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || need_pkgs+=(python3-venv)
 
 if [ "${#need_pkgs[@]}" -gt 0 ]; then
@@ -42,6 +47,11 @@ check haproxy -v
 check shellcheck --version
 check docker stack config --help
 check git --version
+check skopeo --version
+check docker-registry --version
+check htpasswd -h
+check openssl version
+check unshare --version
 check "$venv/bin/pre-commit" --version
 check "$venv/bin/compose-lint" --version
 check cargo nextest --version

@@ -8,6 +8,8 @@ use std::process::{Command, Output};
 
 pub const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 
+pub mod registry;
+
 /// A userlist like the one the stats secret holds (hash of "test").
 pub const TEST_USERLIST: &str = "userlist hacompile_stats\n    user admin password $6$hacompiletest$Vn6n8yQVoegMr5ghDdf0fohwEe9YkTldD5jkNXPCYZsNd54bDRUHiHMTDw1iIZEyJUKUfcSbhR02fYe9J0K0y0\n";
 

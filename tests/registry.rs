@@ -1,0 +1,381 @@
+//! `lock` and `pin` against a real registry (Debian's docker-registry on
+//! loopback), checked against skopeo; drift; offline builds; TLS, htpasswd,
+//! docker config and credential helpers; injected faults.
+
+mod support;
+
+use std::fs;
+use std::path::Path;
+use std::process::Output;
+use std::time::{Duration, Instant};
+
+use support::registry::{Fault, FaultProxy, Registry, make_tls};
+use support::*;
+
+/// Runs hacompile in `dir` with an empty docker config (host credentials never leak in).
+fn hc(dir: &Path, args: &[&str]) -> Output {
+    hc_env(dir, args, &[])
+}
+
+fn hc_env(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
+    let empty = dir.join(".docker-empty");
+    fs::create_dir_all(&empty).expect("mkdir");
+    let mut c = bin();
+    c.current_dir(dir).args(args).env("DOCKER_CONFIG", &empty);
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    c.output().expect("runs")
+}
+
+fn all(o: &Output) -> String {
+    format!("{}{}", text(&o.stdout), text(&o.stderr))
+}
+
+/// A spec whose postgres and haproxy images are `pg` and `proxy`.
+fn spec_with(dir: &Path, pg: &str, proxy: &str) {
+    let example = fs::read_to_string(format!("{ROOT}/examples/ha-postgres.toml")).expect("example");
+    let spec = example
+        .replace("image = \"postgres:16\"", &format!("image = \"{pg}\""))
+        .replace("image = \"haproxy:2.8\"", &format!("image = \"{proxy}\""));
+    fs::write(dir.join("spec.toml"), spec).expect("write");
+}
+
+fn lock_digests(dir: &Path) -> Vec<(String, String, String)> {
+    let lock = hacompile_image::LockFile::parse(&fs::read_to_string(dir.join("hacompile.lock")).expect("lock written"))
+        .expect("valid lock");
+    lock.entries().iter().map(|e| (e.reference.clone(), e.digest.clone(), e.media_type.clone())).collect()
+}
+
+#[test]
+fn digests_match_skopeo_for_every_manifest_kind_and_lists_pin_the_list() {
+    let reg = Registry::start();
+    reg.push_fixtures("fx", "1", "v1");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let h = &reg.host;
+    spec_with(dir.path(), &format!("{h}/fx/oci-index:1"), &format!("{h}/fx/docker-list:1"));
+    let o = hc(dir.path(), &["lock", "spec.toml", "--insecure-registry", h]);
+    assert!(o.status.success(), "{}", all(&o));
+    let locked = lock_digests(dir.path());
+    for (reference, digest, media_type) in &locked {
+        let repo_tag = reference.strip_prefix(&format!("{h}/")).expect("prefix");
+        assert_eq!(*digest, reg.skopeo_digest(repo_tag), "{reference}: hacompile and skopeo agree");
+        let expected = if repo_tag.contains("oci-index") {
+            "application/vnd.oci.image.index.v1+json"
+        } else {
+            "application/vnd.docker.distribution.manifest.list.v2+json"
+        };
+        assert_eq!(media_type, expected);
+    }
+    // Regression: the manifest list's digest, not its linux/amd64 child's.
+    let raw = tool(
+        "skopeo",
+        &["inspect", "--raw", "--tls-verify=false", &format!("docker://{h}/fx/docker-list:1")],
+        dir.path(),
+    );
+    let list: serde_json::Value = serde_json::from_slice(&raw.stdout).expect("list JSON");
+    let amd64 = list["manifests"]
+        .as_array()
+        .expect("manifests")
+        .iter()
+        .find(|m| m["platform"]["architecture"] == "amd64")
+        .expect("amd64 child");
+    let list_pin = &locked.iter().find(|(r, _, _)| r.contains("docker-list")).expect("locked").1;
+    assert_ne!(list_pin, amd64["digest"].as_str().expect("digest"));
+
+    // pin: all four kinds, each equal to skopeo's answer.
+    let stack = format!(
+        "services:\n{}",
+        ["oci-index", "docker-list", "oci-single", "docker-single"]
+            .iter()
+            .map(|r| format!("  {r}:\n    image: {h}/fx/{r}:1\n"))
+            .collect::<String>()
+    );
+    fs::write(dir.path().join("docker-stack.yml"), &stack).expect("write");
+    let o = hc(dir.path(), &["pin", "docker-stack.yml", "--insecure-registry", h]);
+    assert!(o.status.success(), "{}", all(&o));
+    let pinned = fs::read_to_string(dir.path().join("docker-stack.yml")).expect("read");
+    for r in ["oci-index", "docker-list", "oci-single", "docker-single"] {
+        let want = format!("image: {h}/fx/{r}:1@{}", reg.skopeo_digest(&format!("fx/{r}:1")));
+        assert!(pinned.contains(&want), "{r}: {want}\n{pinned}");
+    }
+
+    // --platform opts into the child, with a warning.
+    let o = hc(dir.path(), &["lock", "spec.toml", "--update", "--insecure-registry", h, "--platform", "linux/amd64"]);
+    assert!(o.status.success(), "{}", all(&o));
+    assert!(text(&o.stderr).contains("not the multi-arch index"));
+    let platform_pin =
+        lock_digests(dir.path()).into_iter().find(|(r, _, _)| r.contains("docker-list")).expect("locked").1;
+    assert_eq!(platform_pin, amd64["digest"].as_str().expect("digest"));
+}
+
+#[test]
+fn a_moved_tag_is_drift_for_lock_check_and_pin_check() {
+    let reg = Registry::start();
+    reg.push_fixtures("fx", "1", "v1");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let h = &reg.host;
+    spec_with(dir.path(), &format!("{h}/fx/oci-index:1"), &format!("{h}/fx/docker-single:1"));
+    assert!(hc(dir.path(), &["lock", "spec.toml", "--insecure-registry", h]).status.success());
+    fs::write(dir.path().join("docker-stack.yml"), format!("services:\n  db:\n    image: {h}/fx/oci-index:1\n"))
+        .expect("write");
+    assert!(hc(dir.path(), &["pin", "docker-stack.yml", "--insecure-registry", h]).status.success());
+    let (lock_before, stack_before) = (
+        fs::read(dir.path().join("hacompile.lock")).expect("r"),
+        fs::read(dir.path().join("docker-stack.yml")).expect("r"),
+    );
+    let old = reg.skopeo_digest("fx/oci-index:1");
+    let o = hc(dir.path(), &["lock", "--check", "spec.toml", "--insecure-registry", h]);
+    assert_eq!(o.status.code(), Some(0), "no drift yet: {}", all(&o));
+
+    reg.push_fixtures("fx", "1", "v2"); // the same tags now name new images
+    let new = reg.skopeo_digest("fx/oci-index:1");
+    assert_ne!(old, new);
+    let o = hc(dir.path(), &["lock", "--check", "spec.toml", "--insecure-registry", h]);
+    let out = all(&o);
+    assert_eq!(o.status.code(), Some(1), "{out}");
+    assert!(
+        out.contains(&format!("{h}/fx/oci-index:1")) && out.contains(&old) && out.contains(&new),
+        "names image, old and new digest:\n{out}"
+    );
+    let o = hc(dir.path(), &["pin", "--check", "docker-stack.yml", "--insecure-registry", h]);
+    let out = all(&o);
+    assert_eq!(o.status.code(), Some(1), "{out}");
+    assert!(out.contains("drifted") && out.contains(&old) && out.contains(&new), "{out}");
+    assert_eq!(fs::read(dir.path().join("hacompile.lock")).expect("r"), lock_before, "--check writes nothing");
+    assert_eq!(fs::read(dir.path().join("docker-stack.yml")).expect("r"), stack_before, "--check writes nothing");
+
+    let o = hc(dir.path(), &["lock", "--update", "spec.toml", "--insecure-registry", h]);
+    assert!(o.status.success() && all(&o).contains(&format!("(was {old})")), "{}", all(&o));
+    assert!(lock_digests(dir.path()).iter().any(|(_, d, _)| *d == new));
+}
+
+#[test]
+fn build_from_the_lock_makes_no_network_connection() {
+    let reg = Registry::start();
+    reg.push_fixtures("fx", "1", "v1");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let h = reg.host.clone();
+    spec_with(dir.path(), &format!("{h}/fx/oci-index:1"), &format!("{h}/fx/oci-single:1"));
+    assert!(hc(dir.path(), &["lock", "spec.toml", "--insecure-registry", &h]).status.success());
+    drop(reg); // the registry is gone
+    // A network namespace with no interface up: any connection would fail.
+    let o = std::process::Command::new("unshare")
+        .args(["--net", env!("CARGO_BIN_EXE_hacompile"), "build", "spec.toml", "-o", "out"])
+        .current_dir(dir.path())
+        .output()
+        .expect("unshare (util-linux) runs");
+    assert!(o.status.success(), "{}", all(&o));
+    let stack = fs::read_to_string(dir.path().join("out/docker-stack.yml")).expect("stack");
+    for (reference, digest, _) in lock_digests(dir.path()) {
+        assert!(stack.contains(&format!("{reference}@{digest}")), "{reference} pinned from the lock");
+    }
+}
+
+#[test]
+fn tls_and_credentials_from_docker_config_and_a_credential_helper() {
+    let work = tempfile::tempdir().expect("temp dir");
+    let tls = make_tls(work.path());
+    let reg = Registry::start_with(Some(&tls), Some(("ci", "s3cret-pw")));
+    let h = reg.host.clone();
+    let layout = work.path().join("layout");
+    let out = tool(
+        "python3",
+        &[&format!("{ROOT}/tests/registry/make-layout.py"), layout.to_str().expect("utf-8"), "auth"],
+        work.path(),
+    );
+    assert!(out.status.success());
+    let pushed = tool(
+        "skopeo",
+        &[
+            "copy",
+            "-q",
+            "--all",
+            "--dest-cert-dir",
+            tls.cert_dir.to_str().expect("utf-8"),
+            "--dest-creds",
+            "ci:s3cret-pw",
+            &format!("oci:{}:multi", layout.display()),
+            &format!("docker://{h}/private/pg:16"),
+        ],
+        work.path(),
+    );
+    assert!(pushed.status.success(), "push over TLS with auth: {}", text(&pushed.stderr));
+    let dir = work.path();
+    spec_with(dir, &format!("{h}/private/pg:16"), &format!("{h}/private/pg:16"));
+    let ca = tls.ca.display().to_string();
+
+    // No --ca-file: a TLS error that says what to do.
+    let o = hc(dir, &["lock", "spec.toml"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(all(&o).contains("TLS with") && all(&o).contains("--ca-file"), "{}", all(&o));
+    // The CA but no credentials: 401, and it says none were found.
+    let o = hc(dir, &["lock", "spec.toml", "--ca-file", &ca]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(all(&o).contains("HTTP 401") && all(&o).contains("no credentials were found"), "{}", all(&o));
+
+    // Credentials in a docker config file (`auths`).
+    let cfg = dir.join("docker-auths");
+    fs::create_dir_all(&cfg).expect("mkdir");
+    let auth = tool("bash", &["-c", "printf 'ci:s3cret-pw' | base64"], dir);
+    fs::write(
+        cfg.join("config.json"),
+        format!("{{\"auths\":{{\"{h}\":{{\"auth\":\"{}\"}}}}}}", text(&auth.stdout).trim()),
+    )
+    .expect("write");
+    let o = hc_env(dir, &["lock", "spec.toml", "--ca-file", &ca], &[("DOCKER_CONFIG", cfg.to_str().expect("utf-8"))]);
+    assert!(o.status.success(), "{}", all(&o));
+    let want = tool(
+        "skopeo",
+        &[
+            "inspect",
+            "--cert-dir",
+            tls.cert_dir.to_str().expect("utf-8"),
+            "--creds",
+            "ci:s3cret-pw",
+            "--format",
+            "{{.Digest}}",
+            &format!("docker://{h}/private/pg:16"),
+        ],
+        dir,
+    );
+    assert_eq!(lock_digests(dir)[0].1, text(&want.stdout).trim(), "same digest as skopeo");
+    assert!(!all(&o).contains("s3cret-pw"));
+
+    // A wrong password: the 401 message, not a crash, and no secret printed.
+    fs::write(cfg.join("config.json"), format!("{{\"auths\":{{\"{h}\":{{\"auth\":\"{}\"}}}}}}", "Y2k6d3Jvbmc="))
+        .expect("write"); // ci:wrong
+    let o = hc_env(
+        dir,
+        &["lock", "--update", "spec.toml", "--ca-file", &ca],
+        &[("DOCKER_CONFIG", cfg.to_str().expect("utf-8"))],
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", all(&o));
+    assert!(
+        all(&o).contains("refused access (HTTP 401)")
+            && all(&o).contains("credentials from the docker config were sent and rejected"),
+        "{}",
+        all(&o)
+    );
+    assert!(!all(&o).contains("wrong"));
+
+    // A credential helper on PATH (`credHelpers`).
+    let helper_dir = dir.join("helpers");
+    fs::create_dir_all(&helper_dir).expect("mkdir");
+    let helper = helper_dir.join("docker-credential-hctest");
+    fs::write(&helper, "#!/bin/sh\n[ \"$1\" = get ] || exit 1\nread -r server\nprintf '{\"ServerURL\":\"%s\",\"Username\":\"ci\",\"Secret\":\"s3cret-pw\"}\\n' \"$server\"\n").expect("write");
+    tool("chmod", &["+x", helper.to_str().expect("utf-8")], dir);
+    fs::write(cfg.join("config.json"), format!("{{\"credHelpers\":{{\"{h}\":\"hctest\"}}}}")).expect("write");
+    let path = format!("{}:{}", helper_dir.display(), std::env::var("PATH").unwrap_or_default());
+    let o = hc_env(
+        dir,
+        &["lock", "--update", "spec.toml", "--ca-file", &ca],
+        &[("DOCKER_CONFIG", cfg.to_str().expect("utf-8")), ("PATH", &path)],
+    );
+    assert!(o.status.success(), "credential helper: {}", all(&o));
+    assert!(!all(&o).contains("s3cret-pw"));
+
+    // The CI override.
+    let o = hc_env(
+        dir,
+        &["lock", "--update", "spec.toml", "--ca-file", &ca],
+        &[
+            ("HACOMPILE_REGISTRY_HOST", &h),
+            ("HACOMPILE_REGISTRY_USERNAME", "ci"),
+            ("HACOMPILE_REGISTRY_PASSWORD", "s3cret-pw"),
+        ],
+    );
+    assert!(o.status.success(), "environment credentials: {}", all(&o));
+}
+
+#[test]
+fn injected_faults_end_in_the_documented_behaviour_within_bounded_time() {
+    let reg = Registry::start();
+    reg.push_fixtures("fx", "1", "v1");
+    let proxy = FaultProxy::start(reg.port, Fault::None);
+    let h = proxy.host.clone();
+    let dir = tempfile::tempdir().expect("temp dir");
+    spec_with(dir.path(), &format!("{h}/fx/oci-index:1"), &format!("{h}/fx/oci-index:1"));
+    let lock = |extra: &[&str]| {
+        let mut args =
+            vec!["lock", "--update", "spec.toml", "--insecure-registry", &h, "--retries", "2", "--timeout", "3"];
+        args.extend_from_slice(extra);
+        let start = Instant::now();
+        let o = hc(dir.path(), &args);
+        (o, start.elapsed())
+    };
+    let (o, _) = lock(&[]);
+    assert!(o.status.success(), "{}", all(&o));
+    let good = fs::read(dir.path().join("hacompile.lock")).expect("lock");
+
+    proxy.set(Fault::TooManyThenOk(2));
+    let (o, took) = lock(&[]);
+    assert!(o.status.success(), "429 with Retry-After then success: {}", all(&o));
+    assert!(proxy.manifest_requests.load(std::sync::atomic::Ordering::SeqCst) >= 3, "it retried");
+    assert!(took >= Duration::from_secs(2), "Retry-After was honoured ({took:?})");
+
+    let cases: [(Fault, &[&str], Duration); 4] = [
+        (Fault::TooMany, &["HTTP 429", "after 3 attempts", "ratelimit-remaining: 0;w=21600"], Duration::from_secs(15)),
+        (Fault::ServerError, &["HTTP 500 after 3 attempts"], Duration::from_secs(15)),
+        (Fault::Stall, &["did not answer in time"], Duration::from_secs(30)),
+        (Fault::BadBody, &["hashes to", "refusing to pin"], Duration::from_secs(15)),
+    ];
+    for (fault, expect, bound) in cases {
+        proxy.set(fault);
+        let (o, took) = lock(&[]);
+        let out = all(&o);
+        assert_eq!(o.status.code(), Some(2), "{fault:?}: {out}");
+        for e in expect {
+            assert!(out.contains(e), "{fault:?}: expected {e:?} in:\n{out}");
+        }
+        assert!(out.contains(&format!("{h}/fx/oci-index:1")), "{fault:?}: names the image");
+        assert!(took < bound, "{fault:?} took {took:?}");
+        assert_eq!(
+            fs::read(dir.path().join("hacompile.lock")).expect("lock"),
+            good,
+            "{fault:?}: the lock is untouched"
+        );
+    }
+}
+
+#[test]
+fn pin_changes_nothing_but_image_values_and_is_idempotent() {
+    let reg = Registry::start();
+    reg.push_fixtures("fx", "1", "v1");
+    let h = &reg.host;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let original = format!(
+        "# Production stack -- keep comments!\nversion: \"3.8\"\nx-img: &img \"{h}/fx/oci-single:1\"   # anchored, quoted\nservices:\n  a:\n    image: *img\n  b:\n    image:   {h}/fx/docker-single:1    # odd spacing\n  c:\n    image: '{h}/fx/oci-index:1'\n  d:\n    image: ${{DYNAMIC_IMAGE}}\n  e:\n    <<: {{}}\n    image: {h}/fx/docker-list:1 # trailing\n"
+    );
+    fs::write(dir.path().join("docker-stack.yml"), &original).expect("write");
+    let o = hc(dir.path(), &["pin", "docker-stack.yml", "--insecure-registry", h]);
+    assert!(o.status.success(), "{}", all(&o));
+    let pinned = fs::read_to_string(dir.path().join("docker-stack.yml")).expect("read");
+    let (a, b): (Vec<&str>, Vec<&str>) = (original.lines().collect(), pinned.lines().collect());
+    assert_eq!(a.len(), b.len(), "no line added or removed");
+    for (before, after) in a.iter().zip(&b) {
+        if before == after {
+            continue;
+        }
+        // Only the reference changed: the line minus `@sha256:<64 hex>` is the original.
+        let at = after.find("@sha256:").unwrap_or_else(|| panic!("unexpected change:\n{before}\n{after}"));
+        let restored = format!("{}{}", &after[..at], &after[at + 8 + 64..]);
+        assert_eq!(&restored, before, "only the digest was inserted");
+    }
+    assert_eq!(
+        b.iter().filter(|l| l.contains("@sha256:")).count(),
+        4,
+        "four literal images pinned, ${{DYNAMIC_IMAGE}} left alone"
+    );
+    let o = hc(dir.path(), &["pin", "docker-stack.yml", "--insecure-registry", h]);
+    assert!(o.status.success());
+    assert_eq!(
+        fs::read_to_string(dir.path().join("docker-stack.yml")).expect("read"),
+        pinned,
+        "a second run changes nothing"
+    );
+    assert_eq!(
+        hc(dir.path(), &["pin", "--check", "docker-stack.yml", "--insecure-registry", h]).status.code(),
+        Some(0)
+    );
+}
