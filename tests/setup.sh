@@ -49,7 +49,7 @@ check docker stack config --help
 check git --version
 check skopeo --version
 check docker-registry --version
-check htpasswd -h
+check sh -c 'command -v htpasswd'
 check openssl version
 check unshare --version
 check "$venv/bin/pre-commit" --version
