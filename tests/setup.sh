@@ -16,6 +16,8 @@ have docker-registry || need_pkgs+=(docker-registry)
 have htpasswd || need_pkgs+=(apache2-utils)
 have openssl || need_pkgs+=(openssl)
 have unshare || need_pkgs+=(util-linux)
+have curl || need_pkgs+=(curl)
+[ -x /usr/lib/postgresql/15/bin/postgres ] || need_pkgs+=(postgresql postgresql-client)
 python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || need_pkgs+=(python3-venv)
 
 if [ "${#need_pkgs[@]}" -gt 0 ]; then
@@ -52,6 +54,11 @@ check docker-registry --version
 check sh -c 'command -v htpasswd'
 check openssl version
 check unshare --version
+check setpriv --version
+check curl --version
+check /usr/lib/postgresql/15/bin/postgres --version
+check /usr/lib/postgresql/15/bin/pg_basebackup --version
+check psql --version
 check "$venv/bin/pre-commit" --version
 check "$venv/bin/compose-lint" --version
 check cargo nextest --version

@@ -1,0 +1,253 @@
+//! The compiled cluster on real HAProxy 2.6 and PostgreSQL 15 (loopback):
+//! routing by listener, health checks, stats authentication, replica and
+//! primary loss and return, and the replication set up by the emitted
+//! scripts. Prints a report of detection times and failed client queries.
+#![allow(clippy::print_stdout)] // the report is part of what this test shows
+
+mod support;
+
+use std::collections::BTreeSet;
+use std::io::Write;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use support::cluster::{Cluster, STATS_USER, servers, sql, stats_csv, wait_for};
+use support::*;
+
+const EXAMPLE: &str = include_str!("../examples/ha-postgres.toml");
+
+/// Polls `f` until it is true; returns (elapsed, failed attempts).
+fn measure(limit: Duration, mut f: impl FnMut() -> Result<bool, ()>) -> (Duration, u32) {
+    let start = Instant::now();
+    let mut failed = 0;
+    loop {
+        match f() {
+            Ok(true) => return (start.elapsed(), failed),
+            Ok(false) => {}
+            Err(()) => failed += 1,
+        }
+        assert!(start.elapsed() < limit, "not reached within {limit:?}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+fn in_recovery(port: u16) -> Result<bool, ()> {
+    sql(port, "select pg_is_in_recovery()").map(|r| r == "t").map_err(|_| ())
+}
+
+#[test]
+fn the_compiled_cluster_routes_checks_and_heals_on_real_haproxy_and_postgresql() {
+    let mut c = Cluster::start(EXAMPLE);
+    let mut report = Vec::new();
+
+    // Only server addresses, DNS resolution and ports differ from the compiled file.
+    let compiled: BTreeSet<&str> = c.compiled_cfg.lines().collect();
+    for line in c.local_cfg.lines().filter(|l| !compiled.contains(l)) {
+        let t = line.trim_start();
+        assert!(t.starts_with("server ") || t.starts_with("bind "), "unexpected change: {line}");
+    }
+    for line in c.compiled_cfg.lines().filter(|l| !c.local_cfg.lines().any(|x| x == *l)) {
+        let t = line.trim_start();
+        assert!(
+            t.starts_with("server-template ")
+                || t.starts_with("bind ")
+                || t.starts_with("resolvers ")
+                || c.compiled_cfg.contains("resolvers docker")
+                    && (t.starts_with("nameserver")
+                        || t.starts_with("resolve_retries")
+                        || t.starts_with("timeout resolve")
+                        || t.starts_with("timeout retry")
+                        || t.starts_with("hold ")
+                        || t.starts_with("accepted_payload_size")
+                        || t.starts_with("# Docker's")),
+            "unexpected removal: {line}"
+        );
+    }
+
+    // 1. Writes reach the primary, reads the replica; a write is read back.
+    assert_eq!(sql(c.write_port, "select pg_is_in_recovery()").expect("write listener"), "f");
+    assert_eq!(sql(c.read_port, "select pg_is_in_recovery()").expect("read listener"), "t");
+    sql(c.write_port, "create table orders (id int primary key, note text)").expect("create");
+    sql(c.write_port, "insert into orders values (1, 'through the write listener')").expect("insert");
+    let (t, _) = measure(Duration::from_secs(10), || {
+        Ok(sql(c.read_port, "select note from orders where id = 1").is_ok_and(|n| n == "through the write listener"))
+    });
+    report.push(format!("row written through :write visible through :read after {t:?}"));
+
+    // 2. Stats: every server UP, with the pgsql check (L7OK against SCRAM PostgreSQL).
+    wait_for("all servers UP", Duration::from_secs(20), || {
+        let (code, csv) = stats_csv(c.stats_port, Some(STATS_USER));
+        code == 200
+            && ["postgres_write", "postgres_read"].iter().all(|p| servers(&csv, p).values().all(|(s, _)| s == "UP"))
+    });
+    let (_, csv) = stats_csv(c.stats_port, Some(STATS_USER));
+    let write = servers(&csv, "postgres_write");
+    let read = servers(&csv, "postgres_read");
+    assert_eq!(write.keys().collect::<Vec<_>>(), ["pg-primary-1"], "the write listener has the primary only");
+    assert_eq!(read.keys().collect::<Vec<_>>(), ["pg-primary-1", "pg-replica-1-1"]);
+    for (name, (status, check)) in write.iter().chain(&read) {
+        assert_eq!(status, "UP", "{name}");
+        assert_eq!(check, "L7OK", "{name}: option pgsql-check passes against scram-sha-256");
+    }
+
+    // 3. The stats page refuses no credentials and wrong ones.
+    assert_eq!(stats_csv(c.stats_port, None).0, 401);
+    assert_eq!(stats_csv(c.stats_port, Some(("admin", "wrong"))).0, 401);
+    assert_eq!(stats_csv(c.stats_port, Some(("nobody", "test"))).0, 401);
+
+    // 6. Replication as the emitted init script set it up.
+    let repl =
+        sql(c.primary.port, "select usename || '|' || state from pg_stat_replication").expect("pg_stat_replication");
+    assert_eq!(repl, "replicator|streaming");
+    assert_eq!(
+        sql(c.primary.port, "select rolreplication from pg_roles where rolname = 'replicator'").expect("role"),
+        "t"
+    );
+    let hba = std::fs::read_to_string(c.primary.data.join("pg_hba.conf")).expect("hba");
+    assert!(hba.contains("host replication replicator all scram-sha-256"));
+    let conninfo = sql(c.replica.port, "show primary_conninfo").expect("conninfo");
+    assert!(
+        conninfo.contains("user=replicator") && !conninfo.contains("Repl:pw"),
+        "the replica uses the role, and no password sits in its conninfo"
+    );
+
+    // 4. Replica down: reads move to the primary (backup); back: reads return.
+    c.replica.stop();
+    let (down, failed) = measure(Duration::from_secs(40), || in_recovery(c.read_port).map(|r| !r));
+    report.push(format!("replica down: reads on the primary after {down:?}, {failed} failed read queries"));
+    c.restart_replica();
+    let (up, failed) = measure(Duration::from_secs(40), || in_recovery(c.read_port));
+    report.push(format!("replica back: reads on the replica again after {up:?}, {failed} failed read queries"));
+
+    // 5. Primary down: writes stop, sessions are cut, nothing lands on the replica.
+    let mut session = Command::new("psql")
+        .args(["-X", "-q", "-v", "ON_ERROR_STOP=1"])
+        .env("PGHOST", "127.0.0.1")
+        .env("PGPORT", c.write_port.to_string())
+        .env("PGUSER", support::cluster::SUPERUSER)
+        .env("PGDATABASE", "app")
+        .env("PGPASSWORD", support::cluster::PASSWORD)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("a long-lived write session");
+    let mut stdin = session.stdin.take().expect("stdin");
+    writeln!(stdin, "insert into orders values (2, 'before');").expect("write");
+    stdin.flush().expect("flush");
+    wait_for("the session's write", Duration::from_secs(10), || {
+        sql(c.write_port, "select count(*) from orders where id = 2").is_ok_and(|n| n == "1")
+    });
+    let rows_before = sql(c.read_port, "select count(*) from orders").expect("count");
+
+    c.primary.stop();
+    let stopped = Instant::now();
+    let mut attempts = 0u32;
+    let (down, _) = measure(Duration::from_secs(40), || {
+        attempts += 1;
+        let r = sql(c.write_port, &format!("insert into orders values ({}, 'during outage')", 1000 + attempts));
+        assert!(r.is_err(), "a write was accepted while the primary was down");
+        let (_, csv) = stats_csv(c.stats_port, Some(STATS_USER));
+        Ok(servers(&csv, "postgres_write").get("pg-primary-1").is_some_and(|(s, _)| s.starts_with("DOWN")))
+    });
+    report
+        .push(format!("primary down: write server marked DOWN after {down:?}; {attempts} write attempts, all refused"));
+    let _ = writeln!(stdin, "insert into orders values (3, 'after the primary left');");
+    let _ = stdin.flush();
+    let status = wait_session(&mut session, Duration::from_secs(10));
+    assert!(!status, "the existing write session was cut");
+    assert_eq!(in_recovery(c.read_port), Ok(true), "reads keep working on the replica");
+    assert_eq!(
+        sql(c.read_port, "select count(*) from orders where note = 'during outage'").expect("count"),
+        "0",
+        "no write landed anywhere"
+    );
+
+    c.restart_primary();
+    let (up, failed) = measure(Duration::from_secs(40), || {
+        Ok(sql(c.write_port, "insert into orders values (4, 'after the primary came back')").is_ok())
+    });
+    report.push(format!(
+        "primary back: writes accepted {up:?} after restart ({:?} after it stopped), {failed} failed writes, HAProxy not restarted",
+        stopped.elapsed()
+    ));
+    assert_eq!(sql(c.write_port, "select pg_is_in_recovery()").expect("write"), "f");
+    let (t, _) = measure(Duration::from_secs(30), || {
+        Ok(sql(c.read_port, "select count(*) from orders")
+            .is_ok_and(|n| n.parse::<u32>().unwrap_or(0) > rows_before.parse::<u32>().unwrap_or(0)))
+    });
+    report.push(format!("replica streaming again: new primary writes visible through :read after {t:?}"));
+
+    println!("\n=== compiled cluster on HAProxy 2.6 + PostgreSQL 15 (inter 3s, fall 3, rise 2) ===");
+    for line in &report {
+        println!("  {line}");
+    }
+}
+
+/// Waits for the psql session to end; true if it exited successfully.
+fn wait_session(child: &mut std::process::Child, limit: Duration) -> bool {
+    let start = Instant::now();
+    loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            return status.success();
+        }
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            return true; // still alive: not cut
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn the_tcp_check_reports_l4ok() {
+    let spec = EXAMPLE.replace("check = \"pgsql\"", "check = \"tcp\"");
+    let c = Cluster::start(&spec);
+    wait_for("all servers UP with L4OK", Duration::from_secs(20), || {
+        let (code, csv) = stats_csv(c.stats_port, Some(STATS_USER));
+        code == 200
+            && ["postgres_write", "postgres_read"]
+                .iter()
+                .all(|p| servers(&csv, p).values().all(|(s, k)| s == "UP" && k == "L4OK"))
+    });
+    assert_eq!(sql(c.write_port, "select pg_is_in_recovery()").expect("write"), "f");
+    assert_eq!(sql(c.read_port, "select pg_is_in_recovery()").expect("read"), "t");
+}
+
+#[test]
+fn the_bitnami_flavor_uses_exactly_the_variables_the_image_reads() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let run = bin().args(["build", "examples/bitnami.toml", "-o"]).arg(dir.path()).output().expect("runs");
+    assert!(run.status.success());
+    let stack: hacompile_stack::StackFile =
+        serde_yaml_ng::from_str(&std::fs::read_to_string(dir.path().join("docker-stack.yml")).expect("read"))
+            .expect("model");
+    // Bitnami's documented names (REFERENCE.md); every credential through `_FILE`.
+    let known: BTreeSet<&str> = [
+        "POSTGRESQL_REPLICATION_MODE",
+        "POSTGRESQL_MASTER_HOST",
+        "POSTGRESQL_MASTER_PORT_NUMBER",
+        "POSTGRESQL_REPLICATION_USER",
+        "POSTGRESQL_REPLICATION_PASSWORD_FILE",
+        "POSTGRESQL_USERNAME_FILE",
+        "POSTGRESQL_PASSWORD_FILE",
+        "POSTGRESQL_DATABASE",
+    ]
+    .into();
+    for (name, svc) in stack.services.iter().filter(|(n, _)| n.starts_with("pg-")) {
+        let mounted: BTreeSet<String> = svc.secrets.iter().map(|s| format!("/run/secrets/{}", s.target)).collect();
+        for (key, value) in &svc.environment {
+            assert!(known.contains(key.as_str()), "{name}: {key} is not a variable the Bitnami image reads");
+            if key.ends_with("_FILE") {
+                assert!(mounted.contains(value), "{name}: {key} points at a mounted secret ({value})");
+            }
+            assert!(!key.contains("PASSWORD") || key.ends_with("_FILE"), "{name}: {key} carries a credential");
+        }
+        assert_eq!(svc.volumes[0].target, "/bitnami/postgresql");
+        assert!(svc.secrets.iter().all(|s| s.uid == "1001"), "{name}: secrets readable by UID 1001");
+    }
+    let replica = &stack.services["pg-replica-1"].environment;
+    assert_eq!(replica["POSTGRESQL_REPLICATION_MODE"], "slave");
+    assert_eq!(replica["POSTGRESQL_MASTER_HOST"], "pg-primary");
+    assert_eq!(stack.services["pg-primary"].environment["POSTGRESQL_REPLICATION_MODE"], "master");
+}
