@@ -162,13 +162,16 @@ failed_r=$(count_failures is_recovery 15001 t)
 t_reads=$(awk -v a="$killed" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }')
 log "replica killed (exit 137): replacement running after ${t_replaced_r}s, reads on the replica again after ${t_reads}s (${failed_r} failed reads while polling)"
 
+old_proxy=$(docker ps -q --filter "label=com.docker.swarm.service.name=${stack}_haproxy" | head -n1)
 restarted=$(date +%s.%N)
 docker service update --force --detach "${stack}_haproxy" > /dev/null
 wait_for 120 "HAProxy to converge after a restart" converged > /dev/null
 failed_h=$(count_failures writes_ok)
 t_haproxy=$(awk -v a="$restarted" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }')
 docker service ps "${stack}_haproxy" --format '{{.CurrentState}} {{.Error}}' | head -n1 | grep -q '^Running' || fail "HAProxy's task is not running"
-log "HAProxy task restarted: running and routing again after ${t_haproxy}s (${failed_h} failed writes while polling)"
+proxy_exit=$(exit_code "$old_proxy")
+[ "$proxy_exit" = 0 ] || fail "the replaced HAProxy exited with $proxy_exit: it should stop by itself on SIGUSR1, not be killed"
+log "HAProxy task restarted: old proxy exited 0 on its own, running and routing again after ${t_haproxy}s (${failed_h} failed writes while polling)"
 
 wait_for 60 "stats: every backend UP again" stats_up > /dev/null
 rows=$(q 15001 "select count(*) from heal")

@@ -11,6 +11,12 @@ pub const HAPROXY_SERVICE: &str = "haproxy";
 pub const HAPROXY_CFG_PATH: &str = "/usr/local/etc/haproxy/haproxy.cfg";
 /// The haproxy image runs as `haproxy` (UID/GID 99).
 pub const HAPROXY_UID: &str = "99";
+/// How long swarm waits for a proxy to stop before killing it.
+pub const HAPROXY_STOP_GRACE_MS: u64 = 30_000;
+/// HAProxy ends a soft stop by itself this much earlier, so it exits on its
+/// own (closing sessions) instead of being killed mid-way.
+pub const HAPROXY_HARD_STOP_MARGIN_MS: u64 = 5_000;
+
 /// The userlist section the stats secret must define.
 pub const STATS_USERLIST: &str = "hacompile_stats";
 /// The Docker DNS resolver section name in haproxy.cfg.

@@ -32,7 +32,13 @@ pub fn haproxy_config(spec: &ValidSpec) -> Config {
     let global = Section {
         kind: SectionKind::Global,
         comment: None,
-        directives: vec![D::Log { target: "stdout".into(), facility: "local0".into() }, D::MaxConn(hp.maxconn)],
+        directives: vec![
+            D::Log { target: "stdout".into(), facility: "local0".into() },
+            D::MaxConn(hp.maxconn),
+            // The service stops with SIGUSR1 (soft stop: no new connections);
+            // long database sessions are closed by this deadline, before swarm's kill.
+            D::HardStopAfter(Time(HAPROXY_STOP_GRACE_MS - HAPROXY_HARD_STOP_MARGIN_MS)),
+        ],
     };
 
     // Docker's embedded DNS, re-asked every second; a vanished task is

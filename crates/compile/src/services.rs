@@ -203,7 +203,10 @@ fn haproxy_service(spec: &ValidSpec, images: &PinnedImages, network: &str) -> st
         }],
         networks: vec![network.to_owned()],
         ports,
-        stop_grace_period: Some("30s".into()),
+        // SIGUSR1 is HAProxy's soft stop (the official image's STOPSIGNAL);
+        // as PID 1 without master-worker mode it ignores SIGTERM until killed.
+        stop_signal: Some("SIGUSR1".into()),
+        stop_grace_period: Some(format!("{}s", HAPROXY_STOP_GRACE_MS / 1000)),
         healthcheck: Some(st::Healthcheck {
             test: vec![
                 "CMD".into(),

@@ -107,6 +107,8 @@ pub enum Directive {
     },
     LogGlobal,
     MaxConn(u32),
+    /// `hard-stop-after <time>`: a soft stop (SIGUSR1) ends by then at the latest.
+    HardStopAfter(Time),
     Mode(Mode),
     Retries(u32),
     Timeout(TimeoutKind, Time),
@@ -216,6 +218,7 @@ impl fmt::Display for Directive {
             Log { target, facility } => write!(f, "log {target} format raw {facility}"),
             LogGlobal => f.write_str("log global"),
             MaxConn(n) => write!(f, "maxconn {n}"),
+            HardStopAfter(t) => write!(f, "hard-stop-after {t}"),
             Mode(self::Mode::Tcp) => f.write_str("mode tcp"),
             Mode(self::Mode::Http) => f.write_str("mode http"),
             Retries(n) => write!(f, "retries {n}"),
