@@ -287,19 +287,25 @@ impl Cluster {
     }
 }
 
+/// How the harness runs a server: its data, port and socket, on loopback only.
+fn server_args(data: &Path, port: u16, socket: &Path) -> Vec<String> {
+    let path = |p: &Path| p.to_str().expect("utf-8 path").to_owned();
+    vec![
+        "-D".into(),
+        path(data),
+        "-p".into(),
+        port.to_string(),
+        "-k".into(),
+        path(socket),
+        "-c".into(),
+        "listen_addresses=127.0.0.1".into(),
+    ]
+}
+
 fn spawn_postgres(data: &Path, port: u16, socket: &Path, log: &Path) -> Child {
     let log = std::fs::OpenOptions::new().create(true).append(true).open(log).expect("log");
     as_postgres("postgres")
-        .args([
-            "-D",
-            data.to_str().expect("utf-8"),
-            "-p",
-            &port.to_string(),
-            "-k",
-            socket.to_str().expect("utf-8"),
-            "-c",
-            "listen_addresses=127.0.0.1",
-        ])
+        .args(server_args(data, port, socket))
         .stdout(Stdio::null())
         .stderr(log)
         .spawn()
@@ -405,17 +411,8 @@ fn start_replica_at(root: &Path, out: &Path, secrets: &Path, primary_port: u16, 
     let logf = std::fs::OpenOptions::new().create(true).append(true).open(&log).expect("log");
     let child = as_postgres("bash")
         .arg(out.join("pg-replica-entrypoint.sh"))
-        .args([
-            &format!("{PG_BIN}/postgres"),
-            "-D",
-            data.to_str().expect("utf-8"),
-            "-p",
-            &port.to_string(),
-            "-k",
-            socket.to_str().expect("utf-8"),
-            "-c",
-            "listen_addresses=127.0.0.1",
-        ])
+        .arg(format!("{PG_BIN}/postgres"))
+        .args(server_args(&data, port, &socket))
         .env("PGDATA", &data)
         .env("HACOMPILE_PRIMARY_HOST", "127.0.0.1")
         .env("HACOMPILE_PRIMARY_PORT", primary_port.to_string())
