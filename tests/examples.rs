@@ -165,3 +165,20 @@ fn the_hardened_choices_are_stated_in_the_output() {
         ["pg-primary", "pg-replica-1"].iter().map(|s| stack.services[*s].volumes[0].source.clone()).collect();
     assert_ne!(volumes[0], volumes[1], "each database owns its volume");
 }
+
+#[test]
+fn compiled_output_passes_hacompile_lint_with_no_finding_at_all() {
+    for spec in examples() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let run = bin().arg("build").arg(&spec).arg("-o").arg(dir.path()).output().expect("runs");
+        assert!(run.status.success());
+        let lint = bin()
+            .current_dir(dir.path())
+            .args(["lint", "--format", "json", "--fail-on", "info", "."])
+            .output()
+            .expect("runs");
+        let report: serde_json::Value = serde_json::from_slice(&lint.stdout).expect("json");
+        assert_eq!(report["findings"], serde_json::json!([]), "{}: {}", spec.display(), text(&lint.stdout));
+        assert_eq!(lint.status.code(), Some(0));
+    }
+}

@@ -126,6 +126,15 @@ wait_for 30 "the row on the replica" bash -c "[ \"\$(PGPASSWORD='$PGPASSWORD' ps
 wait_for 60 "stats: every backend UP" stats_up > /dev/null
 [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:18080/stats;csv")" = 401 ] || fail "stats page open without credentials"
 log "routing ok: writes on the primary, reads on the replica, stats all UP (after ${t_routes}s)"
+for svc in haproxy pg-primary pg-replica-1; do
+    cid=$(docker ps -q --filter "label=com.docker.swarm.service.name=${stack}_$svc" | head -n1)
+    caps=$(docker inspect --format '{{.HostConfig.CapDrop}} {{.HostConfig.CapAdd}}' "$cid")
+    case "$caps" in
+        "[ALL] "*) ;;
+        *) fail "$svc runs with capabilities not dropped: $caps" ;;
+    esac
+    log "  $svc: cap_drop/cap_add applied by swarm: $caps"
+done
 
 kill_task() { # service -> container id killed with SIGKILL
     local cid; cid=$(docker ps -q --filter "label=com.docker.swarm.service.name=${stack}_$1" | head -n1)

@@ -19,6 +19,8 @@ use crate::{OutputFile, PinnedImages, content_hash};
 /// Per-flavor facts of the PostgreSQL image.
 struct ImageFacts {
     uid: &'static str,
+    /// What the entrypoint needs once every capability is dropped.
+    capabilities: &'static [&'static str],
     data_mount: &'static str,
     pgdata: Option<&'static str>,
 }
@@ -26,13 +28,18 @@ struct ImageFacts {
 fn facts(flavor: Flavor) -> ImageFacts {
     match flavor {
         // A subdirectory of the mount, as the image docs advise, so initdb
-        // never meets the volume's lost+found.
+        // never meets the volume's lost+found. The entrypoint starts as
+        // root (chown/chmod of the data directory), then gosu to postgres.
         Flavor::Official => ImageFacts {
             uid: "999",
+            capabilities: &["CHOWN", "DAC_OVERRIDE", "FOWNER", "SETGID", "SETUID"],
             data_mount: "/var/lib/postgresql/data",
             pgdata: Some("/var/lib/postgresql/data/pgdata"),
         },
-        Flavor::Bitnami => ImageFacts { uid: "1001", data_mount: "/bitnami/postgresql", pgdata: None },
+        // Runs as UID 1001 throughout: needs none.
+        Flavor::Bitnami => {
+            ImageFacts { uid: "1001", capabilities: &[], data_mount: "/bitnami/postgresql", pgdata: None }
+        }
     }
 }
 
@@ -203,6 +210,10 @@ fn haproxy_service(spec: &ValidSpec, images: &PinnedImages, network: &str) -> st
         }],
         networks: vec![network.to_owned()],
         ports,
+        // The official image gives its binary the file capability
+        // NET_BIND_SERVICE; exec fails if it is not in the bounding set.
+        cap_drop: vec!["ALL".into()],
+        cap_add: vec!["NET_BIND_SERVICE".into()],
         // SIGUSR1 is HAProxy's soft stop (the official image's STOPSIGNAL);
         // as PID 1 without master-worker mode it ignores SIGTERM until killed.
         stop_signal: Some("SIGUSR1".into()),
@@ -320,6 +331,8 @@ fn db_service(spec: &ValidSpec, images: &PinnedImages, network: &str, db: &DbSer
         volumes: vec![st::Mount { kind: "volume".into(), source: db.volume.clone(), target: f.data_mount.into() }],
         networks: vec![network.to_owned()],
         ports: Vec::new(),
+        cap_drop: vec!["ALL".into()],
+        cap_add: f.capabilities.iter().map(|c| (*c).to_owned()).collect(),
         // Fast shutdown: abort transactions, checkpoint, exit.
         stop_signal: Some("SIGINT".into()),
         stop_grace_period: Some(pg.stop_grace_period.get().clone()),
