@@ -75,7 +75,21 @@ impl Diagnostic for Shown<'_> {
 /// snippet nor another finding's context lines print a credential.
 fn masked(file: &crate::FileResult) -> Option<Source> {
     let source = file.source.as_ref()?;
-    let secrets: Vec<_> = file.findings.iter().filter(|f| f.code.starts_with("HC1")).map(|f| f.span.clone()).collect();
+    let mut secrets: Vec<_> = file.findings.iter().filter(|f| f.code.starts_with("HC1")).map(|f| f.span.clone()).collect();
+    // A file that did not parse was never checked for secrets: mask the
+    // value of any credential-shaped `key: value` on the lines shown.
+    for f in file.findings.iter().filter(|f| f.code == crate::rules::UNREADABLE) {
+        for line in f.line.saturating_sub(2).max(1)..=f.line + 2 {
+            let text = source.line(line);
+            let Some((key, value)) = text.split_once(':').or_else(|| text.split_once('=')) else { continue };
+            let key = key.trim().trim_start_matches("- ").trim_matches(['"', '\'']);
+            let value = value.trim_start();
+            if crate::secrets::is_credential_key(key) && !value.trim().is_empty() {
+                let start = source.offset(line, 0) + text.len() - value.len();
+                secrets.push(start..start + value.len());
+            }
+        }
+    }
     if secrets.is_empty() {
         return Some(source.clone());
     }
