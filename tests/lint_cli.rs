@@ -261,7 +261,11 @@ fn hostile_input_is_refused_and_the_other_files_are_still_linted() {
 fn a_syntax_error_next_to_a_password_does_not_print_it() {
     let dir = tempfile::tempdir().expect("temp dir");
     // An unterminated quote: the error points at the password's own line.
-    fs::write(dir.path().join("docker-stack.yml"), "services:\n  db:\n    environment:\n      POSTGRES_PASSWORD: \"Broken-Secret-42\n").expect("w");
+    fs::write(
+        dir.path().join("docker-stack.yml"),
+        "services:\n  db:\n    environment:\n      POSTGRES_PASSWORD: \"Broken-Secret-42\n",
+    )
+    .expect("w");
     let (code, out, err) = lint_in(dir.path(), &["docker-stack.yml"]);
     assert_eq!(code, 2, "{out}");
     assert!(out.contains("HC001") && out.contains("POSTGRES_PASSWORD: ****"), "the line is shown, masked:\n{out}");

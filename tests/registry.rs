@@ -147,6 +147,14 @@ fn a_moved_tag_is_drift_for_lock_check_and_pin_check() {
 
     let o = hc(dir.path(), &["lock", "--update", "spec.toml", "--insecure-registry", h]);
     assert!(o.status.success() && all(&o).contains(&format!("(was {old})")), "{}", all(&o));
+
+    // 404s say which of repository and tag is missing.
+    spec_with(dir.path(), &format!("{h}/fx/oci-index:9"), &format!("{h}/fx/no-such-repo:1"));
+    let o = hc(dir.path(), &["lock", "--update", "spec.toml", "--insecure-registry", h]);
+    let out = all(&o);
+    assert_eq!(o.status.code(), Some(2), "{out}");
+    assert!(out.contains("has no tag `9` in repository `fx/oci-index`"), "{out}");
+    assert!(out.contains("has no repository `fx/no-such-repo`"), "{out}");
     assert!(lock_digests(dir.path()).iter().any(|(_, d, _)| *d == new));
 }
 

@@ -13,6 +13,21 @@ use crate::MANIFEST_MEDIA_TYPES;
 use crate::credentials::{self, CredentialSource, Credentials};
 
 /// `os/arch[/variant]`, for pinning one platform's manifest (opt-in).
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_reads_seconds_and_http_dates() {
+        assert_eq!(retry_after("7"), Some(Duration::from_secs(7)));
+        let soon = httpdate::fmt_http_date(std::time::SystemTime::now() + Duration::from_secs(30));
+        let wait = retry_after(&soon).expect("a date");
+        assert!(wait > Duration::from_secs(25) && wait <= Duration::from_secs(30), "{wait:?}");
+        assert_eq!(retry_after("Sun, 06 Nov 1994 08:49:37 GMT"), Some(Duration::ZERO), "a past date: retry now");
+        assert_eq!(retry_after("soon"), None);
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Platform {
     pub os: String,
@@ -338,7 +353,10 @@ impl Inner {
             api_host(image.registry()),
             image.repository()
         );
-        let head = self.request(image, reqwest::Method::HEAD, &url, &creds, &token).await?;
+        let head = match self.request(image, reqwest::Method::HEAD, &url, &creds, &token).await {
+            Err(ResolveError::NotFound { .. }) => return Err(self.not_found(image, &url, &creds, &token).await),
+            other => other?,
+        };
         let claimed = header(&head, "docker-content-digest");
         let media_type = header(&head, "content-type").map(|t| t.split(';').next().unwrap_or("").trim().to_owned());
         let resolved = match (claimed, &self.config.platform) {
@@ -364,6 +382,47 @@ impl Inner {
         };
         drop(permit);
         Ok(resolved)
+    }
+
+    /// After a manifest 404, tells a missing repository from a missing tag:
+    /// registries answer MANIFEST_UNKNOWN for both on the manifest endpoint,
+    /// but the tag list of a missing repository is NAME_UNKNOWN.
+    async fn not_found(
+        &self,
+        image: &ImageRef,
+        manifest_url: &str,
+        creds: &Option<Credentials>,
+        token: &Option<String>,
+    ) -> ResolveError {
+        let url = match manifest_url.rsplit_once("/manifests/") {
+            Some((base, _)) => format!("{base}/tags/list?n=1"),
+            None => manifest_url.to_owned(),
+        };
+        let mut req = self.http.get(&url);
+        req = match (token, creds) {
+            (Some(t), _) => req.bearer_auth(t),
+            (None, Some(Credentials::Basic { username, password, .. })) => req.basic_auth(username, Some(password)),
+            _ => req,
+        };
+        let codes: Vec<String> = match req.send().await {
+            Ok(r) => r
+                .json::<serde_json::Value>()
+                .await
+                .ok()
+                .and_then(|v| {
+                    v["errors"]
+                        .as_array()
+                        .map(|e| e.iter().filter_map(|x| x["code"].as_str().map(str::to_owned)).collect())
+                })
+                .unwrap_or_default(),
+            Err(_) => Vec::new(),
+        };
+        let what = if codes.iter().any(|c| c == "NAME_UNKNOWN") {
+            format!("repository `{}`", image.repository())
+        } else {
+            format!("tag `{}` in repository `{}`", image.tag().unwrap_or(""), image.repository())
+        };
+        ResolveError::NotFound { image: image.as_written().into(), registry: image.registry().into(), what }
     }
 
     /// GETs a manifest and checks that its bytes hash to the digest claimed.
@@ -493,9 +552,7 @@ impl Inner {
                 })
             }
             429 => {
-                let wait = header(&r, "retry-after")
-                    .and_then(|v| v.trim().parse::<u64>().ok())
-                    .map_or(backoff, Duration::from_secs);
+                let wait = header(&r, "retry-after").and_then(|v| retry_after(&v)).unwrap_or(backoff);
                 let headers = r
                     .headers()
                     .iter()
@@ -512,6 +569,16 @@ impl Inner {
             other => Attempt::Fail(ResolveError::Server { image: img, registry, status: other, attempts: 1 }),
         }
     }
+}
+
+/// `Retry-After` as seconds or as an HTTP date.
+fn retry_after(value: &str) -> Option<Duration> {
+    let value = value.trim();
+    if let Ok(secs) = value.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let when = httpdate::parse_http_date(value).ok()?;
+    Some(when.duration_since(std::time::SystemTime::now()).unwrap_or(Duration::ZERO))
 }
 
 fn header(r: &reqwest::Response, name: &str) -> Option<String> {

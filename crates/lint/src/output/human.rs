@@ -75,7 +75,8 @@ impl Diagnostic for Shown<'_> {
 /// snippet nor another finding's context lines print a credential.
 fn masked(file: &crate::FileResult) -> Option<Source> {
     let source = file.source.as_ref()?;
-    let mut secrets: Vec<_> = file.findings.iter().filter(|f| f.code.starts_with("HC1")).map(|f| f.span.clone()).collect();
+    let mut secrets: Vec<_> =
+        file.findings.iter().filter(|f| f.code.starts_with("HC1")).map(|f| f.span.clone()).collect();
     // A file that did not parse was never checked for secrets: mask the
     // value of any credential-shaped `key: value` on the lines shown.
     for f in file.findings.iter().filter(|f| f.code == crate::rules::UNREADABLE) {
