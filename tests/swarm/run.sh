@@ -126,6 +126,7 @@ wait_for 30 "the row on the replica" bash -c "[ \"\$(PGPASSWORD='$PGPASSWORD' ps
 wait_for 60 "stats: every backend UP" stats_up > /dev/null
 [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:18080/stats;csv")" = 401 ] || fail "stats page open without credentials"
 log "routing ok: writes on the primary, reads on the replica, stats all UP (after ${t_routes}s)"
+[ "$(q 15000 'show wal_keep_size')" = 1GB ] || fail "the primary does not run with the compiled wal_keep_size"
 for svc in haproxy pg-primary pg-replica-1; do
     cid=$(docker ps -q --filter "label=com.docker.swarm.service.name=${stack}_$svc" | head -n1)
     caps=$(docker inspect --format '{{.HostConfig.CapDrop}} {{.HostConfig.CapAdd}}' "$cid")

@@ -263,6 +263,10 @@ fn db_service(spec: &ValidSpec, images: &PinnedImages, network: &str, db: &DbSer
     let mut entrypoint = None;
     let mut command = None;
     let repl_password_file = secret_path(pg.replication.password.secret.get());
+    // Server settings on the command line, so they need no config file. On
+    // every database service: a replica may be promoted by hand one day.
+    let wal_keep_mb = (parse_bytes(&pg.wal_keep_size).expect("sizes were validated") / (1024 * 1024)).max(1);
+    let server = ["postgres".to_owned(), "-c".to_owned(), format!("wal_keep_size={wal_keep_mb}MB")];
     match (pg.flavor, db.role) {
         (Flavor::Official, role) => {
             set("PGDATA", f.pgdata.expect("official flavor has PGDATA").into());
@@ -271,6 +275,7 @@ fn db_service(spec: &ValidSpec, images: &PinnedImages, network: &str, db: &DbSer
             set("HACOMPILE_REPLICATION_PASSWORD_FILE", repl_password_file);
             secrets.push(secret(&pg.replication.password.secret, f.uid));
             if role == Role::Primary {
+                command = Some(server.to_vec());
                 set("POSTGRES_PASSWORD_FILE", secret_path(pg.password.secret.get()));
                 set("POSTGRES_DB", pg.database.get().clone());
                 secrets.insert(1, secret(&pg.password.secret, f.uid));
@@ -293,7 +298,8 @@ fn db_service(spec: &ValidSpec, images: &PinnedImages, network: &str, db: &DbSer
                     mode: MODE_0555,
                 });
                 entrypoint = Some(vec!["bash".to_owned(), REPLICA_ENTRYPOINT_PATH.to_owned()]);
-                command = Some(vec!["docker-entrypoint.sh".to_owned(), "postgres".to_owned()]);
+                command =
+                    Some(std::iter::once("docker-entrypoint.sh".to_owned()).chain(server.iter().cloned()).collect());
             }
         }
         (Flavor::Bitnami, role) => {

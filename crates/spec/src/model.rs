@@ -241,6 +241,10 @@ pub struct Postgres {
     pub primary: Sp<DbNode>,
     /// One service per replica, each with its own volume and constraints.
     pub replicas: Vec<Sp<DbNode>>,
+    /// WAL the primary keeps for replicas that fall behind (a restart, a slow
+    /// link); a replica further behind must be cloned again. Official flavor.
+    #[serde(default = "default_wal_keep")]
+    pub wal_keep_size: Sp<String>,
     /// How long swarm waits after the stop signal before killing PostgreSQL.
     /// Shorter than a checkpoint means a crash recovery on every restart.
     #[serde(default = "default_pg_grace")]
@@ -258,6 +262,9 @@ pub struct Postgres {
 
 fn default_flavor() -> Flavor {
     Flavor::Official
+}
+fn default_wal_keep() -> Sp<String> {
+    sp("1g".into())
 }
 fn default_pg_grace() -> Sp<String> {
     sp("120s".into())

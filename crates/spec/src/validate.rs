@@ -426,6 +426,16 @@ pub fn validate(spec: Spec, source: &SourceFile) -> Result<ValidSpec, SpecErrors
         }
     }
 
+    if let Err(why) = parse_bytes(&pg.wal_keep_size) {
+        c.err(
+            "spec::size",
+            pg.wal_keep_size.span(),
+            format!("`postgres.wal_keep_size` is not a size: {why}"),
+            "not a size",
+            "e.g. `1g` or `512m`",
+        );
+    }
+
     // Durations and policies.
     let grace = c.duration("postgres.stop_grace_period", &pg.stop_grace_period, 10_000);
     if let Some(ms) = grace
