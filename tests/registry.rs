@@ -387,3 +387,25 @@ fn pin_changes_nothing_but_image_values_and_is_idempotent() {
         Some(0)
     );
 }
+
+#[test]
+fn refused_connections_and_unknown_hosts_are_named_errors() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    // Nothing listens on this port.
+    let port = support::registry::free_port();
+    let host = format!("127.0.0.1:{port}");
+    spec_with(dir.path(), &format!("{host}/team/pg:16"), &format!("{host}/team/pg:16"));
+    let start = Instant::now();
+    let o = hc(dir.path(), &["lock", "spec.toml", "--insecure-registry", &host, "--timeout", "3"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(all(&o).contains(&format!("{host} refused the connection")), "{}", all(&o));
+    assert!(start.elapsed() < Duration::from_secs(10));
+    assert!(!dir.path().join("hacompile.lock").exists(), "nothing written");
+
+    // A name that cannot resolve (`.invalid` is reserved for exactly that).
+    spec_with(dir.path(), "registry.hacompile.invalid/team/pg:16", "registry.hacompile.invalid/team/pg:16");
+    let o = hc(dir.path(), &["lock", "spec.toml", "--timeout", "5", "--retries", "0"]);
+    assert_eq!(o.status.code(), Some(2));
+    let out = all(&o);
+    assert!(out.contains("cannot resolve the host of registry.hacompile.invalid"), "{out}");
+}

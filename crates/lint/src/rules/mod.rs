@@ -48,6 +48,7 @@ mod hc508_database_port_published;
 mod hc509_admin_port_published;
 mod hc510_overlay_not_encrypted;
 mod hc511_secret_file_in_repository;
+mod hc512_port_on_all_interfaces;
 
 /// A rule's check over a stack file.
 pub type StackCheck = fn(&StackCx<'_>, &mut Vec<Hit>);
@@ -121,6 +122,7 @@ pub const RULES: &[Rule] = &[
     hc509_admin_port_published::RULE,
     hc510_overlay_not_encrypted::RULE,
     hc511_secret_file_in_repository::RULE,
+    hc512_port_on_all_interfaces::RULE,
 ];
 
 pub fn find(code: &str) -> Option<&'static Rule> {
