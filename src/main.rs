@@ -11,12 +11,14 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-/// Exit codes of `build` and `schema`: 0 success, 2 invalid input or I/O error.
-/// (`lint` also exits 1 for findings at or above its threshold.)
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Exit {
-    Ok = 0,
-    Input = 2,
+/// Exit codes, the same for every command.
+pub mod exit {
+    /// Success; nothing at or above the threshold.
+    pub const OK: u8 = 0;
+    /// Findings at or above the threshold (`lint`), drift (`lock --check`, `pin --check`).
+    pub const FINDINGS: u8 = 1;
+    /// Usage, invalid or unreadable input, I/O or registry error.
+    pub const INPUT: u8 = 2;
 }
 
 #[derive(Parser)]
@@ -43,12 +45,12 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let code = match cli.command {
-        Command::Build(args) => commands::build::run(args) as u8,
+        Command::Build(args) => commands::build::run(args),
         Command::Lint(args) => commands::lint::run(args),
         Command::Explain(args) => commands::explain::run(args),
         Command::Lock(args) => commands::lock::run(args),
         Command::Pin(args) => commands::pin::run(args),
-        Command::Schema(args) => commands::schema::run(args) as u8,
+        Command::Schema(args) => commands::schema::run(args),
     };
     ExitCode::from(code)
 }

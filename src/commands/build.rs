@@ -6,7 +6,7 @@ use hacompile_compile::{Compiled, compile};
 use hacompile_image::{LOCK_FILE_NAME, LockError, LockFile};
 use hacompile_spec::{SourceFile, SpecDiagnostic, SpecErrors, load};
 
-use crate::{Exit, output, report};
+use crate::{exit, output, report};
 
 /// Compile a cluster spec into a hardened stack file and the files it uses.
 ///
@@ -36,7 +36,7 @@ pub struct Args {
     lock: Option<PathBuf>,
 }
 
-pub fn run(args: Args) -> Exit {
+pub fn run(args: Args) -> u8 {
     let compiled = match compile_spec(&args) {
         Ok(c) => c,
         Err(exit) => return exit,
@@ -53,15 +53,15 @@ pub fn run(args: Args) -> Exit {
         && let Err(e) = output::stdout(compiled.stack_file().contents.as_bytes())
     {
         report::error(&format!("cannot write the stack file to stdout: {e}"), None);
-        return Exit::Input;
+        return exit::INPUT;
     }
-    Exit::Ok
+    exit::OK
 }
 
-fn compile_spec(args: &Args) -> Result<Compiled, Exit> {
+fn compile_spec(args: &Args) -> Result<Compiled, u8> {
     let fail = |e: SpecErrors| {
         report::diagnostics(&e);
-        Exit::Input
+        exit::INPUT
     };
     let source = SourceFile::read(&args.spec).map_err(fail)?;
     let spec = load(&source).map_err(fail)?;
@@ -72,13 +72,13 @@ fn compile_spec(args: &Args) -> Result<Compiled, Exit> {
 
 /// Reads the lock; a missing default lock is an empty one (each image then
 /// gets its own "not locked" error at its reference in the spec).
-fn read_lock(path: &Path, explicit: bool) -> Result<LockFile, Exit> {
+fn read_lock(path: &Path, explicit: bool) -> Result<LockFile, u8> {
     let source = match SourceFile::read(path) {
         Ok(s) => s,
         Err(_) if !explicit && !path.exists() => return Ok(LockFile::default()),
         Err(e) => {
             report::diagnostics(&e);
-            return Err(Exit::Input);
+            return Err(exit::INPUT);
         }
     };
     LockFile::parse(source.text()).map_err(|e| {
@@ -89,14 +89,14 @@ fn read_lock(path: &Path, explicit: bool) -> Result<LockFile, Exit> {
         let d = SpecDiagnostic::new(&source, "lock::invalid", span, e.to_string())
             .help("regenerate it with `hacompile lock SPEC` (online), or restore it from version control");
         report::diagnostics(&SpecErrors::one(d));
-        Exit::Input
+        exit::INPUT
     })
 }
 
-fn write_all<'a>(dir: &Path, files: impl Iterator<Item = &'a hacompile_compile::OutputFile>) -> Result<(), Exit> {
+fn write_all<'a>(dir: &Path, files: impl Iterator<Item = &'a hacompile_compile::OutputFile>) -> Result<(), u8> {
     if let Err(e) = std::fs::create_dir_all(dir) {
         report::error(&format!("cannot create {}: {e}", dir.display()), None);
-        return Err(Exit::Input);
+        return Err(exit::INPUT);
     }
     for file in files {
         let path = dir.join(file.name);
@@ -105,7 +105,7 @@ fn write_all<'a>(dir: &Path, files: impl Iterator<Item = &'a hacompile_compile::
                 &format!("cannot write {}: {e}", path.display()),
                 Some("check the directory exists and is writable"),
             );
-            return Err(Exit::Input);
+            return Err(exit::INPUT);
         }
     }
     Ok(())

@@ -2,7 +2,7 @@
 
 use hacompile_lint::RULES;
 
-use crate::{output, report};
+use crate::{exit, output, report};
 
 /// Explain a lint rule: what it does, why it matters, an example, the fix.
 #[derive(clap::Args)]
@@ -28,12 +28,12 @@ pub fn run(args: Args) -> u8 {
             Some(r) => hacompile_lint::rules::explain(r),
             None => {
                 report::error(&format!("`{code}` is not a rule"), Some("`hacompile explain --list` lists them"));
-                return 2;
+                return exit::INPUT;
             }
         },
     };
     match output::stdout(text.as_bytes()) {
-        Ok(()) => 0,
-        Err(_) => 2,
+        Ok(()) => exit::OK,
+        Err(_) => exit::INPUT,
     }
 }

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use hacompile_lint::{Config, Input, Options, Severity, output};
 
-use crate::{output as out, report};
+use crate::{exit, output as out, report};
 
 #[derive(Clone, Copy, clap::ValueEnum)]
 pub enum Format {
@@ -64,14 +64,14 @@ pub fn run(args: Args) -> u8 {
             Ok(t) => t,
             Err(e) => {
                 report::error(&format!("cannot read the lock file {}: {e}", path.display()), None);
-                return 2;
+                return exit::INPUT;
             }
         };
         match hacompile_image::LockFile::parse(&text) {
             Ok(l) => options.lock = Some(l),
             Err(e) => {
                 report::error(&format!("{}: {e}", path.display()), Some("regenerate it with `hacompile lock SPEC`"));
-                return 2;
+                return exit::INPUT;
             }
         }
     }
@@ -84,7 +84,7 @@ pub fn run(args: Args) -> u8 {
             Ok(c) => options.config = Some(c),
             Err(e) => {
                 report::error(&e, None);
-                return 2;
+                return exit::INPUT;
             }
         }
     }
@@ -96,12 +96,12 @@ pub fn run(args: Args) -> u8 {
             let limit = hacompile_lint::MAX_STACK_BYTES + 1;
             if let Err(e) = std::io::stdin().take(limit).read_to_end(&mut bytes) {
                 report::error(&format!("cannot read stdin: {e}"), None);
-                return 2;
+                return exit::INPUT;
             }
             inputs.push(Input::Stdin(bytes));
         } else if !p.exists() {
             report::error(&format!("{} does not exist", p.display()), Some("name a file or directory to lint"));
-            return 2;
+            return exit::INPUT;
         } else {
             inputs.push(Input::Path(p));
         }
@@ -116,7 +116,7 @@ pub fn run(args: Args) -> u8 {
             && e.kind() != std::io::ErrorKind::BrokenPipe
         {
             report::error(&format!("cannot write the report: {e}"), None);
-            return 2;
+            return exit::INPUT;
         }
         let code = result.exit_code();
         std::mem::forget(result);
@@ -133,7 +133,7 @@ pub fn run(args: Args) -> u8 {
     };
     if let Err(e) = out::stdout(text.as_bytes()) {
         report::error(&format!("cannot write the report: {e}"), None);
-        return 2;
+        return exit::INPUT;
     }
     let code = result.exit_code();
     // The process ends right after this: freeing a report of a large file

@@ -8,7 +8,7 @@ use hacompile_registry::Resolver;
 use hacompile_spec::{SourceFile, load};
 
 use super::resolving::{Format, RegistryArgs};
-use crate::{output, report};
+use crate::{exit, output, report};
 
 /// Resolve the images of a spec to content digests and write hacompile.lock.
 ///
@@ -47,14 +47,14 @@ pub fn run(args: Args) -> u8 {
         Ok(s) => s,
         Err(e) => {
             report::diagnostics(&e);
-            return 2;
+            return exit::INPUT;
         }
     };
     let spec = match load(&source) {
         Ok(s) => s,
         Err(e) => {
             report::diagnostics(&e);
-            return 2;
+            return exit::INPUT;
         }
     };
     let lock_path = args.lock.clone().unwrap_or_else(|| args.spec.with_file_name(LOCK_FILE_NAME));
@@ -66,7 +66,7 @@ pub fn run(args: Args) -> u8 {
                     &format!("{}: {e}", lock_path.display()),
                     Some("fix or delete it, then run `hacompile lock` again"),
                 );
-                return 2;
+                return exit::INPUT;
             }
         },
         Err(_) => LockFile::default(),
@@ -88,14 +88,14 @@ pub fn run(args: Args) -> u8 {
         Ok(c) => c,
         Err(e) => {
             report::error(&e, None);
-            return 2;
+            return exit::INPUT;
         }
     };
     let resolver = match Resolver::new(config) {
         Ok(r) => r,
         Err(e) => {
             report::error(&e, None);
-            return 2;
+            return exit::INPUT;
         }
     };
     let tty = std::io::stderr().is_terminal();
@@ -143,7 +143,7 @@ pub fn run(args: Args) -> u8 {
     }
     if failed {
         report::error("nothing was written", Some("fix the errors above and run again"));
-        return 2;
+        return exit::INPUT;
     }
     if args.registry.format == Format::Json {
         let text = serde_json::to_string_pretty(
@@ -159,18 +159,18 @@ pub fn run(args: Args) -> u8 {
                 "the lock does not match the registries",
                 Some("run `hacompile lock --update SPEC` and review the new digests"),
             );
-            return 1;
+            return exit::FINDINGS;
         }
-        return 0;
+        return exit::OK;
     }
     if new.render() == old.render() && lock_path.exists() {
-        return 0;
+        return exit::OK;
     }
     match output::write_atomic(&lock_path, new.render().as_bytes(), false) {
-        Ok(()) => 0,
+        Ok(()) => exit::OK,
         Err(e) => {
             report::error(&format!("cannot write {}: {e}", lock_path.display()), None);
-            2
+            exit::INPUT
         }
     }
 }

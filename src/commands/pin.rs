@@ -8,7 +8,7 @@ use hacompile_lint::{ImageSite, Source};
 use hacompile_registry::Resolver;
 
 use super::resolving::{Format, RegistryArgs};
-use crate::{output, report};
+use crate::{exit, output, report};
 
 /// Pin every image of stack/compose files to the digest its tag names now.
 ///
@@ -85,7 +85,7 @@ pub fn run(args: Args) -> u8 {
             Ok(f) => files.push(f),
             Err(e) => {
                 report::error(&e, None);
-                return 2;
+                return exit::INPUT;
             }
         }
     }
@@ -95,7 +95,7 @@ pub fn run(args: Args) -> u8 {
         Ok(r) => r,
         Err(e) => {
             report::error(&e, None);
-            return 2;
+            return exit::INPUT;
         }
     };
     let results = resolver.resolve_all(&refs);
@@ -111,7 +111,7 @@ pub fn run(args: Args) -> u8 {
             }
         }
         report::error("nothing was written", None);
-        return 2;
+        return exit::INPUT;
     }
     let mut digests = results.into_iter().map(|r| r.expect("errors were handled"));
     let mut lines = Vec::new();
@@ -158,7 +158,7 @@ pub fn run(args: Args) -> u8 {
         }
         if let Err(e) = output::write_atomic_keep_mode(&file.path, text.as_bytes()) {
             report::error(&format!("cannot write {}: {e}", file.path.display()), None);
-            return 2;
+            return exit::INPUT;
         }
     }
     if args.registry.format == Format::Json {
@@ -166,5 +166,5 @@ pub fn run(args: Args) -> u8 {
             serde_json::to_string_pretty(&serde_json::json!({ "images": lines })).expect("plain data serializes");
         let _ = output::stdout(format!("{text}\n").as_bytes());
     }
-    if args.check && findings > 0 { 1 } else { 0 }
+    if args.check && findings > 0 { exit::FINDINGS } else { exit::OK }
 }
