@@ -313,3 +313,19 @@ fn a_digest_in_the_spec_that_disagrees_with_the_lock_is_refused() {
         "hacompile lock --update",
     );
 }
+
+#[test]
+fn names_swarm_would_reject_are_refused() {
+    let spec = example_with("stack = \"ha_db\"", "stack = \"ha db!\"")
+        .replace("[secrets.haproxy_stats_users]", "[secrets.\"-stats\"]")
+        .replace("secret = \"haproxy_stats_users\"", "secret = \"-stats\"");
+    let run = build(&spec);
+    assert_error(
+        &run,
+        "spec::name",
+        "`ha db!` is not a valid stack name",
+        &locate_in(&spec, "stack = \"ha db!\"", "\"ha db!\""),
+        "start with a letter or digit",
+    );
+    assert!(run.stderr.contains("`-stats` is not a valid secret name"), "{}", run.stderr);
+}

@@ -105,6 +105,19 @@ impl Checker<'_> {
         self.found.push(d);
     }
 
+    /// A name swarm accepts for a stack, network, secret or volume.
+    fn object_name(&mut self, what: &str, value: &Sp<String>) {
+        if let Err(why) = check_object_name(value) {
+            self.err(
+                "spec::name",
+                value.span(),
+                format!("`{}` is not a valid {what} name", value.get()),
+                "invalid name",
+                why,
+            );
+        }
+    }
+
     fn duration(&mut self, what: &str, value: &Sp<String>, min_ms: u64) -> Option<u64> {
         match parse_duration(value) {
             Ok(ms) if ms >= min_ms => Some(ms),
@@ -286,36 +299,12 @@ pub fn validate(spec: Spec, source: &SourceFile) -> Result<ValidSpec, SpecErrors
     let pg = &spec.postgres;
     let hp = &spec.haproxy;
 
-    if let Err(why) = check_object_name(&spec.stack) {
-        c.err(
-            "spec::name",
-            spec.stack.span(),
-            format!("`{}` is not a valid stack name", spec.stack.get()),
-            "invalid name",
-            why,
-        );
-    }
-    if let Err(why) = check_object_name(&spec.network.name) {
-        c.err(
-            "spec::name",
-            spec.network.name.span(),
-            format!("`{}` is not a valid network name", spec.network.name.get()),
-            "invalid name",
-            why,
-        );
-    }
+    c.object_name("stack", &spec.stack);
+    c.object_name("network", &spec.network.name);
 
     // Secrets: names, external-or-file, and every reference declared.
     for (name, decl) in &spec.secrets {
-        if let Err(why) = check_object_name(name) {
-            c.err(
-                "spec::name",
-                name.span(),
-                format!("`{}` is not a valid secret name", name.get()),
-                "invalid name",
-                why,
-            );
-        }
+        c.object_name("secret", name);
         match (decl.external, &decl.file) {
             (true, Some(file)) => c.err(
                 "spec::secret",
@@ -406,10 +395,8 @@ pub fn validate(spec: Spec, source: &SourceFile) -> Result<ValidSpec, SpecErrors
     let mut volumes: BTreeMap<String, (String, Range<usize>)> = BTreeMap::new();
     for svc in db_services(&spec) {
         let span = svc.node.volume.as_ref().map_or(0..0, Sp::span);
-        if let Some(v) = &svc.node.volume
-            && let Err(why) = check_object_name(v)
-        {
-            c.err("spec::name", v.span(), format!("`{}` is not a valid volume name", v.get()), "invalid name", why);
+        if let Some(v) = &svc.node.volume {
+            c.object_name("volume", v);
         }
         if let Some((other, other_span)) = volumes.get(&svc.volume) {
             let d = c.error(
