@@ -180,8 +180,13 @@ failed_h=$(count_failures writes_ok)
 t_haproxy=$(awk -v a="$restarted" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }')
 docker service ps "${stack}_haproxy" --format '{{.CurrentState}} {{.Error}}' | head -n1 | grep -q '^Running' || fail "HAProxy's task is not running"
 proxy_exit=$(exit_code "$old_proxy")
+finished=$(date -d "$(docker inspect --format '{{.State.FinishedAt}}' "$old_proxy")" +%s.%N)
+t_proxy_stop=$(awk -v a="$restarted" -v b="$finished" 'BEGIN { printf "%.1f", b - a }')
+# When swarm signalled the old proxy, and when it died: the split of the stop time.
+signalled=$(docker events --since "${restarted%.*}" --until "$(date +%s)" --filter "container=$old_proxy" --filter event=kill --format '{{.TimeNano}}' | head -n1)
+t_signal=$(awk -v a="$restarted" -v b="${signalled:-0}" 'BEGIN { printf "%.1f", b / 1e9 - a }')
 [ "$proxy_exit" = 0 ] || fail "the replaced HAProxy exited with $proxy_exit: it should stop by itself on SIGUSR1, not be killed"
-log "HAProxy task restarted: old proxy exited 0 on its own, running and routing again after ${t_haproxy}s (${failed_h} failed writes while polling)"
+log "HAProxy task restarted: swarm signalled the old proxy after ${t_signal}s, it exited 0 on its own ${t_proxy_stop}s after the update began; running and routing again after ${t_haproxy}s (${failed_h} failed writes while polling)"
 
 wait_for 60 "stats: every backend UP again" stats_up > /dev/null
 rows=$(q 15001 "select count(*) from heal")
@@ -193,5 +198,5 @@ cat <<REPORT
   convergence after deploy:            ${convergence}s
   primary SIGKILL -> replacement task:  ${t_replaced}s; writes through HAProxy: ${t_writes}s (${failed} failed polls)
   replica SIGKILL -> replacement task:  ${t_replaced_r}s; reads on the replica: ${t_reads}s (${failed_r} failed polls)
-  HAProxy task force-restarted -> routing: ${t_haproxy}s (${failed_h} failed polls)
+  HAProxy task force-restarted -> old task exited 0 after ${t_proxy_stop}s; routing: ${t_haproxy}s (${failed_h} failed polls)
 REPORT
