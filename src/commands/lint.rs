@@ -107,31 +107,23 @@ pub fn run(args: Args) -> u8 {
         }
     }
     let result = hacompile_lint::run(inputs, &options);
-    if let Format::Json = args.format {
+    let written = match args.format {
         // Streamed: a large report is not built in memory first.
-        let stdout = std::io::stdout();
-        let mut w = std::io::BufWriter::new(stdout.lock());
-        let written = output::json_to(&result, &mut w).and_then(|()| std::io::Write::flush(&mut w));
-        if let Err(e) = written
-            && e.kind() != std::io::ErrorKind::BrokenPipe
-        {
-            report::error(&format!("cannot write the report: {e}"), None);
-            return exit::INPUT;
+        Format::Json => {
+            let mut w = std::io::BufWriter::new(std::io::stdout().lock());
+            match output::json_to(&result, &mut w).and_then(|()| std::io::Write::flush(&mut w)) {
+                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+                other => other,
+            }
         }
-        let code = result.exit_code();
-        std::mem::forget(result);
-        return code;
-    }
-    let text = match args.format {
         Format::Human => {
             let colour = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
-            output::human(&result, colour)
+            out::stdout(output::human(&result, colour).as_bytes())
         }
-        Format::Json => unreachable!("streamed above"),
-        Format::Sarif => output::sarif(&result),
-        Format::Github => output::github(&result),
+        Format::Sarif => out::stdout(output::sarif(&result).as_bytes()),
+        Format::Github => out::stdout(output::github(&result).as_bytes()),
     };
-    if let Err(e) = out::stdout(text.as_bytes()) {
+    if let Err(e) = written {
         report::error(&format!("cannot write the report: {e}"), None);
         return exit::INPUT;
     }

@@ -4,7 +4,6 @@ use std::io::IsTerminal;
 use std::path::PathBuf;
 
 use hacompile_image::{ImageRef, LOCK_FILE_NAME, LockEntry, LockFile};
-use hacompile_registry::Resolver;
 use hacompile_spec::{SourceFile, load};
 
 use super::resolving::{Format, RegistryArgs};
@@ -84,14 +83,7 @@ pub fn run(args: Args) -> u8 {
         images.iter().filter(|i| old.get(i.as_written()).is_none()).cloned().collect()
     };
     args.registry.warn_platform();
-    let config = match args.registry.config() {
-        Ok(c) => c,
-        Err(e) => {
-            report::error(&e, None);
-            return exit::INPUT;
-        }
-    };
-    let resolver = match Resolver::new(config) {
+    let resolver = match args.registry.resolver() {
         Ok(r) => r,
         Err(e) => {
             report::error(&e, None);

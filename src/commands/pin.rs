@@ -5,7 +5,6 @@ use std::path::PathBuf;
 
 use hacompile_image::ImageRef;
 use hacompile_lint::{ImageSite, Source};
-use hacompile_registry::Resolver;
 
 use super::resolving::{Format, RegistryArgs};
 use crate::{exit, output, report};
@@ -91,7 +90,7 @@ pub fn run(args: Args) -> u8 {
     }
     let refs: Vec<ImageRef> = files.iter().flat_map(|f| f.sites.iter().map(|(_, r)| r.clone())).collect();
     args.registry.warn_platform();
-    let resolver = match args.registry.config().and_then(Resolver::new) {
+    let resolver = match args.registry.resolver() {
         Ok(r) => r,
         Err(e) => {
             report::error(&e, None);

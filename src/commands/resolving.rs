@@ -50,6 +50,11 @@ impl RegistryArgs {
         })
     }
 
+    /// The resolver these options describe.
+    pub fn resolver(&self) -> Result<hacompile_registry::Resolver, String> {
+        self.config().and_then(hacompile_registry::Resolver::new)
+    }
+
     /// Says, once, what `--platform` costs.
     pub fn warn_platform(&self) {
         if let Some(p) = &self.platform {

@@ -358,7 +358,7 @@ impl Inner {
             other => other?,
         };
         let claimed = header(&head, "docker-content-digest");
-        let media_type = header(&head, "content-type").map(|t| t.split(';').next().unwrap_or("").trim().to_owned());
+        let media_type = media_type(&head);
         let resolved = match (claimed, &self.config.platform) {
             (Some(d), None) => {
                 let digest =
@@ -398,12 +398,7 @@ impl Inner {
             Some((base, _)) => format!("{base}/tags/list?n=1"),
             None => manifest_url.to_owned(),
         };
-        let mut req = self.http.get(&url);
-        req = match (token, creds) {
-            (Some(t), _) => req.bearer_auth(t),
-            (None, Some(Credentials::Basic { username, password, .. })) => req.basic_auth(username, Some(password)),
-            _ => req,
-        };
+        let req = authorize(self.http.get(&url), creds, token);
         let codes: Vec<String> = match req.send().await {
             Ok(r) => r
                 .json::<serde_json::Value>()
@@ -435,9 +430,7 @@ impl Inner {
     ) -> Result<(Digest, String, Vec<u8>), ResolveError> {
         let response = self.request(image, reqwest::Method::GET, url, creds, token).await?;
         let claimed = header(&response, "docker-content-digest");
-        let media_type = header(&response, "content-type")
-            .map(|t| t.split(';').next().unwrap_or("").trim().to_owned())
-            .unwrap_or_default();
+        let media_type = media_type(&response).unwrap_or_default();
         let body = response.bytes().await.map_err(|e| classify(image, &e, 1))?.to_vec();
         let computed =
             format!("sha256:{}", Sha256::digest(&body).iter().map(|b| format!("{b:02x}")).collect::<String>());
@@ -499,12 +492,8 @@ impl Inner {
         let mut backoff = self.config.backoff;
         loop {
             attempts += 1;
-            let mut req = self.http.request(method.clone(), url).header("Accept", MANIFEST_MEDIA_TYPES.join(", "));
-            req = match (token, creds) {
-                (Some(t), _) => req.bearer_auth(t),
-                (None, Some(Credentials::Basic { username, password, .. })) => req.basic_auth(username, Some(password)),
-                _ => req,
-            };
+            let req = self.http.request(method.clone(), url).header("Accept", MANIFEST_MEDIA_TYPES.join(", "));
+            let req = authorize(req, creds, token);
             let outcome = match req.send().await {
                 Err(e) if e.is_timeout() => Attempt::Retry { status: None, wait: backoff, headers: Vec::new() },
                 Err(e) => Attempt::Fail(classify(image, &e, attempts)),
@@ -579,6 +568,24 @@ fn retry_after(value: &str) -> Option<Duration> {
     }
     let when = httpdate::parse_http_date(value).ok()?;
     Some(when.duration_since(std::time::SystemTime::now()).unwrap_or(Duration::ZERO))
+}
+
+/// The bearer token when the registry issued one, else basic credentials.
+fn authorize(
+    req: reqwest::RequestBuilder,
+    creds: &Option<Credentials>,
+    token: &Option<String>,
+) -> reqwest::RequestBuilder {
+    match (token, creds) {
+        (Some(t), _) => req.bearer_auth(t),
+        (None, Some(Credentials::Basic { username, password, .. })) => req.basic_auth(username, Some(password)),
+        _ => req,
+    }
+}
+
+/// The media type of a response, without parameters (`; charset=...`).
+fn media_type(r: &reqwest::Response) -> Option<String> {
+    header(r, "content-type").map(|t| t.split(';').next().unwrap_or("").trim().to_owned())
 }
 
 fn header(r: &reqwest::Response, name: &str) -> Option<String> {
