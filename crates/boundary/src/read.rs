@@ -1,0 +1,137 @@
+//! One bounded reader for every input file.
+//!
+//! A FIFO, a socket or a device (`/dev/zero` behind a symlink) is refused
+//! before it is opened for reading, so nothing can block or stream forever;
+//! a regular file is read up to `limit` bytes and refused past it, so memory
+//! stays bounded whatever the file's size (its metadata may lie, for example
+//! on /proc, so the read itself is bounded too).
+
+use std::io::Read;
+use std::path::Path;
+
+/// The limits stated in README.md, one per kind of input.
+pub mod limits {
+    /// A cluster spec: real ones are a few kilobytes.
+    pub const SPEC: u64 = 1024 * 1024;
+    /// A stack or compose file: an 8,000-service stack is about 3 MiB.
+    pub const STACK: u64 = 16 * 1024 * 1024;
+    /// An haproxy.cfg.
+    pub const HAPROXY: u64 = 4 * 1024 * 1024;
+    /// `hacompile.lock`: a few hundred bytes per image.
+    pub const LOCK: u64 = 4 * 1024 * 1024;
+    /// `.hacompile.toml`.
+    pub const CONFIG: u64 = 1024 * 1024;
+    /// An `env_file`.
+    pub const ENV_FILE: u64 = 1024 * 1024;
+}
+
+/// Why a file could not be read. Messages name no content of the file.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    #[error("cannot read it: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("it is {0}, not a regular file")]
+    NotRegular(&'static str),
+    #[error("it is larger than {}", human_size(*limit))]
+    TooLarge { limit: u64 },
+}
+
+impl ReadError {
+    /// The file does not exist (a caller may treat that as "none").
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, ReadError::Io(e) if e.kind() == std::io::ErrorKind::NotFound)
+    }
+}
+
+/// `1 MiB`, `16 MiB`, `512 KiB`.
+pub fn human_size(bytes: u64) -> String {
+    if bytes >= 1024 * 1024 && bytes % (1024 * 1024) == 0 {
+        format!("{} MiB", bytes / (1024 * 1024))
+    } else if bytes >= 1024 && bytes % 1024 == 0 {
+        format!("{} KiB", bytes / 1024)
+    } else {
+        format!("{bytes} bytes")
+    }
+}
+
+fn kind_of(ft: std::fs::FileType) -> Option<&'static str> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt;
+        if ft.is_fifo() {
+            return Some("a FIFO");
+        }
+        if ft.is_socket() {
+            return Some("a socket");
+        }
+        if ft.is_char_device() {
+            return Some("a character device");
+        }
+        if ft.is_block_device() {
+            return Some("a block device");
+        }
+    }
+    if ft.is_dir() {
+        return Some("a directory");
+    }
+    (!ft.is_file()).then_some("not a regular file")
+}
+
+/// Reads a regular file (symlinks followed) of at most `limit` bytes.
+pub fn read_file(path: &Path, limit: u64) -> Result<Vec<u8>, ReadError> {
+    let meta = std::fs::metadata(path)?;
+    if let Some(kind) = kind_of(meta.file_type()) {
+        return Err(ReadError::NotRegular(kind));
+    }
+    if meta.len() > limit {
+        return Err(ReadError::TooLarge { limit });
+    }
+    let file = std::fs::File::open(path)?;
+    // The file may have been swapped between the two calls: check what was opened.
+    if let Some(kind) = kind_of(file.metadata()?.file_type()) {
+        return Err(ReadError::NotRegular(kind));
+    }
+    read_bounded(file, limit)
+}
+
+/// Reads at most `limit` bytes from any reader (stdin); more is refused.
+pub fn read_bounded(reader: impl Read, limit: u64) -> Result<Vec<u8>, ReadError> {
+    let mut bytes = Vec::new();
+    reader.take(limit.saturating_add(1)).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > limit {
+        return Err(ReadError::TooLarge { limit });
+    }
+    Ok(bytes)
+}
+
+/// [`read_file`], then UTF-8. The error says where the first bad byte is.
+pub fn read_text(path: &Path, limit: u64) -> Result<String, ReadError> {
+    let bytes = read_file(path, limit)?;
+    String::from_utf8(bytes).map_err(|e| {
+        let at = e.utf8_error().valid_up_to();
+        ReadError::Io(std::io::Error::new(std::io::ErrorKind::InvalidData, format!("it is not UTF-8 (byte {at})")))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn limits_and_kinds() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let f = dir.path().join("a");
+        std::fs::write(&f, b"12345").expect("write");
+        assert_eq!(read_file(&f, 5).expect("fits"), b"12345");
+        assert!(matches!(read_file(&f, 4), Err(ReadError::TooLarge { limit: 4 })));
+        assert!(matches!(read_file(dir.path(), 4), Err(ReadError::NotRegular("a directory"))));
+        #[cfg(unix)]
+        {
+            let link = dir.path().join("zero");
+            std::os::unix::fs::symlink("/dev/zero", &link).expect("symlink");
+            assert!(matches!(read_file(&link, 4), Err(ReadError::NotRegular("a character device"))));
+        }
+        assert!(read_file(&dir.path().join("missing"), 4).expect_err("missing").is_not_found());
+        assert!(matches!(read_bounded(std::io::repeat(0), 1000), Err(ReadError::TooLarge { .. })));
+    }
+}

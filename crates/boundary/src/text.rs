@@ -1,0 +1,75 @@
+//! One sanitizer for every text that leaves the program carrying input.
+//!
+//! A file name, a value or a message from input can hold characters that a
+//! terminal or a parser reads as structure: C0/C1 controls (escape sequences
+//! that move the cursor or rewrite the title bar), DEL, the line breaks
+//! YAML 1.1 and JavaScript know beyond `\n` (NEL U+0085, LINE SEPARATOR
+//! U+2028, PARAGRAPH SEPARATOR U+2029), bidirectional overrides that make a
+//! line read differently from what it is ("Trojan Source"), and the BOM.
+//! Each is written as a visible `\u{XXXX}` escape, so nothing is lost from
+//! what the user sees and nothing acts.
+
+use std::borrow::Cow;
+
+/// Is `c` a character that must not reach a terminal or a file raw?
+pub fn is_unsafe(c: char) -> bool {
+    matches!(c,
+        '\u{0}'..='\u{1f}'
+        | '\u{7f}'..='\u{9f}'
+        | '\u{2028}' | '\u{2029}'
+        | '\u{061c}' | '\u{200e}' | '\u{200f}'
+        | '\u{202a}'..='\u{202e}'
+        | '\u{2066}'..='\u{2069}'
+        | '\u{feff}')
+}
+
+fn escape(s: &str, keep: impl Fn(char) -> bool) -> Cow<'_, str> {
+    if !s.chars().any(|c| is_unsafe(c) && !keep(c)) {
+        return Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 16);
+    for c in s.chars() {
+        if is_unsafe(c) && !keep(c) {
+            out.push_str(&format!("\\u{{{:04x}}}", c as u32));
+        } else {
+            out.push(c);
+        }
+    }
+    Cow::Owned(out)
+}
+
+/// A text that must stay on one line (a file name, a value, a comment):
+/// every unsafe character escaped, tabs included.
+pub fn line(s: &str) -> Cow<'_, str> {
+    escape(s, |_| false)
+}
+
+/// A text that may span lines (a message, help): `\n` and tabs kept,
+/// everything else unsafe escaped (`\r` too, which would overwrite a line).
+pub fn block(s: &str) -> Cow<'_, str> {
+    escape(s, |c| c == '\n' || c == '\t')
+}
+
+/// Text shown inside a source snippet: tabs kept (they are columns), the
+/// rest of the unsafe characters escaped. Use on one line at a time.
+pub fn snippet_line(s: &str) -> Cow<'_, str> {
+    escape(s, |c| c == '\t')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escapes_what_acts() {
+        assert_eq!(line("plain name.toml"), "plain name.toml");
+        assert!(matches!(line("plain"), Cow::Borrowed(_)));
+        assert_eq!(line("a\u{2028}b"), "a\\u{2028}b");
+        assert_eq!(line("a\u{1b}[2Jb"), "a\\u{001b}[2Jb");
+        assert_eq!(line("a\nb\rc\u{85}d"), "a\\u{000a}b\\u{000d}c\\u{0085}d");
+        assert_eq!(line("\u{202e}txt.exe"), "\\u{202e}txt.exe");
+        assert_eq!(block("one\ntwo\u{7}"), "one\ntwo\\u{0007}");
+        assert_eq!(block("x\ty"), "x\ty");
+        assert_eq!(line("ü é 漢字 🙂"), "ü é 漢字 🙂");
+    }
+}
