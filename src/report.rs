@@ -31,14 +31,16 @@ pub fn diagnostics(d: &dyn Diagnostic) {
 
 /// A one-line message on stderr.
 pub fn note(message: &str) {
-    let _ = writeln!(std::io::stderr(), "{message}");
+    let _ = writeln!(std::io::stderr(), "{}", hacompile_boundary::text::block(message));
 }
 
 /// A plain error without a source location.
 pub fn error(message: &str, help: Option<&str>) {
+    // Messages carry paths and values from input: one sanitizer for all of them.
+    use hacompile_boundary::text::block;
     let mut err = std::io::stderr();
-    let _ = writeln!(err, "error: {message}");
+    let _ = writeln!(err, "error: {}", block(message));
     if let Some(help) = help {
-        let _ = writeln!(err, "  help: {help}");
+        let _ = writeln!(err, "  help: {}", block(help));
     }
 }

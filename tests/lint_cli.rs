@@ -95,7 +95,7 @@ fn stdin_directories_and_exit_codes() {
 #[test]
 fn suppressions_need_a_reason_and_can_be_forbidden() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let stack = "services:\n  web:\n    image: nginx:1@sha256:11a9d238fbb48bab14599c57e41123254452b1a2d93c6c8595bce96f346bd082\n    environment:\n      # hacompile-ignore HC101: local demo only\n      API_PASSWORD: demo\n      OTHER_PASSWORD: demo2 # hacompile-ignore HC101\n";
+    let stack = "services:\n  web:\n    image: nginx:1@sha256:11a9d238fbb48bab14599c57e41123254452b1a2d93c6c8595bce96f346bd082\n    environment:\n      # hacompile-ignore HC101: local demo only\n      API_PASSWORD: not-for-prod\n      OTHER_PASSWORD: demo2 # hacompile-ignore HC101\n";
     fs::write(dir.path().join("docker-stack.yml"), stack).expect("w");
     let (_, out, _) = lint_in(dir.path(), &["--format", "json", "docker-stack.yml"]);
     let v: serde_json::Value = serde_json::from_str(&out).expect("json");

@@ -19,6 +19,9 @@ pub mod yaml;
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Read;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use hacompile_boundary::mask::Masker;
 
 use hacompile_image::LockFile;
 
@@ -51,12 +54,30 @@ pub struct FileResult {
     pub fail_on: Severity,
     /// haproxy.cfg files a stack names in `configs: ... file:`.
     pub haproxy_refs: Vec<PathBuf>,
+    /// What every output must hide of this file: the values the secret
+    /// rules found (and, in a spec, every credential value), searched for
+    /// in every printed line and message; a line scan where nothing parsed.
+    pub masker: Arc<Masker>,
 }
 
 impl FileResult {
     /// Unsuppressed findings at or above the failure threshold.
     pub fn failing(&self) -> impl Iterator<Item = &Finding> {
         self.findings.iter().filter(|f| f.suppressed.is_none() && f.severity >= self.fail_on)
+    }
+
+    /// A text about this file as every output format may print it: masked
+    /// by the file's masker, then sanitized (messages echo input).
+    pub fn shown<'a>(&self, s: &'a str) -> std::borrow::Cow<'a, str> {
+        match self.masker.text(s) {
+            std::borrow::Cow::Borrowed(b) => hacompile_boundary::text::block(b),
+            std::borrow::Cow::Owned(o) => std::borrow::Cow::Owned(hacompile_boundary::text::block(&o).into_owned()),
+        }
+    }
+
+    /// The file's name as printed: one line, sanitized.
+    pub fn shown_name(&self) -> std::borrow::Cow<'_, str> {
+        hacompile_boundary::text::line(&self.name)
     }
 }
 
@@ -131,6 +152,7 @@ fn input_error(
             help: help.to_owned(),
             suppressed: None,
         }],
+        masker: Arc::new(source.as_ref().map_or_else(Masker::default, |s| Masker::scanning(&s.text, Vec::new()))),
         source,
         input_error: true,
         fail_on: Severity::Error,
@@ -275,13 +297,8 @@ pub fn lint_file(
                             _ => rules::INVALID_SPEC,
                         };
                         let rule = rules::find(code).expect("registered");
-                        // A redacted diagnostic's span no longer matches the file: use its line and column.
-                        let at = src.offset(d.line(), d.column() - 1);
-                        let end = if code == rules::PLAINTEXT_SECRET {
-                            at + src.line(d.line()).len().saturating_sub(d.column() - 1)
-                        } else {
-                            d.span.end.max(at)
-                        };
+                        let at = d.span.start;
+                        let end = d.span.end.max(at);
                         hits.push((rule, Hit { span: at..end, message: d.message.clone(), help: d.help.clone() }));
                     }
                 }
@@ -311,7 +328,22 @@ pub fn lint_file(
     let mut findings = finish(&src, hits, config, options);
     findings.sort_by(|a, b| (a.span.start, a.code).cmp(&(b.span.start, b.code)));
     let fail_on = options.fail_on.unwrap_or(config.fail_on);
-    FileResult { name: name.to_owned(), kind, source: Some(src), findings, input_error: false, fail_on, haproxy_refs }
+    let mut secrets: Vec<std::ops::Range<usize>> =
+        findings.iter().filter(|f| f.code.starts_with("HC1")).map(|f| f.span.clone()).collect();
+    if kind == FileKind::Spec {
+        secrets.extend(hacompile_spec::credential_values(&src.text));
+    }
+    let masker = Arc::new(Masker::new(&src.text, secrets, []));
+    FileResult {
+        name: name.to_owned(),
+        kind,
+        source: Some(src),
+        findings,
+        input_error: false,
+        fail_on,
+        haproxy_refs,
+        masker,
+    }
 }
 
 /// Hits -> findings: dedupe, severity from config, suppressions applied.

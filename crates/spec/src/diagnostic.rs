@@ -1,19 +1,28 @@
 use std::fmt;
 use std::ops::Range;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
-use miette::{Diagnostic, LabeledSpan, NamedSource, SourceCode};
+use hacompile_boundary::mask::Masker;
+use hacompile_boundary::snippet::{Excerpt, Label, LineIndex};
+use hacompile_boundary::text;
+use miette::{Diagnostic, LabeledSpan, SourceCode};
 
-/// A spec file's name (as the user gave it) and its text.
+/// A spec file's name (as the user gave it), its text, and what every
+/// rendering of it must hide.
 #[derive(Debug, Clone)]
 pub struct SourceFile {
     name: String,
     text: Arc<str>,
+    index: Arc<LineIndex>,
+    /// Computed on first use: only a diagnostic needs it.
+    masker: Arc<OnceLock<Masker>>,
 }
 
 impl SourceFile {
     pub fn new(name: impl Into<String>, text: impl Into<Arc<str>>) -> Self {
-        Self { name: name.into(), text: text.into() }
+        let text: Arc<str> = text.into();
+        let index = Arc::new(LineIndex::new(&text));
+        Self { name: name.into(), text, index, masker: Arc::new(OnceLock::new()) }
     }
 
     pub fn name(&self) -> &str {
@@ -26,19 +35,23 @@ impl SourceFile {
 
     /// 1-based line and column (in characters) of a byte offset.
     pub fn line_col(&self, offset: usize) -> (usize, usize) {
-        let offset = offset.min(self.text.len());
-        let before = &self.text[..floor_char_boundary(&self.text, offset)];
-        let line = before.matches('\n').count() + 1;
-        let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
-        (line, col)
+        self.index.line_col(&self.text, offset)
     }
-}
 
-fn floor_char_boundary(s: &str, mut i: usize) -> usize {
-    while i > 0 && !s.is_char_boundary(i) {
-        i -= 1;
+    /// Every credential value written in the spec (of any type, anywhere),
+    /// or, when the TOML does not parse, what a line scan finds: the one
+    /// masking pass applies it to every snippet and message shown.
+    pub fn masker(&self) -> &Masker {
+        self.masker.get_or_init(|| {
+            let ranges = crate::parse::credential_values(&self.text);
+            Masker::new(&self.text, ranges, [])
+        })
     }
-    i
+
+    /// The file's line index (shared by every diagnostic of the file).
+    pub fn index(&self) -> &LineIndex {
+        &self.index
+    }
 }
 
 /// One problem in a spec, with a code, a location and help.
@@ -51,9 +64,11 @@ pub struct SpecDiagnostic {
     pub help: Option<String>,
     /// A second location (e.g. the first of two colliding values).
     pub related: Option<(Range<usize>, String)>,
-    source: NamedSource<String>,
+    source: SourceFile,
     line: usize,
     column: usize,
+    /// Built when first rendered.
+    excerpt: OnceLock<Excerpt>,
 }
 
 impl SpecDiagnostic {
@@ -65,38 +80,12 @@ impl SpecDiagnostic {
             label: String::from("here"),
             help: None,
             related: None,
-            source: NamedSource::new(source.name(), source.text().to_owned()).with_language("toml"),
+            source: source.clone(),
             span,
             line,
             column,
+            excerpt: OnceLock::new(),
         }
-    }
-
-    /// Replaces the bytes of `secret` in the shown file with `"<redacted>"`,
-    /// so that rendering the diagnostic never prints a credential.
-    pub fn redacting(mut self, source: &SourceFile, secret: Range<usize>) -> Self {
-        const MASK: &str = "\"<redacted>\"";
-        let text = source.text();
-        let mut shown = String::with_capacity(text.len());
-        shown.push_str(&text[..secret.start]);
-        shown.push_str(MASK);
-        shown.push_str(&text[secret.end..]);
-        let shift = |p: usize| {
-            if p >= secret.end { p + MASK.len() - secret.len() } else { p }
-        };
-        let fix = |r: &Range<usize>| {
-            if r.start >= secret.start && r.end <= secret.end {
-                secret.start..secret.start + MASK.len()
-            } else {
-                shift(r.start)..shift(r.end)
-            }
-        };
-        self.span = fix(&self.span);
-        if let Some((r, l)) = self.related.take() {
-            self.related = Some((fix(&r), l));
-        }
-        self.source = NamedSource::new(source.name(), shown).with_language("toml");
-        self
     }
 
     pub fn label(mut self, label: impl Into<String>) -> Self {
@@ -118,6 +107,16 @@ impl SpecDiagnostic {
         self.source.name()
     }
 
+    /// The message as it may be shown: masked, then sanitized.
+    pub fn shown_message(&self) -> String {
+        shown(&self.source, &self.message)
+    }
+
+    /// The help as it may be shown: masked, then sanitized.
+    pub fn shown_help(&self) -> Option<String> {
+        self.help.as_deref().map(|h| shown(&self.source, h))
+    }
+
     /// 1-based line of the primary span.
     pub fn line(&self) -> usize {
         self.line
@@ -127,11 +126,27 @@ impl SpecDiagnostic {
     pub fn column(&self) -> usize {
         self.column
     }
+
+    fn excerpt(&self) -> &Excerpt {
+        self.excerpt.get_or_init(|| {
+            let mut labels =
+                vec![Label { span: self.span.clone(), text: Some(shown(&self.source, &self.label)), primary: true }];
+            if let Some((span, label)) = &self.related {
+                labels.push(Label { span: span.clone(), text: Some(shown(&self.source, label)), primary: false });
+            }
+            let name = text::line(self.source.name());
+            Excerpt::new(&name, self.source.text(), self.source.index(), &labels, 2, self.source.masker())
+        })
+    }
+}
+
+fn shown(source: &SourceFile, s: &str) -> String {
+    text::block(&source.masker().text(s)).into_owned()
 }
 
 impl fmt::Display for SpecDiagnostic {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.message)
+        f.write_str(&self.shown_message())
     }
 }
 
@@ -143,18 +158,15 @@ impl Diagnostic for SpecDiagnostic {
     }
 
     fn help<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
-        self.help.as_ref().map(|h| Box::new(h) as Box<dyn fmt::Display>)
+        self.shown_help().map(|h| Box::new(h) as Box<dyn fmt::Display>)
     }
 
     fn source_code(&self) -> Option<&dyn SourceCode> {
-        Some(&self.source)
+        Some(self.excerpt())
     }
 
     fn labels(&self) -> Option<Box<dyn Iterator<Item = LabeledSpan> + '_>> {
-        let primary = LabeledSpan::new_primary_with_span(Some(self.label.clone()), self.span.clone());
-        let related =
-            self.related.iter().map(|(span, label)| LabeledSpan::new_with_span(Some(label.clone()), span.clone()));
-        Some(Box::new(std::iter::once(primary).chain(related)))
+        Some(Box::new(self.excerpt().labels()))
     }
 }
 

@@ -15,7 +15,7 @@ pub mod values;
 
 pub use diagnostic::{SourceFile, SpecDiagnostic, SpecErrors};
 pub use model::*;
-pub use parse::{MAX_SPEC_BYTES, parse};
+pub use parse::{MAX_SPEC_BYTES, credential_values, parse};
 pub use schema::json_schema;
 pub use validate::{DbService, HAPROXY_HEALTH_PORT, POSTGRES_PORT, Role, ValidSpec, validate};
 

@@ -6,7 +6,6 @@
 //! `deny_unknown_fields`, whose messages are turned into diagnostics with a
 //! "did you mean".
 
-use std::io::Read;
 use std::ops::Range;
 use std::path::Path;
 
@@ -29,18 +28,22 @@ impl SourceFile {
     /// Reads a spec with bounded memory: at most [`MAX_SPEC_BYTES`] are read,
     /// and text that is not UTF-8 is refused with the place of the first bad byte.
     pub fn read(path: &Path) -> Result<Self, SpecErrors> {
+        use hacompile_boundary::read::{ReadError, read_file};
         let name = path.display().to_string();
-        let file_error = |message: String, help: &str| {
+        let shown = hacompile_boundary::text::line(&name).into_owned();
+        let file_error = |code: &'static str, message: String, help: &str| {
             let empty = SourceFile::new(name.clone(), "");
-            SpecErrors::one(SpecDiagnostic::new(&empty, "spec::io", 0..0, message).help(help))
+            SpecErrors::one(SpecDiagnostic::new(&empty, code, 0..0, message).help(help))
         };
-        let file = std::fs::File::open(path)
-            .map_err(|e| file_error(format!("cannot read the spec `{name}`: {e}"), "check the path"))?;
-        let mut bytes = Vec::new();
-        file.take(MAX_SPEC_BYTES + 1)
-            .read_to_end(&mut bytes)
-            .map_err(|e| file_error(format!("cannot read the spec `{name}`: {e}"), "check the path"))?;
-        Self::from_bytes(name, bytes)
+        match read_file(path, MAX_SPEC_BYTES) {
+            Ok(bytes) => Self::from_bytes(name, bytes),
+            Err(ReadError::TooLarge { .. }) => Err(file_error(
+                "spec::too-large",
+                format!("the spec `{shown}` is larger than 1 MiB"),
+                "a cluster spec is a few kilobytes; check that this is the right file",
+            )),
+            Err(e) => Err(file_error("spec::io", format!("cannot read the spec `{shown}`: {e}"), "check the path")),
+        }
     }
 
     /// Checks size and UTF-8 of bytes read from anywhere (a file, stdin).
@@ -48,8 +51,13 @@ impl SourceFile {
         if bytes.len() as u64 > MAX_SPEC_BYTES {
             let empty = SourceFile::new(name.clone(), "");
             return Err(SpecErrors::one(
-                SpecDiagnostic::new(&empty, "spec::too-large", 0..0, format!("the spec `{name}` is larger than 1 MiB"))
-                    .help("a cluster spec is a few kilobytes; check that this is the right file"),
+                SpecDiagnostic::new(
+                    &empty,
+                    "spec::too-large",
+                    0..0,
+                    format!("the spec `{}` is larger than 1 MiB", hacompile_boundary::text::line(&name)),
+                )
+                .help("a cluster spec is a few kilobytes; check that this is the right file"),
             ));
         }
         match String::from_utf8(bytes) {
@@ -83,13 +91,13 @@ pub fn parse(source: &SourceFile) -> Result<Spec, SpecErrors> {
     let text = source.text();
     let table = DeTable::parse(text).map_err(|e| {
         let span = e.span().unwrap_or(0..0);
-        let mut d = SpecDiagnostic::new(source, "spec::syntax", span.clone(), format!("invalid TOML: {}", e.message()))
-            .label("here")
-            .help("see https://toml.io for the syntax");
-        if let Some(value) = credential_on_line(text, span.start) {
-            d = d.redacting(source, value);
-        }
-        SpecErrors::one(d)
+        // The snippet and message are masked by the file's masker (a line
+        // scan, since the TOML does not parse): no credential shows.
+        SpecErrors::one(
+            SpecDiagnostic::new(source, "spec::syntax", span, format!("invalid TOML: {}", e.message()))
+                .label("here")
+                .help("see https://toml.io for the syntax"),
+        )
     })?;
 
     let mut found = Vec::new();
@@ -111,23 +119,25 @@ fn literal_credential(source: &SourceFile, key: &str, span: Range<usize>) -> Spe
             "credentials come only from Docker secrets: create one with `printf '%s' \"$VALUE\" | docker secret create NAME -`, \
              declare it under [secrets.NAME] and write `{last} = {{ secret = \"NAME\" }}`"
         ))
-        .redacting(source, span)
 }
 
-fn find_literal_credentials<'a>(table: &DeTable<'a>, path: &mut Vec<String>, found: &mut Vec<(String, Range<usize>)>) {
+/// Every value a spec holds as a credential, of any type: the value of a
+/// credential-shaped key or of a secret-reference path (a string, a number,
+/// an array, a date), and inside a table under such a key every value but
+/// `secret = "NAME"` (which names a Docker secret). Both the
+/// literal-credential error and the masking of everything shown come from it.
+fn find_literal_credentials(table: &DeTable<'_>, path: &mut Vec<String>, found: &mut Vec<(String, Range<usize>)>) {
     for (key, value) in table {
         path.push(key.get_ref().to_string());
+        let name = path.last().map_or("", String::as_str);
+        let is_ref_path = SECRET_REF_PATHS.iter().any(|p| p.iter().copied().eq(path.iter().map(String::as_str)));
+        // `[secrets.NAME]` declares Docker secrets: their names are not credentials.
+        let declaration = path.len() <= 2 && path[0] == "secrets";
+        let credential = !declaration && ((is_credential_key(name) && name != "secret") || is_ref_path);
         match value.get_ref() {
-            DeValue::String(_) => {
-                let name = path.last().map_or("", String::as_str);
-                let is_ref_path =
-                    SECRET_REF_PATHS.iter().any(|p| p.iter().copied().eq(path.iter().map(String::as_str)));
-                // `secret = "NAME"` inside a reference names a secret; it is not one.
-                if (is_credential_key(name) && name != "secret") || is_ref_path {
-                    found.push((path.join("."), value.span()));
-                }
-            }
+            DeValue::Table(inner) if credential => secret_reference_table(inner, path, found),
             DeValue::Table(inner) => find_literal_credentials(inner, path, found),
+            _ if credential => found.push((path.join("."), value.span())),
             DeValue::Array(items) => {
                 for item in items {
                     if let DeValue::Table(inner) = item.get_ref() {
@@ -141,21 +151,35 @@ fn find_literal_credentials<'a>(table: &DeTable<'a>, path: &mut Vec<String>, fou
     }
 }
 
-/// On a syntax error, the value of a credential-shaped key on the same line,
-/// so the rendered snippet does not show it.
-fn credential_on_line(text: &str, offset: usize) -> Option<Range<usize>> {
-    let offset = offset.min(text.len());
-    let start = text[..offset].rfind('\n').map_or(0, |i| i + 1);
-    let end = text[start..].find('\n').map_or(text.len(), |i| start + i);
-    let line = &text[start..end];
-    let (key, _) = line.split_once('=')?;
-    let key = key.trim().trim_matches(['"', '\'']);
-    let key = key.rsplit('.').next().unwrap_or(key);
-    if !is_credential_key(key) {
-        return None;
+/// `{ secret = "NAME" }`: anything else in it is a literal credential.
+fn secret_reference_table(table: &DeTable<'_>, path: &mut Vec<String>, found: &mut Vec<(String, Range<usize>)>) {
+    for (key, value) in table {
+        let k = key.get_ref().to_string();
+        if k == "secret" && matches!(value.get_ref(), DeValue::String(_)) {
+            continue;
+        }
+        path.push(k);
+        found.push((path.join("."), value.span()));
+        path.pop();
     }
-    let eq = start + line.find('=')? + 1;
-    Some(eq..end)
+}
+
+/// The byte ranges of every credential value in a spec's text: from the
+/// TOML when it parses, else from a line scan (a file with a syntax error
+/// is still shown without its credentials).
+pub fn credential_values(text: &str) -> Vec<Range<usize>> {
+    if let Ok(table) = DeTable::parse(text) {
+        let mut found = Vec::new();
+        find_literal_credentials(table.get_ref(), &mut Vec::new(), &mut found);
+        return found.into_iter().map(|(_, r)| r).collect();
+    }
+    let mut out = Vec::new();
+    let mut at = 0;
+    for line in text.split_inclusive('\n') {
+        out.extend(hacompile_boundary::mask::scan_line(line).into_iter().map(|r| at + r.start..at + r.end));
+        at += line.len();
+    }
+    out
 }
 
 /// Turns a serde error into a diagnostic with a code and help.
@@ -205,10 +229,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn credential_on_line_finds_dotted_keys() {
-        let text = "a = 1\npostgres.password = \"x\n";
-        let r = credential_on_line(text, 10).expect("found");
-        assert_eq!(&text[r], " \"x");
-        assert!(credential_on_line("user = \"x\n", 3).is_none());
+    fn credential_values_of_every_type() {
+        let text = "[postgres]\npassword = 98765432101\nuser = { secret = \"u\", value = \"hunter2\" }\nx = 1\n";
+        let found: Vec<&str> = credential_values(text).into_iter().map(|r| &text[r]).collect();
+        assert_eq!(found, ["98765432101", "\"hunter2\""]);
+        let broken = "[postgres\npassword = \"hunter2\"\n";
+        let found: Vec<&str> = credential_values(broken).into_iter().map(|r| &broken[r]).collect();
+        assert!(found.contains(&"\"hunter2\""), "{found:?}");
     }
 }

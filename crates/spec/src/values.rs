@@ -1,75 +1,7 @@
 //! Checks of the small languages inside spec values: Go durations, docker
 //! byte sizes, swarm placement constraints, CIDRs, names.
 
-/// Does this key name hold a credential when given a literal value?
-/// (`POSTGRES_PASSWORD`, `api_key`, `--requirepass`; not `*_FILE`, not
-/// settings about credentials such as `PASSWORD_MIN_LENGTH`.) Shared by the
-/// spec's literal-credential check and the linter.
-pub fn is_credential_key(key: &str) -> bool {
-    let k = key.to_ascii_lowercase();
-    // Paths to secrets, and settings *about* credentials, are not credentials.
-    const NOT: &[&str] = &[
-        "_file",
-        "_path",
-        "_dir",
-        "_length",
-        "_min",
-        "_max",
-        "_count",
-        "_ttl",
-        "_timeout",
-        "_expiry",
-        "_policy",
-        "_method",
-        "_encryption",
-        "_algorithm",
-        "_hash_rounds",
-        "_mode",
-        "_user",
-        "_username",
-        "_enabled",
-        "_required",
-    ];
-    if NOT.iter().any(|s| k.ends_with(s)) {
-        return false;
-    }
-    const WORDS: &[&str] = &[
-        "password",
-        "passwd",
-        "passphrase",
-        "pwd",
-        "token",
-        "apikey",
-        "api_key",
-        "access_key",
-        "secret_key",
-        "secret_access_key",
-        "private_key",
-        "client_secret",
-        "credential",
-        "credentials",
-        "auth_token",
-        "secret",
-        "pass",
-        "encryption_key",
-        "salt",
-        "dsn",
-        "requirepass",
-        "masterauth",
-        "rpcpassword",
-    ];
-    let segments: Vec<&str> = k.split(['_', '-', '.']).collect();
-    WORDS.iter().any(|w| {
-        if w.contains('_') {
-            k.contains(w)
-        } else if w.len() > 4 {
-            // Long words also count inside another (PGPASSWORD, DBPASSWD).
-            k.contains(w)
-        } else {
-            segments.contains(w)
-        }
-    })
-}
+pub use hacompile_boundary::mask::is_credential_key;
 
 /// The closest candidate to a misspelt word, if it is close enough.
 pub fn suggest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {

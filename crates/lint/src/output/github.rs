@@ -13,7 +13,12 @@ fn property(s: &str) -> String {
 /// `::error file=...,line=...::message` lines for GitHub Actions.
 pub fn github(report: &Report) -> String {
     let mut out = String::new();
-    for f in report.files.iter().flat_map(|f| &f.findings).filter(|f| f.suppressed.is_none()) {
+    for (file, f) in report
+        .files
+        .iter()
+        .flat_map(|file| file.findings.iter().map(move |f| (file, f)))
+        .filter(|(_, f)| f.suppressed.is_none())
+    {
         let level = match f.severity {
             Severity::Error => "error",
             Severity::Warning => "warning",
@@ -21,13 +26,13 @@ pub fn github(report: &Report) -> String {
         };
         out.push_str(&format!(
             "::{level} file={},line={},col={},endLine={},endColumn={},title={}::{}\n",
-            property(&f.file),
+            property(&file.shown_name()),
             f.line,
             f.column,
             f.end_line,
             f.end_column,
             property(&format!("{} {}", f.code, f.rule)),
-            data(&format!("{} ({})", f.message, f.help)),
+            data(&format!("{} ({})", file.shown(&f.message), file.shown(&f.help))),
         ));
     }
     out

@@ -1,111 +1,71 @@
+//! The human report: miette's graphical rendering of each finding over an
+//! [`Excerpt`] of the lines it shows (masked, sanitized, cropped; bounded
+//! work per finding), then a summary line.
+
 use std::fmt;
 
-use miette::{
-    Diagnostic, GraphicalReportHandler, GraphicalTheme, LabeledSpan, MietteError, MietteSpanContents, SourceCode,
-    SourceSpan, SpanContents,
-};
+use hacompile_boundary::snippet::{Excerpt, Label, LineIndex};
+use miette::{Diagnostic, GraphicalReportHandler, GraphicalTheme, LabeledSpan, SourceCode};
 
 use crate::finding::{Finding, Severity};
-use crate::{Report, Source};
+use crate::{FileResult, Report};
 
-impl SourceCode for Source {
-    fn read_span<'a>(
-        &'a self,
-        span: &SourceSpan,
-        lines_before: usize,
-        lines_after: usize,
-    ) -> Result<Box<dyn SpanContents<'a> + 'a>, MietteError> {
-        let inner = self.text.as_ref().read_span(span, lines_before, lines_after)?;
-        Ok(Box::new(MietteSpanContents::new_named(
-            self.name.clone(),
-            inner.data(),
-            *inner.span(),
-            inner.line(),
-            inner.column(),
-            inner.line_count(),
-        )))
-    }
+struct Shown {
+    code: String,
+    message: String,
+    help: String,
+    severity: Severity,
+    excerpt: Option<Excerpt>,
 }
 
-struct Shown<'a> {
-    finding: &'a Finding,
-    source: Option<&'a Source>,
-}
-
-impl fmt::Debug for Shown<'_> {
+impl fmt::Debug for Shown {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.finding.message)
+        f.write_str(&self.message)
     }
 }
 
-impl fmt::Display for Shown<'_> {
+impl fmt::Display for Shown {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.finding.message)
+        f.write_str(&self.message)
     }
 }
 
-impl std::error::Error for Shown<'_> {}
+impl std::error::Error for Shown {}
 
-impl Diagnostic for Shown<'_> {
+impl Diagnostic for Shown {
     fn code<'b>(&'b self) -> Option<Box<dyn fmt::Display + 'b>> {
-        Some(Box::new(format!("{} {}", self.finding.code, self.finding.rule)))
+        Some(Box::new(&self.code))
     }
     fn severity(&self) -> Option<miette::Severity> {
-        Some(match self.finding.severity {
+        Some(match self.severity {
             Severity::Error => miette::Severity::Error,
             Severity::Warning => miette::Severity::Warning,
             Severity::Info => miette::Severity::Advice,
         })
     }
     fn help<'b>(&'b self) -> Option<Box<dyn fmt::Display + 'b>> {
-        Some(Box::new(&self.finding.help))
+        Some(Box::new(&self.help))
     }
     fn source_code(&self) -> Option<&dyn SourceCode> {
-        self.source.map(|s| s as &dyn SourceCode)
+        self.excerpt.as_ref().map(|e| e as &dyn SourceCode)
     }
     fn labels(&self) -> Option<Box<dyn Iterator<Item = LabeledSpan> + '_>> {
-        self.source?;
-        let span = self.finding.span.clone();
-        Some(Box::new(std::iter::once(LabeledSpan::new_primary_with_span(Some(self.finding.rule.to_owned()), span))))
+        self.excerpt.as_ref().map(|e| Box::new(e.labels()) as Box<dyn Iterator<Item = LabeledSpan>>)
     }
 }
 
-/// The file as shown: every value a secret rule found is replaced by `*`s of
-/// the same byte length (so every span stays valid), so neither a finding's
-/// snippet nor another finding's context lines print a credential.
-fn masked(file: &crate::FileResult) -> Option<Source> {
-    let source = file.source.as_ref()?;
-    let mut secrets: Vec<_> =
-        file.findings.iter().filter(|f| f.code.starts_with("HC1")).map(|f| f.span.clone()).collect();
-    // A file that did not parse was never checked for secrets: mask the
-    // value of any credential-shaped `key: value` on the lines shown.
-    for f in file.findings.iter().filter(|f| f.code == crate::rules::UNREADABLE) {
-        for line in f.line.saturating_sub(2).max(1)..=f.line + 2 {
-            let text = source.line(line);
-            let Some((key, value)) = text.split_once(':').or_else(|| text.split_once('=')) else { continue };
-            let key = key.trim().trim_start_matches("- ").trim_matches(['"', '\'']);
-            let value = value.trim_start();
-            if crate::secrets::is_credential_key(key) && !value.trim().is_empty() {
-                let start = source.offset(line, 0) + text.len() - value.len();
-                secrets.push(start..start + value.len());
-            }
-        }
+fn shown(file: &FileResult, index: Option<&LineIndex>, f: &Finding) -> Shown {
+    let excerpt = file.source.as_ref().zip(index).map(|(src, index)| {
+        let label = Label { span: f.span.clone(), text: Some(f.rule.to_owned()), primary: true };
+        Excerpt::new(&file.shown_name(), &src.text, index, &[label], 1, &file.masker)
+    });
+    Shown {
+        code: format!("{} {}", f.code, f.rule),
+        message: file.shown(&f.message).into_owned(),
+        help: file.shown(&f.help).into_owned(),
+        severity: f.severity,
+        excerpt,
     }
-    if secrets.is_empty() {
-        return Some(source.clone());
-    }
-    let mut bytes = source.text.as_bytes().to_vec();
-    for span in secrets {
-        let end = span.end.min(bytes.len());
-        for b in &mut bytes[span.start.min(end)..end] {
-            if *b != b'\n' {
-                *b = b'*';
-            }
-        }
-    }
-    // Masking whole UTF-8 sequences byte by byte keeps the text valid only if
-    // spans are on char boundaries, which they are (they come from the parser).
-    Some(Source::new(source.name.clone(), String::from_utf8_lossy(&bytes).into_owned()))
 }
 
 /// Diagnostics with snippets, then a summary line.
@@ -115,10 +75,15 @@ pub fn human(report: &Report, colour: bool) -> String {
     let mut out = String::new();
     let (mut errors, mut warnings, mut infos, mut suppressed) = (0, 0, 0, 0);
     for e in &report.config_errors {
-        out.push_str(&format!("error: {}: {} ({})\n", e.path.display(), e.message, e.help));
+        out.push_str(&format!(
+            "error: {}: {} ({})\n",
+            hacompile_boundary::text::line(&e.path.display().to_string()),
+            hacompile_boundary::text::block(&e.message),
+            hacompile_boundary::text::block(&e.help)
+        ));
     }
     for file in &report.files {
-        let shown = masked(file);
+        let mut index = None;
         for f in &file.findings {
             if f.suppressed.is_some() {
                 suppressed += 1;
@@ -129,7 +94,11 @@ pub fn human(report: &Report, colour: bool) -> String {
                 Severity::Warning => warnings += 1,
                 Severity::Info => infos += 1,
             }
-            let _ = handler.render_report(&mut out, &Shown { finding: f, source: shown.as_ref() });
+            // Built once per file, and only for a file with something to show.
+            if index.is_none() {
+                index = file.source.as_ref().map(|s| LineIndex::new(&s.text));
+            }
+            let _ = handler.render_report(&mut out, &shown(file, index.as_ref(), f));
         }
     }
     let files = report.files.len();

@@ -1,3 +1,5 @@
+use std::borrow::Cow;
+
 use serde::Serialize;
 
 use crate::Report;
@@ -15,14 +17,14 @@ struct Item<'a> {
     code: &'a str,
     rule: &'a str,
     severity: &'a str,
-    file: &'a str,
+    file: Cow<'a, str>,
     line: usize,
     column: usize,
     end: End,
-    message: &'a str,
-    help: &'a str,
+    message: Cow<'a, str>,
+    help: Cow<'a, str>,
     /// The reason of the inline suppression that silenced it, if any.
-    suppressed: Option<&'a str>,
+    suppressed: Option<Cow<'a, str>>,
 }
 
 #[derive(Serialize)]
@@ -59,7 +61,7 @@ pub fn json_to(report: &Report, w: &mut impl std::io::Write) -> std::io::Result<
         suppressed: 0,
         exit_code: report.exit_code(),
     };
-    for f in report.files.iter().flat_map(|f| &f.findings) {
+    for (file, f) in report.files.iter().flat_map(|file| file.findings.iter().map(move |f| (file, f))) {
         match (f.suppressed.is_some(), f.severity) {
             (true, _) => s.suppressed += 1,
             (false, crate::Severity::Error) => s.errors += 1,
@@ -70,13 +72,13 @@ pub fn json_to(report: &Report, w: &mut impl std::io::Write) -> std::io::Result<
             code: f.code,
             rule: f.rule,
             severity: f.severity.as_str(),
-            file: &f.file,
+            file: file.shown_name(),
             line: f.line,
             column: f.column,
             end: End { line: f.end_line, column: f.end_column },
-            message: &f.message,
-            help: &f.help,
-            suppressed: f.suppressed.as_deref(),
+            message: file.shown(&f.message),
+            help: file.shown(&f.help),
+            suppressed: f.suppressed.as_deref().map(|r| file.shown(r)),
         });
     }
     serde_json::to_writer_pretty(&mut *w, &Doc { version: 1, findings, summary: s })?;

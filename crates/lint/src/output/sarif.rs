@@ -145,15 +145,15 @@ pub fn sarif(report: &Report) -> String {
     let results = report
         .files
         .iter()
-        .flat_map(|f| &f.findings)
-        .map(|f| SarifResult {
+        .flat_map(|file| file.findings.iter().map(move |f| (file, f)))
+        .map(|(file, f)| SarifResult {
             rule_id: f.code.to_owned(),
             rule_index: RULES.iter().position(|r| r.code == f.code).expect("findings come from registered rules"),
             level: level(f.severity).to_owned(),
-            message: Message { text: format!("{} Help: {}", f.message, f.help) },
+            message: Message { text: format!("{} Help: {}", file.shown(&f.message), file.shown(&f.help)) },
             locations: vec![Location {
                 physical_location: PhysicalLocation {
-                    artifact_location: ArtifactLocation { uri: uri(&f.file) },
+                    artifact_location: ArtifactLocation { uri: uri(&file.shown_name()) },
                     region: Region {
                         start_line: f.line,
                         start_column: f.column,
@@ -165,7 +165,7 @@ pub fn sarif(report: &Report) -> String {
             suppressions: f
                 .suppressed
                 .iter()
-                .map(|reason| Suppression { kind: "inSource".into(), justification: reason.clone() })
+                .map(|reason| Suppression { kind: "inSource".into(), justification: file.shown(reason).into_owned() })
                 .collect(),
         })
         .collect();

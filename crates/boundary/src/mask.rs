@@ -1,0 +1,564 @@
+//! One masking pass for every printed line.
+//!
+//! Whatever state a file is in (parsed, half-parsed, not UTF-8), a line of it
+//! that reaches a terminal goes through [`Masker`]: the exact places a
+//! checker found (rule findings, the spec's credential values), every other
+//! occurrence of those values anywhere in the line, and what a line scan
+//! recognises on its own (credential-shaped `key: value` / `key = value` in
+//! block and flow style, password flags, URL passwords, provider tokens,
+//! continuation lines of a multi-line credential value). Messages go through
+//! the same pass. Masking errs on the side of hiding: a masked non-secret
+//! costs a re-read, a printed secret cannot be taken back.
+
+use std::borrow::Cow;
+use std::ops::Range;
+use std::sync::LazyLock;
+
+use aho_corasick::AhoCorasick;
+use regex::Regex;
+
+/// Does this key name hold a credential when given a literal value?
+/// (`POSTGRES_PASSWORD`, `api_key`, `--requirepass`; not `*_FILE`, not
+/// settings about credentials such as `PASSWORD_MIN_LENGTH`.) Shared by the
+/// spec's literal-credential check and the linter.
+pub fn is_credential_key(key: &str) -> bool {
+    let k = key.to_ascii_lowercase();
+    // Paths to secrets, and settings *about* credentials, are not credentials.
+    const NOT: &[&str] = &[
+        "_file",
+        "_path",
+        "_dir",
+        "_length",
+        "_min",
+        "_max",
+        "_count",
+        "_ttl",
+        "_timeout",
+        "_expiry",
+        "_policy",
+        "_method",
+        "_encryption",
+        "_algorithm",
+        "_hash_rounds",
+        "_mode",
+        "_user",
+        "_username",
+        "_enabled",
+        "_required",
+    ];
+    if NOT.iter().any(|s| k.ends_with(s)) {
+        return false;
+    }
+    const WORDS: &[&str] = &[
+        "password",
+        "passwd",
+        "passphrase",
+        "pwd",
+        "token",
+        "apikey",
+        "api_key",
+        "access_key",
+        "secret_key",
+        "secret_access_key",
+        "private_key",
+        "client_secret",
+        "credential",
+        "credentials",
+        "auth_token",
+        "secret",
+        "pass",
+        "encryption_key",
+        "salt",
+        "dsn",
+        "requirepass",
+        "masterauth",
+        "rpcpassword",
+    ];
+    let segments: Vec<&str> = k.split(['_', '-', '.']).collect();
+    WORDS.iter().any(|w| {
+        if w.contains('_') {
+            k.contains(w)
+        } else if w.len() > 4 {
+            // Long words also count inside another (PGPASSWORD, DBPASSWD).
+            k.contains(w)
+        } else {
+            segments.contains(w)
+        }
+    })
+}
+
+static URL_CREDENTIALS: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s:@/]*:([^\s@/]+)@").expect("valid regex"));
+
+/// A URL with a password (`scheme://user:pass@host`): the password's range.
+/// A reference (`${PW}`) in its place is not a password.
+pub fn url_password(value: &str) -> Option<Range<usize>> {
+    let caps = URL_CREDENTIALS.captures(value)?;
+    let m = caps.get(1)?;
+    (!m.as_str().starts_with('$')).then(|| m.range())
+}
+
+/// Provider token shapes (gitleaks-style), with the provider's name.
+static TOKENS: LazyLock<Vec<(&'static str, Regex)>> = LazyLock::new(|| {
+    [
+        ("an AWS access key id", r"\b(AKIA|ASIA)[0-9A-Z]{16}\b"),
+        ("a GitHub token", r"\bgh[pousr]_[A-Za-z0-9]{36,}\b"),
+        ("a GitHub fine-grained token", r"\bgithub_pat_[A-Za-z0-9_]{60,}\b"),
+        ("a GitLab token", r"\bglpat-[A-Za-z0-9_-]{20,}\b"),
+        ("a Slack token", r"\bxox[abposr]-[A-Za-z0-9-]{10,}\b"),
+        ("a Stripe secret key", r"\b[sr]k_live_[A-Za-z0-9]{20,}\b"),
+        ("a Google API key", r"\bAIza[0-9A-Za-z_-]{35}\b"),
+        ("a private key", r"-----BEGIN [A-Z ]*PRIVATE KEY-----"),
+        ("a JSON Web Token", r"\beyJ[A-Za-z0-9_-]{10,}\.eyJ[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,}"),
+        ("a SendGrid key", r"\bSG\.[A-Za-z0-9_-]{22}\.[A-Za-z0-9_-]{43}\b"),
+        ("an npm token", r"\bnpm_[A-Za-z0-9]{36}\b"),
+    ]
+    .into_iter()
+    .map(|(name, re)| (name, Regex::new(re).expect("valid regex")))
+    .collect()
+});
+
+/// The first provider token in `value`: its kind and range.
+pub fn provider_token(value: &str) -> Option<(&'static str, Range<usize>)> {
+    // Cheap prefilter: every pattern needs a run of at least 16 non-space bytes.
+    if value.len() < 16 {
+        return None;
+    }
+    TOKENS.iter().find_map(|(name, re)| re.find(value).map(|m| (*name, m.range())))
+}
+
+/// A key followed by `:` or `=` (quoted or not, TOML dotted, YAML, env, JSON).
+static KEY_VALUE: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r#"([A-Za-z_][A-Za-z0-9_.\-]*)["']?[ \t]*(:|=)[ \t]*"#).expect("valid regex"));
+/// A flag and its value: `--password x`, `--password=x`, `-a x` (redis-cli),
+/// and the exec-form list split `"--password", "x"`.
+static FLAG: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r#"(?:^|[\s\["',])(--?[A-Za-z][A-Za-z0-9_.\-]*)(?:=|[ \t]+|["'][ \t]*,[ \t]*["'])([^\s"',\]]+)"#)
+        .expect("valid regex")
+});
+/// A password glued to a short flag: mysql's `-pSECRET`, in shell or exec form.
+static GLUED_P: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r#"(?:^|[\s\["',])-p([^\s"',\]\-][^\s"',\]]*)"#).expect("valid regex"));
+/// `-u user:pass` / `--user user:pass` (curl and friends).
+static USER_PASS: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r#"(?:^|[\s\["',])(?:-u|--user)[ \t]+[^\s:"']+:([^\s"',\]]+)"#).expect("valid regex"));
+
+/// Short flags that take a password in common clients (`redis-cli -a`).
+const PASSWORD_SHORT_FLAGS: &[&str] = &["-a", "-p", "-P", "-w", "-k"];
+
+fn is_reference(v: &str) -> bool {
+    let v = v.trim_matches(['"', '\'']);
+    // `$(cat /run/secrets/pw)`, and compose's `$$` escape of it.
+    let v = v.strip_prefix('$').filter(|r| r.starts_with('$')).unwrap_or(v);
+    if v.starts_with("$(") && v.ends_with(')') {
+        return true;
+    }
+    let Some(rest) = v.strip_prefix('$') else { return v.starts_with("/run/secrets/") };
+    let name = rest.strip_prefix('{').and_then(|r| r.strip_suffix('}')).unwrap_or(rest);
+    !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+}
+
+/// In `${NAME:-default}` (quoted or not) only the default is literal: its
+/// range; an empty range for `${NAME}` and `${NAME:?message}`.
+fn interpolation_default(value: &str) -> Option<Range<usize>> {
+    let lead = value.len() - value.trim_start_matches(['"', '\'']).len();
+    let body = value[lead..].strip_prefix("${")?;
+    let close = body.find('}')?;
+    let inner = &body[..close];
+    let name_len = inner.find(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).unwrap_or(inner.len());
+    let start = lead + 2;
+    match inner[name_len..].strip_prefix(":-").or_else(|| inner[name_len..].strip_prefix('-')) {
+        Some(default) => {
+            let d = start + close - default.len();
+            Some(d..start + close)
+        }
+        None => Some(start..start),
+    }
+}
+
+fn normalised(key: &str) -> String {
+    let last = key.rsplit('.').next().unwrap_or(key);
+    last.replace('-', "_")
+}
+
+/// The end (exclusive, in `line`) of a value starting at `at`.
+fn value_end(line: &str, at: usize, sep: char, in_flow: bool) -> usize {
+    let rest = &line[at..];
+    let Some(first) = rest.chars().next() else { return at };
+    if first == '"' || first == '\'' {
+        let mut escaped = false;
+        for (i, c) in rest.char_indices().skip(1) {
+            if first == '"' && c == '\\' && !escaped {
+                escaped = true;
+                continue;
+            }
+            if c == first && !escaped {
+                return at + i + 1;
+            }
+            escaped = false;
+        }
+        return line.len();
+    }
+    if first == '[' {
+        // An array or flow sequence of credentials: up to its close.
+        let mut depth = 0usize;
+        for (i, c) in rest.char_indices() {
+            match c {
+                '[' => depth += 1,
+                ']' => {
+                    depth = depth.saturating_sub(1);
+                    if depth == 0 {
+                        return at + i + 1;
+                    }
+                }
+                _ => {}
+            }
+        }
+        return line.len();
+    }
+    let stop = |c: char| {
+        (sep == '=' && c.is_whitespace())
+            || (in_flow && matches!(c, ',' | '}' | ']'))
+            || (sep == '=' && matches!(c, ';' | '"' | '\'' | ',' | ')'))
+    };
+    let mut end = line.len();
+    for (i, c) in rest.char_indices() {
+        if stop(c) {
+            end = at + i;
+            break;
+        }
+        if c == '#' && i > 0 && rest[..i].ends_with([' ', '\t']) {
+            end = at + i;
+            break;
+        }
+    }
+    // Trailing spaces before a comment are not the value.
+    at + line[at..end].trim_end().len()
+}
+
+/// What a line scan recognises as credentials in one line of any file
+/// (YAML, TOML, JSON, env, shell): ranges within `line`.
+pub fn scan_line(line: &str) -> Vec<Range<usize>> {
+    let mut out = Vec::new();
+    for c in KEY_VALUE.captures_iter(line) {
+        let (Some(key), Some(sep), Some(whole)) = (c.get(1), c.get(2), c.get(0)) else { continue };
+        let name = normalised(key.as_str());
+        if !is_credential_key(&name) {
+            continue;
+        }
+        let sep_char = if sep.as_str() == ":" { ':' } else { '=' };
+        // `host:port`, `scheme://`: a YAML key needs a space (or the end) after `:`.
+        if sep_char == ':' && whole.end() == sep.end() && whole.end() < line.len() {
+            continue;
+        }
+        let at = whole.end();
+        let before = &line[..key.start()];
+        let in_flow = before.contains(['{', '[']);
+        // `secret = "NAME"` inside an inline table names a Docker secret.
+        if name.eq_ignore_ascii_case("secret") && before.contains('{') {
+            continue;
+        }
+        let rest = &line[at..];
+        if rest.starts_with('{')
+            || rest.starts_with(['|', '>'])
+            || rest.starts_with("\"\"\"")
+            || rest.starts_with("'''")
+        {
+            // A table's own pairs are scanned on their own; a block scalar
+            // or multi-line string continues on the next lines (see
+            // [`continues_secret`]); its first line carries at most the quote.
+            if rest.starts_with("\"\"\"") || rest.starts_with("'''") {
+                out.push(at..line.len());
+            }
+            continue;
+        }
+        let end = value_end(line, at, sep_char, in_flow);
+        if end > at && !is_reference(&line[at..end]) {
+            out.push(interpolation_default(&line[at..end]).map_or(at..end, |d| at + d.start..at + d.end));
+        }
+    }
+    for c in FLAG.captures_iter(line) {
+        let (Some(flag), Some(v)) = (c.get(1), c.get(2)) else { continue };
+        let f = flag.as_str();
+        let name = normalised(f.trim_start_matches('-'));
+        let short_password = PASSWORD_SHORT_FLAGS.contains(&f);
+        if (is_credential_key(&name) || short_password) && !is_reference(v.as_str()) && !v.as_str().starts_with('-') {
+            out.push(v.range());
+        }
+    }
+    for re in [&*GLUED_P, &*USER_PASS] {
+        for c in re.captures_iter(line) {
+            if let Some(v) = c.get(1)
+                && !is_reference(v.as_str())
+            {
+                out.push(v.range());
+            }
+        }
+    }
+    let mut from = 0;
+    while let Some(r) = url_password(&line[from..]) {
+        out.push(from + r.start..from + r.end);
+        from += r.end;
+    }
+    for (_, re) in TOKENS.iter() {
+        if line.len() >= 16 {
+            out.extend(re.find_iter(line).map(|m| m.range()));
+        }
+    }
+    // A value repeated on its own line (`pw: x # default is x`).
+    let found: Vec<&str> =
+        out.iter().map(|r| line[r.clone()].trim_matches(['"', '\''])).filter(|v| v.len() >= MIN_SEARCHED).collect();
+    let mut again = Vec::new();
+    for v in found {
+        again.extend(line.match_indices(v).map(|(i, m)| i..i + m.len()));
+    }
+    out.extend(again);
+    out
+}
+
+fn indent(line: &str) -> usize {
+    line.len() - line.trim_start_matches([' ', '\t']).len()
+}
+
+/// How far back a line looks for the key whose multi-line value it continues.
+const LOOKBACK: usize = 400;
+
+/// Is line `n` (0-based) of `lines` a continuation of a multi-line
+/// credential value: a YAML block scalar (`password: |`), a TOML
+/// multi-line string (`password = """`), or a quoted value left open on the
+/// key's line? Looks back at most [`LOOKBACK`] lines.
+pub fn continues_secret(lines: &dyn Fn(usize) -> Option<String>, n: usize) -> bool {
+    let Some(current) = lines(n) else { return false };
+    let cur_indent = indent(&current);
+    let current_blank = current.trim().is_empty();
+    let mut triple = 0usize;
+    for back in 1..=LOOKBACK.min(n) {
+        let Some(prev) = lines(n - back) else { return false };
+        let t = prev.trim();
+        triple += prev.matches("\"\"\"").count() + prev.matches("'''").count();
+        if t.is_empty() || t.starts_with('#') {
+            continue;
+        }
+        // TOML: an odd number of triple quotes between here and a credential key's line.
+        if triple % 2 == 1 {
+            let opener = prev.find("\"\"\"").or_else(|| prev.find("'''")).unwrap_or(0);
+            return scan_key_before(&prev[..opener]);
+        }
+        let open_quote = {
+            let q = prev.matches('"').count() - prev.matches("\\\"").count();
+            q % 2 == 1
+        };
+        if indent(&prev) < cur_indent || current_blank || open_quote {
+            // The parent line: a credential key whose value is a block
+            // scalar, or left an unclosed quote.
+            let (key_part, rest) = match t.split_once(": ").or_else(|| t.split_once('=')) {
+                Some(kv) => kv,
+                None => match t.strip_suffix(':') {
+                    Some(k) => (k, ""),
+                    None => return false,
+                },
+            };
+            let key = key_part.trim().trim_start_matches("- ").trim_matches(['"', '\'']);
+            if !is_credential_key(&normalised(key)) {
+                return false;
+            }
+            let rest = rest.trim();
+            return rest.starts_with(['|', '>']) || open_quote;
+        }
+        if triple == 0 && !open_quote {
+            // A sibling at the same indent: keep looking up for the parent.
+            continue;
+        }
+    }
+    false
+}
+
+fn scan_key_before(text: &str) -> bool {
+    let t = text.trim_end().trim_end_matches(['=', ':']).trim_end();
+    let key = t.rsplit(|c: char| c.is_whitespace() || c == '{' || c == ',').next().unwrap_or(t);
+    is_credential_key(&normalised(key.trim_matches(['"', '\''])))
+}
+
+/// Secret values found in a file and exact places, applied to every line
+/// and message that is printed.
+#[derive(Debug, Default, Clone)]
+pub struct Masker {
+    /// Absolute byte ranges in the file, sorted by start.
+    ranges: Vec<Range<usize>>,
+    values: Option<AhoCorasick>,
+}
+
+/// Values shorter than this are masked where found, not searched for
+/// elsewhere (a one-letter "secret" would mask every word).
+const MIN_SEARCHED: usize = 3;
+
+impl Masker {
+    /// `ranges` are places in the file's `text`; their texts are also
+    /// searched for on every line.
+    pub fn new(text: &str, mut ranges: Vec<Range<usize>>, extra_values: impl IntoIterator<Item = String>) -> Self {
+        ranges.retain(|r| r.start < r.end && r.end <= text.len());
+        ranges.sort_by_key(|r| (r.start, r.end));
+        let mut values: Vec<String> = ranges
+            .iter()
+            .filter_map(|r| text.get(r.clone()))
+            .flat_map(|v| {
+                // A quoted value is also searched without its quotes.
+                let inner = v.trim_matches(['"', '\'']).trim();
+                [v.trim().to_owned(), inner.to_owned()]
+            })
+            .chain(extra_values)
+            .filter(|v| v.len() >= MIN_SEARCHED)
+            .collect();
+        values.sort();
+        values.dedup();
+        let values = (!values.is_empty()).then(|| AhoCorasick::new(&values).expect("plain strings build a searcher"));
+        Self { ranges, values }
+    }
+
+    /// For a file no checker could read (it does not parse, it is not
+    /// UTF-8): what a line scan finds on every line, plus `ranges`.
+    pub fn scanning(text: &str, mut ranges: Vec<Range<usize>>) -> Self {
+        let mut at = 0;
+        for line in text.split_inclusive('\n') {
+            ranges.extend(scan_line(line).into_iter().map(|r| at + r.start..at + r.end));
+            at += line.len();
+        }
+        Self::new(text, ranges, [])
+    }
+
+    /// Places to mask in the line `line` that starts at `line_start` in the file.
+    pub fn line_masks(&self, line: &str, line_start: usize) -> Vec<Range<usize>> {
+        let line_end = line_start + line.len();
+        let first = self.ranges.partition_point(|r| r.end <= line_start);
+        let mut out: Vec<Range<usize>> = self.ranges[first..]
+            .iter()
+            .take_while(|r| r.start < line_end)
+            .map(|r| r.start.max(line_start) - line_start..r.end.min(line_end) - line_start)
+            .collect();
+        out.extend(self.occurrences(line));
+        out.extend(scan_line(line));
+        out
+    }
+
+    fn occurrences(&self, s: &str) -> Vec<Range<usize>> {
+        match &self.values {
+            Some(ac) => ac.find_overlapping_iter(s).map(|m| m.range()).collect(),
+            None => Vec::new(),
+        }
+    }
+
+    /// A message or help text: every occurrence of a secret value, and what
+    /// the line scan finds inside `backticks` (where messages quote input).
+    /// The scan is not run over the prose itself, which would read
+    /// "secrets: create one" as a credential.
+    pub fn text<'a>(&self, s: &'a str) -> Cow<'a, str> {
+        let mut masks = self.occurrences(s);
+        let mut parts = s.split('`');
+        let mut at = 0;
+        let mut quoted = false;
+        for part in parts.by_ref() {
+            if quoted {
+                masks.extend(scan_line(part).into_iter().map(|r| at + r.start..at + r.end));
+            }
+            at += part.len() + 1;
+            quoted = !quoted;
+        }
+        apply(s, &masks)
+    }
+}
+
+/// `s` with every byte of every range replaced, a `*` per character.
+pub fn apply<'a>(s: &'a str, masks: &[Range<usize>]) -> Cow<'a, str> {
+    if masks.is_empty() {
+        return Cow::Borrowed(s);
+    }
+    let mut hidden = vec![false; s.len()];
+    for r in masks {
+        for h in &mut hidden[r.start.min(s.len())..r.end.min(s.len())] {
+            *h = true;
+        }
+    }
+    let mut out = String::with_capacity(s.len());
+    for (i, c) in s.char_indices() {
+        if hidden[i] && c != '\n' && c != '\r' {
+            out.push('*');
+        } else {
+            out.push(c);
+        }
+    }
+    Cow::Owned(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn masked(line: &str) -> String {
+        apply(line, &scan_line(line)).into_owned()
+    }
+
+    #[test]
+    fn credential_keys() {
+        for k in ["password", "PGPASSWORD", "db_password", "api_key", "token", "admin_pass", "pass", "secret"] {
+            assert!(is_credential_key(k), "{k}");
+        }
+        for k in ["user", "passive", "compass_x", "password_file", "bypass_x"] {
+            assert!(!is_credential_key(k), "{k}");
+        }
+    }
+
+    #[test]
+    fn line_scan_hides_values_in_every_shape() {
+        for (line, secret) in [
+            ("      POSTGRES_PASSWORD: hunter2", "hunter2"),
+            ("  - POSTGRES_PASSWORD=hunter2", "hunter2"),
+            ("environment: {POSTGRES_PASSWORD: hunter2, USER: x}", "hunter2"),
+            ("password = 98765432101", "98765432101"),
+            ("password = [\"hunter2\"]", "hunter2"),
+            ("postgres.password = \"hunter2", "hunter2"),
+            ("\"DB_PASSWORD\": \"hunter2\",", "hunter2"),
+            ("command: redis-server --requirepass hunter2", "hunter2"),
+            ("test: [\"CMD\", \"mysqladmin\", \"ping\", \"-uroot\", \"-phunter2\"]", "hunter2"),
+            ("command: redis-cli -a hunter2 ping", "hunter2"),
+            ("command: [\"--password\", \"hunter2\"]", "hunter2"),
+            ("DATABASE_URL: postgresql+psycopg2://airflow:hunter2@postgres/airflow", "hunter2"),
+            ("url: jdbc:postgresql://db/app?user=app&password=hunter2", "hunter2"),
+            ("REPLICATION_PASSWORD: hunter2 # default is hunter2", "hunter2"),
+            ("x-db-password: hunter2", "hunter2"),
+            ("curl -u admin:hunter2 http://x", "hunter2"),
+        ] {
+            let shown = masked(line);
+            assert!(!shown.contains(secret), "{line:?} -> {shown:?}");
+        }
+        for line in
+            ["image: postgres:16", "password = { secret = \"pg_pw\" }", "POSTGRES_PASSWORD_FILE: /run/secrets/pw"]
+        {
+            assert_eq!(masked(line), line, "nothing to hide");
+        }
+        assert_eq!(masked("POSTGRES_PASSWORD: ${PW}"), "POSTGRES_PASSWORD: ${PW}");
+        assert_eq!(masked("PASSWORD: ${PW:-hunter2}"), "PASSWORD: ${PW:-*******}");
+        assert_eq!(masked("PASSWORD: \"${PW:?set it}\""), "PASSWORD: \"${PW:?set it}\"");
+    }
+
+    #[test]
+    fn continuation_lines() {
+        let text = ["a = 1", "password = \"\"\"", "hunter2", "\"\"\"", "b = 2"];
+        let get = |i: usize| text.get(i).map(|s| (*s).to_owned());
+        assert!(continues_secret(&get, 2));
+        assert!(!continues_secret(&get, 4));
+        let yaml = ["services:", "  db:", "    environment:", "      PASSWORD: |", "        hunter2", "      USER: x"];
+        let get = |i: usize| yaml.get(i).map(|s| (*s).to_owned());
+        assert!(continues_secret(&get, 4));
+        assert!(!continues_secret(&get, 5));
+        assert!(!continues_secret(&get, 2));
+    }
+
+    #[test]
+    fn masker_hides_every_occurrence() {
+        let text = "a: hunter2\nb: x hunter2 y\n";
+        let m = Masker::new(text, std::iter::once(3..10).collect(), []);
+        let second = &text[11..text.len() - 1];
+        assert_eq!(apply(second, &m.line_masks(second, 11)), "b: x ******* y");
+        assert_eq!(m.text("the value hunter2 leaked"), "the value ******* leaked");
+    }
+}

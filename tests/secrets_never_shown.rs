@@ -1,0 +1,217 @@
+//! Issue 9, items 3, 4, 8 and 16: whatever state a file is in, no output of
+//! `build` or `lint` (human, JSON, SARIF, GitHub) prints a credential
+//! written in it, a terminal escape from it, or panics on where a finding
+//! lies. Each case is a reproducer of a reported leak or panic.
+
+mod support;
+
+use std::fs;
+use std::path::Path;
+
+use support::*;
+
+const EXAMPLE: &str = include_str!("../examples/ha-postgres.toml");
+const LOCK: &str = include_str!("../examples/hacompile.lock");
+const SECRET: &str = "Hunter2-xq9Zr";
+const FORMATS: [&str; 4] = ["human", "json", "sarif", "github"];
+
+fn example_with(from: &str, to: &str) -> String {
+    assert!(EXAMPLE.contains(from), "the example contains {from:?}");
+    EXAMPLE.replacen(from, to, 1)
+}
+
+struct Out {
+    code: i32,
+    all: String,
+}
+
+fn run_in(dir: &Path, args: &[&str]) -> Out {
+    let out = bin().current_dir(dir).args(args).output().expect("runs");
+    let all = format!("{}{}", text(&out.stdout), text(&out.stderr));
+    assert!(!all.contains("panicked"), "no panic:\n{all}");
+    Out { code: out.status.code().unwrap_or(-1), all }
+}
+
+/// Builds `spec` and lints it in every format; the secret never shows.
+fn spec_never_shows(spec: &str, secrets: &[&str]) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    fs::write(dir.path().join("hacompile.lock"), LOCK).expect("writable");
+    fs::write(dir.path().join("spec.toml"), spec).expect("writable");
+    let build = run_in(dir.path(), &["build", "spec.toml", "--stack-only"]);
+    assert_eq!(build.code, 2, "refused:\n{}", build.all);
+    for s in secrets {
+        assert!(!build.all.contains(s), "build printed {s:?}:\n{}", build.all);
+    }
+    for format in FORMATS {
+        let lint = run_in(dir.path(), &["lint", "--format", format, "spec.toml"]);
+        assert!(lint.code == 1 || lint.code == 2, "{format}: found:\n{}", lint.all);
+        for s in secrets {
+            assert!(!lint.all.contains(s), "lint --format {format} printed {s:?}:\n{}", lint.all);
+        }
+    }
+}
+
+#[test]
+fn a_password_in_another_diagnostics_context_lines() {
+    // The `user` diagnostic's snippet shows the next line.
+    let spec = example_with(
+        "user = { secret = \"postgres_user\" }\npassword = { secret = \"postgres_password\" }",
+        &format!("user = \"alice\"\npassword = \"{SECRET}\""),
+    );
+    spec_never_shows(&spec, &[SECRET]);
+}
+
+#[test]
+fn a_numeric_password() {
+    let spec = example_with("password = { secret = \"postgres_password\" }", "password = 98765432101");
+    spec_never_shows(&spec, &["98765432101"]);
+}
+
+#[test]
+fn a_syntax_error_on_the_line_after_a_password() {
+    let spec = example_with(
+        "password = { secret = \"postgres_password\" }\nstop_grace_period = \"120s\"",
+        &format!("password = \"{SECRET}\"\nstop_grace_period = = \"120s\""),
+    );
+    spec_never_shows(&spec, &[SECRET]);
+}
+
+#[test]
+fn arrays_extra_keys_and_multi_line_strings() {
+    for value in [
+        format!("[\"{SECRET}\"]"),
+        format!("{{ secret = \"postgres_password\", value = \"{SECRET}\" }}"),
+        format!("\"\"\"\nfirst-{SECRET}\n\"\"\""),
+        format!("'''\n{SECRET}\n'''"),
+    ] {
+        let spec = example_with("password = { secret = \"postgres_password\" }", &format!("password = {value}"));
+        spec_never_shows(&spec, &[SECRET]);
+    }
+    // The same in a spec that also has a syntax error further down.
+    let spec =
+        example_with("password = { secret = \"postgres_password\" }", &format!("password = \"\"\"\n{SECRET}\n\"\"\""))
+            .replacen("write_port = 5000", "write_port = = 5000", 1);
+    spec_never_shows(&spec, &[SECRET]);
+}
+
+fn stack_never_shows(name: &str, bytes: &[u8], secrets: &[&str]) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    fs::write(dir.path().join(name), bytes).expect("writable");
+    for format in FORMATS {
+        let lint = run_in(dir.path(), &["lint", "--format", format, name]);
+        assert!(lint.code == 1 || lint.code == 2, "{format}: found:\n{}", lint.all);
+        for s in secrets {
+            assert!(!lint.all.contains(s), "lint --format {format} printed {s:?}:\n{}", lint.all);
+        }
+    }
+}
+
+#[test]
+fn files_that_do_not_parse() {
+    // Each file breaks right after the credential, so it is in the snippet.
+    for body in [
+        format!("services:\n  db:\n    environment: {{POSTGRES_PASSWORD: {SECRET}, A: b}}\n    image: [\n"),
+        format!("services:\n  app:\n    environment:\n      DATABASE_URL: postgres://app:{SECRET}@db/app\n  : bad\n"),
+        format!("services:\n  cache:\n    command: redis-server --requirepass {SECRET}\n   - broken\n"),
+        format!("services:\n  db:\n    environment:\n      - \"POSTGRES_PASSWORD={SECRET}\"\n     x: [\n"),
+        format!("services:\n  db:\n    environment:\n      PASSWORD: |\n        {SECRET}\n    image: x: y\n"),
+    ] {
+        stack_never_shows("docker-stack.yml", body.as_bytes(), &[SECRET]);
+    }
+    // Not UTF-8: the valid part is shown, masked.
+    let mut bytes =
+        format!("services:\n  db:\n    environment:\n      POSTGRES_PASSWORD: {SECRET}\n      X: ").into_bytes();
+    bytes.extend_from_slice(b"\xff\xfe\n");
+    stack_never_shows("docker-stack.yml", &bytes, &[SECRET]);
+}
+
+#[test]
+fn context_lines_of_other_findings() {
+    let other = "Other-pw-77aQ";
+    let jdbc = "Jdbc-pw-55tY";
+    let stack = format!(
+        "services:\n  cache:\n    image: redis\n    healthcheck:\n      test: redis-cli -a {SECRET} ping\n    privileged: true\n  app:\n    image: app\n    x-db-password: {other}\n    privileged: true\n    environment:\n      JDBC: jdbc:postgresql://db/app?user=app&password={jdbc}\n    cap_add: [ALL]\n"
+    );
+    stack_never_shows("docker-stack.yml", stack.as_bytes(), &[SECRET, other, jdbc]);
+}
+
+#[test]
+fn url_passwords_are_masked_where_they_are() {
+    // The masked place is the password, not the first text equal to it.
+    for url in [
+        "postgres://postgres:postgres@db/app".to_owned(),
+        format!("postgresql+psycopg2://airflow:{SECRET}@postgres/airflow"),
+    ] {
+        let pw = url.split(':').nth(2).and_then(|r| r.split('@').next()).expect("password");
+        let stack = format!("services:\n  app:\n    image: app:1\n    environment:\n      DATABASE_URL: {url}\n");
+        let dir = tempfile::tempdir().expect("temp dir");
+        fs::write(dir.path().join("docker-stack.yml"), &stack).expect("writable");
+        let lint = run_in(dir.path(), &["lint", "docker-stack.yml"]);
+        assert!(lint.all.contains("HC102"), "{}", lint.all);
+        assert!(!lint.all.contains(&format!(":{pw}@")), "the password shows:\n{}", lint.all);
+    }
+    // A password repeated in a trailing comment.
+    let stack = format!(
+        "services:\n  db:\n    image: postgres:16\n    environment:\n      REPLICATION_PASSWORD: {SECRET} # default is {SECRET}\n"
+    );
+    stack_never_shows("docker-stack.yml", stack.as_bytes(), &[SECRET]);
+}
+
+#[test]
+fn findings_past_column_65535_do_not_panic() {
+    // One long line: a flow mapping padded past u16 columns before the finding.
+    let pad = "x".repeat(70_000);
+    let stack = format!(
+        "{{\"x-pad\": \"{pad}\", \"services\": {{\"db\": {{\"image\": \"postgres:16\", \"privileged\": true}}}}}}\n"
+    );
+    let dir = tempfile::tempdir().expect("temp dir");
+    fs::write(dir.path().join("docker-stack.yml"), &stack).expect("writable");
+    let lint = run_in(dir.path(), &["lint", "docker-stack.yml"]);
+    assert_eq!(lint.code, 1, "{}", &lint.all[..lint.all.len().min(2000)]);
+    assert!(lint.all.contains("HC501"), "reported");
+    assert!(lint.all.len() < 20_000, "the long line is shown as a window, not whole: {} bytes", lint.all.len());
+    assert!(lint.all.contains(":1:7"), "the real column is printed:\n{}", lint.all);
+
+    // The same in build: an error past column 65,535 of a spec line.
+    let spec = example_with("database = \"app\"", &format!("database = \"app\"\ndescription_{pad} = 1"));
+    fs::write(dir.path().join("hacompile.lock"), LOCK).expect("writable");
+    fs::write(dir.path().join("spec.toml"), format!("{spec}\n[haproxy.bad]\nx = 1 {pad} = 2\n")).expect("writable");
+    let build = run_in(dir.path(), &["build", "spec.toml", "--stack-only"]);
+    assert_eq!(build.code, 2, "{}", &build.all[..build.all.len().min(2000)]);
+    assert!(build.all.len() < 20_000, "{} bytes", build.all.len());
+}
+
+#[test]
+fn terminal_escapes_are_never_printed_raw() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    // From a YAML comment shown as context, and a value quoted in a message.
+    let stack = "services:\n  db:\n    # \u{1b}]0;pwned\u{7}\u{1b}[2J comment\n    image: \"postgres\u{1b}[31m\"\n    privileged: true\n";
+    // From a file name.
+    let name = "evil\u{1b}[2Jstack.yml";
+    fs::write(dir.path().join(name), stack).expect("writable");
+    for format in ["human", "github", "json", "sarif"] {
+        let lint = run_in(dir.path(), &["lint", "--format", format, name]);
+        assert_eq!(lint.code, 1, "{}", lint.all);
+        assert!(
+            !lint.all.contains('\u{1b}') && !lint.all.contains('\u{7}'),
+            "{format} printed an escape:\n{:?}",
+            lint.all
+        );
+    }
+    // From a TOML `\u001b` escape and a spec's file name, in build.
+    let spec = example_with("database = \"app\"", "database = \"app\\u001b[2J\"\nnot_a_key\u{2028} = 1");
+    fs::write(dir.path().join("hacompile.lock"), LOCK).expect("writable");
+    let spec_name = "spec\u{1b}[31m\u{202e}.toml";
+    fs::write(dir.path().join(spec_name), spec).expect("writable");
+    let build = run_in(dir.path(), &["build", spec_name, "--stack-only"]);
+    assert_eq!(build.code, 2, "{}", build.all);
+    for bad in ['\u{1b}', '\u{202e}', '\u{2028}'] {
+        assert!(!build.all.contains(bad), "build printed {bad:?}:\n{:?}", build.all);
+    }
+    for format in ["human", "github"] {
+        let lint = run_in(dir.path(), &["lint", "--format", format, spec_name]);
+        for bad in ['\u{1b}', '\u{202e}', '\u{2028}'] {
+            assert!(!lint.all.contains(bad), "lint {format} printed {bad:?}:\n{:?}", lint.all);
+        }
+    }
+}
