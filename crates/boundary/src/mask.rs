@@ -240,10 +240,13 @@ fn value_end(line: &str, at: usize, sep: char, in_flow: bool) -> usize {
 /// (YAML, TOML, JSON, env, shell): ranges within `line`.
 pub fn scan_line(line: &str) -> Vec<Range<usize>> {
     let mut out = Vec::new();
+    // Inside `password = { ... }` every value but `secret = "NAME"` is the credential.
+    let mut credential_table: Option<Range<usize>> = None;
     for c in KEY_VALUE.captures_iter(line) {
         let (Some(key), Some(sep), Some(whole)) = (c.get(1), c.get(2), c.get(0)) else { continue };
         let name = normalised(key.as_str());
-        if !is_credential_key(&name) {
+        let in_credential_table = credential_table.as_ref().is_some_and(|t| t.contains(&key.start()));
+        if !is_credential_key(&name) && !in_credential_table {
             continue;
         }
         let sep_char = if sep.as_str() == ":" { ':' } else { '=' };
@@ -259,14 +262,15 @@ pub fn scan_line(line: &str) -> Vec<Range<usize>> {
             continue;
         }
         let rest = &line[at..];
-        if rest.starts_with('{')
-            || rest.starts_with(['|', '>'])
-            || rest.starts_with("\"\"\"")
-            || rest.starts_with("'''")
-        {
-            // A table's own pairs are scanned on their own; a block scalar
-            // or multi-line string continues on the next lines (see
-            // [`continues_secret`]); its first line carries at most the quote.
+        if rest.starts_with('{') {
+            // Its own pairs are scanned next, as credentials.
+            credential_table = Some(at..rest.find('}').map_or(line.len(), |i| at + i));
+            continue;
+        }
+        if rest.starts_with(['|', '>']) || rest.starts_with("\"\"\"") || rest.starts_with("'''") {
+            // A block scalar or multi-line string continues on the next
+            // lines (see [`continues_secret`]); its first line carries at
+            // most the opening quote and what follows it.
             if rest.starts_with("\"\"\"") || rest.starts_with("'''") {
                 out.push(at..line.len());
             }
@@ -526,6 +530,7 @@ mod tests {
             ("REPLICATION_PASSWORD: hunter2 # default is hunter2", "hunter2"),
             ("x-db-password: hunter2", "hunter2"),
             ("curl -u admin:hunter2 http://x", "hunter2"),
+            ("password = { secret = \"pg\", value = \"hunter2\" }", "hunter2"),
         ] {
             let shown = masked(line);
             assert!(!shown.contains(secret), "{line:?} -> {shown:?}");
