@@ -2,6 +2,8 @@
 //! loopback), checked against skopeo; drift; offline builds; TLS, htpasswd,
 //! docker config and credential helpers; injected faults.
 
+#![allow(clippy::print_stderr)] // the measured figures (wall time, peak RSS) under hostile registries
+
 mod support;
 
 use std::fs;
@@ -9,7 +11,7 @@ use std::path::Path;
 use std::process::Output;
 use std::time::{Duration, Instant};
 
-use support::registry::{Fault, FaultProxy, Registry, make_tls};
+use support::registry::{Fault, FaultProxy, Registry, TlsFront, TokenAuth, TokenMode, TokenServer, make_jwt, make_tls};
 use support::*;
 
 /// Runs hacompile in `dir` with an empty docker config (host credentials never leak in).
@@ -26,6 +28,36 @@ fn hc_env(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
         c.env(k, v);
     }
     c.output().expect("runs")
+}
+
+/// [`hc_env`] under python's `resource`, which reports the child's peak RSS
+/// (KiB, `ru_maxrss` of RUSAGE_CHILDREN); with the wall time it took.
+fn hc_measured(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> (Output, Duration, u64) {
+    let empty = dir.join(".docker-empty");
+    fs::create_dir_all(&empty).expect("mkdir");
+    let rss = dir.join(".peak-rss");
+    let mut c = std::process::Command::new("python3");
+    c.current_dir(dir)
+        .args([
+            "-c",
+            "import resource, subprocess, sys\n\
+             code = subprocess.run(sys.argv[2:]).returncode\n\
+             open(sys.argv[1], 'w').write(str(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss))\n\
+             sys.exit(code if code >= 0 else 128 - code)",
+        ])
+        .arg(&rss)
+        .arg(env!("CARGO_BIN_EXE_hacompile"))
+        .args(args)
+        .env("DOCKER_CONFIG", &empty)
+        .env("NO_COLOR", "1");
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    let start = Instant::now();
+    let o = c.output().expect("python3 runs");
+    let took = start.elapsed();
+    let kib = fs::read_to_string(&rss).expect("peak RSS written").trim().parse().expect("a number");
+    (o, took, kib)
 }
 
 fn all(o: &Output) -> String {
@@ -329,7 +361,7 @@ fn injected_faults_end_in_the_documented_behaviour_within_bounded_time() {
         (Fault::BadBody, &["hashes to", "refusing to pin"], Duration::from_secs(15)),
     ];
     for (fault, expect, bound) in cases {
-        proxy.set(fault);
+        proxy.set(fault.clone());
         let (o, took) = lock(&[]);
         let out = all(&o);
         assert_eq!(o.status.code(), Some(2), "{fault:?}: {out}");
@@ -408,4 +440,324 @@ fn refused_connections_and_unknown_hosts_are_named_errors() {
     assert_eq!(o.status.code(), Some(2));
     let out = all(&o);
     assert!(out.contains("cannot resolve the host of registry.hacompile.invalid"), "{out}");
+}
+
+/// The peak RSS allowed while a gibibyte is offered: the limits are a few MiB.
+const RSS_BOUND_KIB: u64 = 200 * 1024;
+
+#[test]
+fn huge_registry_bodies_are_refused_with_bounded_time_and_memory() {
+    // No images needed: the proxy answers the manifest and tag-list requests itself.
+    let reg = Registry::start();
+    let proxy = FaultProxy::start(reg.port, Fault::None);
+    let h = proxy.host.clone();
+    let dir = tempfile::tempdir().expect("temp dir");
+    // Two repositories: two huge bodies offered at once.
+    spec_with(dir.path(), &format!("{h}/fx/a:1"), &format!("{h}/fx/b:1"));
+    let cases = [
+        (Fault::HugeManifest { declared: false }, "the manifest from", "larger than 4 MiB"),
+        (Fault::HugeManifest { declared: true }, "the manifest from", "larger than 4 MiB"),
+        (Fault::HugeTagList, "the tag list from", "larger than 64 KiB"),
+    ];
+    for (fault, what, limit) in cases {
+        proxy.set(fault.clone());
+        let (o, took, kib) =
+            hc_measured(dir.path(), &["lock", "spec.toml", "--insecure-registry", &h, "--timeout", "20"], &[]);
+        let out = all(&o);
+        eprintln!("{fault:?}: exit {:?}, {took:?}, peak RSS {} MiB", o.status.code(), kib / 1024);
+        assert_eq!(o.status.code(), Some(2), "{fault:?}: {out}");
+        assert!(out.contains(&format!("{h}/fx/a:1: {what} {h}")) && out.contains(limit), "{fault:?}: {out}");
+        assert!(kib < RSS_BOUND_KIB, "{fault:?}: peak RSS {kib} KiB");
+        assert!(took < Duration::from_secs(15), "{fault:?} took {took:?}");
+        assert!(!dir.path().join("hacompile.lock").exists(), "{fault:?}: nothing written");
+    }
+
+    // A token service that streams a gibibyte.
+    let work = tempfile::tempdir().expect("temp dir");
+    let tls = make_tls(work.path());
+    let tokens = TokenServer::start(TokenMode::Huge);
+    let treg = Registry::start_token(
+        None,
+        &TokenAuth { realm: format!("http://{}/token", tokens.host), root: tls.ca.clone() },
+    );
+    let t = treg.host.clone();
+    spec_with(dir.path(), &format!("{t}/fx/a:1"), &format!("{t}/fx/b:1"));
+    let (o, took, kib) = hc_measured(
+        dir.path(),
+        &["lock", "spec.toml", "--insecure-registry", &t, "--insecure-registry", &tokens.host, "--timeout", "20"],
+        &[],
+    );
+    let out = all(&o);
+    eprintln!("token: exit {:?}, {took:?}, peak RSS {} MiB", o.status.code(), kib / 1024);
+    assert_eq!(o.status.code(), Some(2), "{out}");
+    assert!(
+        out.contains(&format!("{t}/fx/a:1: the token response from {t}")) && out.contains("larger than 1 MiB"),
+        "{out}"
+    );
+    assert!(kib < RSS_BOUND_KIB, "token: peak RSS {kib} KiB");
+    assert!(took < Duration::from_secs(15), "token took {took:?}");
+    assert!(!dir.path().join("hacompile.lock").exists(), "nothing written");
+}
+
+#[test]
+fn the_timeout_bounds_the_whole_resolution_token_included() {
+    let work = tempfile::tempdir().expect("temp dir");
+    let tls = make_tls(work.path());
+    // A token service that sends one byte every 2 s.
+    let tokens = TokenServer::start(TokenMode::Trickle);
+    let reg = Registry::start_token(
+        None,
+        &TokenAuth { realm: format!("http://{}/token", tokens.host), root: tls.ca.clone() },
+    );
+    let h = reg.host.clone();
+    let dir = tempfile::tempdir().expect("temp dir");
+    spec_with(dir.path(), &format!("{h}/fx/a:1"), &format!("{h}/fx/a:1"));
+    let start = Instant::now();
+    let o = hc(
+        dir.path(),
+        &["lock", "spec.toml", "--insecure-registry", &h, "--insecure-registry", &tokens.host, "--timeout", "3"],
+    );
+    let took = start.elapsed();
+    let out = all(&o);
+    eprintln!("trickling token service: exit {:?} after {took:?}", o.status.code());
+    assert_eq!(o.status.code(), Some(2), "{out}");
+    assert!(out.contains(&format!("{h}/fx/a:1: {h} did not answer in time")), "{out}");
+    assert!(out.contains("token"), "says which step ran out of time: {out}");
+    assert!(took < Duration::from_secs(8), "--timeout 3 took {took:?}");
+    assert!(!tokens.received().is_empty(), "the token service was asked");
+    assert!(!dir.path().join("hacompile.lock").exists(), "nothing written");
+}
+
+#[test]
+fn credentials_never_travel_over_plain_http_to_hosts_not_named_insecure() {
+    let work = tempfile::tempdir().expect("temp dir");
+    let tls = make_tls(work.path());
+    let ca = tls.ca.display().to_string();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let tokens = TokenServer::start(TokenMode::Json("{\"token\":\"t\"}".into()));
+    let creds = |host: &str| {
+        [
+            ("HACOMPILE_REGISTRY_HOST", host.to_owned()),
+            ("HACOMPILE_REGISTRY_USERNAME", "ci".to_owned()),
+            ("HACOMPILE_REGISTRY_PASSWORD", "s3cret-pw".to_owned()),
+        ]
+    };
+    // An HTTPS registry whose token realm is plain HTTP, on the same host
+    // name and on another one.
+    for realm_host in [tokens.host.clone(), format!("localhost:{}", tokens.port)] {
+        let reg = Registry::start_token(
+            Some(&tls),
+            &TokenAuth { realm: format!("http://{realm_host}/token"), root: tls.ca.clone() },
+        );
+        let h = reg.host.clone();
+        spec_with(dir.path(), &format!("{h}/team/pg:16"), &format!("{h}/team/pg:16"));
+        let env = creds(&h);
+        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let o = hc_env(dir.path(), &["lock", "spec.toml", "--ca-file", &ca, "--timeout", "10"], &env);
+        let out = all(&o);
+        assert_eq!(o.status.code(), Some(2), "{realm_host}: {out}");
+        assert!(
+            out.contains(&format!("{h}/team/pg:16: {h} names a token service on plain HTTP (http://{realm_host}"))
+                && out.contains(&format!("--insecure-registry {realm_host}")),
+            "{realm_host}: {out}"
+        );
+        assert!(!out.contains("s3cret-pw"), "{out}");
+        assert_eq!(tokens.received(), Vec::<String>::new(), "{realm_host}: nothing reached the plain-HTTP realm");
+        assert!(!dir.path().join("hacompile.lock").exists(), "nothing written");
+    }
+
+    // An HTTPS registry that redirects its manifests to plain HTTP.
+    let plain = Registry::start();
+    plain.push_fixtures("fx", "1", "v1");
+    let recorder = FaultProxy::start(plain.port, Fault::None);
+    let redirector = FaultProxy::start(plain.port, Fault::RedirectTo(format!("http://{}", recorder.host)));
+    let front = TlsFront::start(&tls, redirector.port);
+    let h = front.host.clone();
+    spec_with(dir.path(), &format!("{h}/fx/oci-index:1"), &format!("{h}/fx/oci-index:1"));
+    let env = creds(&h);
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let o = hc_env(dir.path(), &["lock", "spec.toml", "--ca-file", &ca, "--timeout", "10"], &env);
+    let out = all(&o);
+    assert_eq!(o.status.code(), Some(2), "{out}");
+    assert!(
+        out.contains(&format!("{h}/fx/oci-index:1: {h} redirected to plain HTTP (http://{})", recorder.host)),
+        "{out}"
+    );
+    assert!(redirector.received().iter().any(|r| r.contains("/manifests/")), "the manifest was asked over HTTPS first");
+    assert_eq!(recorder.received(), Vec::<String>::new(), "nothing reached the plain-HTTP listener");
+    assert!(!dir.path().join("hacompile.lock").exists(), "nothing written");
+
+    // A redirect to HTTPS on another port is followed, without the credentials.
+    let other = TlsFront::start(&tls, recorder.port);
+    redirector.set(Fault::RedirectTo(format!("https://{}", other.host)));
+    let o = hc_env(dir.path(), &["lock", "spec.toml", "--ca-file", &ca, "--timeout", "10"], &env);
+    assert!(o.status.success(), "{}", all(&o));
+    assert_eq!(lock_digests(dir.path())[0].1, plain.skopeo_digest("fx/oci-index:1"));
+    let sent = |proxy: &FaultProxy| {
+        proxy
+            .received()
+            .iter()
+            .filter(|r| r.contains("/manifests/"))
+            .map(|r| r.to_ascii_lowercase().contains("\r\nauthorization: basic "))
+            .collect::<Vec<bool>>()
+    };
+    assert!(sent(&redirector).contains(&true), "the credentials went to the registry over HTTPS");
+    let followed = sent(&recorder);
+    assert!(!followed.is_empty() && !followed.contains(&true), "no credentials to another host: {followed:?}");
+}
+
+#[test]
+fn bearer_tokens_from_a_real_token_auth_registry_and_token_service_failures() {
+    let work = tempfile::tempdir().expect("temp dir");
+    let tls = make_tls(work.path());
+    let plain = Registry::start();
+    plain.push_fixtures("fx", "1", "v1");
+    let want = [plain.skopeo_digest("fx/oci-index:1"), plain.skopeo_digest("fx/docker-list:1")];
+    let jwt = make_jwt(&tls, work.path(), &["fx/oci-index", "fx/docker-list"]);
+    let tokens = TokenServer::start(TokenMode::Json(format!("{{\"token\":\"{jwt}\",\"expires_in\":900}}")));
+    let reg =
+        plain.into_token_auth(&TokenAuth { realm: format!("http://{}/token", tokens.host), root: tls.ca.clone() });
+    let h = reg.host.clone();
+    let t = tokens.host.clone();
+    let dir = tempfile::tempdir().expect("temp dir");
+    spec_with(dir.path(), &format!("{h}/fx/oci-index:1"), &format!("{h}/fx/docker-list:1"));
+    let env = [
+        ("HACOMPILE_REGISTRY_HOST", h.as_str()),
+        ("HACOMPILE_REGISTRY_USERNAME", "ci"),
+        ("HACOMPILE_REGISTRY_PASSWORD", "s3cret-pw"),
+    ];
+
+    // The registry is named insecure, its token service is not: refused, and
+    // the credentials never reach it.
+    let o = hc_env(dir.path(), &["lock", "spec.toml", "--insecure-registry", &h], &env);
+    let out = all(&o);
+    assert_eq!(o.status.code(), Some(2), "{out}");
+    assert!(out.contains(&format!("names a token service on plain HTTP (http://{t}")), "{out}");
+    assert_eq!(tokens.received(), Vec::<String>::new(), "nothing reached the token service");
+
+    // Both named: Basic credentials to the realm for the pull scope, then the
+    // registry accepts the bearer token and the digests are skopeo's.
+    let named = ["--insecure-registry", h.as_str(), "--insecure-registry", t.as_str()];
+    let mut args = vec!["lock", "spec.toml"];
+    args.extend_from_slice(&named);
+    let o = hc_env(dir.path(), &args, &env);
+    assert!(o.status.success(), "{}", all(&o));
+    let locked: Vec<String> = lock_digests(dir.path()).into_iter().map(|(_, d, _)| d).collect();
+    assert_eq!(locked.len(), 2);
+    assert!(locked.contains(&want[0]) && locked.contains(&want[1]), "{locked:?} vs {want:?}");
+    let asked = tokens.received();
+    let basic = tool("bash", &["-c", "printf 'ci:s3cret-pw' | base64"], dir.path());
+    let basic = format!("authorization: basic {}", text(&basic.stdout).trim()).to_ascii_lowercase();
+    for repo in ["fx%2Foci-index", "fx%2Fdocker-list"] {
+        assert!(
+            asked.iter().any(|r| {
+                let r = r.to_ascii_lowercase();
+                r.starts_with("get /token?")
+                    && r.contains(&format!("scope=repository%3a{}%3apull", repo.to_ascii_lowercase()))
+                    && r.contains("service=hacompile-test")
+                    && r.contains(&basic)
+            }),
+            "{repo}: {asked:#?}"
+        );
+    }
+    let good = fs::read(dir.path().join("hacompile.lock")).expect("lock");
+
+    // `access_token` (OAuth2) is a token too.
+    tokens.set(TokenMode::Json(format!("{{\"access_token\":\"{jwt}\"}}")));
+    let mut update = vec!["lock", "--update", "spec.toml", "--retries", "2", "--timeout", "10"];
+    update.extend_from_slice(&named);
+    let o = hc_env(dir.path(), &update, &env);
+    assert!(o.status.success(), "{}", all(&o));
+    assert_eq!(fs::read(dir.path().join("hacompile.lock")).expect("lock"), good);
+
+    // An identity token from `docker login` is a refresh token: Docker's
+    // OAuth2 grant, POSTed to the realm.
+    let cfg = dir.path().join("docker-identity");
+    fs::create_dir_all(&cfg).expect("mkdir");
+    fs::write(cfg.join("config.json"), format!("{{\"auths\":{{\"{h}\":{{\"identitytoken\":\"idt-s3cret\"}}}}}}"))
+        .expect("write");
+    let before = tokens.received().len();
+    let o = hc_env(dir.path(), &update, &[("DOCKER_CONFIG", cfg.to_str().expect("utf-8"))]);
+    assert!(o.status.success(), "{}", all(&o));
+    assert!(!all(&o).contains("idt-s3cret"));
+    let grants = &tokens.received()[before..];
+    assert_eq!(grants.len(), 2, "one grant per repository: {grants:#?}");
+    for g in grants {
+        assert!(
+            g.starts_with("POST /token HTTP/1.1\r\n")
+                && g.contains("grant_type=refresh_token")
+                && g.contains("refresh_token=idt-s3cret")
+                && g.contains("service=hacompile-test")
+                && !g.to_ascii_lowercase().contains("authorization:"),
+            "{g}"
+        );
+    }
+    assert_eq!(fs::read(dir.path().join("hacompile.lock")).expect("lock"), good);
+
+    // A 500 from the token service is a server error, retried, not a 401.
+    tokens.set(TokenMode::Status(500));
+    let before = tokens.received().len();
+    let o = hc_env(dir.path(), &update, &env);
+    let out = all(&o);
+    assert_eq!(o.status.code(), Some(2), "{out}");
+    assert!(
+        out.contains(&format!("{h}/fx/oci-index:1: {h} answered HTTP 500 after 3 attempts while fetching a token")),
+        "{out}"
+    );
+    assert!(!out.contains("401") && !out.contains("refused access"), "{out}");
+    assert!(tokens.received().len() - before >= 3, "retried");
+    assert_eq!(fs::read(dir.path().join("hacompile.lock")).expect("lock"), good, "the lock is untouched");
+
+    // A 401 from the token service: the credentials were rejected.
+    tokens.set(TokenMode::Status(401));
+    let o = hc_env(dir.path(), &update, &env);
+    let out = all(&o);
+    assert_eq!(o.status.code(), Some(2), "{out}");
+    assert!(out.contains("refused access (HTTP 401)") && out.contains("HACOMPILE_REGISTRY_"), "{out}");
+    assert!(!out.contains("s3cret-pw"));
+    assert_eq!(fs::read(dir.path().join("hacompile.lock")).expect("lock"), good, "the lock is untouched");
+}
+
+#[test]
+fn a_digest_claimed_in_another_algorithm_is_verified_before_it_is_pinned() {
+    let reg = Registry::start();
+    reg.push_fixtures("fx", "1", "v1");
+    let dir = tempfile::tempdir().expect("temp dir");
+    // The manifest's bytes, independently: curl, checked against skopeo's digest.
+    let url = format!("http://{}/v2/fx/oci-index/manifests/1", reg.host);
+    let fetched = tool(
+        "bash",
+        &[
+            "-c",
+            &format!(
+                "curl -fsS -H 'Accept: application/vnd.oci.image.index.v1+json' '{url}' > manifest && sha256sum manifest && sha512sum manifest"
+            ),
+        ],
+        dir.path(),
+    );
+    assert!(fetched.status.success(), "{}", text(&fetched.stderr));
+    let sums = text(&fetched.stdout);
+    let hexes: Vec<&str> = sums.lines().map(|l| l.split(' ').next().expect("hex")).collect();
+    assert_eq!(format!("sha256:{}", hexes[0]), reg.skopeo_digest("fx/oci-index:1"), "curl got the manifest's bytes");
+    let sha512 = format!("sha512:{}", hexes[1]);
+
+    let forged = format!("sha512:{}", "ab".repeat(64));
+    let proxy = FaultProxy::start(reg.port, Fault::ClaimDigest(forged.clone()));
+    let h = proxy.host.clone();
+    spec_with(dir.path(), &format!("{h}/fx/oci-index:1"), &format!("{h}/fx/oci-index:1"));
+    let o = hc(dir.path(), &["lock", "spec.toml", "--insecure-registry", &h]);
+    let out = all(&o);
+    assert_eq!(o.status.code(), Some(2), "a forged sha512 is never pinned: {out}");
+    assert!(out.contains(&format!("hashes to {sha512}, not the {forged}")) && out.contains("refusing to pin"), "{out}");
+    assert!(!dir.path().join("hacompile.lock").exists(), "nothing written");
+
+    // The true sha512: verified against the bytes, then pinned as claimed.
+    proxy.set(Fault::ClaimDigest(sha512.clone()));
+    let o = hc(dir.path(), &["lock", "spec.toml", "--insecure-registry", &h]);
+    assert!(o.status.success(), "{}", all(&o));
+    assert_eq!(lock_digests(dir.path())[0].1, sha512);
+    assert!(
+        proxy.received().iter().any(|r| r.starts_with("GET ") && r.contains("/manifests/1")),
+        "the body was fetched"
+    );
 }

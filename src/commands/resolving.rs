@@ -17,7 +17,8 @@ pub struct RegistryArgs {
     /// Trust this CA (PEM) besides the system roots.
     #[arg(long, value_name = "FILE")]
     pub ca_file: Option<PathBuf>,
-    /// Seconds one registry request may take (connect: a third of it, at least 1).
+    /// Seconds the resolution of one image may take in all: token, manifest
+    /// requests, bodies and retries (connect: a third of it, at least 1).
     #[arg(long, value_name = "SECS", default_value_t = 30)]
     pub timeout: u64,
     /// Retries after a 429, 5xx or timeout.
@@ -44,7 +45,7 @@ impl RegistryArgs {
             ca_pem,
             platform: self.platform.clone(),
             connect_timeout: Duration::from_secs((self.timeout / 3).max(1)),
-            request_timeout: Duration::from_secs(self.timeout.max(1)),
+            timeout: Duration::from_secs(self.timeout.max(1)),
             max_retries: self.retries,
             ..ResolverConfig::default()
         })

@@ -23,6 +23,13 @@ pub mod limits {
     pub const CONFIG: u64 = 1024 * 1024;
     /// An `env_file`.
     pub const ENV_FILE: u64 = 1024 * 1024;
+    /// A manifest or index from a registry: containerd refuses to pull one
+    /// larger than this, so a larger one is never worth pinning.
+    pub const REGISTRY_MANIFEST: u64 = 4 * 1024 * 1024;
+    /// A token service's answer: a JWT of a few kilobytes.
+    pub const REGISTRY_TOKEN: u64 = 1024 * 1024;
+    /// A tag list page (`?n=1`) or an error body from a registry.
+    pub const REGISTRY_SMALL: u64 = 64 * 1024;
 }
 
 /// Why a file could not be read. Messages name no content of the file.
