@@ -34,7 +34,7 @@ pub fn haproxy_config(spec: &ValidSpec) -> Config {
         comment: None,
         directives: vec![
             D::Log { target: "stdout".into(), facility: "local0".into() },
-            D::MaxConn(hp.maxconn),
+            D::MaxConn(*hp.maxconn),
             // The service stops with SIGUSR1 (soft stop: no new connections);
             // long database sessions are closed by this deadline, before swarm's kill.
             D::HardStopAfter(Time(HAPROXY_STOP_GRACE_MS - HAPROXY_HARD_STOP_MARGIN_MS)),
@@ -76,8 +76,8 @@ pub fn haproxy_config(spec: &ValidSpec) -> Config {
             D::Timeout(T::Check, time(&hp.timeouts.check)),
             D::DefaultServer(ServerOptions {
                 inter: Some(time(&hp.checks.interval)),
-                fall: Some(hp.checks.fall),
-                rise: Some(hp.checks.rise),
+                fall: Some(*hp.checks.fall),
+                rise: Some(*hp.checks.rise),
                 shutdown_sessions_on_down: true,
                 ..Default::default()
             }),
