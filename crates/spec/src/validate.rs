@@ -338,7 +338,13 @@ pub fn validate(spec: Spec, source: &SourceFile) -> Result<ValidSpec, SpecErrors
     c.object_name("stack", &spec.stack);
     if check_object_name(&spec.stack).is_ok() {
         if let Err(why) = check_stack_name(&spec.stack) {
-            c.err("spec::name", spec.stack.span(), format!("`{}` is not a valid stack name", spec.stack.get()), "invalid name", why);
+            c.err(
+                "spec::name",
+                spec.stack.span(),
+                format!("`{}` is not a valid stack name", spec.stack.get()),
+                "invalid name",
+                why,
+            );
         } else if spec.stack.len() > MAX_STACK_NAME {
             c.err(
                 "spec::name",

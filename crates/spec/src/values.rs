@@ -287,7 +287,9 @@ pub fn check_stack_name(text: &str) -> Result<(), &'static str> {
     if ok {
         Ok(())
     } else {
-        Err("use letters, digits, `_` and `-`; start and end with a letter or digit (swarm prefixes service names with it, and those are DNS labels)")
+        Err(
+            "use letters, digits, `_` and `-`; start and end with a letter or digit (swarm prefixes service names with it, and those are DNS labels)",
+        )
     }
 }
 
