@@ -266,6 +266,9 @@ fn edge_values() -> Vec<(&'static str, Vec<String>)> {
     let duration =
         s(&["0s", "1s", "2562047h47m16854ms", "2562047h47m16855ms", "2562048h", "9223372036854ms", "9223372036855ms"]);
     let size = s(&["6m", "5m", "6291456", "6291455", ".5g", "5.g", "1.5g", "1e3m", "0", "2097151g", "1.0000001k"]);
+    // HAProxy reads at most 64 words on a line.
+    let many_networks =
+        |n: usize| (0..n).map(|i| toml_str(&format!("10.{}.{}.0/24", i / 256, i % 256))).collect::<Vec<_>>().join(", ");
     let long_path = format!("/{}", "x".repeat(255));
     let longer_path = format!("/{}", "x".repeat(256));
     vec![
@@ -331,7 +334,10 @@ fn edge_values() -> Vec<(&'static str, Vec<String>)> {
                 "::ffff:1.2.3.4/128",
                 "1.2.3.4",
                 "fe80::/10",
-            ]),
+            ])
+            .into_iter()
+            .chain([many_networks(61), many_networks(62), many_networks(500)])
+            .collect(),
         ),
         (
             "constraint",
