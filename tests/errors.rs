@@ -329,3 +329,186 @@ fn names_swarm_would_reject_are_refused() {
     );
     assert!(run.stderr.contains("`-stats` is not a valid secret name"), "{}", run.stderr);
 }
+
+/// Each value here once built with exit 0 into a file `haproxy -c` or the
+/// docker CLI refuses (or, for `$`, silently changes). Each is now refused at
+/// its place with a reason, exit 2, and nothing is written.
+#[test]
+fn values_haproxy_or_docker_would_refuse_are_refused_at_their_place() {
+    // (replace, with, the text located, code, message, help)
+    let cases: &[(&str, &str, &str, &str, &str, &str)] = &[
+        (
+            "path = \"/stats\"",
+            "path = \"/st\\\"ats\"",
+            "\"/st\\\"ats\"",
+            "spec::stats",
+            "not one plain HAProxy word",
+            "start with `/`",
+        ),
+        (
+            "path = \"/stats\"",
+            "path = \"/st\\u0000ats\"",
+            "\"/st\\u0000ats\"",
+            "spec::stats",
+            "not one plain HAProxy word",
+            "letters, digits",
+        ),
+        (
+            "path = \"/stats\"",
+            "path = \"/$HOME\"",
+            "\"/$HOME\"",
+            "spec::stats",
+            "not one plain HAProxy word",
+            "e.g. `/stats`",
+        ),
+        (
+            "path = \"/stats\"",
+            "path = \"/a#b\"",
+            "\"/a#b\"",
+            "spec::stats",
+            "not one plain HAProxy word",
+            "e.g. `/stats`",
+        ),
+        (
+            "path = \"/stats\"",
+            "path = \"/a\\\\b\"",
+            "\"/a\\\\b\"",
+            "spec::stats",
+            "not one plain HAProxy word",
+            "e.g. `/stats`",
+        ),
+        (
+            "check = \"pgsql\"",
+            "check = \"pgsql\"\ntimeouts = { client = \"596h31m23s648ms\" }",
+            "\"596h31m23s648ms\"",
+            "spec::duration",
+            "`haproxy.timeouts.client` is too long",
+            "at most 596h31m23s647ms: HAProxy",
+        ),
+        (
+            "check = \"pgsql\"",
+            "check = \"pgsql\"\nchecks = { interval = \"2147483648ms\" }",
+            "\"2147483648ms\"",
+            "spec::duration",
+            "`haproxy.checks.interval` is too long",
+            "2147483647 ms",
+        ),
+        (
+            "stop_grace_period = \"120s\"",
+            "stop_grace_period = \"2562048h\"",
+            "\"2562048h\"",
+            "spec::duration",
+            "`postgres.stop_grace_period` is too long",
+            "at most 2562047h47m16s854ms: docker",
+        ),
+        (
+            "stop_grace_period = \"120s\"",
+            "stop_grace_period = \"120s\"\nhealthcheck = { start_period = \"2562047h47m16855ms\" }",
+            "\"2562047h47m16855ms\"",
+            "spec::duration",
+            "`postgres.healthcheck.start_period` is too long",
+            "int64 nanoseconds",
+        ),
+        ("memory = \"2g\"", "memory = \".5g\"", "\".5g\"", "spec::resources", "`.5g` is not a size", "e.g. `512m`"),
+        (
+            "memory = \"2g\"",
+            "memory = \"5m\"",
+            "\"5m\"",
+            "spec::resources",
+            "less than docker's minimum of 6 MiB",
+            "below `6m`",
+        ),
+        ("cpus = 2,", "cpus = 0.0000000001,", "0.0000000001", "spec::resources", "at most 9 decimals", "cpus = 2"),
+        (
+            "\"node.labels.pg.role == primary\"",
+            "\"node.labels.pg.role == $HOME\"",
+            "\"node.labels.pg.role == $HOME\"",
+            "spec::placement",
+            "`$` in a constraint",
+            "node.labels.pg.role == primary",
+        ),
+        (
+            "\"node.labels.pg.role == primary\"",
+            "\"node.labels.pg.role == a\\u2028b\"",
+            "\"node.labels.pg.role == a\\u2028b\"",
+            "spec::placement",
+            "letters, digits, spaces",
+            "node.labels.pg.role == primary",
+        ),
+        (
+            "[secrets.postgres_user]",
+            "[secrets.postgres_user]\nexternal = false\nfile = \"./${HOME}/pw\"",
+            "\"./${HOME}/pw\"",
+            "spec::secret",
+            "read by docker as a variable",
+            "./secrets/pg_password",
+        ),
+        (
+            "stack = \"ha_db\"",
+            "stack = \"ha.db\"",
+            "\"ha.db\"",
+            "spec::name",
+            "`ha.db` is not a valid stack name",
+            "DNS labels",
+        ),
+        (
+            "stack = \"ha_db\"",
+            "stack = \"a_stack_name_of_thirty_chars_\"",
+            "\"a_stack_name_of_thirty_chars_\"",
+            "spec::name",
+            "not a valid stack name",
+            "end with one",
+        ),
+        (
+            "stack = \"ha_db\"",
+            "stack = \"a_stack_name_of_thirty_chars00\"",
+            "\"a_stack_name_of_thirty_chars00\"",
+            "spec::name",
+            "longer than 29 characters",
+            "at most 64 characters",
+        ),
+        (
+            "check = \"pgsql\"",
+            "check = \"pgsql\"\nchecks = { fall = 2147483648 }",
+            "2147483648",
+            "spec::checks",
+            "`haproxy.checks.fall` must be from 1 to 2147483647",
+            "fall 3",
+        ),
+        (
+            "check = \"pgsql\"",
+            "check = \"pgsql\"\nmaxconn = 4294967295",
+            "4294967295",
+            "spec::haproxy",
+            "from 1 to 500000",
+            "file descriptors",
+        ),
+        (
+            "stop_grace_period = \"120s\"",
+            "stop_grace_period = \"120s\"\nwal_keep_size = \"2097152g\"",
+            "\"2097152g\"",
+            "spec::size",
+            "larger than PostgreSQL accepts",
+            "2147483647 MB",
+        ),
+        (
+            "[haproxy.stats]",
+            "[haproxy.stats]\nallow_from = [\"10.0.0.0/+8\"]",
+            "\"10.0.0.0/+8\"",
+            "spec::stats",
+            "not a CIDR",
+            "10.0.0.0/8",
+        ),
+    ];
+    for (from, to, at, code, message, help) in cases {
+        let spec = example_with(from, to);
+        let dir = tempfile::tempdir().expect("temp dir");
+        fs::write(dir.path().join("hacompile.lock"), LOCK).expect("writable");
+        fs::write(dir.path().join("spec.toml"), &spec).expect("writable");
+        let out = bin().current_dir(dir.path()).args(["build", "spec.toml", "-o", "deploy"]).output().expect("runs");
+        let run = Run { code: out.status.code().unwrap_or(-1), stdout: text(&out.stdout), stderr: text(&out.stderr) };
+        assert_eq!(run.code, 2, "{to} is refused:\n{}", run.stderr);
+        assert_error(&run, code, message, &locate(&spec, at), help);
+        assert!(!dir.path().join("deploy").exists(), "{to}: nothing written");
+    }
+}

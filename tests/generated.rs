@@ -1,5 +1,8 @@
 //! 200 varied valid specs from a fixed seed: every one compiles to a stack
-//! the docker CLI accepts and a haproxy.cfg HAProxy accepts.
+//! the docker CLI accepts and a haproxy.cfg HAProxy accepts. Then every field
+//! that reaches an output at and past the edges of what the real tools take:
+//! whenever build exits 0, `docker stack config` and `haproxy -c` accept the
+//! output and read it as written; otherwise build exits 2 and writes nothing.
 
 mod support;
 
@@ -236,4 +239,289 @@ fn generated_specs_compile_to_files_real_tools_accept() {
         }
     }
     assert_eq!(seen.len(), 8, "the generator covers every variant: {seen:?}");
+}
+
+/// A TOML basic string; everything outside printable ASCII as `\uXXXX`.
+fn toml_str(s: &str) -> String {
+    let mut out = String::from("\"");
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            ' '..='~' => out.push(c),
+            _ => out.push_str(&format!("\\u{:04X}", c as u32)),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// Every field that reaches an output file, with values at and just past
+/// the edges of what HAProxy, docker and swarm accept, and values that mean
+/// something else to them (`$`, quotes, `#`, line separators).
+fn edge_values() -> Vec<(&'static str, Vec<String>)> {
+    let s = |v: &[&str]| v.iter().map(|x| toml_str(x)).collect::<Vec<_>>();
+    let raw = |v: &[&str]| v.iter().map(|x| (*x).to_owned()).collect::<Vec<_>>();
+    let timer = s(&["100ms", "99ms", "2147483647ms", "2147483648ms", "596h31m23s647ms", "596h31m23s648ms", "24h"]);
+    let duration =
+        s(&["0s", "1s", "2562047h47m16854ms", "2562047h47m16855ms", "2562048h", "9223372036854ms", "9223372036855ms"]);
+    let size = s(&["6m", "5m", "6291456", "6291455", ".5g", "5.g", "1.5g", "1e3m", "0", "2097151g", "1.0000001k"]);
+    // HAProxy reads at most 64 words on a line.
+    let many_networks =
+        |n: usize| (0..n).map(|i| toml_str(&format!("10.{}.{}.0/24", i / 256, i % 256))).collect::<Vec<_>>().join(", ");
+    let long_path = format!("/{}", "x".repeat(255));
+    let longer_path = format!("/{}", "x".repeat(256));
+    vec![
+        ("stack", s(&["a", "a.b", "a_", "-a", &"x".repeat(29), &"x".repeat(30), "a-b_c"])),
+        ("timeouts.connect", timer.clone()),
+        ("timeouts.client", timer.clone()),
+        ("timeouts.server", timer.clone()),
+        ("timeouts.check", timer.clone()),
+        ("checks.interval", timer),
+        ("stop_grace_period", s(&["30s", "29s999ms", "2562047h47m16854ms", "2562047h47m16855ms", "2562048h"])),
+        ("healthcheck.interval", duration.clone()),
+        ("healthcheck.timeout", duration.clone()),
+        ("healthcheck.start_period", duration.clone()),
+        ("restart.delay", duration.clone()),
+        ("restart.window", duration.clone()),
+        ("update.delay", duration.clone()),
+        ("update.monitor", duration),
+        ("memory", size.clone()),
+        ("reserve_memory", size.clone()),
+        ("max_size", size.clone()),
+        ("wal_keep_size", s(&["1m", "1", "2097151g", "2097152g", "1.5g"])),
+        ("cpus", raw(&["0.01", "0.009", "1024", "1024.5", "0.123456789", "0.1234567891", "1e-10"])),
+        ("write_port", raw(&["1", "65535", "8404", "0", "5432"])),
+        ("stats.port", raw(&["1", "65535", "8404", "0"])),
+        ("fall", raw(&["1", "2147483647", "2147483648", "0", "4294967295"])),
+        ("rise", raw(&["1", "2147483647", "2147483648", "0"])),
+        ("maxconn", raw(&["1", "500000", "500001", "4294967295"])),
+        ("retries", raw(&["0", "1", "4294967295"])),
+        ("max_attempts", raw(&["0", "1", "4294967295"])),
+        ("max_file", raw(&["0", "1", "4294967295"])),
+        (
+            "stats.path",
+            s(&[
+                "/",
+                "/a?b=c&d",
+                "/(x)*+,:@!~",
+                "/$HOME",
+                "/${HOME}",
+                "/a\"b",
+                "/a'b",
+                "/a\\b",
+                "/a#b",
+                "/a b",
+                "/a\tb",
+                "/\u{0}",
+                "/ü",
+                "stats",
+                &long_path,
+                &longer_path,
+                "/a;b",
+                "/a%20b",
+                "/a\u{2028}b",
+            ]),
+        ),
+        (
+            "allow_from",
+            s(&[
+                "0.0.0.0/0",
+                "::/0",
+                "10.0.0.1/8",
+                "10.0.0.0/+8",
+                "10.0.0.0/33",
+                "::ffff:1.2.3.4/128",
+                "1.2.3.4",
+                "fe80::/10",
+            ])
+            .into_iter()
+            .chain([many_networks(61), many_networks(62), many_networks(500)])
+            .collect(),
+        ),
+        (
+            "constraint",
+            s(&[
+                "node.labels.a == b c",
+                "node.labels.a == $HOME",
+                "node.labels.a == ${X}",
+                "node.labels.a == x\u{2028}y",
+                "node.hostname != a/b",
+                "node.labels.a-b.c == [x]",
+                "node.labels.a == ü",
+                "node.role == manager",
+                "node.labels.a == 'x'",
+                "node.labels.a == x#y",
+            ]),
+        ),
+        ("secret_file", s(&["./s/pw", "./s/$X", "./s/a b", "./s/ü", "./s/a\u{2028}b", "/abs/pw"])),
+    ]
+}
+
+/// The spec with `values` (field -> TOML literal) in place of the defaults.
+fn edge_spec(values: &std::collections::BTreeMap<&str, String>) -> String {
+    let v = |k: &str, default: &str| values.get(k).cloned().unwrap_or_else(|| default.to_owned());
+    let secret_file = values.get("secret_file").map_or_else(String::new, |f| format!("external = false\nfile = {f}\n"));
+    format!(
+        r#"stack = {stack}
+[logging]
+max_size = {max_size}
+max_file = {max_file}
+[secrets.pg_user]
+[secrets.pg_password]
+[secrets.pg_repl]
+[secrets.stats_users]
+{secret_file}
+[postgres]
+image = "postgres:16"
+database = "app"
+user = {{ secret = "pg_user" }}
+password = {{ secret = "pg_password" }}
+stop_grace_period = {grace}
+wal_keep_size = {wal}
+resources = {{ cpus = {cpus}, memory = {memory}, reserve_memory = {reserve_memory} }}
+healthcheck = {{ interval = {h_interval}, timeout = {h_timeout}, retries = {retries}, start_period = {h_start} }}
+restart = {{ delay = {r_delay}, max_attempts = {max_attempts}, window = {r_window} }}
+update = {{ delay = {u_delay}, monitor = {u_monitor} }}
+[postgres.replication]
+password = {{ secret = "pg_repl" }}
+[postgres.primary]
+constraints = [{constraint}]
+[[postgres.replicas]]
+constraints = ["node.labels.pg.role == replica"]
+[haproxy]
+image = "haproxy:2.8"
+write_port = {write_port}
+read_port = 5001
+maxconn = {maxconn}
+timeouts = {{ connect = {t_connect}, client = {t_client}, server = {t_server}, check = {t_check} }}
+checks = {{ interval = {c_interval}, fall = {fall}, rise = {rise} }}
+[haproxy.stats]
+port = {stats_port}
+path = {stats_path}
+users = {{ secret = "stats_users" }}
+allow_from = [{allow_from}]
+"#,
+        stack = v("stack", "\"edge\""),
+        max_size = v("max_size", "\"10m\""),
+        max_file = v("max_file", "5"),
+        grace = v("stop_grace_period", "\"120s\""),
+        wal = v("wal_keep_size", "\"1g\""),
+        cpus = v("cpus", "2"),
+        memory = v("memory", "\"2g\""),
+        reserve_memory = v("reserve_memory", "\"1g\""),
+        h_interval = v("healthcheck.interval", "\"10s\""),
+        h_timeout = v("healthcheck.timeout", "\"5s\""),
+        retries = v("retries", "5"),
+        h_start = v("healthcheck.start_period", "\"300s\""),
+        r_delay = v("restart.delay", "\"5s\""),
+        max_attempts = v("max_attempts", "5"),
+        r_window = v("restart.window", "\"120s\""),
+        u_delay = v("update.delay", "\"10s\""),
+        u_monitor = v("update.monitor", "\"60s\""),
+        constraint = v("constraint", "\"node.labels.pg.role == primary\""),
+        write_port = v("write_port", "5000"),
+        maxconn = v("maxconn", "2000"),
+        t_connect = v("timeouts.connect", "\"5s\""),
+        t_client = v("timeouts.client", "\"30m\""),
+        t_server = v("timeouts.server", "\"30m\""),
+        t_check = v("timeouts.check", "\"5s\""),
+        c_interval = v("checks.interval", "\"3s\""),
+        fall = v("fall", "3"),
+        rise = v("rise", "2"),
+        stats_port = v("stats.port", "8080"),
+        stats_path = v("stats.path", "\"/stats\""),
+        allow_from = v("allow_from", "\"10.0.0.0/8\""),
+    )
+}
+
+/// Builds `spec_text` in `dir`; when hacompile accepts it, the real tools
+/// must accept what it wrote and read it as written. Returns whether it built.
+fn build_and_check(dir: &std::path::Path, n: usize, spec_text: &str) -> bool {
+    let spec_path = dir.join(format!("edge{n}.toml"));
+    fs::write(&spec_path, spec_text).expect("writable");
+    let out = dir.join(format!("edge-out{n}"));
+    let run = bin().current_dir(dir).args(["build", &format!("edge{n}.toml"), "-o"]).arg(&out).output().expect("runs");
+    let stderr = text(&run.stderr);
+    match run.status.code() {
+        Some(2) => {
+            assert!(stderr.contains("spec::"), "edge {n}: a refusal names its rule:\n{spec_text}\n{stderr}");
+            assert!(!out.exists(), "edge {n}: a refused spec writes nothing");
+            return false;
+        }
+        Some(0) => {}
+        other => panic!("edge {n}: exit {other:?}:\n{spec_text}\n{stderr}"),
+    }
+    let stack: hacompile_stack::StackFile =
+        serde_yaml_ng::from_str(&fs::read_to_string(out.join("docker-stack.yml")).expect("written")).expect("parses");
+    if let Some(file) = stack.secrets.values().find_map(|s| s.file.clone()) {
+        // A non-external secret's file must exist for the docker CLI.
+        let path = out.join(&file);
+        fs::create_dir_all(path.parent().expect("a file has a parent")).expect("writable");
+        fs::write(&path, "x").expect("writable");
+    }
+    let merged = docker_stack_config(&out)
+        .unwrap_or_else(|e| panic!("edge {n}: docker stack config rejected:\n{spec_text}\n{e}"));
+    haproxy_check(&out).unwrap_or_else(|e| panic!("edge {n}: haproxy -c rejected:\n{spec_text}\n{e}"));
+    // Docker substitutes `$` variables silently: what it read must be what we wrote.
+    let seen: serde_yaml_ng::Value = serde_yaml_ng::from_str(&merged).expect("docker prints YAML");
+    for (name, service) in &stack.services {
+        let ours = service.deploy.as_ref().and_then(|d| d.placement.as_ref()).map(|p| p.constraints.clone());
+        let theirs: Option<Vec<String>> =
+            serde_yaml_ng::from_value(seen["services"][name.as_str()]["deploy"]["placement"]["constraints"].clone())
+                .ok();
+        assert_eq!(
+            ours.unwrap_or_default(),
+            theirs.unwrap_or_default(),
+            "edge {n}: {name}'s constraints as docker read them"
+        );
+    }
+    // HAProxy reads an unquoted word literally only without `$ " ' \ #` and whitespace.
+    let cfg = fs::read_to_string(out.join("haproxy.cfg")).expect("written");
+    for line in cfg.lines().filter(|l| !l.trim_start().starts_with('#')) {
+        assert!(
+            !line.contains(['$', '"', '\'', '\\', '#', '\t']) && !line.trim().contains("  "),
+            "edge {n}: HAProxy would not read this line as written: {line:?}\n{spec_text}"
+        );
+    }
+    let _ = fs::remove_dir_all(&out);
+    true
+}
+
+#[test]
+fn edge_values_build_only_into_files_real_tools_accept_as_written() {
+    let root = tempfile::tempdir().expect("temp dir");
+    fs::write(root.path().join("hacompile.lock"), LOCK).expect("writable");
+    let fields = edge_values();
+    let mut n = 0;
+    let (mut built, mut refused) = (0, 0);
+    // Every edge value once on its own, so each is tried against the real tools.
+    for (field, candidates) in &fields {
+        for value in candidates {
+            let values = std::collections::BTreeMap::from([(*field, value.clone())]);
+            if build_and_check(root.path(), n, &edge_spec(&values)) {
+                built += 1
+            } else {
+                refused += 1
+            }
+            n += 1;
+        }
+    }
+    // Then random combinations of three.
+    let mut rng = ChaCha8Rng::seed_from_u64(SEED ^ 0xed9e);
+    for _ in 0..60 {
+        let mut values = std::collections::BTreeMap::new();
+        for _ in 0..3 {
+            let (field, candidates) = fields.choose(&mut rng).expect("non-empty");
+            values.insert(*field, candidates.choose(&mut rng).expect("non-empty").clone());
+        }
+        if build_and_check(root.path(), n, &edge_spec(&values)) {
+            built += 1
+        } else {
+            refused += 1
+        }
+        n += 1;
+    }
+    // Both sides of the edges were exercised.
+    assert!(built >= 60 && refused >= 60, "built {built}, refused {refused}");
 }

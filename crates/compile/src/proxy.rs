@@ -24,6 +24,8 @@ pub const WRITE_LISTENER: &str = "postgres_write";
 pub const READ_LISTENER: &str = "postgres_read";
 pub const STATS_LISTENER: &str = "stats";
 pub const HEALTH_FRONTEND: &str = "healthz";
+/// Networks on one `acl ... src` line: HAProxy stops reading a line after 64 words.
+const ACL_NETWORKS_PER_LINE: usize = 32;
 
 pub fn haproxy_config(spec: &ValidSpec) -> Config {
     let s = spec.spec();
@@ -34,7 +36,7 @@ pub fn haproxy_config(spec: &ValidSpec) -> Config {
         comment: None,
         directives: vec![
             D::Log { target: "stdout".into(), facility: "local0".into() },
-            D::MaxConn(hp.maxconn),
+            D::MaxConn(*hp.maxconn),
             // The service stops with SIGUSR1 (soft stop: no new connections);
             // long database sessions are closed by this deadline, before swarm's kill.
             D::HardStopAfter(Time(HAPROXY_STOP_GRACE_MS - HAPROXY_HARD_STOP_MARGIN_MS)),
@@ -76,8 +78,8 @@ pub fn haproxy_config(spec: &ValidSpec) -> Config {
             D::Timeout(T::Check, time(&hp.timeouts.check)),
             D::DefaultServer(ServerOptions {
                 inter: Some(time(&hp.checks.interval)),
-                fall: Some(hp.checks.fall),
-                rise: Some(hp.checks.rise),
+                fall: Some(*hp.checks.fall),
+                rise: Some(*hp.checks.rise),
                 shutdown_sessions_on_down: true,
                 ..Default::default()
             }),
@@ -141,13 +143,21 @@ pub fn haproxy_config(spec: &ValidSpec) -> Config {
             comment: Some(format!(
                 "Stats: allowed networks only, HTTP basic auth against the userlist `{STATS_USERLIST}` read from a Docker secret"
             )),
-            directives: vec![
+            directives: [
                 D::Bind { address: String::new(), port: *stats.port.get() },
                 D::Mode(Mode::Http),
                 D::OptionHttpLog,
                 D::Timeout(T::Client, Time(30_000)),
                 D::Timeout(T::HttpRequest, Time(10_000)),
-                D::AclSrc { name: "stats_allowed_net".into(), networks: stats.allow_from.iter().map(|c| c.get().clone()).collect() },
+            ]
+            .into_iter()
+            // HAProxy reads at most 64 words on a line; lines declaring one
+            // ACL name are OR-ed, so a long list becomes several lines.
+            .chain(stats.allow_from.chunks(ACL_NETWORKS_PER_LINE).map(|chunk| D::AclSrc {
+                name: "stats_allowed_net".into(),
+                networks: chunk.iter().map(|c| c.get().clone()).collect(),
+            }))
+            .chain([
                 D::AclHttpAuth { name: "stats_auth_ok".into(), userlist: STATS_USERLIST.into() },
                 D::HttpRequestDenyUnless { acl: "stats_allowed_net".into() },
                 D::HttpRequestAuthUnless { realm: "hacompile-stats".into(), acl: "stats_auth_ok".into() },
@@ -155,7 +165,8 @@ pub fn haproxy_config(spec: &ValidSpec) -> Config {
                 D::StatsUri(stats.path.get().clone()),
                 D::StatsRefresh(Time(10_000)),
                 D::StatsHideVersion,
-            ],
+            ])
+            .collect(),
         });
     }
 

@@ -111,7 +111,7 @@ fn logging(spec: &ValidSpec) -> st::Logging {
     let l = &spec.spec().logging;
     let options = BTreeMap::from([
         ("max-size".to_owned(), l.max_size.get().clone()),
-        ("max-file".to_owned(), l.max_file.to_string()),
+        ("max-file".to_owned(), l.max_file.get().to_string()),
     ]);
     st::Logging { driver: "json-file".into(), options }
 }
@@ -151,7 +151,7 @@ fn restart(r: &RestartPolicy) -> st::RestartPolicy {
     st::RestartPolicy {
         condition: "on-failure".into(),
         delay: r.delay.get().clone(),
-        max_attempts: r.max_attempts,
+        max_attempts: *r.max_attempts,
         window: r.window.get().clone(),
     }
 }
@@ -346,7 +346,7 @@ fn db_service(spec: &ValidSpec, images: &PinnedImages, network: &str, db: &DbSer
             test: vec!["CMD-SHELL".into(), probe],
             interval: h.interval.get().clone(),
             timeout: h.timeout.get().clone(),
-            retries: h.retries,
+            retries: *h.retries,
             start_period: h.start_period.get().clone(),
         }),
         logging: Some(logging(spec)),

@@ -293,20 +293,25 @@ impl fmt::Display for SectionKind {
 
 impl Config {
     /// The file's text. The same model always gives the same bytes.
+    ///
+    /// Every line goes through the one sanitizer: a comment quoting input (the
+    /// spec's path) or a directive stays one line whatever it holds, so no
+    /// input can add a directive. Validation keeps directive arguments to
+    /// what HAProxy reads as plain words; this is the guarantee behind it.
     pub fn render(&self) -> String {
+        use hacompile_boundary::text::line;
         let mut out = String::new();
-        for line in &self.header {
-            let line: String = line.chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
-            let _ = writeln!(out, "# {line}");
+        for text in &self.header {
+            let _ = writeln!(out, "# {}", line(text));
         }
         for section in &self.sections {
             out.push('\n');
             if let Some(c) = &section.comment {
-                let _ = writeln!(out, "# {c}");
+                let _ = writeln!(out, "# {}", line(c));
             }
-            let _ = writeln!(out, "{}", section.kind);
+            let _ = writeln!(out, "{}", line(&section.kind.to_string()));
             for d in &section.directives {
-                let _ = writeln!(out, "    {d}");
+                let _ = writeln!(out, "    {}", line(&d.to_string()));
             }
         }
         out
@@ -352,5 +357,20 @@ mod tests {
             d.to_string(),
             "server-template pg-primary- 1 tasks.pg-primary:5432 check resolvers docker init-addr none resolve-prefer ipv4"
         );
+    }
+
+    #[test]
+    fn no_input_adds_a_line() {
+        let config = Config {
+            header: vec!["from a\u{2028}b\nglobal".into()],
+            sections: vec![Section {
+                kind: SectionKind::Listen("stats".into()),
+                comment: Some("x\ny".into()),
+                directives: vec![Directive::StatsUri("/s\n    stats admin if TRUE".into())],
+            }],
+        };
+        let text = config.render();
+        assert_eq!(text.lines().count(), 5, "{text}");
+        assert!(text.contains("stats uri /s\\u{000a}    stats admin if TRUE"), "{text}");
     }
 }

@@ -192,7 +192,7 @@ pub struct Logging {
     pub max_size: Sp<String>,
     /// Rotated files kept per container.
     #[serde(default = "default_log_files")]
-    pub max_file: u32,
+    pub max_file: Sp<u32>,
 }
 
 impl Default for Logging {
@@ -204,8 +204,8 @@ impl Default for Logging {
 fn default_log_size() -> Sp<String> {
     sp("10m".into())
 }
-fn default_log_files() -> u32 {
-    5
+fn default_log_files() -> Sp<u32> {
+    sp(5)
 }
 
 /// Which image conventions the PostgreSQL services follow.
@@ -321,7 +321,7 @@ pub struct Healthcheck {
     #[serde(default = "d5s")]
     pub timeout: Sp<String>,
     #[serde(default = "five")]
-    pub retries: u32,
+    pub retries: Sp<u32>,
     /// Grace for first start; a replica's base backup runs in it.
     #[serde(default = "d300s")]
     pub start_period: Sp<String>,
@@ -342,8 +342,8 @@ fn d10s() -> Sp<String> {
 fn d300s() -> Sp<String> {
     sp("300s".into())
 }
-fn five() -> u32 {
-    5
+fn five() -> Sp<u32> {
+    sp(5)
 }
 
 /// When swarm restarts a failed task. Bounded: a crash loop stops after
@@ -356,7 +356,7 @@ pub struct RestartPolicy {
     pub delay: Sp<String>,
     /// At least 1; unbounded restarts are refused.
     #[serde(default = "five")]
-    pub max_attempts: u32,
+    pub max_attempts: Sp<u32>,
     #[serde(default = "d120s")]
     pub window: Sp<String>,
 }
@@ -438,7 +438,7 @@ pub struct Haproxy {
     pub checks: CheckTiming,
     /// Maximum concurrent client connections per proxy.
     #[serde(default = "default_maxconn")]
-    pub maxconn: u32,
+    pub maxconn: Sp<u32>,
     /// The stats page; omit the table to turn it off.
     #[serde(default)]
     pub stats: Option<Stats>,
@@ -463,8 +463,8 @@ fn default_write_port() -> Sp<u16> {
 fn default_read_port() -> Sp<u16> {
     sp(5001)
 }
-fn default_maxconn() -> u32 {
-    2000
+fn default_maxconn() -> Sp<u32> {
+    sp(2000)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -510,9 +510,9 @@ pub struct CheckTiming {
     #[serde(default = "d3s")]
     pub interval: Sp<String>,
     #[serde(default = "three")]
-    pub fall: u32,
+    pub fall: Sp<u32>,
     #[serde(default = "two")]
-    pub rise: u32,
+    pub rise: Sp<u32>,
 }
 
 impl Default for CheckTiming {
@@ -524,11 +524,11 @@ impl Default for CheckTiming {
 fn d3s() -> Sp<String> {
     sp("3s".into())
 }
-fn three() -> u32 {
-    3
+fn three() -> Sp<u32> {
+    sp(3)
 }
-fn two() -> u32 {
-    2
+fn two() -> Sp<u32> {
+    sp(2)
 }
 
 /// The HAProxy stats page, behind HTTP basic auth whose users live in a

@@ -14,6 +14,9 @@ pub const HAPROXY_HEALTH_PORT: u16 = 8404;
 /// PostgreSQL's port inside the containers.
 pub const POSTGRES_PORT: u16 = 5432;
 const MAX_REPLICAS: usize = 16;
+/// The longest stack name whose swarm config names fit: the longest is
+/// `<stack>_pg_replica_entrypoint_<12 hex digits>`, and swarm allows 64.
+pub const MAX_STACK_NAME: usize = SWARM_MAX_CONFIG_NAME - "_pg_replica_entrypoint_".len() - 12;
 
 /// The role of a database service.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -118,8 +121,28 @@ impl Checker<'_> {
         }
     }
 
+    /// A duration docker reads (Go's `time.ParseDuration`, int64 nanoseconds).
     fn duration(&mut self, what: &str, value: &Sp<String>, min_ms: u64) -> Option<u64> {
+        self.duration_within(what, value, min_ms, DOCKER_MAX_DURATION_MS, "docker reads durations as int64 nanoseconds")
+    }
+
+    /// A duration HAProxy reads as a timer (at most 2^31-1 ms).
+    fn timer(&mut self, what: &str, value: &Sp<String>, min_ms: u64) -> Option<u64> {
+        self.duration_within(what, value, min_ms, HAPROXY_MAX_TIMER_MS, "HAProxy refuses longer timers (2147483647 ms)")
+    }
+
+    fn duration_within(&mut self, what: &str, value: &Sp<String>, min_ms: u64, max_ms: u64, why: &str) -> Option<u64> {
         match parse_duration(value) {
+            Ok(ms) if ms > max_ms => {
+                self.err(
+                    "spec::duration",
+                    value.span(),
+                    format!("`{what}` is too long"),
+                    "too long",
+                    format!("use at most {}: {why}", format_duration(max_ms)),
+                );
+                None
+            }
             Ok(ms) if ms >= min_ms => Some(ms),
             Ok(_) => {
                 self.err(
@@ -196,11 +219,15 @@ impl Checker<'_> {
 
     fn resources(&mut self, r: &Resources) {
         for cpus in [&r.cpus, &r.reserve_cpus].into_iter().flatten() {
-            if !(cpus.get().is_finite() && *cpus.get() > 0.0 && *cpus.get() <= 1024.0) {
+            let v = *cpus.get();
+            // Written as `format!("{v}")`, which swarm reads in nanoCPUs: more
+            // than 9 decimals is "too precise", less than 0.01 is refused.
+            let decimals = format!("{v}").split_once('.').map_or(0, |(_, f)| f.len());
+            if !(v.is_finite() && (0.01..=1024.0).contains(&v) && decimals <= 9) {
                 self.err(
                     "spec::resources",
                     cpus.span(),
-                    "CPUs must be more than 0 and at most 1024",
+                    "CPUs must be from 0.01 to 1024, with at most 9 decimals",
                     "out of range",
                     "e.g. `cpus = 2` or `cpus = 0.5`",
                 );
@@ -209,6 +236,16 @@ impl Checker<'_> {
         let mut bytes = |v: &Option<Sp<String>>| {
             let v = v.as_ref()?;
             match parse_bytes(v) {
+                Ok(b) if b < DOCKER_MIN_MEMORY => {
+                    self.err(
+                        "spec::resources",
+                        v.span(),
+                        format!("`{}` is less than docker's minimum of 6 MiB", v.get()),
+                        "too small",
+                        "docker refuses a memory limit or reservation below `6m`",
+                    );
+                    None
+                }
                 Ok(b) => Some(b),
                 Err(why) => {
                     self.err(
@@ -253,11 +290,10 @@ impl Checker<'_> {
         self.duration("restart.window", &restart.window, 1_000);
         self.duration("update.delay", &update.delay, 0);
         self.duration("update.monitor", &update.monitor, 1_000);
-        if restart.max_attempts == 0 {
-            let span = restart.window.span();
+        if *restart.max_attempts == 0 {
             self.err(
                 "spec::restart",
-                span,
+                restart.max_attempts.span(),
                 "`restart.max_attempts` is 0, which swarm reads as unbounded restarts",
                 "in this table",
                 "set a bound (default 5): a task that runs longer than `window` does not count against it",
@@ -300,6 +336,25 @@ pub fn validate(spec: Spec, source: &SourceFile) -> Result<ValidSpec, SpecErrors
     let hp = &spec.haproxy;
 
     c.object_name("stack", &spec.stack);
+    if check_object_name(&spec.stack).is_ok() {
+        if let Err(why) = check_stack_name(&spec.stack) {
+            c.err(
+                "spec::name",
+                spec.stack.span(),
+                format!("`{}` is not a valid stack name", spec.stack.get()),
+                "invalid name",
+                why,
+            );
+        } else if spec.stack.len() > MAX_STACK_NAME {
+            c.err(
+                "spec::name",
+                spec.stack.span(),
+                format!("the stack name is longer than {MAX_STACK_NAME} characters"),
+                "too long",
+                format!("swarm config names are `<stack>_pg_replica_entrypoint_<hash>` and at most {SWARM_MAX_CONFIG_NAME} characters"),
+            );
+        }
+    }
     c.object_name("network", &spec.network.name);
 
     // Secrets: names, external-or-file, and every reference declared.
@@ -313,6 +368,17 @@ pub fn validate(spec: Spec, source: &SourceFile) -> Result<ValidSpec, SpecErrors
                 "not used for an external secret",
                 "drop `file`, or set `external = false` to create the secret from the file",
             ),
+            (false, Some(file)) => {
+                if let Err(why) = check_stack_path(file) {
+                    c.err(
+                        "spec::secret",
+                        file.span(),
+                        format!("the secret file path is not usable: {why}"),
+                        "invalid path",
+                        "name the file plainly, e.g. `./secrets/pg_password`",
+                    );
+                }
+            }
             (false, None) => c.err(
                 "spec::secret",
                 decl.span(),
@@ -413,14 +479,22 @@ pub fn validate(spec: Spec, source: &SourceFile) -> Result<ValidSpec, SpecErrors
         }
     }
 
-    if let Err(why) = parse_bytes(&pg.wal_keep_size) {
-        c.err(
+    match parse_bytes(&pg.wal_keep_size) {
+        Err(why) => c.err(
             "spec::size",
             pg.wal_keep_size.span(),
             format!("`postgres.wal_keep_size` is not a size: {why}"),
             "not a size",
             "e.g. `1g` or `512m`",
-        );
+        ),
+        Ok(b) if b / (1024 * 1024) > PG_MAX_WAL_KEEP_MB => c.err(
+            "spec::size",
+            pg.wal_keep_size.span(),
+            "`postgres.wal_keep_size` is larger than PostgreSQL accepts",
+            "too large",
+            format!("PostgreSQL takes at most {PG_MAX_WAL_KEEP_MB} MB (about 2 PiB)"),
+        ),
+        Ok(_) => {}
     }
 
     // Durations and policies.
@@ -440,8 +514,8 @@ pub fn validate(spec: Spec, source: &SourceFile) -> Result<ValidSpec, SpecErrors
     c.duration("postgres.healthcheck.interval", &h.interval, 1_000);
     c.duration("postgres.healthcheck.timeout", &h.timeout, 1_000);
     c.duration("postgres.healthcheck.start_period", &h.start_period, 0);
-    if h.retries == 0 {
-        c.err("spec::healthcheck", h.interval.span(), "`retries` must be at least 1", "in this table", "default 5");
+    if *h.retries == 0 {
+        c.err("spec::healthcheck", h.retries.span(), "`retries` must be at least 1", "too few", "default 5");
     }
     c.resources(&pg.resources);
     c.resources(&hp.resources);
@@ -455,19 +529,27 @@ pub fn validate(spec: Spec, source: &SourceFile) -> Result<ValidSpec, SpecErrors
         ("timeouts.check", &hp.timeouts.check),
         ("checks.interval", &hp.checks.interval),
     ] {
-        c.duration(&format!("haproxy.{what}"), v, 100);
+        c.timer(&format!("haproxy.{what}"), v, 100);
     }
-    if hp.checks.fall == 0 || hp.checks.rise == 0 {
+    for (what, v) in [("fall", &hp.checks.fall), ("rise", &hp.checks.rise)] {
+        if !(1..=HAPROXY_MAX_COUNT).contains(v.get()) {
+            c.err(
+                "spec::checks",
+                v.span(),
+                format!("`haproxy.checks.{what}` must be from 1 to {HAPROXY_MAX_COUNT}"),
+                "out of range",
+                "defaults: fall 3, rise 2",
+            );
+        }
+    }
+    if !(1..=HAPROXY_MAX_MAXCONN).contains(hp.maxconn.get()) {
         c.err(
-            "spec::checks",
-            hp.checks.interval.span(),
-            "`fall` and `rise` must be at least 1",
-            "in this table",
-            "defaults: fall 3, rise 2",
+            "spec::haproxy",
+            hp.maxconn.span(),
+            format!("`haproxy.maxconn` must be from 1 to {HAPROXY_MAX_MAXCONN}"),
+            "out of range",
+            "default 2000; HAProxy needs two file descriptors per connection and does not start above the container's limit",
         );
-    }
-    if hp.maxconn == 0 {
-        c.err("spec::haproxy", hp.image.span(), "`haproxy.maxconn` must be at least 1", "in [haproxy]", "default 2000");
     }
     if let Err(why) = parse_bytes(&spec.logging.max_size) {
         c.err(
@@ -478,12 +560,12 @@ pub fn validate(spec: Spec, source: &SourceFile) -> Result<ValidSpec, SpecErrors
             "e.g. `10m`",
         );
     }
-    if spec.logging.max_file == 0 {
+    if *spec.logging.max_file == 0 {
         c.err(
             "spec::logging",
-            spec.logging.max_size.span(),
+            spec.logging.max_file.span(),
             "`logging.max_file` must be at least 1",
-            "in [logging]",
+            "too few",
             "default 5",
         );
     }
@@ -522,14 +604,13 @@ pub fn validate(spec: Spec, source: &SourceFile) -> Result<ValidSpec, SpecErrors
     }
 
     if let Some(stats) = &hp.stats {
-        let p = stats.path.get();
-        if !p.starts_with('/') || p.contains(char::is_whitespace) || p.contains(';') {
+        if let Err(why) = check_stats_path(&stats.path) {
             c.err(
                 "spec::stats",
                 stats.path.span(),
-                "the stats path must start with `/` and contain no spaces or `;`",
+                "the stats path is not one plain HAProxy word",
                 "invalid path",
-                "e.g. `/stats`",
+                format!("{why}; e.g. `/stats`"),
             );
         }
         if stats.allow_from.is_empty() {

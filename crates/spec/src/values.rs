@@ -48,6 +48,16 @@ pub fn parse_bytes(text: &str) -> Result<u64, &'static str> {
     let lower = text.to_ascii_lowercase();
     let split = lower.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(lower.len());
     let (num, unit) = lower.split_at(split);
+    // Docker's grammar is `\d+(\.\d+)?`; Rust's float parser would also take
+    // `.5`, `5.` and `1e3`, which older docker releases refuse.
+    let plain = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    let well_formed = match num.split_once('.') {
+        Some((int, frac)) => plain(int) && plain(frac),
+        None => plain(num),
+    };
+    if !well_formed {
+        return Err("expected a size such as `512m` or `2g`");
+    }
     let n: f64 = num.parse().map_err(|_| "expected a size such as `512m` or `2g`")?;
     let factor: f64 = match unit {
         "" | "b" => 1.0,
@@ -81,6 +91,22 @@ pub fn check_constraint(text: &str) -> Result<(), String> {
     if value.contains("==") || value.contains("!=") {
         return Err("a constraint has one operator".into());
     }
+    // Swarm's own patterns (swarmkit manager/constraint), less what the docker
+    // CLI would act on first: `$` starts a variable it substitutes, and any
+    // whitespace but a space is a control character.
+    if value.contains('$') {
+        return Err("`$` in a constraint is read by docker as a variable and replaced before swarm sees it".into());
+    }
+    let value_ok = value.bytes().all(|b| b.is_ascii_alphanumeric() || b" :-_.*()?+[]\\^|/".contains(&b));
+    if !value_ok {
+        return Err("the value may hold letters, digits, spaces and `: - _ . * ( ) ? + [ ] \\ ^ | /` only".into());
+    }
+    let key_ok = key.len() >= 2
+        && key.bytes().next().is_some_and(|b| b.is_ascii_alphabetic() || b == b'_')
+        && key.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+    if !key_ok {
+        return Err(format!("`{key}` is not an attribute swarm accepts: letters, digits, `-`, `_`, `.`"));
+    }
     const FIXED: &[&str] = &["node.id", "node.hostname", "node.role", "node.platform.os", "node.platform.arch"];
     let label = key.strip_prefix("node.labels.").or_else(|| key.strip_prefix("engine.labels."));
     match label {
@@ -102,6 +128,10 @@ pub fn check_constraint(text: &str) -> Result<(), String> {
 /// Checks an IPv4 or IPv6 CIDR such as `10.0.0.0/8`.
 pub fn check_cidr(text: &str) -> Result<(), &'static str> {
     let (addr, prefix) = text.split_once('/').ok_or("expected a CIDR such as `10.0.0.0/8`")?;
+    // Digits only: `u8::from_str` would also take `+8`.
+    if prefix.is_empty() || prefix.len() > 3 || !prefix.bytes().all(|b| b.is_ascii_digit()) {
+        return Err("the prefix length is not a number");
+    }
     let prefix: u8 = prefix.parse().map_err(|_| "the prefix length is not a number")?;
     match addr.parse::<std::net::IpAddr>() {
         Ok(std::net::IpAddr::V4(_)) if prefix <= 32 => Ok(()),
@@ -111,16 +141,102 @@ pub fn check_cidr(text: &str) -> Result<(), &'static str> {
     }
 }
 
+/// HAProxy's largest timer: 2^31-1 ms, about 24.8 days (`timer overflow` above).
+pub const HAPROXY_MAX_TIMER_MS: u64 = 2_147_483_647;
+/// HAProxy reads `fall` and `rise` as C ints; larger values wrap and are refused.
+pub const HAPROXY_MAX_COUNT: u32 = 2_147_483_647;
+/// HAProxy needs two file descriptors per connection and will not start when
+/// it cannot raise its limit that far; docker's default limit is 1048576.
+pub const HAPROXY_MAX_MAXCONN: u32 = 500_000;
+/// Docker reads durations with Go's `time.ParseDuration`: int64 nanoseconds,
+/// so at most 2562047h47m16.854s in whole milliseconds.
+pub const DOCKER_MAX_DURATION_MS: u64 = i64::MAX as u64 / 1_000_000;
+/// The docker daemon refuses a memory limit or reservation below 6 MiB.
+pub const DOCKER_MIN_MEMORY: u64 = 6 * 1024 * 1024;
+/// PostgreSQL's `wal_keep_size` is an int of megabytes.
+pub const PG_MAX_WAL_KEEP_MB: u64 = i32::MAX as u64;
+/// Swarm config and secret names: at most 64 characters.
+pub const SWARM_MAX_CONFIG_NAME: usize = 64;
+/// Swarm service names are DNS labels: at most 63 characters.
+pub const SWARM_MAX_SERVICE_NAME: usize = 63;
+
+/// `1h2m3s`, the shortest Go duration for whole milliseconds, for messages.
+pub fn format_duration(ms: u64) -> String {
+    if ms == 0 {
+        return "0s".into();
+    }
+    let mut out = String::new();
+    let (h, rest) = (ms / 3_600_000, ms % 3_600_000);
+    let (m, rest) = (rest / 60_000, rest % 60_000);
+    let (s, milli) = (rest / 1_000, rest % 1_000);
+    for (n, unit) in [(h, "h"), (m, "m"), (s, "s"), (milli, "ms")] {
+        if n > 0 {
+            out.push_str(&format!("{n}{unit}"));
+        }
+    }
+    out
+}
+
+/// A stats page path HAProxy reads as one plain word: `$` would be expanded
+/// as an environment variable, quotes and `\` change the word, `#` ends the
+/// line, whitespace splits it. Only URI characters a browser sends as they
+/// are, so the path can match a request at all.
+pub fn check_stats_path(text: &str) -> Result<(), &'static str> {
+    const WHY: &str = "start with `/` and use letters, digits and `/ - . _ ~ ? = & ! ( ) * + , : @` only (at most 256)";
+    let ok = text.starts_with('/')
+        && text.len() <= 256
+        && text.bytes().all(|b| b.is_ascii_alphanumeric() || b"/-._~?=&!()*+,:@".contains(&b));
+    if ok { Ok(()) } else { Err(WHY) }
+}
+
+/// A file path that reaches the stack as a value: the docker CLI substitutes
+/// `$` variables in every value, and control or line-separator characters
+/// have no place in a path anyone means.
+pub fn check_stack_path(text: &str) -> Result<(), &'static str> {
+    if text.is_empty() {
+        return Err("the path is empty");
+    }
+    if text.len() > 4096 {
+        return Err("the path is longer than 4096 bytes");
+    }
+    if text.contains('$') {
+        return Err("`$` in a path is read by docker as a variable and replaced");
+    }
+    if text.chars().any(hacompile_boundary::text::is_unsafe) {
+        return Err("the path holds a control, line-separator or bidirectional character");
+    }
+    Ok(())
+}
+
+/// The stack name: swarm prefixes every service with `<stack>_`, and service
+/// names are DNS labels (`[a-zA-Z0-9](?:[-_]*[A-Za-z0-9]+)*`, no dots).
+pub fn check_stack_name(text: &str) -> Result<(), &'static str> {
+    let b = text.as_bytes();
+    let ok = !b.is_empty()
+        && b[0].is_ascii_alphanumeric()
+        && b[b.len() - 1].is_ascii_alphanumeric()
+        && b.iter().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'-'));
+    if ok {
+        Ok(())
+    } else {
+        Err(
+            "use letters, digits, `_` and `-`; start and end with a letter or digit (swarm prefixes service names with it, and those are DNS labels)",
+        )
+    }
+}
+
 /// Names swarm accepts for stacks, networks, volumes and secrets.
 pub fn check_object_name(text: &str) -> Result<(), &'static str> {
+    // Swarm's pattern for config and secret names, `[a-zA-Z0-9]+(?:[a-zA-Z0-9-_.]*[a-zA-Z0-9])?`.
     let ok = !text.is_empty()
         && text.len() <= 63
         && text.bytes().next().is_some_and(|b| b.is_ascii_alphanumeric())
+        && text.bytes().last().is_some_and(|b| b.is_ascii_alphanumeric())
         && text.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'));
     if ok {
         Ok(())
     } else {
-        Err("use letters, digits, `_`, `-`, `.`; start with a letter or digit; at most 63 characters")
+        Err("use letters, digits, `_`, `-`, `.`; start with a letter or digit and end with one; at most 63 characters")
     }
 }
 

@@ -200,11 +200,44 @@ impl StackFile {
         let mut out = String::with_capacity(body.len() + 256);
         for line in header {
             out.push_str("# ");
-            // A header line must stay one comment line whatever it quotes.
-            out.extend(line.chars().map(|c| if c.is_control() { ' ' } else { c }));
+            // A header line quotes input (the spec's path): it must stay one
+            // comment line for every YAML reader, whose line breaks include
+            // NEL, U+2028 and U+2029, not only the control characters.
+            out.push_str(&hacompile_boundary::text::line(line));
             out.push('\n');
         }
         out.push_str(&body);
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tiny(value: &str) -> StackFile {
+        let mut environment = BTreeMap::new();
+        environment.insert("X".to_owned(), value.to_owned());
+        let service = Service { image: "postgres:16".into(), environment, ..Default::default() };
+        StackFile {
+            version: STACK_VERSION.into(),
+            services: IndexMap::from([("db".to_owned(), service)]),
+            networks: IndexMap::new(),
+            volumes: IndexMap::new(),
+            secrets: IndexMap::new(),
+            configs: IndexMap::new(),
+        }
+    }
+
+    #[test]
+    fn input_in_headers_and_values_adds_no_structure() {
+        let hostile = "a\u{2028}services: {evil: {image: alpine}}\u{2029}b\u{85}c\rd\ne";
+        let stack = tiny(hostile);
+        let text = stack.to_yaml(&[format!("from {hostile}")]);
+        // The header is one comment line; the value round-trips as one value.
+        assert_eq!(text.lines().next(), Some(&*format!("# from {}", hacompile_boundary::text::line(hostile))));
+        assert!(!text.contains('\u{2028}') && !text.contains('\u{2029}') && !text.contains('\u{85}'));
+        let back: StackFile = serde_yaml_ng::from_str(&text).expect("parses");
+        assert_eq!(back, stack);
     }
 }
