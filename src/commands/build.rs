@@ -16,7 +16,7 @@ use crate::{exit, output, report};
 /// refers to them with paths relative to its own directory, so write them
 /// where the stack file will be. With -o DIR everything goes into DIR.
 /// The files are replaced together: a failure or a kill leaves the old set or
-/// the new set (see README: "How build writes"); an invalid spec writes
+/// the new set (README: "How build and pin write"); an invalid spec writes
 /// nothing. Build reads image digests from the lock file and never touches
 /// the network.
 #[derive(clap::Args)]
