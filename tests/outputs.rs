@@ -223,6 +223,11 @@ fn kill_9_at_any_moment_leaves_the_old_set_or_the_new_set() {
     let full = times[1];
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0x6b11);
     let mut seen = [0usize; 2];
+    // Kills keep landing around the end of a build even when the machine's
+    // load changes: a build that finished first moves the next kill earlier,
+    // a killed one moves it later.
+    let mut scale = 1.0f64;
+    let mut finished = 0;
     for i in 0..RUNS {
         let spec = if i % 2 == 0 { "b.toml" } else { "a.toml" };
         let mut child = bin()
@@ -232,7 +237,13 @@ fn kill_9_at_any_moment_leaves_the_old_set_or_the_new_set() {
             .stderr(std::process::Stdio::null())
             .spawn()
             .expect("starts");
-        std::thread::sleep(full.mul_f64(rng.random_range(0.75..1.15)));
+        std::thread::sleep(full.mul_f64(scale * rng.random_range(0.75..1.15)));
+        if child.try_wait().expect("waitable").is_some() {
+            finished += 1;
+            scale *= 0.93;
+        } else {
+            scale = (scale * 1.05).min(4.0);
+        }
         let _ = child.kill();
         child.wait().expect("reaped");
         let now = without_leftovers(snapshot(&deploy));
@@ -244,7 +255,7 @@ fn kill_9_at_any_moment_leaves_the_old_set_or_the_new_set() {
         seen[which] += 1;
     }
     println!(
-        "kill -9 after 75-115% of a {full:?} build, {RUNS} runs: set a {} times, set b {} times",
+        "kill -9 around the end of a {full:?} build, {RUNS} runs: {finished} finished first; set a {} times, set b {} times",
         seen[0], seen[1]
     );
     assert!(seen[0] > 0 && seen[1] > 0, "kills landed both before and after the swap: {seen:?}");
