@@ -13,7 +13,6 @@ use support::*;
 
 const EXAMPLE: &str = include_str!("../examples/ha-postgres.toml");
 const LOCK: &str = include_str!("../examples/hacompile.lock");
-const SET: [&str; 4] = ["docker-stack.yml", "haproxy.cfg", "pg-primary-init.sh", "pg-replica-entrypoint.sh"];
 
 /// The services `docker stack config` sees, by name.
 fn services_docker_sees(dir: &Path) -> Vec<String> {
@@ -61,4 +60,328 @@ fn a_spec_file_name_cannot_add_services_to_the_stack() {
             }
         }
     }
+}
+
+/// Every entry of `dir` (recursively), with the bytes of each file.
+fn snapshot(dir: &Path) -> BTreeMap<String, Option<Vec<u8>>> {
+    let mut out = BTreeMap::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in fs::read_dir(&d).expect("listable") {
+            let e = e.expect("entry");
+            let rel = e.path().strip_prefix(dir).expect("inside").display().to_string();
+            if e.file_type().expect("type").is_dir() {
+                out.insert(format!("{rel}/"), None);
+                stack.push(e.path());
+            } else {
+                out.insert(rel, Some(fs::read(e.path()).expect("readable")));
+            }
+        }
+    }
+    out
+}
+
+/// Entries whose names say hacompile left them while writing.
+/// Fails naming the entries that differ, not printing their bytes.
+fn assert_same(now: &BTreeMap<String, Option<Vec<u8>>>, expected: &BTreeMap<String, Option<Vec<u8>>>, what: &str) {
+    let differ: Vec<&String> = now.keys().chain(expected.keys()).filter(|k| now.get(*k) != expected.get(*k)).collect();
+    assert!(differ.is_empty(), "{what}: these differ from what was expected: {differ:?}");
+}
+
+fn leftovers(dirs: &[&Path]) -> Vec<String> {
+    dirs.iter()
+        .filter(|d| d.exists())
+        .flat_map(|d| fs::read_dir(d).expect("listable"))
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(".hacompile-"))
+        .collect()
+}
+
+fn spec_dir() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("temp dir");
+    fs::write(dir.path().join("hacompile.lock"), LOCK).expect("write");
+    fs::write(dir.path().join("spec.toml"), EXAMPLE).expect("write");
+    dir
+}
+
+fn build(dir: &Path, args: &[&str]) -> std::process::Output {
+    bin().current_dir(dir).arg("build").args(args).output().expect("runs")
+}
+
+/// The example with a different read port: every output but the scripts changes.
+fn changed_example() -> String {
+    EXAMPLE.replacen("read_port = 5001", "read_port = 5002", 1)
+}
+
+#[test]
+fn a_build_that_cannot_write_a_later_file_leaves_every_old_file() {
+    // A directory where haproxy.cfg (the second file) goes.
+    let dir = spec_dir();
+    let deploy = dir.path().join("deploy");
+    assert!(build(dir.path(), &["spec.toml", "-o", "deploy"]).status.success());
+    fs::remove_file(deploy.join("haproxy.cfg")).expect("rm");
+    fs::create_dir(deploy.join("haproxy.cfg")).expect("mkdir");
+    fs::write(deploy.join("haproxy.cfg/keep"), "mine").expect("write");
+    let before = snapshot(&deploy);
+    fs::write(dir.path().join("spec.toml"), changed_example()).expect("write");
+    let run = build(dir.path(), &["spec.toml", "-o", "deploy"]);
+    assert_eq!(run.status.code(), Some(2), "{}", text(&run.stderr));
+    assert!(text(&run.stderr).contains("haproxy.cfg"), "{}", text(&run.stderr));
+    assert_same(&snapshot(&deploy), &before, "every old file byte-identical");
+    assert_eq!(leftovers(&[dir.path(), &deploy]), Vec::<String>::new());
+
+    // A real write failure on the second file: haproxy.cfg over the file-size
+    // limit (EFBIG; SIGXFSZ ignored) while the stack file fits under it.
+    let dir = spec_dir();
+    let deploy = dir.path().join("deploy");
+    assert!(build(dir.path(), &["spec.toml", "-o", "deploy"]).status.success());
+    let before = snapshot(&deploy);
+    let networks: Vec<String> = (0..2000).map(|i| format!("\"10.{}.{}.0/24\"", i / 256, i % 256)).collect();
+    let big = changed_example().replacen(
+        "users = { secret = \"haproxy_stats_users\" }",
+        &format!("users = {{ secret = \"haproxy_stats_users\" }}\nallow_from = [{}]", networks.join(", ")),
+        1,
+    );
+    fs::write(dir.path().join("spec.toml"), big).expect("write");
+    let stack_len = fs::metadata(deploy.join("docker-stack.yml")).expect("stat").len();
+    assert!(stack_len < 16 * 1024, "the stack file ({stack_len} bytes) fits under the limit");
+    let run = std::process::Command::new("bash")
+        .current_dir(dir.path())
+        .args([
+            "-c",
+            "trap '' XFSZ; ulimit -f 16; exec \"$0\" build spec.toml -o deploy",
+            env!("CARGO_BIN_EXE_hacompile"),
+        ])
+        .output()
+        .expect("runs");
+    assert_eq!(run.status.code(), Some(2), "{}", text(&run.stderr));
+    assert_same(&snapshot(&deploy), &before, "every old file byte-identical");
+    assert_eq!(leftovers(&[dir.path(), &deploy]), Vec::<String>::new());
+
+    // Stack to stdout: the companions are all written, or none, and stdout
+    // gets nothing when one cannot be.
+    let dir = spec_dir();
+    let run = build(dir.path(), &["spec.toml"]);
+    assert!(run.status.success());
+    fs::remove_file(dir.path().join("pg-replica-entrypoint.sh")).expect("rm");
+    fs::create_dir(dir.path().join("pg-replica-entrypoint.sh")).expect("mkdir");
+    let before = snapshot(dir.path());
+    fs::write(dir.path().join("spec.toml"), changed_example()).expect("write");
+    let after_spec = snapshot(dir.path());
+    let run = build(dir.path(), &["spec.toml"]);
+    assert_eq!(run.status.code(), Some(2), "{}", text(&run.stderr));
+    assert!(run.stdout.is_empty(), "no stack on stdout when its files could not be written");
+    let mut expected = before;
+    expected.insert("spec.toml".into(), after_spec["spec.toml"].clone());
+    assert_same(&snapshot(dir.path()), &expected, "every old file byte-identical");
+}
+
+/// The example with `n` networks allowed to the stats page (a large spec:
+/// haproxy.cfg grows to about 16 bytes a network) and the given read port.
+fn large_spec(n: usize, read_port: u16) -> String {
+    let networks: Vec<String> =
+        (0..n).map(|i| format!("\"10.{}.{}.{}/28\"", i / 256 % 256, i % 256, i / 65536 * 16)).collect();
+    EXAMPLE.replacen("read_port = 5001", &format!("read_port = {read_port}"), 1).replacen(
+        "users = { secret = \"haproxy_stats_users\" }",
+        &format!("users = {{ secret = \"haproxy_stats_users\" }}\nallow_from = [{}]", networks.join(", ")),
+        1,
+    )
+}
+
+fn without_leftovers(mut set: BTreeMap<String, Option<Vec<u8>>>) -> BTreeMap<String, Option<Vec<u8>>> {
+    set.retain(|k, _| !k.starts_with(".hacompile-"));
+    set
+}
+
+#[test]
+#[allow(clippy::print_stdout)] // how the kills fell is part of what this test shows
+fn kill_9_at_any_moment_leaves_the_old_set_or_the_new_set() {
+    use rand::{Rng, SeedableRng};
+    use std::time::{Duration, Instant};
+
+    const RUNS: usize = 100;
+    let dir = tempfile::tempdir().expect("temp dir");
+    fs::write(dir.path().join("hacompile.lock"), LOCK).expect("write");
+    fs::write(dir.path().join("a.toml"), large_spec(40_000, 5001)).expect("write");
+    fs::write(dir.path().join("b.toml"), large_spec(40_000, 5002)).expect("write");
+    let mut sets = Vec::new();
+    for spec in ["a.toml", "b.toml"] {
+        let out = format!("ref-{spec}");
+        assert!(build(dir.path(), &[spec, "-o", &out]).status.success());
+        sets.push(snapshot(&dir.path().join(out)));
+    }
+    assert_ne!(sets[0], sets[1]);
+    let deploy = dir.path().join("deploy");
+    // How long a whole build takes here, to spread the kills over it.
+    let mut times = Vec::new();
+    for _ in 0..3 {
+        let start = Instant::now();
+        assert!(build(dir.path(), &["a.toml", "-o", "deploy"]).status.success());
+        times.push(start.elapsed());
+    }
+    times.sort();
+    let full = times[1];
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0x6b11);
+    let mut seen = [0usize; 2];
+    // Kills keep landing around the end of a build even when the machine's
+    // load changes: a build that finished first moves the next kill earlier,
+    // a killed one moves it later.
+    let mut scale = 1.0f64;
+    let mut finished = 0;
+    for i in 0..RUNS {
+        let spec = if i % 2 == 0 { "b.toml" } else { "a.toml" };
+        let mut child = bin()
+            .current_dir(dir.path())
+            .args(["build", spec, "-o", "deploy"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("starts");
+        std::thread::sleep(full.mul_f64(scale * rng.random_range(0.75..1.15)));
+        if child.try_wait().expect("waitable").is_some() {
+            finished += 1;
+            scale *= 0.93;
+        } else {
+            scale = (scale * 1.05).min(4.0);
+        }
+        let _ = child.kill();
+        child.wait().expect("reaped");
+        let now = without_leftovers(snapshot(&deploy));
+        let which = sets.iter().position(|s| *s == now);
+        let Some(which) = which else {
+            assert_same(&now, &sets[i % 2], &format!("run {i}: the set is neither the old one nor the new one"));
+            unreachable!("assert_same failed");
+        };
+        seen[which] += 1;
+    }
+    println!(
+        "kill -9 around the end of a {full:?} build, {RUNS} runs: {finished} finished first; set a {} times, set b {} times",
+        seen[0], seen[1]
+    );
+    assert!(seen[0] > 0 && seen[1] > 0, "kills landed both before and after the swap: {seen:?}");
+    // The next run cleans what the kills left.
+    let start = Instant::now();
+    assert!(build(dir.path(), &["a.toml", "-o", "deploy"]).status.success());
+    assert!(start.elapsed() < Duration::from_secs(30));
+    assert_eq!(leftovers(&[dir.path(), &deploy]), Vec::<String>::new(), "no temp file survives the next run");
+    assert_eq!(snapshot(&deploy), sets[0]);
+}
+
+#[test]
+fn pin_of_several_files_writes_none_when_one_cannot_be_written() {
+    let reg = support::registry::Registry::start();
+    reg.push_fixtures("fx", "1", "v1");
+    let h = &reg.host;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let empty_config = dir.path().join(".docker-empty");
+    fs::create_dir(&empty_config).expect("mkdir");
+    let a = format!("services:\n  a:\n    image: {h}/fx/oci-single:1\n");
+    // Over the file-size limit below once rewritten; `a.yml` stays under it.
+    let b = format!("# {}\nservices:\n  b:\n    image: {h}/fx/docker-single:1\n", "x".repeat(40_000));
+    fs::write(dir.path().join("a.yml"), &a).expect("write");
+    fs::write(dir.path().join("b.yml"), &b).expect("write");
+    let run = std::process::Command::new("bash")
+        .current_dir(dir.path())
+        .env("DOCKER_CONFIG", &empty_config)
+        .args([
+            "-c",
+            "trap '' XFSZ; ulimit -f 16; exec \"$0\" pin a.yml b.yml --insecure-registry \"$1\"",
+            env!("CARGO_BIN_EXE_hacompile"),
+            h,
+        ])
+        .output()
+        .expect("runs");
+    let stderr = text(&run.stderr);
+    assert_eq!(run.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("b.yml") && stderr.contains("nothing was written"), "{stderr}");
+    assert_eq!(fs::read_to_string(dir.path().join("a.yml")).expect("read"), a, "a.yml byte-identical");
+    assert_eq!(fs::read_to_string(dir.path().join("b.yml")).expect("read"), b, "b.yml byte-identical");
+    assert_eq!(leftovers(&[dir.path()]), Vec::<String>::new());
+
+    // Without the limit both are pinned: the limit was the only obstacle.
+    let run = bin()
+        .current_dir(dir.path())
+        .env("DOCKER_CONFIG", &empty_config)
+        .args(["pin", "a.yml", "b.yml", "--insecure-registry", h])
+        .output()
+        .expect("runs");
+    assert!(run.status.success(), "{}", text(&run.stderr));
+    for f in ["a.yml", "b.yml"] {
+        assert!(fs::read_to_string(dir.path().join(f)).expect("read").contains("@sha256:"), "{f} pinned");
+    }
+}
+
+#[test]
+fn build_o_keeps_other_files_follows_a_symlinked_directory_and_writes_file_by_file_into_the_current_one() {
+    // Files hacompile did not produce stay, as the same files (hard links).
+    let dir = spec_dir();
+    let deploy = dir.path().join("deploy");
+    assert!(build(dir.path(), &["spec.toml", "-o", "deploy"]).status.success());
+    fs::create_dir_all(deploy.join("secrets/inner")).expect("mkdir");
+    fs::write(deploy.join("secrets/inner/pw"), "s3cret").expect("write");
+    fs::write(deploy.join("NOTES.md"), "mine").expect("write");
+    std::os::unix::fs::symlink("NOTES.md", deploy.join("notes-link")).expect("symlink");
+    let inode = |p: &Path| std::os::unix::fs::MetadataExt::ino(&fs::metadata(p).expect("stat"));
+    let (notes_inode, pw_inode) = (inode(&deploy.join("NOTES.md")), inode(&deploy.join("secrets/inner/pw")));
+    fs::write(dir.path().join("spec.toml"), changed_example()).expect("write");
+    let run = build(dir.path(), &["spec.toml", "-o", "deploy"]);
+    assert!(run.status.success(), "{}", text(&run.stderr));
+    assert!(fs::read_to_string(deploy.join("haproxy.cfg")).expect("read").contains("bind :5002"), "the new set");
+    assert_eq!(fs::read_to_string(deploy.join("secrets/inner/pw")).expect("kept"), "s3cret");
+    assert_eq!(inode(&deploy.join("NOTES.md")), notes_inode, "the same file, not a copy");
+    assert_eq!(inode(&deploy.join("secrets/inner/pw")), pw_inode);
+    assert_eq!(fs::read_link(deploy.join("notes-link")).expect("a link"), Path::new("NOTES.md"));
+    assert_eq!(leftovers(&[dir.path(), &deploy]), Vec::<String>::new());
+
+    // A symlinked output directory: the link stays, the directory it names gets the set.
+    let real = dir.path().join("real");
+    fs::create_dir(&real).expect("mkdir");
+    std::os::unix::fs::symlink("real", dir.path().join("link")).expect("symlink");
+    assert!(build(dir.path(), &["spec.toml", "-o", "link"]).status.success());
+    assert!(fs::symlink_metadata(dir.path().join("link")).expect("stat").file_type().is_symlink());
+    assert!(real.join("docker-stack.yml").is_file());
+    docker_stack_config(&real).expect("docker accepts it");
+
+    // The current directory: written in place, file by file, the shell's
+    // directory untouched (a swap would leave it in a removed directory).
+    let cwd = dir.path().join("cwd");
+    fs::create_dir(&cwd).expect("mkdir");
+    let cwd_inode = inode(&cwd);
+    let run = bin().current_dir(&cwd).args(["build", "../spec.toml", "-o", "."]).output().expect("runs");
+    assert!(run.status.success(), "{}", text(&run.stderr));
+    assert_eq!(inode(&cwd), cwd_inode, "the same directory");
+    assert!(cwd.join("docker-stack.yml").is_file());
+    assert_eq!(leftovers(&[dir.path(), &cwd]), Vec::<String>::new());
+}
+
+#[test]
+fn concurrent_builds_into_one_directory_all_succeed_and_leave_one_whole_set() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    fs::write(dir.path().join("hacompile.lock"), LOCK).expect("write");
+    fs::write(dir.path().join("a.toml"), EXAMPLE).expect("write");
+    fs::write(dir.path().join("b.toml"), changed_example()).expect("write");
+    let mut sets = Vec::new();
+    for spec in ["a.toml", "b.toml"] {
+        let out = format!("ref-{spec}");
+        assert!(build(dir.path(), &[spec, "-o", &out]).status.success());
+        sets.push(snapshot(&dir.path().join(out)));
+    }
+    let threads: Vec<_> = ["a.toml", "b.toml"]
+        .into_iter()
+        .map(|spec| {
+            let root = dir.path().to_path_buf();
+            std::thread::spawn(move || {
+                for _ in 0..25 {
+                    let run = build(&root, &[spec, "-o", "deploy"]);
+                    assert!(run.status.success(), "{spec}: {}", text(&run.stderr));
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().expect("no failed build");
+    }
+    let now = snapshot(&dir.path().join("deploy"));
+    assert!(sets.contains(&now), "one whole set");
+    assert_eq!(leftovers(&[dir.path(), &dir.path().join("deploy")]), Vec::<String>::new());
 }

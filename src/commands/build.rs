@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use hacompile_compile::{Compiled, compile};
+use hacompile_compile::{Compiled, OutputFile, compile};
 use hacompile_image::{LOCK_FILE_NAME, LockError, LockFile};
 use hacompile_spec::{SourceFile, SpecDiagnostic, SpecErrors, load};
 
@@ -15,9 +15,10 @@ use crate::{exit, output, report};
 /// are written into the current directory, or into --files-dir: the stack
 /// refers to them with paths relative to its own directory, so write them
 /// where the stack file will be. With -o DIR everything goes into DIR.
-/// Every file is written atomically (temp file + rename); an invalid spec
-/// writes nothing. Build reads image digests from the lock file and never
-/// touches the network.
+/// The files are replaced together: a failure or a kill leaves the old set or
+/// the new set (README: "How build and pin write"); an invalid spec writes
+/// nothing. Build reads image digests from the lock file and never touches
+/// the network.
 #[derive(clap::Args)]
 pub struct Args {
     /// The cluster spec (TOML).
@@ -41,10 +42,16 @@ pub fn run(args: Args) -> u8 {
         Ok(c) => c,
         Err(exit) => return exit,
     };
+    // The stack last: in the file-by-file fallback it is the last renamed.
+    let mut set: Vec<&OutputFile> = compiled.companions().iter().collect();
     let written = match &args.out_dir {
-        Some(dir) => write_all(dir, compiled.files.iter()),
+        Some(dir) => {
+            set.push(compiled.stack_file());
+            write_set(dir, &set)
+        }
         None if args.stack_only => Ok(()),
-        None => write_all(args.files_dir.as_deref().unwrap_or(Path::new(".")), compiled.companions().iter()),
+        // The companions first: the stack goes to stdout only once they are in place.
+        None => write_set(args.files_dir.as_deref().unwrap_or(Path::new(".")), &set),
     };
     if let Err(exit) = written {
         return exit;
@@ -93,20 +100,13 @@ fn read_lock(path: &Path, explicit: bool) -> Result<LockFile, u8> {
     })
 }
 
-fn write_all<'a>(dir: &Path, files: impl Iterator<Item = &'a hacompile_compile::OutputFile>) -> Result<(), u8> {
-    if let Err(e) = std::fs::create_dir_all(dir) {
-        report::error(&format!("cannot create {}: {e}", dir.display()), None);
-        return Err(exit::INPUT);
-    }
-    for file in files {
-        let path = dir.join(file.name);
-        if let Err(e) = output::write_atomic(&path, file.contents.as_bytes(), file.executable) {
-            report::error(
-                &format!("cannot write {}: {e}", path.display()),
-                Some("check the directory exists and is writable"),
-            );
-            return Err(exit::INPUT);
-        }
-    }
-    Ok(())
+fn write_set(dir: &Path, files: &[&OutputFile]) -> Result<(), u8> {
+    let files: Vec<output::NewFile<'_>> = files
+        .iter()
+        .map(|f| output::NewFile { name: f.name, contents: f.contents.as_bytes(), executable: f.executable })
+        .collect();
+    output::replace_dir(dir, &files).map(|_| ()).map_err(|e| {
+        report::error(&e.to_string(), Some(e.help()));
+        exit::INPUT
+    })
 }

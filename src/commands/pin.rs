@@ -115,6 +115,9 @@ pub fn run(args: Args) -> u8 {
     let mut digests = results.into_iter().map(|r| r.expect("errors were handled"));
     let mut lines = Vec::new();
     let mut findings = 0;
+    // Every new text first; the files are written together at the end, so a
+    // failure on one leaves every file as it was.
+    let mut rewrites: Vec<(PathBuf, Vec<u8>, output::Mode)> = Vec::new();
     for file in &files {
         let mut text = file.text.clone();
         // Replace from the end so earlier spans stay valid.
@@ -155,10 +158,16 @@ pub fn run(args: Args) -> u8 {
         for (span, new) in edits {
             text.replace_range(span, &new);
         }
-        if let Err(e) = output::write_atomic_keep_mode(&file.path, text.as_bytes()) {
-            report::error(&format!("cannot write {}: {e}", file.path.display()), None);
-            return exit::INPUT;
+        rewrites.push((file.path.clone(), text.into_bytes(), output::Mode::KeepExisting));
+    }
+    let rewrites: Vec<(PathBuf, &[u8], output::Mode)> =
+        rewrites.iter().map(|(path, text, mode)| (path.clone(), text.as_slice(), *mode)).collect();
+    if let Err(e) = output::write_files(&rewrites) {
+        report::error(&e.to_string(), None);
+        if e.changed_nothing() {
+            report::error("nothing was written", None);
         }
+        return exit::INPUT;
     }
     if args.registry.format == Format::Json {
         let text =

@@ -135,3 +135,35 @@ pub fn compile(spec: &ValidSpec, lock: &LockFile) -> Result<Compiled, SpecErrors
 /// The replication scripts are fixed files, parameterised by environment.
 pub const PRIMARY_INIT_SCRIPT: &str = include_str!("../scripts/pg-primary-init.sh");
 pub const REPLICA_ENTRYPOINT_SCRIPT: &str = include_str!("../scripts/pg-replica-entrypoint.sh");
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hacompile_spec::values::{MAX_STACK_NAME, SWARM_MAX_CONFIG_NAME, SWARM_MAX_SERVICE_NAME};
+
+    #[test]
+    fn the_longest_stack_name_and_the_most_replicas_give_names_swarm_accepts() {
+        let stack = "s".repeat(MAX_STACK_NAME);
+        let mut text = include_str!("../../../examples/ha-postgres.toml").replacen(
+            "stack = \"ha_db\"",
+            &format!("stack = \"{stack}\""),
+            1,
+        );
+        for i in 2..=16 {
+            text.push_str(&format!("\n[[postgres.replicas]]\nconstraints = [\"node.hostname == db-{i}\"]\n"));
+        }
+        let source = hacompile_spec::SourceFile::new("spec.toml", text);
+        let spec = hacompile_spec::load(&source).expect("a valid spec");
+        let lock = LockFile::parse(include_str!("../../../examples/hacompile.lock")).expect("the example lock");
+        let compiled = compile(&spec, &lock).expect("compiles");
+        assert_eq!(compiled.stack.configs.len(), 3, "the official flavor's three configs");
+        for config in compiled.stack.configs.values() {
+            assert!(config.name.len() <= SWARM_MAX_CONFIG_NAME, "{}", config.name);
+        }
+        assert!(compiled.stack.services.contains_key("pg-replica-16"));
+        for service in compiled.stack.services.keys() {
+            // `docker stack deploy` names each service `<stack>_<service>`.
+            assert!(format!("{stack}_{service}").len() <= SWARM_MAX_SERVICE_NAME, "{service}");
+        }
+    }
+}

@@ -14,9 +14,6 @@ pub const HAPROXY_HEALTH_PORT: u16 = 8404;
 /// PostgreSQL's port inside the containers.
 pub const POSTGRES_PORT: u16 = 5432;
 const MAX_REPLICAS: usize = 16;
-/// The longest stack name whose swarm config names fit: the longest is
-/// `<stack>_pg_replica_entrypoint_<12 hex digits>`, and swarm allows 64.
-pub const MAX_STACK_NAME: usize = SWARM_MAX_CONFIG_NAME - "_pg_replica_entrypoint_".len() - 12;
 
 /// The role of a database service.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

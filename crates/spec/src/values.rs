@@ -159,6 +159,10 @@ pub const PG_MAX_WAL_KEEP_MB: u64 = i32::MAX as u64;
 pub const SWARM_MAX_CONFIG_NAME: usize = 64;
 /// Swarm service names are DNS labels: at most 63 characters.
 pub const SWARM_MAX_SERVICE_NAME: usize = 63;
+/// The longest stack name whose swarm config names fit: the longest is
+/// `<stack>_pg_replica_entrypoint_<12 hex digits>`, and swarm allows 64
+/// (a test in the compile crate checks every name it makes against both limits).
+pub const MAX_STACK_NAME: usize = SWARM_MAX_CONFIG_NAME - "_pg_replica_entrypoint_".len() - 12;
 
 /// `1h2m3s`, the shortest Go duration for whole milliseconds, for messages.
 pub fn format_duration(ms: u64) -> String {
