@@ -151,8 +151,9 @@ fn the_hardened_choices_are_stated_in_the_output() {
         let d = svc.deploy.as_ref().expect("deploy");
         assert_eq!(d.update_config.order, "stop-first");
         assert_eq!(d.rollback_config.order, "stop-first");
-        assert_eq!(d.restart_policy.condition, "on-failure");
-        assert!(d.restart_policy.max_attempts > 0);
+        // Never abandoned by swarm: restarted on any exit, without a bound.
+        assert_eq!(d.restart_policy.condition, "any");
+        assert_eq!(d.restart_policy.max_attempts, 0);
         assert_eq!(d.endpoint_mode.as_deref(), Some("dnsrr"));
         let placement = d.placement.as_ref().expect("placement");
         assert!(!placement.constraints.is_empty());

@@ -107,9 +107,8 @@ fn spec(rng: &mut ChaCha8Rng, n: usize) -> String {
     if rng.random_bool(0.4) {
         let _ = writeln!(
             w,
-            "restart = {{ delay = \"{}\", max_attempts = {}, window = \"{}\" }}",
-            duration(rng, 0, 30),
-            rng.random_range(1..20),
+            "restart = {{ delay = \"{}\", max_attempts = 0, window = \"{}\" }}",
+            duration(rng, 1, 30),
             duration(rng, 1, 600)
         );
     }
@@ -414,8 +413,8 @@ allow_from = [{allow_from}]
         h_timeout = v("healthcheck.timeout", "\"5s\""),
         retries = v("retries", "5"),
         h_start = v("healthcheck.start_period", "\"300s\""),
-        r_delay = v("restart.delay", "\"5s\""),
-        max_attempts = v("max_attempts", "5"),
+        r_delay = v("restart.delay", "\"10s\""),
+        max_attempts = v("max_attempts", "0"),
         r_window = v("restart.window", "\"120s\""),
         u_delay = v("update.delay", "\"10s\""),
         u_monitor = v("update.monitor", "\"60s\""),

@@ -26,6 +26,10 @@ pub fn run(args: Args) -> u8 {
             .collect(),
         (Some(code), false) => match hacompile_lint::rules::find(code) {
             Some(r) => hacompile_lint::rules::explain(r),
+            None if hacompile_lint::rules::retired(code).is_some() => {
+                let why = hacompile_lint::rules::retired(code).unwrap_or_default();
+                format!("# {code}\n\n{why}\n")
+            }
             None => {
                 report::error(&format!("`{code}` is not a rule"), Some("`hacompile explain --list` lists them"));
                 return exit::INPUT;

@@ -8,10 +8,10 @@
 //! instead of crash-looping.
 
 use hacompile_haproxy::{
-    Balance, Config, Directive as D, HoldKind, Mode, Section, SectionKind, ServerOptions, Time, TimeoutKind as T,
+    Config, Directive as D, HoldKind, Mode, Section, SectionKind, ServerOptions, Time, TimeoutKind as T,
 };
 use hacompile_spec::values::parse_duration;
-use hacompile_spec::{CheckKind, HAPROXY_HEALTH_PORT, POSTGRES_PORT, Role, Sp, ValidSpec};
+use hacompile_spec::{CheckKind, HAPROXY_HEALTH_PORT, Sp, ValidSpec};
 
 use crate::names::*;
 
@@ -26,6 +26,18 @@ pub const STATS_LISTENER: &str = "stats";
 pub const HEALTH_FRONTEND: &str = "healthz";
 /// Networks on one `acl ... src` line: HAProxy stops reading a line after 64 words.
 const ACL_NETWORKS_PER_LINE: usize = 32;
+
+/// A server found through Docker's DNS at run time, checked.
+pub(crate) fn dynamic_server(backup: bool) -> ServerOptions {
+    ServerOptions {
+        check: true,
+        backup,
+        resolvers: Some(RESOLVERS.into()),
+        init_addr: vec!["none".into()],
+        resolve_prefer_ipv4: true,
+        ..Default::default()
+    }
+}
 
 pub fn haproxy_config(spec: &ValidSpec) -> Config {
     let s = spec.spec();
@@ -76,52 +88,34 @@ pub fn haproxy_config(spec: &ValidSpec) -> Config {
             D::Timeout(T::Client, time(&hp.timeouts.client)),
             D::Timeout(T::Server, time(&hp.timeouts.server)),
             D::Timeout(T::Check, time(&hp.timeouts.check)),
+            // Clients beyond a server's `maxconn` wait here rather than fail.
+            D::Timeout(T::Queue, time(&hp.timeouts.queue)),
             D::DefaultServer(ServerOptions {
                 inter: Some(time(&hp.checks.interval)),
                 fall: Some(*hp.checks.fall),
                 rise: Some(*hp.checks.rise),
+                // This proxy's share of the server's max_connections, leaving
+                // room for every proxy's check: a spike queues instead of
+                // failing the check and cutting every session.
+                maxconn: Some(spec.server_maxconn()),
                 shutdown_sessions_on_down: true,
                 ..Default::default()
             }),
         ],
     };
 
-    let dynamic = |backup| ServerOptions {
-        check: true,
-        backup,
-        resolvers: Some(RESOLVERS.into()),
-        init_addr: vec!["none".into()],
-        resolve_prefer_ipv4: true,
-        ..Default::default()
-    };
-    let server = |service: &str, backup| D::ServerTemplate {
-        prefix: format!("{service}-"),
-        count: 1,
-        fqdn: tasks_name(service),
-        port: POSTGRES_PORT,
-        options: dynamic(backup),
-    };
     let check = match hp.check {
         CheckKind::Pgsql => Some(D::OptionPgsqlCheck { user: hp.check_user.get().clone() }),
         CheckKind::Tcp => None,
     };
-    let listener = |name: &str, port: u16, balance, servers: Vec<D>| {
-        let mut directives =
-            vec![D::Bind { address: String::new(), port }, D::Mode(Mode::Tcp), D::OptionTcpLog, D::Balance(balance)];
-        directives.extend(check.clone());
-        directives.extend(servers);
-        Section { kind: SectionKind::Listen(name.into()), comment: None, directives }
-    };
-
-    let services = spec.db_services();
-    let primary = services.iter().find(|s| s.role == Role::Primary).expect("a spec always has a primary");
-    let mut write = listener(WRITE_LISTENER, *hp.write_port.get(), Balance::First, vec![server(&primary.name, false)]);
-    write.comment = Some("Writes: the primary service only; never a replica".into());
-    let mut read_servers: Vec<D> =
-        services.iter().filter(|s| s.role != Role::Primary).map(|s| server(&s.name, false)).collect();
-    read_servers.push(server(&primary.name, true));
-    let mut read = listener(READ_LISTENER, *hp.read_port.get(), Balance::LeastConn, read_servers);
-    read.comment = Some("Reads: the replicas; the primary only while no replica is up".into());
+    // Only the allowed client networks reach a database listener.
+    let guard: Vec<D> = hp
+        .allow_from
+        .chunks(ACL_NETWORKS_PER_LINE)
+        .map(|chunk| D::AclSrc { name: "db_clients".into(), networks: chunk.iter().map(|c| c.get().clone()).collect() })
+        .chain([D::TcpRequestConnectionRejectUnless { acl: "db_clients".into() }])
+        .collect();
+    let listeners = crate::topology::of(spec).listeners(spec, &guard, check.as_ref());
 
     // The container healthcheck connects here; loopback only.
     let health = Section {
@@ -136,7 +130,9 @@ pub fn haproxy_config(spec: &ValidSpec) -> Config {
         ],
     };
 
-    let mut sections = vec![global, resolvers, defaults, write, read, health];
+    let mut sections = vec![global, resolvers, defaults];
+    sections.extend(listeners);
+    sections.push(health);
     if let Some(stats) = &hp.stats {
         sections.push(Section {
             kind: SectionKind::Listen(STATS_LISTENER.into()),

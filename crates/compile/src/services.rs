@@ -7,8 +7,7 @@ use std::collections::BTreeMap;
 
 use hacompile_spec::values::parse_bytes;
 use hacompile_spec::{
-    DbService, FailureAction, Flavor, HAPROXY_HEALTH_PORT, POSTGRES_PORT, Resources, RestartPolicy, Role, Sp,
-    UpdatePolicy, ValidSpec,
+    FailureAction, Flavor, HAPROXY_HEALTH_PORT, Resources, RestartPolicy, Sp, UpdatePolicy, ValidSpec,
 };
 use hacompile_stack as st;
 use indexmap::IndexMap;
@@ -17,15 +16,15 @@ use crate::names::*;
 use crate::{OutputFile, PinnedImages, content_hash};
 
 /// Per-flavor facts of the PostgreSQL image.
-struct ImageFacts {
-    uid: &'static str,
+pub(crate) struct ImageFacts {
+    pub uid: &'static str,
     /// What the entrypoint needs once every capability is dropped.
-    capabilities: &'static [&'static str],
-    data_mount: &'static str,
-    pgdata: Option<&'static str>,
+    pub capabilities: &'static [&'static str],
+    pub data_mount: &'static str,
+    pub pgdata: Option<&'static str>,
 }
 
-fn facts(flavor: Flavor) -> ImageFacts {
+pub(crate) fn facts(flavor: Flavor) -> ImageFacts {
     match flavor {
         // A subdirectory of the mount, as the image docs advise, so initdb
         // never meets the volume's lost+found. The entrypoint starts as
@@ -43,15 +42,10 @@ fn facts(flavor: Flavor) -> ImageFacts {
     }
 }
 
-const CFG_KEY_HAPROXY: &str = "haproxy_cfg";
-const CFG_KEY_PRIMARY_INIT: &str = "pg_primary_init";
-const CFG_KEY_REPLICA_ENTRYPOINT: &str = "pg_replica_entrypoint";
-const REPLICA_ENTRYPOINT_PATH: &str = "/usr/local/bin/hacompile-replica-entrypoint.sh";
-const PRIMARY_INIT_PATH: &str = "/docker-entrypoint-initdb.d/10-hacompile-replication.sh";
+pub(crate) const CFG_KEY_HAPROXY: &str = "haproxy_cfg";
 /// 0o400, 0o440, 0o555 as the decimal numbers YAML carries.
 const MODE_0400: u32 = 0o400;
 const MODE_0440: u32 = 0o440;
-const MODE_0555: u32 = 0o555;
 
 pub fn stack(spec: &ValidSpec, images: &PinnedImages, companions: &[OutputFile]) -> st::StackFile {
     let s = spec.spec();
@@ -60,16 +54,10 @@ pub fn stack(spec: &ValidSpec, images: &PinnedImages, companions: &[OutputFile])
 
     let mut configs = IndexMap::new();
     for file in companions {
-        let key = match file.name {
-            HAPROXY_CFG => CFG_KEY_HAPROXY,
-            PRIMARY_INIT => CFG_KEY_PRIMARY_INIT,
-            REPLICA_ENTRYPOINT => CFG_KEY_REPLICA_ENTRYPOINT,
-            other => unreachable!("no config key for {other}"),
-        };
         configs.insert(
-            key.to_owned(),
+            file.config_key.to_owned(),
             st::Config {
-                name: format!("{stack_name}_{key}_{}", content_hash(&file.contents)),
+                name: format!("{stack_name}_{}_{}", file.config_key, content_hash(&file.contents)),
                 file: format!("./{}", file.name),
             },
         );
@@ -77,10 +65,7 @@ pub fn stack(spec: &ValidSpec, images: &PinnedImages, companions: &[OutputFile])
 
     let mut services = IndexMap::new();
     services.insert(HAPROXY_SERVICE.to_owned(), haproxy_service(spec, images, &network));
-    for db in spec.db_services() {
-        let svc = db_service(spec, images, &network, &db);
-        services.insert(db.name.clone(), svc);
-    }
+    services.extend(crate::topology::of(spec).services(spec, images, &network));
 
     let mut networks = IndexMap::new();
     let mut driver_opts = BTreeMap::new();
@@ -107,7 +92,7 @@ pub fn stack(spec: &ValidSpec, images: &PinnedImages, companions: &[OutputFile])
     st::StackFile { version: st::STACK_VERSION.into(), services, networks, volumes, secrets, configs }
 }
 
-fn logging(spec: &ValidSpec) -> st::Logging {
+pub(crate) fn logging(spec: &ValidSpec) -> st::Logging {
     let l = &spec.spec().logging;
     let options = BTreeMap::from([
         ("max-size".to_owned(), l.max_size.get().clone()),
@@ -123,7 +108,7 @@ fn cpus(v: f64) -> String {
 
 /// Limits and reservations, with the role's defaults where the spec is
 /// silent; a default reservation never exceeds a limit the user lowered.
-fn resources(
+pub(crate) fn resources(
     r: &Resources,
     default_cpus: f64,
     default_memory: &str,
@@ -147,9 +132,11 @@ fn resources(
     }
 }
 
-fn restart(r: &RestartPolicy) -> st::RestartPolicy {
+pub(crate) fn restart(r: &RestartPolicy) -> st::RestartPolicy {
     st::RestartPolicy {
-        condition: "on-failure".into(),
+        // Whatever the exit: a server that stopped cleanly is as absent as one
+        // that crashed. Never abandoned: validation keeps `max_attempts` at 0.
+        condition: "any".into(),
         delay: r.delay.get().clone(),
         max_attempts: *r.max_attempts,
         window: r.window.get().clone(),
@@ -157,7 +144,7 @@ fn restart(r: &RestartPolicy) -> st::RestartPolicy {
 }
 
 /// Update and rollback both one task at a time, `stop-first`.
-fn update(u: &UpdatePolicy) -> (st::UpdateConfig, st::UpdateConfig) {
+pub(crate) fn update(u: &UpdatePolicy) -> (st::UpdateConfig, st::UpdateConfig) {
     let failure_action = match u.failure_action {
         FailureAction::Rollback => "rollback",
         FailureAction::Pause => "pause",
@@ -174,7 +161,7 @@ fn update(u: &UpdatePolicy) -> (st::UpdateConfig, st::UpdateConfig) {
     (update, rollback)
 }
 
-fn secret(name: &Sp<String>, uid: &str) -> st::FileRef {
+pub(crate) fn secret(name: &Sp<String>, uid: &str) -> st::FileRef {
     st::FileRef {
         source: name.get().clone(),
         target: name.get().clone(),
@@ -245,125 +232,5 @@ fn haproxy_service(spec: &ValidSpec, images: &PinnedImages, network: &str) -> st
             rollback_config,
         }),
         ..Default::default()
-    }
-}
-
-fn db_service(spec: &ValidSpec, images: &PinnedImages, network: &str, db: &DbService<'_>) -> st::Service {
-    let s = spec.spec();
-    let pg = &s.postgres;
-    let f = facts(pg.flavor);
-    let primary =
-        spec.db_services().into_iter().find(|d| d.role == Role::Primary).expect("a spec always has a primary");
-    let mut env = BTreeMap::new();
-    let mut set = |k: &str, v: String| {
-        env.insert(k.to_owned(), v);
-    };
-    let mut secrets = vec![secret(&pg.user.secret, f.uid)];
-    let mut configs = Vec::new();
-    let mut entrypoint = None;
-    let mut command = None;
-    let repl_password_file = secret_path(pg.replication.password.secret.get());
-    // Server settings on the command line, so they need no config file. On
-    // every database service: a replica may be promoted by hand one day.
-    let wal_keep_mb = (parse_bytes(&pg.wal_keep_size).expect("sizes were validated") / (1024 * 1024)).max(1);
-    let server = ["postgres".to_owned(), "-c".to_owned(), format!("wal_keep_size={wal_keep_mb}MB")];
-    match (pg.flavor, db.role) {
-        (Flavor::Official, role) => {
-            set("PGDATA", f.pgdata.expect("official flavor has PGDATA").into());
-            set("POSTGRES_USER_FILE", secret_path(pg.user.secret.get()));
-            set("HACOMPILE_REPLICATION_USER", pg.replication.user.get().clone());
-            set("HACOMPILE_REPLICATION_PASSWORD_FILE", repl_password_file);
-            secrets.push(secret(&pg.replication.password.secret, f.uid));
-            if role == Role::Primary {
-                command = Some(server.to_vec());
-                set("POSTGRES_PASSWORD_FILE", secret_path(pg.password.secret.get()));
-                set("POSTGRES_DB", pg.database.get().clone());
-                secrets.insert(1, secret(&pg.password.secret, f.uid));
-                configs.push(st::FileRef {
-                    source: CFG_KEY_PRIMARY_INIT.into(),
-                    target: PRIMARY_INIT_PATH.into(),
-                    uid: f.uid.into(),
-                    gid: f.uid.into(),
-                    mode: MODE_0555,
-                });
-            } else {
-                set("HACOMPILE_PRIMARY_HOST", primary.name.clone());
-                set("HACOMPILE_PRIMARY_PORT", POSTGRES_PORT.to_string());
-                set("HACOMPILE_PGPASS_FILE", format!("{}/hacompile.pgpass", f.data_mount));
-                configs.push(st::FileRef {
-                    source: CFG_KEY_REPLICA_ENTRYPOINT.into(),
-                    target: REPLICA_ENTRYPOINT_PATH.into(),
-                    uid: "0".into(),
-                    gid: "0".into(),
-                    mode: MODE_0555,
-                });
-                entrypoint = Some(vec!["bash".to_owned(), REPLICA_ENTRYPOINT_PATH.to_owned()]);
-                command =
-                    Some(std::iter::once("docker-entrypoint.sh".to_owned()).chain(server.iter().cloned()).collect());
-            }
-        }
-        (Flavor::Bitnami, role) => {
-            set("POSTGRESQL_USERNAME_FILE", secret_path(pg.user.secret.get()));
-            set("POSTGRESQL_PASSWORD_FILE", secret_path(pg.password.secret.get()));
-            set("POSTGRESQL_DATABASE", pg.database.get().clone());
-            set("POSTGRESQL_REPLICATION_USER", pg.replication.user.get().clone());
-            set("POSTGRESQL_REPLICATION_PASSWORD_FILE", repl_password_file);
-            secrets.push(secret(&pg.password.secret, f.uid));
-            secrets.push(secret(&pg.replication.password.secret, f.uid));
-            if role == Role::Primary {
-                set("POSTGRESQL_REPLICATION_MODE", "master".into());
-            } else {
-                set("POSTGRESQL_REPLICATION_MODE", "slave".into());
-                set("POSTGRESQL_MASTER_HOST", primary.name.clone());
-                set("POSTGRESQL_MASTER_PORT_NUMBER", POSTGRES_PORT.to_string());
-            }
-        }
-    }
-    let h = &pg.healthcheck;
-    let user_file = secret_path(pg.user.secret.get());
-    // `$$` is compose's escape for a literal `$`: the shell in the container
-    // reads the user name from the secret file at check time.
-    let probe =
-        format!("pg_isready -q -h 127.0.0.1 -p {POSTGRES_PORT} -U \"$$(cat {user_file})\" -d {}", pg.database.get());
-    let (update_config, rollback_config) = update(&pg.update);
-    st::Service {
-        image: images.postgres.clone(),
-        hostname: Some(db.name.clone()),
-        entrypoint,
-        command,
-        environment: env,
-        secrets,
-        configs,
-        volumes: vec![st::Mount { kind: "volume".into(), source: db.volume.clone(), target: f.data_mount.into() }],
-        networks: vec![network.to_owned()],
-        ports: Vec::new(),
-        cap_drop: vec!["ALL".into()],
-        cap_add: f.capabilities.iter().map(|c| (*c).to_owned()).collect(),
-        // Fast shutdown: abort transactions, checkpoint, exit.
-        stop_signal: Some("SIGINT".into()),
-        stop_grace_period: Some(pg.stop_grace_period.get().clone()),
-        healthcheck: Some(st::Healthcheck {
-            test: vec!["CMD-SHELL".into(), probe],
-            interval: h.interval.get().clone(),
-            timeout: h.timeout.get().clone(),
-            retries: *h.retries,
-            start_period: h.start_period.get().clone(),
-        }),
-        logging: Some(logging(spec)),
-        deploy: Some(st::Deploy {
-            mode: "replicated".into(),
-            replicas: Some(1),
-            // No VIP: clients (HAProxy, replicas) reach the task directly, and
-            // IPVS never drops an idle connection after 900 s.
-            endpoint_mode: Some("dnsrr".into()),
-            placement: Some(st::Placement {
-                constraints: db.node.constraints.iter().map(|c| c.get().clone()).collect(),
-                max_replicas_per_node: Some(1),
-            }),
-            resources: resources(&pg.resources, 2.0, "2g", 0.5, "1g"),
-            restart_policy: restart(&pg.restart),
-            update_config,
-            rollback_config,
-        }),
     }
 }

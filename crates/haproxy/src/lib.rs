@@ -59,6 +59,8 @@ pub enum TimeoutKind {
     Server,
     Check,
     HttpRequest,
+    /// How long a client waits for a server connection slot.
+    Queue,
     /// In a `resolvers` section: time between two resolutions.
     Resolve,
     /// In a `resolvers` section: time between two retries.
@@ -92,6 +94,12 @@ pub struct ServerOptions {
     /// `on-marked-down shutdown-sessions`: cut client sessions of a server
     /// that goes down, so nobody keeps writing to a node that left.
     pub shutdown_sessions_on_down: bool,
+    /// `on-marked-up shutdown-backup-sessions`: when a regular server comes
+    /// back, sessions on the backup move back to it.
+    pub shutdown_backup_sessions_on_up: bool,
+    /// `maxconn`: connections this proxy opens to the server at most; more
+    /// clients wait in the queue (`timeout queue`).
+    pub maxconn: Option<u32>,
     pub resolvers: Option<String>,
     /// `init-addr` methods, e.g. `["none"]` or `["last", "none"]`.
     pub init_addr: Vec<String>,
@@ -160,6 +168,10 @@ pub enum Directive {
     HttpRequestDenyUnless {
         acl: String,
     },
+    /// `tcp-request connection reject unless <acl>`: refused at connect.
+    TcpRequestConnectionRejectUnless {
+        acl: String,
+    },
     /// `http-request auth realm <realm> unless <acl>`
     HttpRequestAuthUnless {
         realm: String,
@@ -190,8 +202,14 @@ impl fmt::Display for ServerOptions {
         if let Some(n) = self.rise {
             words.push(format!("rise {n}"));
         }
+        if let Some(n) = self.maxconn {
+            words.push(format!("maxconn {n}"));
+        }
         if self.shutdown_sessions_on_down {
             words.push("on-marked-down shutdown-sessions".into());
+        }
+        if self.shutdown_backup_sessions_on_up {
+            words.push("on-marked-up shutdown-backup-sessions".into());
         }
         if let Some(r) = &self.resolvers {
             words.push(format!("resolvers {r}"));
@@ -229,6 +247,7 @@ impl fmt::Display for Directive {
                     TimeoutKind::Server => "server",
                     TimeoutKind::Check => "check",
                     TimeoutKind::HttpRequest => "http-request",
+                    TimeoutKind::Queue => "queue",
                     TimeoutKind::Resolve => "resolve",
                     TimeoutKind::Retry => "retry",
                 };
@@ -267,6 +286,7 @@ impl fmt::Display for Directive {
             AclSrc { name, networks } => write!(f, "acl {name} src {}", networks.join(" ")),
             AclHttpAuth { name, userlist } => write!(f, "acl {name} http_auth({userlist})"),
             HttpRequestDenyUnless { acl } => write!(f, "http-request deny unless {acl}"),
+            TcpRequestConnectionRejectUnless { acl } => write!(f, "tcp-request connection reject unless {acl}"),
             HttpRequestAuthUnless { realm, acl } => {
                 write!(f, "http-request auth realm {realm} unless {acl}")
             }

@@ -8,6 +8,7 @@
 
 mod diagnostic;
 mod model;
+pub mod params;
 mod parse;
 mod schema;
 mod validate;

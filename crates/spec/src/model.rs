@@ -241,10 +241,44 @@ pub struct Postgres {
     pub primary: Sp<DbNode>,
     /// One service per replica, each with its own volume and constraints.
     pub replicas: Vec<Sp<DbNode>>,
-    /// WAL the primary keeps for replicas that fall behind (a restart, a slow
-    /// link); a replica further behind must be cloned again. Official flavor.
+    /// WAL the primary keeps for any standby regardless of slots (a restart,
+    /// a slow link). Official flavor.
     #[serde(default = "default_wal_keep")]
     pub wal_keep_size: Sp<String>,
+    /// One physical replication slot per replica (official flavor, default
+    /// on): the primary keeps the WAL a replica has not received, up to
+    /// `max_slot_wal_keep_size`, so a replica down for a while catches up
+    /// instead of needing a new copy. The Bitnami image has no setting for
+    /// slots: there it is off, and turning it on is refused.
+    #[serde(default)]
+    pub replication_slots: Option<Sp<bool>>,
+    /// The most WAL a slot may hold back on the primary; past it the slot is
+    /// invalidated (the replica is then copied again) instead of filling the
+    /// primary's disk.
+    #[serde(default = "default_slot_keep")]
+    pub max_slot_wal_keep_size: Sp<String>,
+    /// `max_connections` of every server. HAProxy's per-server `maxconn` is
+    /// derived from it (minus superuser-reserved connections, one health
+    /// check per proxy and a spare), so a spike queues in HAProxy instead of
+    /// failing the check and cutting every session.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: Sp<u32>,
+    /// Replicas tell the primary which rows their queries still read, so
+    /// vacuum does not remove them and long reads are not cancelled by
+    /// recovery conflicts (default on; costs some bloat on the primary).
+    #[serde(default = "yes_sp")]
+    pub hot_standby_feedback: Sp<bool>,
+    /// Size of the tmpfs mounted at /dev/shm (parallel queries' shared
+    /// memory; swarm's default is 64 MB and `shm_size` is not supported in
+    /// stacks). Default: a quarter of the memory limit.
+    #[serde(default)]
+    pub shm_size: Option<Sp<String>>,
+    /// Any other server setting, e.g. `work_mem = "64MB"`. Known names only,
+    /// values checked; `shared_buffers` and `effective_cache_size` default to
+    /// a quarter and three quarters of the memory limit. Settings hacompile
+    /// owns (ports, replication, `max_connections`, ...) have their own keys.
+    #[serde(default)]
+    pub parameters: BTreeMap<Sp<String>, Sp<ParamValue>>,
     /// How long swarm waits after the stop signal before killing PostgreSQL.
     /// Shorter than a checkpoint means a crash recovery on every restart.
     #[serde(default = "default_pg_grace")]
@@ -265,6 +299,36 @@ fn default_flavor() -> Flavor {
 }
 fn default_wal_keep() -> Sp<String> {
     sp("1g".into())
+}
+fn default_slot_keep() -> Sp<String> {
+    sp("16g".into())
+}
+fn default_max_connections() -> Sp<u32> {
+    sp(100)
+}
+fn yes_sp() -> Sp<bool> {
+    sp(true)
+}
+
+/// A server setting's value as TOML writes it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum ParamValue {
+    Bool(bool),
+    Int(i64),
+    Float(f64),
+    Text(String),
+}
+
+impl std::fmt::Display for ParamValue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ParamValue::Bool(b) => f.write_str(if *b { "on" } else { "off" }),
+            ParamValue::Int(i) => write!(f, "{i}"),
+            ParamValue::Float(x) => write!(f, "{x}"),
+            ParamValue::Text(t) => f.write_str(t),
+        }
+    }
 }
 fn default_pg_grace() -> Sp<String> {
     sp("120s".into())
@@ -346,25 +410,34 @@ fn five() -> Sp<u32> {
     sp(5)
 }
 
-/// When swarm restarts a failed task. Bounded: a crash loop stops after
-/// `max_attempts` quick failures, while a task that ran longer than `window`
-/// does not count against it.
+/// When swarm restarts a task: whenever it exits (`condition: any`), after
+/// `delay`, and never giving up. Swarm has no backoff and no later retry: a
+/// task that used up a `max_attempts` bound is abandoned for good, which for
+/// the only primary (or a node's only proxy) is an outage until a person
+/// acts. The `delay` is what keeps a crash loop from hammering the node.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RestartPolicy {
-    #[serde(default = "d5s")]
+    /// Pause before each restart (at least 1s).
+    #[serde(default = "d10s")]
     pub delay: Sp<String>,
-    /// At least 1; unbounded restarts are refused.
-    #[serde(default = "five")]
+    /// 0 (the default) = never give up. A bound is refused for the cluster's
+    /// services: swarm would abandon the task after that many quick failures.
+    #[serde(default = "zero")]
     pub max_attempts: Sp<u32>,
+    /// Only meaningful with a bound: how long a run must last not to count.
     #[serde(default = "d120s")]
     pub window: Sp<String>,
 }
 
 impl Default for RestartPolicy {
     fn default() -> Self {
-        Self { delay: d5s(), max_attempts: five(), window: d120s() }
+        Self { delay: d10s(), max_attempts: zero(), window: d120s() }
     }
+}
+
+fn zero() -> Sp<u32> {
+    sp(0)
 }
 
 fn d120s() -> Sp<String> {
@@ -439,6 +512,15 @@ pub struct Haproxy {
     /// Maximum concurrent client connections per proxy.
     #[serde(default = "default_maxconn")]
     pub maxconn: Sp<u32>,
+    /// How many proxies run (global mode: one per matching node). Each gets
+    /// an equal share of every server's connections (`postgres.max_connections`).
+    /// Default: the number of database services.
+    #[serde(default)]
+    pub proxies: Option<Sp<u32>>,
+    /// Client networks allowed on the write and read listeners (CIDR);
+    /// others are refused at connect. Default: loopback and private ranges.
+    #[serde(default = "default_allow_from")]
+    pub allow_from: Vec<Sp<String>>,
     /// The stats page; omit the table to turn it off.
     #[serde(default)]
     pub stats: Option<Stats>,
@@ -489,12 +571,20 @@ pub struct Timeouts {
     /// Time a health check may take.
     #[serde(default = "d5s")]
     pub check: Sp<String>,
+    /// How long a client waits in HAProxy's queue for a server connection
+    /// when every server is at its `maxconn` (then it gets an error).
+    #[serde(default = "d30s")]
+    pub queue: Sp<String>,
 }
 
 impl Default for Timeouts {
     fn default() -> Self {
-        Self { connect: d5s(), client: d30m(), server: d30m(), check: d5s() }
+        Self { connect: d5s(), client: d30m(), server: d30m(), check: d5s(), queue: d30s() }
     }
+}
+
+fn d30s() -> Sp<String> {
+    sp("30s".into())
 }
 
 fn d30m() -> Sp<String> {

@@ -283,17 +283,19 @@ impl Checker<'_> {
     }
 
     fn policies(&mut self, restart: &RestartPolicy, update: &UpdatePolicy) {
-        self.duration("restart.delay", &restart.delay, 0);
         self.duration("restart.window", &restart.window, 1_000);
         self.duration("update.delay", &update.delay, 0);
         self.duration("update.monitor", &update.monitor, 1_000);
-        if *restart.max_attempts == 0 {
+        self.duration("restart.delay", &restart.delay, 1_000);
+        if *restart.max_attempts != 0 {
             self.err(
                 "spec::restart",
                 restart.max_attempts.span(),
-                "`restart.max_attempts` is 0, which swarm reads as unbounded restarts",
-                "in this table",
-                "set a bound (default 5): a task that runs longer than `window` does not count against it",
+                "a `restart.max_attempts` bound makes swarm abandon the task for good",
+                "a bound",
+                "leave it at 0 (never give up): after that many quick failures swarm never restarts the task again, \
+                 and the cluster's only primary (or a node's only proxy) stays down until a person acts; \
+                 `restart.delay` paces a crash loop",
             );
         }
     }
@@ -494,6 +496,8 @@ pub fn validate(spec: Spec, source: &SourceFile) -> Result<ValidSpec, SpecErrors
         Ok(_) => {}
     }
 
+    server_settings(&mut c, &spec);
+
     // Durations and policies.
     let grace = c.duration("postgres.stop_grace_period", &pg.stop_grace_period, 10_000);
     if let Some(ms) = grace
@@ -524,6 +528,7 @@ pub fn validate(spec: Spec, source: &SourceFile) -> Result<ValidSpec, SpecErrors
         ("timeouts.client", &hp.timeouts.client),
         ("timeouts.server", &hp.timeouts.server),
         ("timeouts.check", &hp.timeouts.check),
+        ("timeouts.queue", &hp.timeouts.queue),
         ("checks.interval", &hp.checks.interval),
     ] {
         c.timer(&format!("haproxy.{what}"), v, 100);
@@ -637,5 +642,240 @@ pub fn validate(spec: Spec, source: &SourceFile) -> Result<ValidSpec, SpecErrors
             Ok(ValidSpec { spec, postgres_image, haproxy_image, source: source.clone() })
         }
         _ => Err(SpecErrors { diagnostics: c.found }),
+    }
+}
+
+/// Superuser-reserved connections PostgreSQL keeps by default.
+pub const PG_SUPERUSER_RESERVED: u32 = 3;
+/// Connections kept free beyond the proxies' share and their checks (an
+/// operator's psql, a monitoring agent).
+pub const PG_SPARE_CONNECTIONS: u32 = 2;
+
+impl ValidSpec {
+    /// How many proxies share each server's connections.
+    pub fn proxies(&self) -> u32 {
+        let s = self.spec();
+        s.haproxy.proxies.as_ref().map_or_else(|| self.db_services().len() as u32, |p| *p.get()).max(1)
+    }
+
+    /// `maxconn` of each server in each proxy: the server's connections less
+    /// the superuser reserve, one health check per proxy and a spare,
+    /// divided between the proxies.
+    pub fn server_maxconn(&self) -> u32 {
+        let pg = &self.spec().postgres;
+        let proxies = self.proxies();
+        let budget = pg.max_connections.get().saturating_sub(PG_SUPERUSER_RESERVED + proxies + PG_SPARE_CONNECTIONS);
+        budget / proxies
+    }
+
+    /// Replication slots are on: the official flavor, unless turned off.
+    pub fn replication_slots(&self) -> bool {
+        let pg = &self.spec().postgres;
+        pg.flavor == Flavor::Official && pg.replication_slots.as_ref().is_none_or(|v| *v.get())
+    }
+
+    /// WAL senders and slots every server allows: one per replica, two for
+    /// base backups running at once, and two spare.
+    pub fn wal_senders(&self) -> u32 {
+        self.spec().postgres.replicas.len() as u32 + 4
+    }
+}
+
+/// `[postgres]` settings that reach the server: connections, slots, tuning.
+fn server_settings(c: &mut Checker<'_>, spec: &Spec) {
+    let pg = &spec.postgres;
+    let hp = &spec.haproxy;
+    if pg.flavor == Flavor::Bitnami {
+        if let Some(on) = pg.replication_slots.as_ref().filter(|v| *v.get()) {
+            c.err(
+                "spec::bitnami",
+                on.span(),
+                "the Bitnami image cannot use replication slots",
+                "not supported here",
+                "it has no setting for them; use `flavor = \"official\"` with the `postgres` image, or drop the key",
+            );
+        }
+        if !pg.wal_keep_size.span().is_empty() {
+            c.err(
+                "spec::bitnami",
+                pg.wal_keep_size.span(),
+                "the Bitnami image ignores `wal_keep_size`",
+                "would be dropped",
+                "it reads no such setting; use `flavor = \"official\"` with the `postgres` image, or drop the key",
+            );
+        }
+    }
+    match parse_bytes(&pg.max_slot_wal_keep_size) {
+        Err(why) => c.err(
+            "spec::size",
+            pg.max_slot_wal_keep_size.span(),
+            format!("`postgres.max_slot_wal_keep_size` is not a size: {why}"),
+            "not a size",
+            "e.g. `16g`",
+        ),
+        Ok(b) if b / (1024 * 1024) > PG_MAX_WAL_KEEP_MB => c.err(
+            "spec::size",
+            pg.max_slot_wal_keep_size.span(),
+            "`postgres.max_slot_wal_keep_size` is larger than PostgreSQL accepts",
+            "too large",
+            format!("PostgreSQL takes at most {PG_MAX_WAL_KEEP_MB} MB"),
+        ),
+        Ok(b) if b < parse_bytes(&pg.wal_keep_size).unwrap_or(0) => c.err(
+            "spec::size",
+            pg.max_slot_wal_keep_size.span(),
+            "`postgres.max_slot_wal_keep_size` is smaller than `wal_keep_size`",
+            "smaller",
+            "a slot should be able to hold at least what is kept for every standby anyway",
+        ),
+        Ok(_) => {}
+    }
+    let proxies = hp.proxies.as_ref().map_or(1 + pg.replicas.len() as u32, |p| *p.get());
+    if let Some(p) = &hp.proxies
+        && !(1..=1000).contains(p.get())
+    {
+        c.err(
+            "spec::haproxy",
+            p.span(),
+            "`haproxy.proxies` must be from 1 to 1000",
+            "out of range",
+            "one per node that runs a proxy",
+        );
+    }
+    let max = *pg.max_connections.get();
+    let needed = PG_SUPERUSER_RESERVED + 2 * proxies.max(1) + PG_SPARE_CONNECTIONS;
+    if max > 262_143 {
+        c.err(
+            "spec::connections",
+            pg.max_connections.span(),
+            "`postgres.max_connections` is larger than PostgreSQL accepts (262143)",
+            "too large",
+            "a few hundred is usual; put a pooler in front for more clients",
+        );
+    } else if max < needed {
+        c.err(
+            "spec::connections",
+            pg.max_connections.span(),
+            format!("`postgres.max_connections` leaves no connection for {} prox{}", proxies, if proxies == 1 { "y" } else { "ies" }),
+            "too few",
+            format!(
+                "each proxy needs one connection for its check and at least one for clients, after {PG_SUPERUSER_RESERVED} reserved for superusers and {PG_SPARE_CONNECTIONS} spare: at least {needed}"
+            ),
+        );
+    }
+    for cidr in &hp.allow_from {
+        if let Err(why) = check_cidr(cidr) {
+            c.err(
+                "spec::haproxy",
+                cidr.span(),
+                format!("`{}` is not a network: {why}", cidr.get()),
+                "not a CIDR",
+                "e.g. `10.0.0.0/8` or `192.168.1.20/32`",
+            );
+        }
+    }
+    if hp.allow_from.is_empty() {
+        c.err(
+            "spec::haproxy",
+            hp.write_port.span(),
+            "`haproxy.allow_from` is empty, so no client could reach the database",
+            "in [haproxy]",
+            "list your application networks (default: loopback and private ranges)",
+        );
+    }
+    if let Some(shm) = &pg.shm_size {
+        match parse_bytes(shm) {
+            Err(why) => c.err(
+                "spec::size",
+                shm.span(),
+                format!("`postgres.shm_size` is not a size: {why}"),
+                "not a size",
+                "e.g. `512m`",
+            ),
+            Ok(b) if b < 64 * 1024 * 1024 => c.err(
+                "spec::size",
+                shm.span(),
+                "`postgres.shm_size` is smaller than docker's default of 64m",
+                "too small",
+                "leave it out for a quarter of the memory limit",
+            ),
+            Ok(_) => {}
+        }
+    }
+    for (name, value) in &pg.parameters {
+        if let Some(why) = crate::params::owned(name) {
+            c.err(
+                "spec::parameter",
+                name.span(),
+                format!("`{}` is set by hacompile", name.get()),
+                "not settable here",
+                format!("it comes from {why}"),
+            );
+            continue;
+        }
+        let Some(kind) = crate::params::kind(name) else {
+            let names = crate::params::KNOWN.iter().map(|(n, _)| *n);
+            let help = match crate::values::suggest(name, names) {
+                Some(best) => format!("did you mean `{best}`?"),
+                None => "a PostgreSQL setting name, e.g. `work_mem`; see `SHOW ALL` for the full list".to_owned(),
+            };
+            c.err(
+                "spec::parameter",
+                name.span(),
+                format!("`{}` is not a PostgreSQL setting hacompile knows", name.get()),
+                "unknown setting",
+                help,
+            );
+            continue;
+        };
+        use crate::model::ParamValue;
+        use crate::params::Kind;
+        let checked = match (kind, value.get()) {
+            (_, ParamValue::Text(t)) => crate::params::check_text(kind, t),
+            (Kind::Bool, ParamValue::Bool(_)) => Ok(()),
+            (Kind::Memory | Kind::Time | Kind::Int, ParamValue::Int(_)) => Ok(()),
+            (Kind::Real, ParamValue::Int(_) | ParamValue::Float(_)) => Ok(()),
+            (Kind::Text, ParamValue::Int(_) | ParamValue::Float(_) | ParamValue::Bool(_)) => Ok(()),
+            _ => Err("this setting takes another type of value"),
+        };
+        if let Err(why) = checked {
+            c.err(
+                "spec::parameter",
+                value.span(),
+                format!("`{}`: {why}", name.get()),
+                "invalid value",
+                "see the PostgreSQL documentation of this setting",
+            );
+        }
+    }
+    // Alpine variants differ from what the compiled services assume.
+    for (what, image, why) in [
+        (
+            "postgres.image",
+            &pg.image,
+            "the Alpine `postgres` image runs as UID 70, so secrets mounted for UID 999 are unreadable and the init script fails after initdb",
+        ),
+        ("haproxy.image", &hp.image, "the Alpine `haproxy` image has no bash, which the compiled healthcheck runs"),
+    ] {
+        let tag = image.rsplit_once(':').map_or("", |(_, t)| t);
+        if tag.to_ascii_lowercase().contains("alpine") {
+            c.err(
+                "spec::image",
+                image.span(),
+                format!("`{what}` is an Alpine variant, which hacompile does not support"),
+                "Alpine tag",
+                format!("{why}; use the Debian-based tag (e.g. `postgres:16`, `haproxy:2.8`)"),
+            );
+        }
+    }
+    for (what, port) in [("write_port", &hp.write_port), ("read_port", &hp.read_port)] {
+        if *port.get() < 1024 {
+            c.err(
+                "spec::port",
+                port.span(),
+                format!("`haproxy.{what}` is below 1024"),
+                "privileged port",
+                "the official haproxy image runs as the unprivileged user haproxy, which cannot bind ports below 1024; use e.g. 5000",
+            );
+        }
     }
 }

@@ -81,8 +81,19 @@ pub struct FileRef {
 pub struct Mount {
     #[serde(rename = "type")]
     pub kind: String,
-    pub source: String,
+    /// The volume's name; a tmpfs has none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
     pub target: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tmpfs: Option<Tmpfs>,
+}
+
+/// Options of a `type: tmpfs` mount.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Tmpfs {
+    /// Bytes.
+    pub size: u64,
 }
 
 /// Long port syntax; `mode: host` bypasses the ingress mesh.

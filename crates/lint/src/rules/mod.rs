@@ -34,9 +34,9 @@ mod hc401_database_without_placement;
 mod hc402_database_volume_shared;
 mod hc403_start_first_database;
 mod hc404_short_stop_grace_period;
-mod hc405_unbounded_restarts;
 mod hc406_global_proxy_ingress_ports;
 mod hc407_haproxy_mixed_backend;
+mod hc408_restart_policy_abandons_task;
 mod hc501_privileged;
 mod hc502_docker_socket_mount;
 mod hc503_sensitive_host_mount;
@@ -108,9 +108,9 @@ pub const RULES: &[Rule] = &[
     hc402_database_volume_shared::RULE,
     hc403_start_first_database::RULE,
     hc404_short_stop_grace_period::RULE,
-    hc405_unbounded_restarts::RULE,
     hc406_global_proxy_ingress_ports::RULE,
     hc407_haproxy_mixed_backend::RULE,
+    hc408_restart_policy_abandons_task::RULE,
     hc501_privileged::RULE,
     hc502_docker_socket_mount::RULE,
     hc503_sensitive_host_mount::RULE,
@@ -124,6 +124,18 @@ pub const RULES: &[Rule] = &[
     hc511_secret_file_in_repository::RULE,
     hc512_port_on_all_interfaces::RULE,
 ];
+
+/// Retired codes, never reused, with what replaced them.
+pub const RETIRED: &[(&str, &str, &str)] = &[(
+    "HC405",
+    "unbounded-restarts",
+    "retired: it recommended a `max_attempts` bound, which makes swarm abandon a database for good; see HC408",
+)];
+
+/// Why a code is retired, if it is.
+pub fn retired(code: &str) -> Option<&'static str> {
+    RETIRED.iter().find(|(c, name, _)| c.eq_ignore_ascii_case(code) || *name == code).map(|(_, _, why)| *why)
+}
 
 pub fn find(code: &str) -> Option<&'static Rule> {
     RULES.iter().find(|r| r.code.eq_ignore_ascii_case(code) || r.name == code)

@@ -1,0 +1,280 @@
+//! The pinned topology (the default): one primary service pinned to its node
+//! by placement constraints, one service per asynchronous streaming replica
+//! (each with its own volume and replication slot), HAProxy routing writes
+//! to the primary service only and reads to the replicas, with the primary
+//! as backup. No automatic failover: the README's runbook promotes a replica.
+//!
+//! For the official image, which has no replication of its own, it emits
+//! three scripts (in `crates/compile/scripts/`), each parameterised by the
+//! environment only: the primary's init script (replication role and its
+//! pg_hba rule), the replica's entrypoint (cluster identity check, slot,
+//! base backup, re-copy when it can no longer stream), and the healthcheck
+//! every database service runs (streaming, not just accepting connections).
+
+use std::collections::BTreeMap;
+
+use hacompile_haproxy::{Balance, Directive as D, Mode, Section, SectionKind, ServerOptions};
+use hacompile_spec::values::parse_bytes;
+use hacompile_spec::{DbService, Flavor, POSTGRES_PORT, Role, ValidSpec};
+use hacompile_stack as st;
+
+use super::Topology;
+use crate::names::*;
+use crate::proxy::{READ_LISTENER, WRITE_LISTENER, dynamic_server};
+use crate::services::{facts, logging, resources, restart, secret, update};
+use crate::{OutputFile, PinnedImages};
+
+pub const PRIMARY_INIT_SCRIPT: &str = include_str!("../../scripts/pg-primary-init.sh");
+pub const REPLICA_ENTRYPOINT_SCRIPT: &str = include_str!("../../scripts/pg-replica-entrypoint.sh");
+pub const HEALTHCHECK_SCRIPT: &str = include_str!("../../scripts/pg-healthcheck.sh");
+
+const CFG_KEY_PRIMARY_INIT: &str = "pg_primary_init";
+const CFG_KEY_REPLICA_ENTRYPOINT: &str = "pg_replica_entrypoint";
+const CFG_KEY_HEALTHCHECK: &str = "pg_healthcheck";
+const REPLICA_ENTRYPOINT_PATH: &str = "/usr/local/bin/hacompile-replica-entrypoint.sh";
+const PRIMARY_INIT_PATH: &str = "/docker-entrypoint-initdb.d/10-hacompile-replication.sh";
+const HEALTHCHECK_PATH: &str = "/usr/local/bin/hacompile-healthcheck.sh";
+const MODE_0555: u32 = 0o555;
+
+pub struct Pinned;
+
+impl Topology for Pinned {
+    fn companions(&self, spec: &ValidSpec) -> Vec<OutputFile> {
+        if spec.spec().postgres.flavor != Flavor::Official {
+            return Vec::new();
+        }
+        vec![
+            OutputFile::config(PRIMARY_INIT, CFG_KEY_PRIMARY_INIT, PRIMARY_INIT_SCRIPT, true),
+            OutputFile::config(REPLICA_ENTRYPOINT, CFG_KEY_REPLICA_ENTRYPOINT, REPLICA_ENTRYPOINT_SCRIPT, true),
+            OutputFile::config(HEALTHCHECK, CFG_KEY_HEALTHCHECK, HEALTHCHECK_SCRIPT, true),
+        ]
+    }
+
+    fn services(&self, spec: &ValidSpec, images: &PinnedImages, network: &str) -> Vec<(String, st::Service)> {
+        spec.db_services().into_iter().map(|db| (db.name.clone(), db_service(spec, images, network, &db))).collect()
+    }
+
+    fn listeners(&self, spec: &ValidSpec, guard: &[D], check: Option<&D>) -> Vec<Section> {
+        let hp = &spec.spec().haproxy;
+        let server = |service: &str, backup: bool, reads: bool| D::ServerTemplate {
+            prefix: format!("{service}-"),
+            count: 1,
+            fqdn: tasks_name(service),
+            port: POSTGRES_PORT,
+            options: ServerOptions {
+                // A returning replica takes the reads back from the primary.
+                shutdown_backup_sessions_on_up: reads && !backup,
+                ..dynamic_server(backup)
+            },
+        };
+        let listener = |name: &str, port: u16, balance, servers: Vec<D>| {
+            let mut directives = vec![D::Bind { address: String::new(), port }, D::Mode(Mode::Tcp)];
+            directives.extend(guard.iter().cloned());
+            directives.extend([D::OptionTcpLog, D::Balance(balance)]);
+            directives.extend(check.cloned());
+            directives.extend(servers);
+            Section { kind: SectionKind::Listen(name.into()), comment: None, directives }
+        };
+        let services = spec.db_services();
+        let primary = services.iter().find(|s| s.role == Role::Primary).expect("a spec always has a primary");
+        let mut write =
+            listener(WRITE_LISTENER, *hp.write_port.get(), Balance::First, vec![server(&primary.name, false, false)]);
+        write.comment = Some("Writes: the primary service only; never a replica".into());
+        let mut read_servers: Vec<D> =
+            services.iter().filter(|s| s.role != Role::Primary).map(|s| server(&s.name, false, true)).collect();
+        read_servers.push(server(&primary.name, true, true));
+        let mut read = listener(READ_LISTENER, *hp.read_port.get(), Balance::LeastConn, read_servers);
+        read.comment = Some("Reads: the replicas; the primary only while no replica is up".into());
+        vec![write, read]
+    }
+}
+
+/// A replica's replication slot: its service name as PostgreSQL spells names.
+pub fn slot_name(service: &str) -> String {
+    service.replace('-', "_")
+}
+
+/// `-c name=value` settings of a server, in a fixed order: what hacompile
+/// owns, the memory defaults derived from the limit, then the spec's own
+/// `[postgres.parameters]` (sorted).
+pub fn server_settings(spec: &ValidSpec, db: &DbService<'_>) -> Vec<(String, String)> {
+    let pg = &spec.spec().postgres;
+    let mb = |size: &str| (parse_bytes(size).expect("sizes were validated") / (1024 * 1024)).max(1);
+    let mut out: Vec<(String, String)> = vec![
+        ("max_connections".into(), pg.max_connections.to_string()),
+        ("max_wal_senders".into(), spec.wal_senders().to_string()),
+        ("max_replication_slots".into(), spec.wal_senders().to_string()),
+        ("hot_standby_feedback".into(), if *pg.hot_standby_feedback.get() { "on" } else { "off" }.into()),
+        // A walreceiver reports cluster_name as its application_name, so
+        // pg_stat_replication names each replica.
+        ("cluster_name".into(), db.name.clone()),
+    ];
+    if pg.flavor == Flavor::Official {
+        out.push(("wal_keep_size".into(), format!("{}MB", mb(&pg.wal_keep_size))));
+        if spec.replication_slots() {
+            out.push(("max_slot_wal_keep_size".into(), format!("{}MB", mb(&pg.max_slot_wal_keep_size))));
+        }
+    }
+    let memory = pg.resources.memory.as_ref().map_or("2g".to_owned(), |m| m.get().clone());
+    let limit_mb = mb(&memory);
+    let user: BTreeMap<&str, String> =
+        pg.parameters.iter().map(|(k, v)| (k.get().as_str(), v.get().to_string())).collect();
+    for (name, default) in
+        [("shared_buffers", format!("{}MB", limit_mb / 4)), ("effective_cache_size", format!("{}MB", limit_mb * 3 / 4))]
+    {
+        if !user.contains_key(name) {
+            out.push((name.into(), default));
+        }
+    }
+    out.extend(user.into_iter().map(|(k, v)| (k.to_owned(), v)));
+    out
+}
+
+/// The size of /dev/shm: the spec's, or a quarter of the memory limit.
+pub fn shm_bytes(spec: &ValidSpec) -> u64 {
+    let pg = &spec.spec().postgres;
+    match &pg.shm_size {
+        Some(s) => parse_bytes(s).expect("sizes were validated"),
+        None => {
+            let memory = pg.resources.memory.as_ref().map_or("2g".to_owned(), |m| m.get().clone());
+            (parse_bytes(&memory).expect("sizes were validated") / 4).max(64 * 1024 * 1024)
+        }
+    }
+}
+
+fn config_ref(source: &str, target: &str, uid: &str) -> st::FileRef {
+    st::FileRef { source: source.into(), target: target.into(), uid: uid.into(), gid: uid.into(), mode: MODE_0555 }
+}
+
+fn db_service(spec: &ValidSpec, images: &PinnedImages, network: &str, db: &DbService<'_>) -> st::Service {
+    let s = spec.spec();
+    let pg = &s.postgres;
+    let f = facts(pg.flavor);
+    let primary =
+        spec.db_services().into_iter().find(|d| d.role == Role::Primary).expect("a spec always has a primary");
+    let mut env = BTreeMap::new();
+    let mut set = |k: &str, v: String| {
+        env.insert(k.to_owned(), v);
+    };
+    let mut secrets = vec![secret(&pg.user.secret, f.uid)];
+    let mut configs = Vec::new();
+    let mut entrypoint = None;
+    let mut command = None;
+    let repl_password_file = secret_path(pg.replication.password.secret.get());
+    // Server settings on the command line, so they need no config file; the
+    // same on every database service (a replica may be promoted one day).
+    let mut server = vec!["postgres".to_owned()];
+    for (k, v) in server_settings(spec, db) {
+        server.extend(["-c".to_owned(), format!("{k}={v}")]);
+    }
+    let user_file = secret_path(pg.user.secret.get());
+    let healthcheck_test = match pg.flavor {
+        Flavor::Official => {
+            set("PGDATA", f.pgdata.expect("official flavor has PGDATA").into());
+            set("POSTGRES_USER_FILE", user_file.clone());
+            set("HACOMPILE_REPLICATION_USER", pg.replication.user.get().clone());
+            set("HACOMPILE_REPLICATION_PASSWORD_FILE", repl_password_file);
+            set("HACOMPILE_ROLE", if db.role == Role::Primary { "primary" } else { "replica" }.into());
+            set("HACOMPILE_PRIMARY_HOST", primary.name.clone());
+            set("HACOMPILE_PRIMARY_PORT", POSTGRES_PORT.to_string());
+            secrets.push(secret(&pg.replication.password.secret, f.uid));
+            configs.push(config_ref(CFG_KEY_HEALTHCHECK, HEALTHCHECK_PATH, "0"));
+            if db.role == Role::Primary {
+                command = Some(server);
+                set("POSTGRES_PASSWORD_FILE", secret_path(pg.password.secret.get()));
+                set("POSTGRES_DB", pg.database.get().clone());
+                secrets.insert(1, secret(&pg.password.secret, f.uid));
+                configs.push(config_ref(CFG_KEY_PRIMARY_INIT, PRIMARY_INIT_PATH, f.uid));
+            } else {
+                set("HACOMPILE_PGPASS_FILE", format!("{}/hacompile.pgpass", f.data_mount));
+                if spec.replication_slots() {
+                    set("HACOMPILE_REPLICATION_SLOT", slot_name(&db.name));
+                }
+                configs.push(config_ref(CFG_KEY_REPLICA_ENTRYPOINT, REPLICA_ENTRYPOINT_PATH, "0"));
+                entrypoint = Some(vec!["bash".to_owned(), REPLICA_ENTRYPOINT_PATH.to_owned()]);
+                command = Some(std::iter::once("docker-entrypoint.sh".to_owned()).chain(server).collect());
+            }
+            vec!["CMD".into(), "bash".into(), HEALTHCHECK_PATH.into()]
+        }
+        Flavor::Bitnami => {
+            set("POSTGRESQL_USERNAME_FILE", user_file.clone());
+            set("POSTGRESQL_PASSWORD_FILE", secret_path(pg.password.secret.get()));
+            set("POSTGRESQL_DATABASE", pg.database.get().clone());
+            set("POSTGRESQL_REPLICATION_USER", pg.replication.user.get().clone());
+            set("POSTGRESQL_REPLICATION_PASSWORD_FILE", repl_password_file);
+            set("POSTGRESQL_MAX_CONNECTIONS", pg.max_connections.to_string());
+            secrets.push(secret(&pg.password.secret, f.uid));
+            secrets.push(secret(&pg.replication.password.secret, f.uid));
+            if db.role == Role::Primary {
+                set("POSTGRESQL_REPLICATION_MODE", "master".into());
+            } else {
+                set("POSTGRESQL_REPLICATION_MODE", "slave".into());
+                set("POSTGRESQL_MASTER_HOST", primary.name.clone());
+                set("POSTGRESQL_MASTER_PORT_NUMBER", POSTGRES_PORT.to_string());
+            }
+            // `$$` is compose's escape for a literal `$`: the shell in the
+            // container reads the user name from the secret file at check time.
+            let probe = format!(
+                "pg_isready -q -h 127.0.0.1 -p {POSTGRES_PORT} -U \"$$(cat {user_file})\" -d {}",
+                pg.database.get()
+            );
+            vec!["CMD-SHELL".into(), probe]
+        }
+    };
+    let h = &pg.healthcheck;
+    let (update_config, rollback_config) = update(&pg.update);
+    st::Service {
+        image: images.postgres.clone(),
+        hostname: Some(db.name.clone()),
+        entrypoint,
+        command,
+        environment: env,
+        secrets,
+        configs,
+        volumes: vec![
+            st::Mount {
+                kind: "volume".into(),
+                source: Some(db.volume.clone()),
+                target: f.data_mount.into(),
+                tmpfs: None,
+            },
+            // Parallel queries' shared memory; swarm gives 64 MB and stacks cannot set shm_size.
+            st::Mount {
+                kind: "tmpfs".into(),
+                source: None,
+                target: "/dev/shm".into(),
+                tmpfs: Some(st::Tmpfs { size: shm_bytes(spec) }),
+            },
+        ],
+        networks: vec![network.to_owned()],
+        ports: Vec::new(),
+        cap_drop: vec!["ALL".into()],
+        cap_add: f.capabilities.iter().map(|c| (*c).to_owned()).collect(),
+        // Fast shutdown: abort transactions, checkpoint, exit.
+        stop_signal: Some("SIGINT".into()),
+        stop_grace_period: Some(pg.stop_grace_period.get().clone()),
+        healthcheck: Some(st::Healthcheck {
+            test: healthcheck_test,
+            interval: h.interval.get().clone(),
+            timeout: h.timeout.get().clone(),
+            retries: *h.retries,
+            start_period: h.start_period.get().clone(),
+        }),
+        logging: Some(logging(spec)),
+        deploy: Some(st::Deploy {
+            mode: "replicated".into(),
+            replicas: Some(1),
+            // No VIP: clients (HAProxy, replicas) reach the task directly, and
+            // IPVS never drops an idle connection after 900 s.
+            endpoint_mode: Some("dnsrr".into()),
+            placement: Some(st::Placement {
+                constraints: db.node.constraints.iter().map(|c| c.get().clone()).collect(),
+                max_replicas_per_node: Some(1),
+            }),
+            resources: resources(&pg.resources, 2.0, "2g", 0.5, "1g"),
+            restart_policy: restart(&pg.restart),
+            update_config,
+            rollback_config,
+        }),
+    }
+}
