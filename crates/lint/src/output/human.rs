@@ -114,9 +114,6 @@ pub fn human(report: &Report, colour: bool) -> String {
     let handler = GraphicalReportHandler::new_themed(theme).with_context_lines(1);
     let mut out = String::new();
     let (mut errors, mut warnings, mut infos, mut suppressed) = (0, 0, 0, 0);
-    for e in &report.config_errors {
-        out.push_str(&format!("error: {}: {} ({})\n", e.path.display(), e.message, e.help));
-    }
     for file in &report.files {
         let shown = masked(file);
         for f in &file.findings {
