@@ -87,9 +87,9 @@ fn stdin_directories_and_exit_codes() {
     assert!(build.status.success());
     let (code, out, _) = lint_in(&clean, &["docker-stack.yml"]);
     assert_eq!(code, 0, "hacompile's own output passes its linter:\n{out}");
-    let (code, _, err) = lint_in(root, &["no-such-file.yml"]);
+    let (code, out, _) = lint_in(root, &["no-such-file.yml"]);
     assert_eq!(code, 2);
-    assert!(err.contains("does not exist"));
+    assert!(out.contains("does not exist"), "{out}");
 }
 
 #[test]

@@ -2,6 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
+use hacompile_boundary::read;
 use hacompile_compile::{Compiled, OutputFile, compile};
 use hacompile_image::{LOCK_FILE_NAME, LockError, LockFile};
 use hacompile_spec::{SourceFile, SpecDiagnostic, SpecErrors, load};
@@ -80,11 +81,12 @@ fn compile_spec(args: &Args) -> Result<Compiled, u8> {
 /// Reads the lock; a missing default lock is an empty one (each image then
 /// gets its own "not locked" error at its reference in the spec).
 fn read_lock(path: &Path, explicit: bool) -> Result<LockFile, u8> {
-    let source = match SourceFile::read(path) {
-        Ok(s) => s,
-        Err(_) if !explicit && !path.exists() => return Ok(LockFile::default()),
+    // The bounded reader: a FIFO, a device or a huge file is refused at once.
+    let source = match read::read_text(path, read::limits::LOCK) {
+        Ok(text) => SourceFile::new(path.display().to_string(), text),
+        Err(e) if !explicit && e.is_not_found() => return Ok(LockFile::default()),
         Err(e) => {
-            report::diagnostics(&e);
+            report::error(&format!("cannot read the lock file {}: {e}", path.display()), Some("check the path"));
             return Err(exit::INPUT);
         }
     };

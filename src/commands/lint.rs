@@ -1,8 +1,9 @@
 //! `hacompile lint`: stack/compose files, cluster specs and haproxy.cfg.
 
-use std::io::{IsTerminal, Read};
+use std::io::IsTerminal;
 use std::path::PathBuf;
 
+use hacompile_boundary::read::{self, limits};
 use hacompile_lint::{Config, Input, Options, Severity, output};
 
 use crate::{exit, output as out, report};
@@ -60,10 +61,10 @@ pub fn run(args: Args) -> u8 {
         ..Options::default()
     };
     if let Some(path) = &args.lock {
-        let text = match std::fs::read_to_string(path) {
+        let text = match read::read_text(path, limits::LOCK) {
             Ok(t) => t,
             Err(e) => {
-                report::error(&format!("cannot read the lock file {}: {e}", path.display()), None);
+                report::error(&format!("cannot read the lock file {}: {e}", path.display()), Some("check the path"));
                 return exit::INPUT;
             }
         };
@@ -77,9 +78,9 @@ pub fn run(args: Args) -> u8 {
     }
     if let Some(path) = &args.config {
         let parsed =
-            std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display())).and_then(|t| {
-                Config::parse(path, &t).map_err(|e| format!("{}: {} ({})", path.display(), e.message, e.help))
-            });
+            read::read_text(path, limits::CONFIG).map_err(|e| format!("cannot read {}: {e}", path.display())).and_then(
+                |t| Config::parse(path, &t).map_err(|e| format!("{}: {} ({})", path.display(), e.message, e.help)),
+            );
         match parsed {
             Ok(c) => options.config = Some(c),
             Err(e) => {
@@ -89,23 +90,18 @@ pub fn run(args: Args) -> u8 {
         }
     }
     let paths = if args.paths.is_empty() { vec![PathBuf::from(".")] } else { args.paths };
-    let mut inputs = Vec::new();
-    for p in paths {
-        if p.as_os_str() == "-" {
-            let mut bytes = Vec::new();
-            let limit = hacompile_lint::MAX_STACK_BYTES + 1;
-            if let Err(e) = std::io::stdin().take(limit).read_to_end(&mut bytes) {
-                report::error(&format!("cannot read stdin: {e}"), None);
-                return exit::INPUT;
+    // A path that cannot be read (missing, a FIFO, unreadable) is an entry
+    // of the report, so every format reports it and the rest is still linted.
+    let inputs = paths
+        .into_iter()
+        .map(|p| {
+            if p.as_os_str() == "-" {
+                Input::Stdin(read::read_bounded(std::io::stdin().lock(), limits::STACK))
+            } else {
+                Input::Path(p)
             }
-            inputs.push(Input::Stdin(bytes));
-        } else if !p.exists() {
-            report::error(&format!("{} does not exist", p.display()), Some("name a file or directory to lint"));
-            return exit::INPUT;
-        } else {
-            inputs.push(Input::Path(p));
-        }
-    }
+        })
+        .collect();
     let result = hacompile_lint::run(inputs, &options);
     let written = match args.format {
         // Streamed: a large report is not built in memory first.

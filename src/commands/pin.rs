@@ -132,7 +132,14 @@ pub fn run(args: Args) -> u8 {
             };
             if status != "pinned" {
                 findings += 1;
-                edits.push((site.span.clone(), pinned.clone()));
+                // A value written with escapes is replaced as a whole
+                // scalar; a JSON string is a valid YAML double-quoted one.
+                let new = if site.whole_scalar {
+                    serde_json::to_string(&pinned).expect("a string serializes")
+                } else {
+                    pinned.clone()
+                };
+                edits.push((site.span.clone(), new));
             }
             let shown = match (status, r.digest()) {
                 ("drifted", Some(old)) => format!("{status}: {} (tag now {}, was {old})", site.text, resolved.digest),

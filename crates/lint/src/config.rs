@@ -113,10 +113,12 @@ impl Config {
         })
     }
 
-    /// The nearest `.hacompile.toml` at or above `dir`.
+    /// The nearest `.hacompile.toml` at or above `dir`. Anything of that
+    /// name counts (a FIFO, a link to a device or to nothing), so that
+    /// reading it refuses it instead of the walk silently using defaults.
     pub fn discover(dir: &Path) -> Option<PathBuf> {
         let dir = dir.canonicalize().ok()?;
-        dir.ancestors().map(|d| d.join(CONFIG_FILE)).find(|p| p.is_file())
+        dir.ancestors().map(|d| d.join(CONFIG_FILE)).find(|p| p.symlink_metadata().is_ok())
     }
 
     pub fn is_excluded(&self, path: &Path) -> bool {

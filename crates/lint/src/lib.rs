@@ -17,12 +17,12 @@ pub mod suppress;
 pub mod yaml;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use hacompile_boundary::mask::Masker;
 
+use hacompile_boundary::read::{self, ReadError, limits};
 use hacompile_image::LockFile;
 
 pub use config::{Config, ConfigError};
@@ -31,14 +31,22 @@ pub use rules::{RULES, Rule};
 pub use source::Source;
 
 /// Stack files larger than this are refused (an 8,000-service stack is ~3 MiB).
-pub const MAX_STACK_BYTES: u64 = 16 * 1024 * 1024;
-pub const MAX_HAPROXY_BYTES: u64 = 4 * 1024 * 1024;
+pub const MAX_STACK_BYTES: u64 = limits::STACK;
+
+/// At most this many findings of one rule are reported per file; one more
+/// finding of the rule says how many were left out. A file with a million
+/// duplicate keys has one problem, not a report of hundreds of megabytes.
+pub const MAX_FINDINGS_PER_RULE: usize = 100;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FileKind {
     Stack,
     Spec,
     Haproxy,
+    /// A side file lint reads but does not lint (`hacompile.lock`,
+    /// `.hacompile.toml`): reported only when it cannot be used.
+    Lock,
+    Config,
 }
 
 /// The result of linting one file.
@@ -160,8 +168,42 @@ fn input_error(
     }
 }
 
+/// The most bytes read of a file of this kind.
+fn limit_of(kind: FileKind) -> u64 {
+    match kind {
+        FileKind::Stack => limits::STACK,
+        FileKind::Spec => limits::SPEC,
+        FileKind::Haproxy => limits::HAPROXY,
+        FileKind::Lock => limits::LOCK,
+        FileKind::Config => limits::CONFIG,
+    }
+}
+
+/// The most bytes read of a file before its content is seen: an
+/// haproxy.cfg's limit for its name, else a stack's (the largest; a spec's
+/// own limit is checked once its content says it is one, so a large TOML
+/// file that is not a spec is still skipped, not refused).
+fn read_limit(path: &Path) -> u64 {
+    let name = path.file_name().map(|n| n.to_string_lossy().to_ascii_lowercase()).unwrap_or_default();
+    if name.ends_with(".cfg") && name.contains("haproxy") { limits::HAPROXY } else { limits::STACK }
+}
+
+/// An input error for a file the bounded reader refused.
+fn unreadable(name: &str, kind: FileKind, e: &ReadError) -> FileResult {
+    let help = match e {
+        ReadError::NotRegular(_) => "lint regular files (a FIFO or a device would block or never end)",
+        ReadError::TooLarge { .. } => "lint smaller files; a file this large is not a hand-written one",
+        ReadError::Io(io) if io.kind() == std::io::ErrorKind::PermissionDenied => "check its permissions",
+        ReadError::Io(_) => "check the path",
+    };
+    let message =
+        if e.is_not_found() { "the file does not exist".to_owned() } else { format!("cannot read the file: {e}") };
+    input_error(name, kind, None, 0..0, message, help)
+}
+
 /// Lints one file's bytes. `path` (when on disk) locates the stack's
-/// directory for `file:` references.
+/// directory for `file:` references; `lock` is the lock to compare digests
+/// with (given, or the one beside a spec).
 pub fn lint_file(
     name: &str,
     path: Option<&Path>,
@@ -169,21 +211,11 @@ pub fn lint_file(
     kind: FileKind,
     config: &Config,
     options: &Options,
+    lock: Option<&LockFile>,
 ) -> FileResult {
-    let limit = match kind {
-        FileKind::Stack => MAX_STACK_BYTES,
-        FileKind::Spec => hacompile_spec::MAX_SPEC_BYTES,
-        FileKind::Haproxy => MAX_HAPROXY_BYTES,
-    };
+    let limit = limit_of(kind);
     if bytes.len() as u64 > limit {
-        return input_error(
-            name,
-            kind,
-            None,
-            0..0,
-            format!("the file is larger than {} MiB", limit / (1024 * 1024)),
-            "lint smaller files; a stack file this large is not a hand-written one",
-        );
+        return unreadable(name, kind, &ReadError::TooLarge { limit });
     }
     if bytes.iter().take(8192).any(|b| *b == 0) {
         return input_error(
@@ -212,6 +244,15 @@ pub fn lint_file(
         }
     };
     let src = Source::new(name, text);
+    let parsed = suppress::parse(&src, |c| rules::find(c).is_some());
+    let reporting = Reporting {
+        src: &src,
+        config,
+        suppressions: &parsed.suppressions,
+        inline_allowed: config.allow_inline_suppressions && !options.forbid_inline,
+    };
+    let mut findings: Vec<Finding> = Vec::new();
+    // Hits of several rules at once (spec diagnostics).
     let mut hits: Vec<(&'static rules::Rule, Hit)> = Vec::new();
     let mut haproxy_refs = Vec::new();
     let dir = path.and_then(Path::parent).map(Path::to_path_buf);
@@ -231,7 +272,7 @@ pub fn lint_file(
                     "is this a stack or compose file?",
                 );
             };
-            let cx = context::StackCx::new(&src, &doc, root, options.lock.as_ref(), dir.clone());
+            let cx = context::StackCx::new(&src, &doc, root, lock, dir.clone());
             cx.services();
             let active: Vec<(&'static rules::Rule, rules::StackCheck)> = RULES
                 .iter()
@@ -252,7 +293,9 @@ pub fn lint_file(
                 for (rule, check) in part {
                     let mut out = Vec::new();
                     check(&cx, &mut out);
-                    found.extend(out.into_iter().map(|h| (*rule, h)));
+                    // Duplicate keys past the parser's record are counted, not reported.
+                    let more: &[usize] = if rule.code == rules::DUPLICATE_KEY { &doc.more_duplicates } else { &[] };
+                    found.extend(reporting.findings(rule, out, more));
                 }
                 found
             };
@@ -261,8 +304,8 @@ pub fn lint_file(
                 let mine = run(&first);
                 (mine, other.join().expect("a rule panicked"))
             });
-            hits.extend(a);
-            hits.extend(b);
+            findings.extend(a);
+            findings.extend(b);
             haproxy_refs = haproxy_configs(&cx);
         }
         FileKind::Haproxy => {
@@ -272,10 +315,12 @@ pub fn lint_file(
                 {
                     let mut out = Vec::new();
                     f(&src, &mut out);
-                    hits.extend(out.into_iter().map(|h| (rule, h)));
+                    findings.extend(reporting.findings(rule, out, &[]));
                 }
             }
         }
+        // Side files are only read, never linted.
+        FileKind::Lock | FileKind::Config => {}
         FileKind::Spec => {
             let spec_src = hacompile_spec::SourceFile::new(name, src.text.clone());
             match hacompile_spec::load(&spec_src) {
@@ -303,14 +348,6 @@ pub fn lint_file(
                     }
                 }
                 Ok(valid) => {
-                    // The lock beside the spec, unless one was given.
-                    let beside = match (&options.lock, path) {
-                        (None, Some(p)) => std::fs::read_to_string(p.with_file_name(hacompile_image::LOCK_FILE_NAME))
-                            .ok()
-                            .and_then(|t| LockFile::parse(&t).ok()),
-                        _ => None,
-                    };
-                    let lock = options.lock.as_ref().or(beside.as_ref());
                     let cx = spec::SpecCx { src: &spec_src, spec: &valid, lock };
                     for rule in RULES {
                         if let rules::Check::Spec(f) | rules::Check::StackAndSpec(_, f) = rule.check
@@ -318,14 +355,39 @@ pub fn lint_file(
                         {
                             let mut out = Vec::new();
                             f(&cx, &mut out);
-                            hits.extend(out.into_iter().map(|h| (rule, h)));
+                            findings.extend(reporting.findings(rule, out, &[]));
                         }
                     }
                 }
             }
         }
     }
-    let mut findings = finish(&src, hits, config, options);
+    // Suppression comments that are themselves problems.
+    if reporting.inline_allowed {
+        let rule = rules::find(rules::SUPPRESSION_WITHOUT_REASON).expect("registered");
+        hits.extend(parsed.problems.iter().map(|p| {
+            let hit = Hit::new(p.span.clone(), p.message.clone());
+            (rule, hit.help("write `# hacompile-ignore CODE: why this is acceptable`"))
+        }));
+    } else {
+        let rule = rules::find(rules::INLINE_SUPPRESSION_FORBIDDEN).expect("registered");
+        let spans =
+            parsed.suppressions.iter().map(|s| s.span.clone()).chain(parsed.problems.iter().map(|p| p.span.clone()));
+        hits.extend(spans.map(|span| {
+            let hit = Hit::new(span, "inline suppressions are not allowed here");
+            (rule, hit.help("fix the finding, or turn the rule off for this path in .hacompile.toml"))
+        }));
+    }
+    // Grouped by rule (a stable sort keeps each rule's order).
+    hits.sort_by_key(|(rule, _)| rule.code);
+    let mut hits = hits.into_iter().peekable();
+    while let Some((rule, first)) = hits.next() {
+        let mut group = vec![first];
+        while let Some((_, hit)) = hits.next_if(|(r, _)| r.code == rule.code) {
+            group.push(hit);
+        }
+        findings.extend(reporting.findings(rule, group, &[]));
+    }
     findings.sort_by(|a, b| (a.span.start, a.code).cmp(&(b.span.start, b.code)));
     let fail_on = options.fail_on.unwrap_or(config.fail_on);
     let mut secrets: Vec<std::ops::Range<usize>> =
@@ -346,80 +408,113 @@ pub fn lint_file(
     }
 }
 
-/// Hits -> findings: dedupe, severity from config, suppressions applied.
-fn finish(src: &Source, hits: Vec<(&'static rules::Rule, Hit)>, config: &Config, options: &Options) -> Vec<Finding> {
-    let make = |rule: &'static rules::Rule, severity: Severity, hit: Hit| {
-        let (line, column) = src.line_col(hit.span.start);
-        let (end_line, end_column) = src.line_col(hit.span.end);
-        Finding {
-            code: rule.code,
-            rule: rule.name,
-            severity,
-            file: src.name.clone(),
-            span: hit.span,
-            line,
-            column,
-            end_line,
-            end_column,
-            message: hit.message,
-            help: hit.help.unwrap_or_else(|| rule.summary.to_owned()),
-            suppressed: None,
-        }
-    };
-    // One finding per rule and place: a value merged into several services
-    // through an anchor is reported once, where it is written.
-    let mut seen = std::collections::HashSet::new();
-    let mut findings: Vec<Finding> = hits
-        .into_iter()
-        .filter(|(rule, hit)| seen.insert((rule.code, hit.span.start, hit.span.end)))
-        .filter_map(|(rule, hit)| config.severity(rule).map(|sev| make(rule, sev, hit)))
-        .collect();
-
-    let parsed = suppress::parse(src, |c| rules::find(c).is_some());
-    let inline_allowed = config.allow_inline_suppressions && !options.forbid_inline;
-    let engine = |code: &str| rules::find(code).expect("registered");
-    if inline_allowed {
-        for p in parsed.problems {
-            let rule = engine(rules::SUPPRESSION_WITHOUT_REASON);
-            if let Some(sev) = config.severity(rule) {
-                findings.push(make(
-                    rule,
-                    sev,
-                    Hit::new(p.span, p.message).help("write `# hacompile-ignore CODE: why this is acceptable`"),
-                ));
-            }
-        }
-        for f in &mut findings {
-            if let Some(s) = parsed
-                .suppressions
-                .iter()
-                .find(|s| s.lines.0 <= f.line && f.line <= s.lines.1 && s.codes.iter().any(|c| c == f.code))
-            {
-                f.suppressed = Some(s.reason.clone());
-            }
-        }
-    } else {
-        let rule = engine(rules::INLINE_SUPPRESSION_FORBIDDEN);
-        if let Some(sev) = config.severity(rule) {
-            let spans = parsed
-                .suppressions
-                .iter()
-                .map(|s| s.span.clone())
-                .chain(parsed.problems.iter().map(|p| p.span.clone()));
-            for span in spans {
-                findings.push(make(
-                    rule,
-                    sev,
-                    Hit::new(span, "inline suppressions are not allowed here")
-                        .help("fix the finding, or turn the rule off for this path in .hacompile.toml"),
-                ));
-            }
-        }
-    }
-    findings
+/// Turns one rule's hits into findings as soon as the rule returns:
+/// duplicates dropped, severity from config, suppressions applied, and at
+/// most [`MAX_FINDINGS_PER_RULE`] kept (the rest counted in one more). A
+/// rule that reports a million places then costs memory for its own output
+/// only, never for copies of it.
+struct Reporting<'r> {
+    src: &'r Source,
+    config: &'r Config,
+    suppressions: &'r [suppress::Suppression],
+    inline_allowed: bool,
 }
 
-/// haproxy.cfg files a stack names under top-level `configs`.
+impl Reporting<'_> {
+    /// `more` are the byte offsets of further findings of the rule, after
+    /// all of `hits`, that were counted instead of made (duplicate keys).
+    fn findings(&self, rule: &'static rules::Rule, mut hits: Vec<Hit>, more: &[usize]) -> Vec<Finding> {
+        let Some(severity) = self.config.severity(rule) else { return Vec::new() };
+        // One finding per place: a value merged into several services
+        // through an anchor is reported once, where it is written. The sort
+        // is stable, so the first hit at a place is the one kept.
+        hits.sort_by_key(|h| (h.span.start, h.span.end));
+        hits.dedup_by(|b, a| a.span == b.span);
+        let suppressible =
+            self.inline_allowed && self.suppressions.iter().any(|s| s.codes.iter().any(|c| c == rule.code));
+        let covering = if suppressible {
+            let lines: Vec<usize> =
+                hits.iter().map(|h| h.span.start).chain(more.iter().copied()).map(|o| self.src.line_of(o)).collect();
+            suppressed_by(self.suppressions, rule.code, &lines)
+        } else {
+            Vec::new()
+        };
+        let reason = |i: usize| covering.get(i).copied().flatten().map(|s| self.suppressions[s].reason.clone());
+        let make = |hit: Hit, suppressed: Option<String>| {
+            let (line, column) = self.src.line_col(hit.span.start);
+            let (end_line, end_column) = self.src.line_col(hit.span.end);
+            Finding {
+                code: rule.code,
+                rule: rule.name,
+                severity,
+                file: self.src.name.clone(),
+                span: hit.span,
+                line,
+                column,
+                end_line,
+                end_column,
+                message: hit.message,
+                help: hit.help.unwrap_or_else(|| rule.summary.to_owned()),
+                suppressed,
+            }
+        };
+        let total = hits.len() + more.len();
+        let all_left_out_suppressed =
+            (MAX_FINDINGS_PER_RULE..total).all(|i| covering.get(i).copied().flatten().is_some());
+        let mut hits = hits.into_iter();
+        let mut findings: Vec<Finding> =
+            hits.by_ref().take(MAX_FINDINGS_PER_RULE).enumerate().map(|(i, hit)| make(hit, reason(i))).collect();
+        if total > MAX_FINDINGS_PER_RULE {
+            let left_out = total - MAX_FINDINGS_PER_RULE;
+            let at = hits.next().map_or_else(|| more[0]..more[0], |h| h.span);
+            let note = Hit::new(
+                at,
+                format!(
+                    "{left_out} more findings of {} left out (at most {MAX_FINDINGS_PER_RULE} of one rule are reported per file; this is the first of them)",
+                    rule.code
+                ),
+            )
+            .help("fix the findings shown and lint again");
+            let suppressed = all_left_out_suppressed.then(|| "every finding left out is suppressed inline".to_owned());
+            findings.push(make(note, suppressed));
+        }
+        findings
+    }
+}
+
+/// For each line, the first suppression in the order written that covers
+/// it for `code`. One sweep over lines (in order) and suppressions, so a
+/// file with many of both is not quadratic.
+fn suppressed_by(suppressions: &[suppress::Suppression], code: &str, lines: &[usize]) -> Vec<Option<usize>> {
+    let mut starts: Vec<usize> =
+        (0..suppressions.len()).filter(|&i| suppressions[i].codes.iter().any(|c| c == code)).collect();
+    starts.sort_by_key(|&i| suppressions[i].lines.0);
+    let mut starts = starts.into_iter().peekable();
+    let mut order: Vec<usize> = (0..lines.len()).collect();
+    order.sort_by_key(|&i| lines[i]);
+    // Started suppressions by the order they are written; one that ended
+    // before the current line has ended for every later line too.
+    let mut active = BTreeSet::new();
+    let mut out = vec![None; lines.len()];
+    for i in order {
+        let line = lines[i];
+        while let Some(s) = starts.next_if(|&s| suppressions[s].lines.0 <= line) {
+            active.insert(s);
+        }
+        while let Some(&first) = active.first() {
+            if suppressions[first].lines.1 >= line {
+                out[i] = Some(first);
+                break;
+            }
+            active.remove(&first);
+        }
+    }
+    out
+}
+
+/// haproxy.cfg files a stack names under top-level `configs`. One that is
+/// not there is skipped (it may be generated later); anything else that is
+/// there is read, so a link to a device or a FIFO is refused, not skipped.
 fn haproxy_configs(cx: &context::StackCx<'_>) -> Vec<PathBuf> {
     let (Some(dir), Some(configs)) = (&cx.dir, cx.at(cx.root, &["configs"])) else { return Vec::new() };
     cx.doc
@@ -428,26 +523,28 @@ fn haproxy_configs(cx: &context::StackCx<'_>) -> Vec<PathBuf> {
         .filter_map(|(_, v)| cx.str_at(v, &["file"]))
         .filter(|f| f.to_ascii_lowercase().contains("haproxy") && f.ends_with(".cfg"))
         .map(|f| dir.join(f))
-        .filter(|p| p.is_file())
+        .filter(|p| p.symlink_metadata().is_ok())
         .collect()
 }
 
-/// One input of a run: a path (file or directory) or stdin's bytes.
+/// One input of a run: a path (file or directory) or stdin's bytes, read
+/// by the caller with [`read::read_bounded`] (or why they could not be).
 pub enum Input {
     Path(PathBuf),
-    Stdin(Vec<u8>),
+    Stdin(Result<Vec<u8>, ReadError>),
 }
 
-/// A whole run's results, in a stable order.
+/// A whole run's results, in a stable order. A side file that could not be
+/// used (`.hacompile.toml`, the lock beside a spec) is a result of its own,
+/// so every output format reports it.
 pub struct Report {
     pub files: Vec<FileResult>,
-    pub config_errors: Vec<ConfigError>,
 }
 
 impl Report {
     /// 0 clean, 1 findings at or above the threshold, 2 unreadable input.
     pub fn exit_code(&self) -> u8 {
-        if !self.config_errors.is_empty() || self.files.iter().any(|f| f.input_error) {
+        if self.files.iter().any(|f| f.input_error) {
             2
         } else if self.files.iter().any(|f| f.failing().next().is_some()) {
             1
@@ -457,63 +554,136 @@ impl Report {
     }
 }
 
-fn read_limited(path: &Path, limit: u64) -> std::io::Result<Vec<u8>> {
-    let mut bytes = Vec::new();
-    std::fs::File::open(path)?.take(limit + 1).read_to_end(&mut bytes)?;
-    Ok(bytes)
+/// An input error for a path the bounded reader refused; a link to nothing
+/// is told apart from a path that is not there.
+fn unreadable_path(path: &Path, name: &str, kind: FileKind, e: &ReadError) -> FileResult {
+    if e.is_not_found() && path.symlink_metadata().is_ok_and(|m| m.file_type().is_symlink()) {
+        return input_error(
+            name,
+            kind,
+            None,
+            0..0,
+            "the file is a symbolic link to a path that does not exist".into(),
+            "fix or remove the link",
+        );
+    }
+    let mut result = unreadable(name, kind, e);
+    if e.is_not_found() {
+        result.findings[0].help = "name a file or directory to lint".into();
+    }
+    result
 }
 
-fn walk(dir: &Path) -> Vec<PathBuf> {
-    let mut out: Vec<PathBuf> = ignore::WalkBuilder::new(dir)
-        .hidden(true)
-        .build()
-        .filter_map(Result::ok)
-        .filter(|e| e.file_type().is_some_and(|t| t.is_file()))
-        .map(ignore::DirEntry::into_path)
-        .filter(|p| is_candidate(p))
-        .collect();
-    out.sort();
-    out
+/// A discovered config's path (absolute) as the user would write it:
+/// relative to the current directory when it is below it, as the paths of
+/// linted files are (SARIF and GitHub map relative paths to the repository).
+fn config_name(path: &Path) -> String {
+    let cwd = std::env::current_dir().and_then(|d| d.canonicalize());
+    cwd.ok()
+        .and_then(|d| path.strip_prefix(d).ok().map(Path::to_path_buf))
+        .unwrap_or_else(|| path.to_path_buf())
+        .display()
+        .to_string()
+}
+
+/// A config file that could not be used, as a result of its own.
+fn config_error(e: ConfigError) -> FileResult {
+    let name = config_name(&e.path);
+    let source = (!e.text.is_empty()).then(|| Source::new(name.clone(), e.text));
+    input_error(&name, FileKind::Config, source, e.span, e.message, &e.help)
+}
+
+/// Where a walk error happened: the directory that could not be read, or
+/// the link that loops.
+fn walk_error_path(e: &ignore::Error) -> Option<&Path> {
+    match e {
+        ignore::Error::WithPath { path, .. } => Some(path),
+        ignore::Error::Loop { child, .. } => Some(child),
+        ignore::Error::WithDepth { err, .. } | ignore::Error::WithLineNumber { err, .. } => walk_error_path(err),
+        ignore::Error::Partial(errs) => errs.iter().find_map(walk_error_path),
+        _ => None,
+    }
+}
+
+/// The candidate files below `dir`, and what could not be walked. A
+/// directory the walk cannot read (no permission) or a link loop is an
+/// input error: a file skipped silently is a gap in a CI gate. Links to
+/// files are linted through the link (the read refuses links to devices);
+/// links to directories are not followed, as in ripgrep, so a walk stays
+/// inside the tree it was given.
+fn walk(dir: &Path) -> (Vec<PathBuf>, Vec<FileResult>) {
+    let mut files = Vec::new();
+    let mut errors = Vec::new();
+    for entry in ignore::WalkBuilder::new(dir).hidden(true).build() {
+        match entry {
+            Ok(e) => {
+                if !e.file_type().is_some_and(|t| t.is_dir()) && is_candidate(e.path()) {
+                    files.push(e.into_path());
+                }
+            }
+            // Errors in ignore files (a bad glob in .gitignore) drop a
+            // pattern, which only ever lints more; I/O errors and loops hide files.
+            Err(e) if e.io_error().is_some() || matches!(e, ignore::Error::Loop { .. }) => {
+                let at = walk_error_path(&e).map_or_else(|| dir.to_path_buf(), Path::to_path_buf);
+                let cause = match e.io_error() {
+                    Some(io) => io.to_string(),
+                    None => "a symbolic link that loops back to a directory above it".to_owned(),
+                };
+                errors.push(input_error(
+                    &at.display().to_string(),
+                    FileKind::Stack,
+                    None,
+                    0..0,
+                    format!("cannot read this part of the tree: {cause}"),
+                    "check its permissions, or exclude it in .hacompile.toml",
+                ));
+            }
+            Err(_) => {}
+        }
+    }
+    files.sort();
+    (files, errors)
 }
 
 /// Lints every input: directories are walked for stack, compose, spec and
-/// haproxy files; haproxy.cfg files that stacks name are linted too.
+/// haproxy files; haproxy.cfg files that stacks name are linted too. Every
+/// file (and side file) is read with the bounded reader.
 pub fn run(inputs: Vec<Input>, options: &Options) -> Report {
     let mut configs: BTreeMap<PathBuf, Option<Config>> = BTreeMap::new();
-    let mut config_errors = Vec::new();
-    let mut config_for = |dir: &Path, errors: &mut Vec<ConfigError>| -> Config {
+    let mut locks: BTreeMap<PathBuf, Option<LockFile>> = BTreeMap::new();
+    let mut results = Vec::new();
+    let mut config_for = |dir: &Path, results: &mut Vec<FileResult>| -> Config {
         if let Some(c) = &options.config {
             return c.clone();
         }
         let Some(path) = Config::discover(dir) else { return Config::default() };
-        configs
-            .entry(path.clone())
-            .or_insert_with(|| {
-                let parsed = std::fs::read_to_string(&path)
-                    .map_err(|e| ConfigError {
-                        path: path.clone(),
-                        text: String::new(),
-                        message: format!("cannot read it: {e}"),
-                        span: 0..0,
-                        help: "check its permissions".into(),
-                    })
-                    .and_then(|text| Config::parse(&path, &text));
-                parsed.map_err(|e| errors.push(e)).ok()
-            })
-            .clone()
-            .unwrap_or_default()
+        if let Some(known) = configs.get(&path) {
+            return known.clone().unwrap_or_default();
+        }
+        let name = config_name(&path);
+        let parsed = match read::read_text(&path, limits::CONFIG) {
+            Ok(text) => Config::parse(&path, &text).map_err(config_error),
+            Err(e) => Err(unreadable_path(&path, &name, FileKind::Config, &e)),
+        };
+        let config = parsed.map_err(|e| results.push(e)).ok();
+        configs.insert(path, config.clone());
+        config.unwrap_or_default()
     };
     let mut files: Vec<(PathBuf, bool)> = Vec::new();
-    let mut results = Vec::new();
     for input in inputs {
         match input {
-            Input::Stdin(bytes) => {
-                let config = config_for(Path::new("."), &mut config_errors);
+            Input::Stdin(Err(e)) => results.push(unreadable("-", FileKind::Stack, &e)),
+            Input::Stdin(Ok(bytes)) => {
+                let config = config_for(Path::new("."), &mut results);
                 let text = String::from_utf8_lossy(&bytes[..bytes.len().min(64 * 1024)]).into_owned();
                 let kind = classify("-", &text).unwrap_or(FileKind::Stack);
-                results.push(lint_file("-", None, bytes, kind, &config, options));
+                results.push(lint_file("-", None, bytes, kind, &config, options, options.lock.as_ref()));
             }
-            Input::Path(p) if p.is_dir() => files.extend(walk(&p).into_iter().map(|f| (f, false))),
+            Input::Path(p) if p.is_dir() => {
+                let (found, errors) = walk(&p);
+                files.extend(found.into_iter().map(|f| (f, false)));
+                results.extend(errors);
+            }
             Input::Path(p) => files.push((p, true)),
         }
     }
@@ -529,35 +699,14 @@ pub fn run(inputs: Vec<Input>, options: &Options) -> Report {
         }
         let name = path.display().to_string();
         let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
-        let config = config_for(dir, &mut config_errors);
+        let config = config_for(dir, &mut results);
         if config.is_excluded(&path) {
             continue;
         }
-        // Refuse an oversized file from its metadata, before reading any of it.
-        if let Ok(meta) = std::fs::metadata(&path)
-            && meta.len() > MAX_STACK_BYTES
-        {
-            results.push(input_error(
-                &name,
-                FileKind::Stack,
-                None,
-                0..0,
-                format!("the file is larger than {} MiB", MAX_STACK_BYTES / (1024 * 1024)),
-                "lint smaller files; a stack file this large is not a hand-written one",
-            ));
-            continue;
-        }
-        let bytes = match read_limited(&path, MAX_STACK_BYTES) {
+        let bytes = match read::read_file(&path, read_limit(&path)) {
             Ok(b) => b,
             Err(e) => {
-                results.push(input_error(
-                    &name,
-                    FileKind::Stack,
-                    None,
-                    0..0,
-                    format!("cannot read the file: {e}"),
-                    "check the path",
-                ));
+                results.push(unreadable_path(&path, &name, FileKind::Stack, &e));
                 continue;
             }
         };
@@ -575,11 +724,51 @@ pub fn run(inputs: Vec<Input>, options: &Options) -> Report {
             }
             continue;
         };
-        let result = lint_file(&name, Some(&path), bytes, kind, &config, options);
+        // A spec is compared with the lock beside it, unless one was given.
+        let lock = match (&options.lock, kind) {
+            (Some(given), _) => Some(given),
+            (None, FileKind::Spec) => {
+                let lock_path = path.with_file_name(hacompile_image::LOCK_FILE_NAME);
+                if !locks.contains_key(&lock_path) {
+                    let read = read_lock(&lock_path);
+                    let lock = read.map_err(|e| results.push(*e)).ok().flatten();
+                    locks.insert(lock_path.clone(), lock);
+                }
+                locks.get(&lock_path).and_then(Option::as_ref)
+            }
+            (None, _) => None,
+        };
+        let result = lint_file(&name, Some(&path), bytes, kind, &config, options, lock);
         queue.extend(result.haproxy_refs.iter().map(|p| (p.clone(), false)));
         results.push(result);
     }
-    Report { files: results, config_errors }
+    Report { files: results }
+}
+
+/// The lock beside a spec: none when there is none; an input error of the
+/// lock when it cannot be read or parsed.
+fn read_lock(path: &Path) -> Result<Option<LockFile>, Box<FileResult>> {
+    let name = path.display().to_string();
+    let text = match read::read_text(path, limits::LOCK) {
+        Ok(t) => t,
+        Err(e) if e.is_not_found() => return Ok(None),
+        Err(e) => return Err(Box::new(unreadable_path(path, &name, FileKind::Lock, &e))),
+    };
+    LockFile::parse(&text).map(Some).map_err(|e| {
+        let span = match &e {
+            hacompile_image::LockError::Syntax { span: Some(span), .. } => span.clone(),
+            _ => 0..0,
+        };
+        let source = Source::new(name.clone(), text);
+        Box::new(input_error(
+            &name,
+            FileKind::Lock,
+            Some(source),
+            span,
+            e.to_string(),
+            "regenerate it with `hacompile lock SPEC`, or restore it from version control",
+        ))
+    })
 }
 
 /// An `image:` value of a stack file: its text and where it is written.
@@ -587,12 +776,19 @@ pub fn run(inputs: Vec<Input>, options: &Options) -> Report {
 pub struct ImageSite {
     pub service: String,
     pub text: String,
-    /// The bytes of the value itself (inside quotes, when quoted).
+    /// The bytes to replace: the value itself (inside quotes, when quoted),
+    /// or with `whole_scalar` the whole quoted scalar, quotes included.
     pub span: std::ops::Range<usize>,
+    /// The value is not in the file verbatim (written with escapes such as
+    /// `\u0065`, or over two lines), so a rewrite replaces the whole scalar
+    /// with a plain double-quoted one.
+    pub whole_scalar: bool,
 }
 
 /// The literal `image:` values of a stack/compose file (not `${VAR}` ones),
 /// with exact spans, for tools that rewrite them in place (`hacompile pin`).
+/// A value that can be located neither verbatim nor as a whole quoted
+/// scalar is an error with its place: skipping it would pass `pin --check`.
 pub fn stack_images(src: &Source) -> Result<Vec<ImageSite>, yaml::LoadError> {
     let doc = yaml::Doc::parse(src)?;
     let Some(root) = doc.root.filter(|r| doc.is_map(*r)) else { return Ok(Vec::new()) };
@@ -604,14 +800,32 @@ pub fn stack_images(src: &Source) -> Result<Vec<ImageSite>, yaml::LoadError> {
         if text.contains('$') {
             continue;
         }
-        // The node's span may include an anchor (`&img "..."`) and, for
-        // quoted scalars, more than the value: find the value's own bytes.
-        // A value written with escapes has no such bytes and is skipped.
+        // The node's span may include an anchor or tag (`&img "..."`) and
+        // a trailing comment: look only at the scalar itself.
         let node_span = doc.span(node);
         let raw = &src.text[node_span.clone()];
-        let Some(at) = raw.find(text) else { continue };
-        let span = node_span.start + at..node_span.start + at + text.len();
-        out.push(ImageSite { service: svc.name.to_owned(), text: text.to_owned(), span });
+        let at = |r: std::ops::Range<usize>| node_span.start + r.start..node_span.start + r.end;
+        let site =
+            |span, whole_scalar| ImageSite { service: svc.name.to_owned(), text: text.to_owned(), span, whole_scalar };
+        let own = yaml::after_properties(raw);
+        match yaml::quoted_scalar(raw) {
+            Some(q) if raw.get(q.start + 1..q.end - 1) == Some(text) => {
+                out.push(site(at(q.start + 1..q.end - 1), false))
+            }
+            // Written with escapes or over lines: the whole quoted scalar,
+            // checked by parsing it alone, so a rewrite never replaces the wrong bytes.
+            Some(q) if yaml::lone_scalar(&raw[q.clone()]).as_deref() == Some(text) => out.push(site(at(q), true)),
+            None if raw[own..].starts_with(text) => out.push(site(at(own..own + text.len()), false)),
+            _ => {
+                return Err(yaml::LoadError {
+                    message: format!(
+                        "the image of service `{}` cannot be located in the file to rewrite it; write it on one line",
+                        svc.name
+                    ),
+                    span: node_span,
+                });
+            }
+        }
     }
     Ok(out)
 }

@@ -4,11 +4,15 @@
 //! references to their anchor's node, so rules can report a value at the
 //! place it is written, and a "billion laughs" document is refused by
 //! measuring its expanded size (memoised, linear time) instead of expanding
-//! it. Duplicate mapping keys are recorded for the rule that reports them.
+//! it. An alias inside the value of its own anchor (a recursive structure)
+//! is refused as go-yaml, and so docker, refuse it: it has no finite
+//! expansion, and every walk over it would have to guard against cycles.
+//! Duplicate mapping keys are recorded for the rule that reports them.
 
 use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 use std::ops::Range;
+use std::sync::OnceLock;
 
 use saphyr_parser::{Event, Parser, ScalarStyle, Span};
 
@@ -23,6 +27,11 @@ pub const MAX_EXPANDED_NODES: u64 = 5_000_000;
 pub const MAX_DEPTH: usize = 256;
 /// Maps smaller than this are checked for duplicate keys by a linear scan.
 const SMALL_MAP: usize = 16;
+/// Duplicate keys recorded with their text and places, in document order:
+/// one more than lint reports ([`crate::MAX_FINDINGS_PER_RULE`]), so the
+/// note about the rest has a place. The rest are only counted, by offset,
+/// so a million duplicates cost a million offsets, not a million findings.
+pub const MAX_RECORDED_DUPLICATES: usize = crate::MAX_FINDINGS_PER_RULE + 1;
 
 fn key_hash(key: &str) -> u64 {
     use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
@@ -51,8 +60,10 @@ pub struct Node<'a> {
 }
 
 #[derive(Debug, Clone)]
-pub struct DuplicateKey {
-    pub key: String,
+pub struct DuplicateKey<'a> {
+    /// Borrowed from the file where the key is written plainly: a file of
+    /// a million duplicates does not become a million allocations.
+    pub key: Cow<'a, str>,
     pub first: Range<usize>,
     pub again: Range<usize>,
 }
@@ -61,7 +72,13 @@ pub struct DuplicateKey {
 pub struct Doc<'a> {
     pub nodes: Vec<Node<'a>>,
     pub root: Option<NodeId>,
-    pub duplicates: Vec<DuplicateKey>,
+    /// The first [`MAX_RECORDED_DUPLICATES`] duplicate keys, in document order.
+    pub duplicates: Vec<DuplicateKey<'a>>,
+    /// The byte offsets of the duplicate keys after those.
+    pub more_duplicates: Vec<usize>,
+    /// The entries of each map with merge keys, computed on first use:
+    /// rules ask the same service map for many keys.
+    merged: HashMap<NodeId, OnceLock<Vec<(NodeId, NodeId)>>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -73,9 +90,75 @@ pub struct LoadError {
 enum Open {
     Seq(NodeId, Vec<NodeId>),
     /// The map, its pairs so far, a key waiting for its value, and (for
-    /// large maps) the key nodes by hash of their text, so duplicate
-    /// detection stays O(1) per key without copying keys.
+    /// large maps) the first node of each distinct key by hash of its text,
+    /// so duplicate detection stays O(1) per key without copying keys.
     Map(NodeId, Vec<(NodeId, NodeId)>, Option<NodeId>, HashMap<u64, Vec<NodeId>>),
+}
+
+impl Open {
+    fn id(&self) -> NodeId {
+        match self {
+            Open::Seq(n, _) | Open::Map(n, ..) => *n,
+        }
+    }
+}
+
+/// Where a scalar's own text starts in `raw` (its node's text), after any
+/// anchor (`&a`) or tag (`!!str`).
+pub fn after_properties(raw: &str) -> usize {
+    let b = raw.as_bytes();
+    let mut i = 0;
+    loop {
+        while b.get(i).is_some_and(|c| c.is_ascii_whitespace()) {
+            i += 1;
+        }
+        if !matches!(b.get(i), Some(b'&' | b'!')) {
+            return i;
+        }
+        while b.get(i).is_some_and(|c| !c.is_ascii_whitespace()) {
+            i += 1;
+        }
+    }
+}
+
+/// The byte range of a flow-quoted scalar (`"..."` or `'...'`, quotes
+/// included) at the start of `raw`, after any anchor or tag. Only ASCII
+/// bytes are compared, so the range is on character boundaries.
+pub fn quoted_scalar(raw: &str) -> Option<Range<usize>> {
+    let b = raw.as_bytes();
+    let i = after_properties(raw);
+    let quote = *b.get(i).filter(|c| matches!(c, b'"' | b'\''))?;
+    let mut j = i + 1;
+    while j < b.len() {
+        match b[j] {
+            b'\\' if quote == b'"' => j += 2,
+            b'\'' if quote == b'\'' && b.get(j + 1) == Some(&b'\'') => j += 2,
+            c if c == quote => return Some(i..j + 1),
+            _ => j += 1,
+        }
+    }
+    None
+}
+
+/// The value of `text` when it is one YAML scalar and nothing else.
+pub fn lone_scalar(text: &str) -> Option<String> {
+    let mut value = None;
+    for event in Parser::new_from_str(text) {
+        match event.ok()?.0 {
+            Event::StreamStart | Event::StreamEnd | Event::DocumentStart(_) | Event::DocumentEnd => {}
+            Event::Scalar(v, ..) if value.is_none() => value = Some(v.into_owned()),
+            _ => return None,
+        }
+    }
+    value
+}
+
+/// A plain `<<` key (directly or through an alias): a merge key.
+fn is_merge_key(nodes: &[Node<'_>], mut key: NodeId) -> bool {
+    while let Kind::Alias(t) = nodes[key].kind {
+        key = t;
+    }
+    matches!(&nodes[key].kind, Kind::Scalar { value, quoted: false } if value == "<<")
 }
 
 fn range(src: &Source, span: &Span) -> Range<usize> {
@@ -95,6 +178,8 @@ impl<'a> Doc<'a> {
         let mut stack: Vec<Open> = Vec::new();
         let mut root = None;
         let mut duplicates = Vec::new();
+        let mut more_duplicates = Vec::new();
+        let mut merged = HashMap::new();
         let mut documents = 0;
         // Expanded size of each finished node; an alias costs its target's.
         let mut sizes: Vec<u64> = Vec::with_capacity(estimate);
@@ -144,6 +229,23 @@ impl<'a> Doc<'a> {
                         message: "an alias refers to an anchor that is not defined before it".into(),
                         span: place.clone(),
                     })?;
+                    // Open collections are on the stack in node order, so
+                    // a binary search tells whether the target is one.
+                    if stack.binary_search_by_key(&target, Open::id).is_ok() {
+                        // An anchor's name ends at a space or a flow indicator.
+                        let name: String = src.text[place.clone()]
+                            .trim_start_matches('*')
+                            .chars()
+                            .take_while(|c| !c.is_whitespace() && !",[]{}".contains(*c))
+                            .take(64)
+                            .collect();
+                        return Err(LoadError {
+                            message: format!(
+                                "the value of the anchor `{name}` contains itself: this alias is inside it (a recursive structure, which docker refuses too)"
+                            ),
+                            span: place,
+                        });
+                    }
                     Some(new_node(&mut nodes, Kind::Alias(target)))
                 }
                 Event::SequenceStart(id, _) => {
@@ -177,9 +279,10 @@ impl<'a> Doc<'a> {
                         Some(n)
                     }
                     Some(Open::Map(n, pairs, _, _)) => {
-                        let merges = pairs.iter().any(
-                            |(k, _)| matches!(&nodes[*k].kind, Kind::Scalar { value, quoted: false } if value == "<<"),
-                        );
+                        let merges = pairs.iter().any(|(k, _)| is_merge_key(&nodes, *k));
+                        if merges {
+                            merged.insert(n, OnceLock::new());
+                        }
                         nodes[n].kind = Kind::Map(pairs, merges);
                         nodes[n].span.end = place.end.max(nodes[n].span.start);
                         Some(n)
@@ -188,11 +291,20 @@ impl<'a> Doc<'a> {
                 },
                 _ => None,
             };
+            // Every node counts at least once in the root's expanded size:
+            // refuse as soon as there are too many, before they take memory.
+            if nodes.len() as u64 > MAX_EXPANDED_NODES {
+                return Err(LoadError {
+                    message: format!("the YAML has more than {MAX_EXPANDED_NODES} nodes (a stack file has thousands)"),
+                    span: place,
+                });
+            }
             let Some(n) = done else { continue };
             sizes.resize(nodes.len(), 1);
             sizes[n] = match &nodes[n].kind {
                 Kind::Scalar { .. } => 1,
-                Kind::Alias(target) => sizes.get(*target).copied().unwrap_or(1).max(1),
+                // The target is finished (a recursive alias was refused above), so its size is known.
+                Kind::Alias(target) => sizes[*target],
                 Kind::Seq(items) => items.iter().fold(1u64, |acc, c| acc.saturating_add(sizes[*c])),
                 Kind::Map(pairs, _) => {
                     pairs.iter().fold(1u64, |acc, (k, v)| acc.saturating_add(sizes[*k]).saturating_add(sizes[*v]))
@@ -210,9 +322,11 @@ impl<'a> Doc<'a> {
                 None => root = Some(n),
                 Some(Open::Seq(_, items)) => items.push(n),
                 Some(Open::Map(_, pairs, pending, keys)) => match pending.take() {
-                    None => *pending = Some(n),
-                    Some(key) => {
-                        if let Kind::Scalar { value, .. } = &nodes[key].kind {
+                    Some(key) => pairs.push((key, n)),
+                    // A key: every earlier pair of its map is complete, so
+                    // duplicates are found (and recorded) in document order.
+                    None => {
+                        if let Kind::Scalar { value, .. } = &nodes[n].kind {
                             let same =
                                 |k: &NodeId| matches!(&nodes[*k].kind, Kind::Scalar { value: v, .. } if v == value);
                             let first = if pairs.len() < SMALL_MAP {
@@ -227,23 +341,28 @@ impl<'a> Doc<'a> {
                                 }
                                 let bucket = keys.entry(key_hash(value)).or_default();
                                 let found = bucket.iter().copied().find(|k| same(k));
-                                bucket.push(key);
+                                // Only distinct keys: a key written a million times is one entry.
+                                if found.is_none() {
+                                    bucket.push(n);
+                                }
                                 found
                             };
-                            if let Some(first) = first {
+                            if first.is_some() && duplicates.len() >= MAX_RECORDED_DUPLICATES {
+                                more_duplicates.push(nodes[n].span.start);
+                            } else if let Some(first) = first {
                                 duplicates.push(DuplicateKey {
-                                    key: value.to_string(),
+                                    key: value.clone(),
                                     first: nodes[first].span.clone(),
-                                    again: nodes[key].span.clone(),
+                                    again: nodes[n].span.clone(),
                                 });
                             }
                         }
-                        pairs.push((key, n));
+                        *pending = Some(n);
                     }
                 },
             }
         }
-        Ok(Doc { nodes, root, duplicates })
+        Ok(Doc { nodes, root, duplicates, more_duplicates, merged })
     }
 
     /// Follows aliases to the node that holds the value.
@@ -280,47 +399,49 @@ impl<'a> Doc<'a> {
     /// The pairs of a mapping, merge keys (`<<: *x`, `<<: [*a, *b]`)
     /// applied: own keys first, then merged keys not already present.
     pub fn entries(&self, id: NodeId) -> Vec<(NodeId, NodeId)> {
-        match &self.nodes[self.resolve(id)].kind {
-            Kind::Map(pairs, false) => pairs.clone(),
-            Kind::Map(_, true) => {
-                let mut out = Vec::new();
-                let mut seen = HashSet::new();
-                self.collect_entries(id, &mut out, &mut seen, 0);
-                out
-            }
-            _ => Vec::new(),
+        self.entries_ref(id).to_vec()
+    }
+
+    fn entries_ref(&self, id: NodeId) -> &[(NodeId, NodeId)] {
+        let id = self.resolve(id);
+        match &self.nodes[id].kind {
+            Kind::Map(pairs, false) => pairs,
+            Kind::Map(_, true) => match self.merged.get(&id) {
+                Some(cell) => cell.get_or_init(|| self.collect_entries(id)),
+                None => &[],
+            },
+            _ => &[],
         }
     }
 
-    fn collect_entries<'s>(
-        &'s self,
-        id: NodeId,
-        out: &mut Vec<(NodeId, NodeId)>,
-        seen: &mut HashSet<&'s str>,
-        depth: usize,
-    ) {
-        let Kind::Map(pairs, _) = &self.nodes[self.resolve(id)].kind else { return };
-        let mut merges = Vec::new();
-        for (k, v) in pairs {
-            if self.scalar(*k) == Some("<<") && !self.is_quoted(*k) {
-                merges.push(*v);
-            } else if self.scalar(*k).is_none_or(|name| seen.insert(name)) {
-                out.push((*k, *v));
+    /// Merges depth first, in order (a map's own keys, then each map it
+    /// merges, and theirs), visiting each map once: a map seen before adds
+    /// no key, so `<<: [*a, *a, *a]` chains cost their size, not 3^depth.
+    fn collect_entries(&self, id: NodeId) -> Vec<(NodeId, NodeId)> {
+        let mut out = Vec::new();
+        let mut seen: HashSet<&str> = HashSet::new();
+        let mut visited: HashSet<NodeId> = HashSet::new();
+        let mut todo = vec![id];
+        while let Some(map) = todo.pop() {
+            let map = self.resolve(map);
+            let Kind::Map(pairs, _) = &self.nodes[map].kind else { continue };
+            if !visited.insert(map) {
+                continue;
             }
-        }
-        if depth > 16 {
-            return;
-        }
-        for m in merges {
-            match self.seq(m) {
-                Some(items) => {
-                    for item in items.iter().copied() {
-                        self.collect_entries(item, out, seen, depth + 1);
+            let mut merges = Vec::new();
+            for (k, v) in pairs {
+                if is_merge_key(&self.nodes, *k) {
+                    match self.seq(*v) {
+                        Some(items) => merges.extend(items.iter().copied()),
+                        None => merges.push(*v),
                     }
+                } else if self.scalar(*k).is_none_or(|name| seen.insert(name)) {
+                    out.push((*k, *v));
                 }
-                None => self.collect_entries(m, out, seen, depth + 1),
             }
+            todo.extend(merges.into_iter().rev());
         }
+        out
     }
 
     /// The (key, value) pair of `key` in a mapping (merge-aware). Own keys
@@ -336,7 +457,7 @@ impl<'a> Doc<'a> {
         if own.is_some() || !merges {
             return own;
         }
-        self.entries(map).into_iter().find(|(k, _)| self.scalar(*k) == Some(key))
+        self.entries_ref(map).iter().copied().find(|(k, _)| self.scalar(*k) == Some(key))
     }
 
     /// The value of `key` in a mapping (merge-aware).
@@ -423,5 +544,71 @@ mod tests {
         let text = format!("{}{}", "[".repeat(10_000), "]".repeat(10_000));
         let err = Doc::parse(&Source::new("deep.yml", text)).expect_err("refused");
         assert!(err.message.contains("nests deeper") || err.message.contains("recursion"), "{}", err.message);
+    }
+
+    #[test]
+    fn an_alias_inside_its_own_anchor_is_refused_at_the_alias() {
+        for text in ["a: &x [*x]\n", "web: &w {image: x, <<: [*w, *w]}\n", "s: &s\n  k:\n    - *s # c\n"] {
+            let src = src(text);
+            let err = Doc::parse(&src).expect_err(text);
+            assert!(err.message.contains("contains itself"), "{}", err.message);
+            let name = &text[text.find('&').expect("an anchor") + 1..][..1];
+            assert!(err.message.contains(&format!("anchor `{name}` ")), "{}", err.message);
+            assert_eq!(&src.text[err.span.clone()][..1], "*", "{text}: at the alias");
+        }
+        // An alias to a finished sibling is fine.
+        assert!(Doc::parse(&src("a: &x [1]\nb: [*x, *x]\n")).is_ok());
+    }
+
+    #[test]
+    fn merge_chains_visit_each_map_once_and_keep_the_order() {
+        let mut text = String::from("a0: &a0 {k: 0, z0: v}\n");
+        for i in 1..=11 {
+            text.push_str(&format!("a{i}: &a{i} {{<<: [*a{p}, *a{p}, *a{p}], k: {i}, z{i}: v}}\n", p = i - 1));
+        }
+        text.push_str("top: {<<: *a11, own: 1}\n");
+        let src = src(&text);
+        let d = Doc::parse(&src).expect("parses");
+        let top = d.get(d.root.expect("root"), "top").expect("top");
+        let keys: Vec<&str> = d.entries(top).iter().filter_map(|(k, _)| d.scalar(*k)).collect();
+        assert_eq!(keys.len(), 1 + 1 + 12, "own, k once, and every z");
+        assert_eq!(&keys[..3], ["own", "k", "z11"]);
+        assert_eq!(d.scalar(d.get(top, "k").expect("k")), Some("11"), "the nearest map wins");
+        assert_eq!(d.scalar(d.get(top, "z0").expect("z0")), Some("v"));
+    }
+
+    #[test]
+    fn quoted_scalars_are_found_whole() {
+        for (raw, want) in [
+            ("\"a\\u0065\"  # c", "\"a\\u0065\""),
+            ("&b !!str 'it''s' # c", "'it''s'"),
+            ("&b\n  \"x\\\"y\"", "\"x\\\"y\""),
+            ("\"a\\\n   b\"", "\"a\\\n   b\""),
+        ] {
+            let r = quoted_scalar(raw).unwrap_or_else(|| panic!("{raw}"));
+            assert_eq!(&raw[r], want);
+        }
+        assert_eq!(quoted_scalar("plain"), None);
+        assert_eq!(quoted_scalar("\"open"), None);
+        assert_eq!(lone_scalar("\"a\\u0065\\\n   b\"").as_deref(), Some("aeb"));
+        assert_eq!(lone_scalar("'it''s'").as_deref(), Some("it's"));
+        assert_eq!(lone_scalar("[a]"), None);
+        assert_eq!(lone_scalar("\"a\" \"b\""), None);
+    }
+
+    #[test]
+    fn duplicates_past_the_record_are_counted_by_place() {
+        let text = "a: 1\n".repeat(MAX_RECORDED_DUPLICATES + 11);
+        let src = Source::new("t.yml", text.as_str());
+        let d = Doc::parse(&src).expect("parses");
+        assert_eq!(d.duplicates.len(), MAX_RECORDED_DUPLICATES);
+        assert!(matches!(d.duplicates[0].key, Cow::Borrowed("a")), "borrowed from the file");
+        assert_eq!(d.more_duplicates.len(), 10);
+        assert_eq!(d.more_duplicates[0], 5 * (MAX_RECORDED_DUPLICATES + 1));
+        // In document order, though an inner map's value completes first.
+        let src = Source::new("t.yml", "a: 1\na: {b: 1, b: 2}\n");
+        let d = Doc::parse(&src).expect("parses");
+        let keys: Vec<&str> = d.duplicates.iter().map(|k| k.key.as_ref()).collect();
+        assert_eq!(keys, ["a", "b"]);
     }
 }

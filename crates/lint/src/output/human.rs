@@ -74,14 +74,6 @@ pub fn human(report: &Report, colour: bool) -> String {
     let handler = GraphicalReportHandler::new_themed(theme).with_context_lines(1);
     let mut out = String::new();
     let (mut errors, mut warnings, mut infos, mut suppressed) = (0, 0, 0, 0);
-    for e in &report.config_errors {
-        out.push_str(&format!(
-            "error: {}: {} ({})\n",
-            hacompile_boundary::text::line(&e.path.display().to_string()),
-            hacompile_boundary::text::block(&e.message),
-            hacompile_boundary::text::block(&e.help)
-        ));
-    }
     for file in &report.files {
         let mut index = None;
         for f in &file.findings {

@@ -146,6 +146,7 @@ pub const SUPPRESSION_WITHOUT_REASON: &str = "HC002";
 pub const INLINE_SUPPRESSION_FORBIDDEN: &str = "HC003";
 pub const INVALID_SPEC: &str = "HC004";
 pub const PLAINTEXT_SECRET: &str = "HC101";
+pub const DUPLICATE_KEY: &str = "HC304";
 
 /// A rule's page: heading, severity and family, then its doc sections.
 pub fn explain(rule: &Rule) -> String {
