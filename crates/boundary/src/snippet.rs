@@ -163,7 +163,12 @@ impl Excerpt {
                 _ => merged.push(r),
             }
         }
-        let line_text = |n: usize| Some(text[index.line_range(text, n)].to_owned());
+        // Only the start of a line matters to find the key a continuation line belongs to.
+        let line_text = |n: usize| {
+            let r = index.line_range(text, n);
+            let end = floor(text, r.start + (r.end - r.start).min(CONTINUATION_PREFIX));
+            Some(text[r.start..end].to_owned())
+        };
         let mut out = String::new();
         let mut lines = Vec::new();
         let mut regions = Vec::new();
@@ -173,10 +178,6 @@ impl Excerpt {
             for n in r.clone() {
                 let real = index.line_range(text, n);
                 let line = &text[real.clone()];
-                let mut masks = masker.line_masks(line, real.start);
-                if continues_secret(&line_text, n) {
-                    masks.push(0..line.len());
-                }
                 // The window: around the first label starting on this line.
                 let anchor = spans
                     .iter()
@@ -185,21 +186,35 @@ impl Excerpt {
                     .min()
                     .map_or(0, |s| s - real.start);
                 let (ws, we) = window(line, anchor);
+                // Masks are computed over the window and a margin around it,
+                // never the whole of a long line: work per diagnostic stays
+                // bounded. (A key further away than the margin is not seen
+                // by the line scan; the checkers' own places still are.)
+                let (ms, me) = (floor(line, ws.saturating_sub(MASK_MARGIN)), ceil(line, (we + MASK_MARGIN).min(line.len())));
+                let mut masks: Vec<Range<usize>> = masker
+                    .line_masks(&line[ms..me], real.start + ms)
+                    .into_iter()
+                    .map(|m| m.start + ms..m.end + ms)
+                    .collect();
+                if continues_secret(&line_text, n) {
+                    masks.push(0..line.len());
+                }
                 let start_virt = out.len();
                 let mut map = Vec::new();
                 if ws > 0 {
                     out.push('…');
                 }
-                let mut hidden = vec![false; line.len()];
+                let mut hidden = vec![false; we - ws];
                 for m in &masks {
-                    for h in &mut hidden[m.start.min(line.len())..m.end.min(line.len())] {
+                    let (a, b) = (m.start.clamp(ws, we), m.end.clamp(ws, we));
+                    for h in &mut hidden[a - ws..b - ws] {
                         *h = true;
                     }
                 }
                 for (i, c) in line[ws..we].char_indices() {
                     let at = ws + i;
                     map.push((real.start + at, out.len()));
-                    if hidden[at] {
+                    if hidden[i] {
                         out.push('*');
                     } else {
                         let mut buf = [0u8; 4];
@@ -272,6 +287,18 @@ impl Excerpt {
     pub fn shown(&self) -> &str {
         &self.text
     }
+}
+
+/// Bytes of a long line scanned for masks on each side of its window.
+const MASK_MARGIN: usize = 1024;
+/// Bytes of a line read to tell whether it continues a credential value.
+const CONTINUATION_PREFIX: usize = 512;
+
+fn ceil(s: &str, mut i: usize) -> usize {
+    while i < s.len() && !s.is_char_boundary(i) {
+        i += 1;
+    }
+    i
 }
 
 fn floor(s: &str, mut i: usize) -> usize {
