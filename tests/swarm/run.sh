@@ -4,9 +4,18 @@
 # them to a loopback registry, pins them with `hacompile lock`, compiles with
 # `hacompile build`, deploys with `docker stack deploy`, then:
 #   - waits for every service to converge and checks routing and stats;
+#   - runs the haproxy image alone: a port below 1024 binds without any
+#     capability, and SIGTERM stops the master at once (not ignored);
+#   - checks the images' runtime contract in the running tasks, the one the
+#     stand-ins share with the official images: HAProxy's PID 1 is the
+#     master (`haproxy -W -db`), master and worker run as UID 99 with no
+#     capabilities and its binary has no file capability; every PostgreSQL
+#     server process, PID 1 included, runs as UID 999;
 #   - kills the primary's and the replica's containers (SIGKILL, exit 137)
 #     and measures the time until swarm replaced them and traffic works;
-#   - force-restarts the HAProxy task and checks it comes back.
+#   - force-restarts the HAProxy task: swarm must stop the old one with
+#     SIGUSR1 alone, the master must exit 0 within the grace period; then
+#     checks it comes back.
 # Removes the stack, secrets, registry and (if it created it) the swarm,
 # also on failure. Prints the figures.
 #
@@ -39,6 +48,8 @@ for tool in docker-registry psql curl openssl; do command -v "$tool" >/dev/null 
 work="$(mktemp -d)"
 created_swarm=0
 registry_pid=""
+reg=""
+probe_proxy=""
 cleanup() {
     local rc=$?
     log "cleaning up"
@@ -48,6 +59,7 @@ cleanup() {
         sleep 1
     done
     docker ps -aq --filter "label=com.docker.stack.namespace=$stack" | xargs -r docker rm -f > /dev/null 2>&1 || true
+    if [ -n "$probe_proxy" ]; then docker rm -f "$probe_proxy" > /dev/null 2>&1 || true; fi
     for s in postgres_user postgres_password replication_password haproxy_stats_users; do docker secret rm "$s" > /dev/null 2>&1 || true; done
     docker network ls -q --filter "label=com.docker.stack.namespace=$stack" | xargs -r docker network rm > /dev/null 2>&1 || true
     docker volume ls -q --filter "label=com.docker.stack.namespace=$stack" | xargs -r docker volume rm > /dev/null 2>&1 || true
@@ -56,6 +68,9 @@ cleanup() {
         docker network rm docker_gwbridge > /dev/null 2>&1 || true
     fi
     if [ -n "$registry_pid" ]; then kill "$registry_pid" 2>/dev/null || true; fi
+    if [ -n "$reg" ]; then
+        for image in postgres:15 haproxy:2.6; do docker rmi "$reg/hacompile-test/$image" > /dev/null 2>&1 || true; done
+    fi
     rm -rf "$work"
     exit "$rc"
 }
@@ -77,6 +92,26 @@ for image in postgres:15 haproxy:2.6; do
     docker push -q "$reg/hacompile-test/$image" > /dev/null
 done
 log "images pushed to $reg"
+
+# Two facts the compiled HAProxy service rests on, checked on the image
+# alone (no network): as UID 99 with every capability dropped it still
+# binds a port below 1024 (Docker 20.10+ sets
+# net.ipv4.ip_unprivileged_port_start=0 in a container's network namespace),
+# and its PID 1, the master, does not ignore SIGTERM: it stops the worker at
+# once (hard stop), where SIGUSR1 stops it gently.
+printf 'global\n    log stdout local0\ndefaults\n    mode tcp\n    timeout connect 1s\n    timeout client 1s\n    timeout server 1s\nfrontend low\n    bind 127.0.0.1:80\n    tcp-request connection reject\n' > "$work/low-port.cfg"
+chmod 0644 "$work/low-port.cfg"
+probe_proxy=$(docker run -d --cap-drop ALL --network none -v "$work/low-port.cfg:/usr/local/etc/haproxy/haproxy.cfg:ro" hacompile-test/haproxy:2.6)
+# /proc/net/tcp: local address 127.0.0.1:80 (0100007F:0050), state 0A (LISTEN).
+wait_for 20 "the image's HAProxy to listen on port 80" docker exec "$probe_proxy" grep -q '0100007F:0050 00000000:0000 0A' /proc/net/tcp > /dev/null
+termed=$(date +%s.%N)
+docker kill --signal TERM "$probe_proxy" > /dev/null
+probe_exit=$(timeout 10 docker wait "$probe_proxy") || fail "HAProxy's master ignored SIGTERM for 10 s"
+t_term=$(awk -v a="$termed" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }')
+docker logs "$probe_proxy" 2>&1 | grep -q 'Exiting Master process' || fail "HAProxy's master did not handle SIGTERM: $(docker logs "$probe_proxy" 2>&1 | tail -n 5)"
+docker rm "$probe_proxy" > /dev/null
+probe_proxy=""
+log "the haproxy image alone (its user, --cap-drop ALL): bound 127.0.0.1:80; SIGTERM: the master stopped its worker and exited $probe_exit after ${t_term}s"
 
 sed "s|REGISTRY|$reg|g" "$here/spec.toml" > "$work/spec.toml"
 "$hc" lock "$work/spec.toml" --insecure-registry "$reg"
@@ -127,14 +162,57 @@ wait_for 60 "stats: every backend UP" stats_up > /dev/null
 [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:18080/stats;csv")" = 401 ] || fail "stats page open without credentials"
 log "routing ok: writes on the primary, reads on the replica, stats all UP (after ${t_routes}s)"
 [ "$(q 15000 'show wal_keep_size')" = 1GB ] || fail "the primary does not run with the compiled wal_keep_size"
+task_container() { docker ps -q --filter "label=com.docker.swarm.service.name=${stack}_$1" | head -n1; }
 for svc in haproxy pg-primary pg-replica-1; do
-    cid=$(docker ps -q --filter "label=com.docker.swarm.service.name=${stack}_$svc" | head -n1)
+    cid=$(task_container "$svc")
     caps=$(docker inspect --format '{{.HostConfig.CapDrop}} {{.HostConfig.CapAdd}}' "$cid")
     case "$caps" in
         "[ALL] "*) ;;
         *) fail "$svc runs with capabilities not dropped: $caps" ;;
     esac
     log "  $svc: cap_drop/cap_add applied by swarm: $caps"
+done
+
+# The images' runtime contract, seen in the running tasks (the stand-ins
+# mirror the official images; see build-images.sh). One line per process
+# of a container: name pid ppid real-uid effective-uid CapPrm CapEff CapBnd.
+processes() {
+    docker exec "$1" sh -c 'cat /proc/[0-9]*/status 2> /dev/null; true' | awk '
+        /^Name:/ { name = $2 } /^Pid:/ { pid = $2 } /^PPid:/ { ppid = $2 } /^Uid:/ { uid = $2 " " $3 }
+        /^CapPrm:/ { prm = $2 } /^CapEff:/ { eff = $2 } /^CapBnd:/ { print name, pid, ppid, uid, prm, eff, $2 }'
+}
+no_caps=0000000000000000
+proxy=$(task_container haproxy)
+procs=$(processes "$proxy")
+pid1=$(docker exec "$proxy" sh -c 'tr "\0" " " < /proc/1/cmdline')
+case "$pid1" in
+    "haproxy -W -db -f /usr/local/etc/haproxy/haproxy.cfg "*) ;;
+    *) fail "HAProxy's PID 1 is not the master-worker master: '$pid1'" ;;
+esac
+echo "$procs" | grep -q "^haproxy 1 0 99 99 $no_caps $no_caps " || fail "HAProxy's master is not PID 1 as UID 99 without capabilities: $procs"
+workers=$(echo "$procs" | awk '$1 == "haproxy" && $3 == 1' | wc -l)
+[ "$workers" -ge 1 ] || fail "HAProxy's master has no worker: $procs"
+echo "$procs" | awk -v none="$no_caps" '$1 == "haproxy" && !($4 == 99 && $5 == 99 && $6 == none && $7 == none) { bad = 1 } END { exit bad }' \
+    || fail "a HAProxy process runs with another UID or with capabilities: $procs"
+[ "$(docker exec "$proxy" readlink /proc/1/cwd)" = /var/lib/haproxy ] || fail "HAProxy does not run in /var/lib/haproxy"
+# File capabilities, read from the host in the task's root filesystem. The
+# probe carries one on purpose: it shows the image pipeline keeps them, so
+# "none on the binary" is a finding, not an artefact of docker import.
+merged=$(docker inspect --format '{{.GraphDriver.Data.MergedDir}}' "$proxy")
+binary=$(docker exec "$proxy" sh -c 'command -v haproxy')
+[ -n "$merged" ] || fail "the storage driver shows no root filesystem of HAProxy's task"
+[ -x "$merged$binary" ] || fail "cannot see HAProxy's binary from the host ($merged$binary)"
+getcap "$merged/usr/local/share/hacompile-test/capability-probe" | grep -q cap_net_bind_service \
+    || fail "the capability probe lost its file capability: the check below would prove nothing"
+[ -z "$(getcap "$merged$binary")" ] || fail "HAProxy's binary carries a file capability: $(getcap "$merged$binary")"
+log "  haproxy: PID 1 '$pid1'(master), $workers worker(s); every process UID 99, CapPrm=CapEff=0 (CapBnd $(echo "$procs" | awk '$2 == 1 { print $8 }')); no file capability on $binary; ip_unprivileged_port_start=$(docker exec "$proxy" cat /proc/sys/net/ipv4/ip_unprivileged_port_start)"
+for svc in pg-primary pg-replica-1; do
+    cid=$(task_container "$svc")
+    procs=$(processes "$cid")
+    echo "$procs" | grep -q "^postgres 1 0 999 999 " || fail "$svc: PID 1 is not the server as UID 999: $procs"
+    echo "$procs" | awk '$1 == "postgres" && !($4 == 999 && $5 == 999) { bad = 1 } END { exit bad }' \
+        || fail "$svc: a server process runs with another UID: $procs"
+    log "  $svc: PID 1 '$(docker exec "$cid" sh -c 'tr "\0" " " < /proc/1/cmdline')', $(echo "$procs" | awk '$1 == "postgres"' | wc -l) server processes, all UID 999"
 done
 
 kill_task() { # service -> container id killed with SIGKILL
@@ -182,11 +260,17 @@ docker service ps "${stack}_haproxy" --format '{{.CurrentState}} {{.Error}}' | h
 proxy_exit=$(exit_code "$old_proxy")
 finished=$(date -d "$(docker inspect --format '{{.State.FinishedAt}}' "$old_proxy")" +%s.%N)
 t_proxy_stop=$(awk -v a="$restarted" -v b="$finished" 'BEGIN { printf "%.1f", b - a }')
-# When swarm signalled the old proxy, and when it died: the split of the stop time.
-signalled=$(docker events --since "${restarted%.*}" --until "$(date +%s)" --filter "container=$old_proxy" --filter event=kill --format '{{.TimeNano}}' | head -n1)
+# When swarm signalled the old proxy (and with what), and when it died.
+kills=$(docker events --since "${restarted%.*}" --until "$(date +%s)" --filter "container=$old_proxy" --filter event=kill --format '{{.TimeNano}} {{index .Actor.Attributes "signal"}}')
+signalled=$(echo "$kills" | awk 'NR == 1 { print $1 }')
 t_signal=$(awk -v a="$restarted" -v b="${signalled:-0}" 'BEGIN { printf "%.1f", b / 1e9 - a }')
+t_signal_exit=$(awk -v a="${signalled:-0}" -v b="$finished" 'BEGIN { printf "%.1f", b - a / 1e9 }')
+grace=$(docker service inspect --format '{{json .Spec.TaskTemplate.ContainerSpec.StopGracePeriod}}' "${stack}_haproxy" | awk '{ print $1 / 1e9 }')
+[ "$(echo "$kills" | awk '{ print $2 }' | tr '\n' ' ')" = "10 " ] || fail "swarm did not stop the old proxy with SIGUSR1 alone (signals: $(echo "$kills" | awk '{ print $2 }' | tr '\n' ' '))"
 [ "$proxy_exit" = 0 ] || fail "the replaced HAProxy exited with $proxy_exit: it should stop by itself on SIGUSR1, not be killed"
-log "HAProxy task restarted: swarm signalled the old proxy after ${t_signal}s, it exited 0 on its own ${t_proxy_stop}s after the update began; running and routing again after ${t_haproxy}s (${failed_h} failed writes while polling)"
+awk -v t="$t_signal_exit" -v g="${grace:-0}" 'BEGIN { exit !(t < g) }' || fail "the old proxy took ${t_signal_exit}s after SIGUSR1, not less than its ${grace}s grace period"
+docker logs "$old_proxy" 2>&1 | grep -q 'All workers exited' || fail "the old proxy's master did not report its workers' exit"
+log "HAProxy task restarted: swarm sent SIGUSR1 (only) after ${t_signal}s; the master exited 0 ${t_signal_exit}s later (grace ${grace}s), ${t_proxy_stop}s after the update began; running and routing again after ${t_haproxy}s (${failed_h} failed writes while polling)"
 
 wait_for 60 "stats: every backend UP again" stats_up > /dev/null
 rows=$(q 15001 "select count(*) from heal")
@@ -198,5 +282,5 @@ cat <<REPORT
   convergence after deploy:            ${convergence}s
   primary SIGKILL -> replacement task:  ${t_replaced}s; writes through HAProxy: ${t_writes}s (${failed} failed polls)
   replica SIGKILL -> replacement task:  ${t_replaced_r}s; reads on the replica: ${t_reads}s (${failed_r} failed polls)
-  HAProxy task force-restarted -> old task exited 0 after ${t_proxy_stop}s; routing: ${t_haproxy}s (${failed_h} failed polls)
+  HAProxy task force-restarted -> SIGUSR1 at ${t_signal}s, master exited 0 ${t_signal_exit}s later (grace ${grace}s); routing: ${t_haproxy}s (${failed_h} failed polls)
 REPORT
