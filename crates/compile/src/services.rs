@@ -197,12 +197,15 @@ fn haproxy_service(spec: &ValidSpec, images: &PinnedImages, network: &str) -> st
         }],
         networks: vec![network.to_owned()],
         ports,
-        // The official image gives its binary the file capability
-        // NET_BIND_SERVICE; exec fails if it is not in the bounding set.
+        // The official image runs HAProxy as UID 99 and its binary carries no
+        // file capability: it never holds one, and needs none for ports >= 1024
+        // (validation refuses lower ones).
         cap_drop: vec!["ALL".into()],
-        cap_add: vec!["NET_BIND_SERVICE".into()],
-        // SIGUSR1 is HAProxy's soft stop (the official image's STOPSIGNAL);
-        // as PID 1 without master-worker mode it ignores SIGTERM until killed.
+        cap_add: Vec::new(),
+        // SIGUSR1 is HAProxy's soft stop and the official image's STOPSIGNAL;
+        // said here too for images that declare another. Under the image's
+        // entrypoint PID 1 is the `-W` master, which passes it to the workers;
+        // `hard-stop-after` ends the soft stop before swarm's kill.
         stop_signal: Some("SIGUSR1".into()),
         stop_grace_period: Some(format!("{}s", HAPROXY_STOP_GRACE_MS / 1000)),
         healthcheck: Some(st::Healthcheck {
