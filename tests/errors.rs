@@ -512,3 +512,55 @@ fn values_haproxy_or_docker_would_refuse_are_refused_at_their_place() {
         assert!(!dir.path().join("deploy").exists(), "{to}: nothing written");
     }
 }
+
+#[test]
+fn issue_10_settings_are_checked_at_their_place() {
+    for (from, to, code, message, help) in [
+        ("image = \"postgres:16\"", "image = \"postgres:16-alpine\"", "spec::image", "Alpine variant", "UID 70"),
+        ("image = \"haproxy:2.8\"", "image = \"haproxy:2.8-alpine\"", "spec::image", "Alpine variant", "no bash"),
+        (
+            "stop_grace_period = \"120s\"",
+            "stop_grace_period = \"120s\"\nrestart = { max_attempts = 5 }",
+            "spec::restart",
+            "abandon the task for good",
+            "never give up",
+        ),
+        (
+            "stop_grace_period = \"120s\"",
+            "stop_grace_period = \"120s\"\nmax_connections = 6",
+            "spec::connections",
+            "leaves no connection",
+            "at least",
+        ),
+        (
+            "[postgres.replication]",
+            "[postgres.parameters]\nwrok_mem = \"64MB\"\n\n[postgres.replication]",
+            "spec::parameter",
+            "not a PostgreSQL setting",
+            "did you mean `work_mem`?",
+        ),
+        (
+            "[postgres.replication]",
+            "[postgres.parameters]\nwork_mem = \"64 parsecs\"\n\n[postgres.replication]",
+            "spec::parameter",
+            "`work_mem`",
+            "PostgreSQL documentation",
+        ),
+        (
+            "[postgres.replication]",
+            "[postgres.parameters]\nport = 5433\n\n[postgres.replication]",
+            "spec::parameter",
+            "set by hacompile",
+            "fixed",
+        ),
+        ("write_port = 5000", "write_port = 80", "spec::port", "below 1024", "unprivileged"),
+    ] {
+        let spec = example_with(from, to);
+        let run = build(&spec);
+        assert_eq!(run.code, 2, "{to}: exit 2\n{}", run.stderr);
+        for part in [code, message, help] {
+            assert!(run.stderr.contains(part), "{to}: stderr should contain {part:?}:\n{}", run.stderr);
+        }
+        assert!(run.stdout.is_empty());
+    }
+}

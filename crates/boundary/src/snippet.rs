@@ -190,7 +190,8 @@ impl Excerpt {
                 // never the whole of a long line: work per diagnostic stays
                 // bounded. (A key further away than the margin is not seen
                 // by the line scan; the checkers' own places still are.)
-                let (ms, me) = (floor(line, ws.saturating_sub(MASK_MARGIN)), ceil(line, (we + MASK_MARGIN).min(line.len())));
+                let (ms, me) =
+                    (floor(line, ws.saturating_sub(MASK_MARGIN)), ceil(line, (we + MASK_MARGIN).min(line.len())));
                 let mut masks: Vec<Range<usize>> = masker
                     .line_masks(&line[ms..me], real.start + ms)
                     .into_iter()

@@ -695,6 +695,31 @@ fn server_settings(c: &mut Checker<'_>, spec: &Spec) {
                 "it has no setting for them; use `flavor = \"official\"` with the `postgres` image, or drop the key",
             );
         }
+        // The image takes no server settings hacompile can pass (no command
+        // line, no documented variable): refuse what would be dropped.
+        let dropped = [
+            ("max_connections", pg.max_connections.span()),
+            ("hot_standby_feedback", pg.hot_standby_feedback.span()),
+            ("max_slot_wal_keep_size", pg.max_slot_wal_keep_size.span()),
+        ];
+        for (key, span) in dropped.into_iter().filter(|(_, s)| !s.is_empty()) {
+            c.err(
+                "spec::bitnami",
+                span,
+                format!("the Bitnami flavor cannot apply `postgres.{key}`"),
+                "would be dropped",
+                "hacompile passes no server settings to the Bitnami image (it keeps its defaults, max_connections 100); use `flavor = \"official\"` or drop the key",
+            );
+        }
+        if let Some((name, _)) = pg.parameters.iter().next() {
+            c.err(
+                "spec::bitnami",
+                name.span(),
+                "the Bitnami flavor cannot apply `[postgres.parameters]`",
+                "would be dropped",
+                "use `flavor = \"official\"`, or configure the Bitnami image yourself",
+            );
+        }
         if !pg.wal_keep_size.span().is_empty() {
             c.err(
                 "spec::bitnami",

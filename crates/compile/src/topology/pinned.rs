@@ -202,7 +202,6 @@ fn db_service(spec: &ValidSpec, images: &PinnedImages, network: &str, db: &DbSer
             set("POSTGRESQL_DATABASE", pg.database.get().clone());
             set("POSTGRESQL_REPLICATION_USER", pg.replication.user.get().clone());
             set("POSTGRESQL_REPLICATION_PASSWORD_FILE", repl_password_file);
-            set("POSTGRESQL_MAX_CONNECTIONS", pg.max_connections.to_string());
             secrets.push(secret(&pg.password.secret, f.uid));
             secrets.push(secret(&pg.replication.password.secret, f.uid));
             if db.role == Role::Primary {
