@@ -18,12 +18,15 @@ use aho_corasick::AhoCorasick;
 use regex::Regex;
 
 /// Does this key name hold a credential when given a literal value?
-/// (`POSTGRES_PASSWORD`, `api_key`, `--requirepass`; not `*_FILE`, not
-/// settings about credentials such as `PASSWORD_MIN_LENGTH`.) Shared by the
+/// (`POSTGRES_PASSWORD`, `api_key`, `--requirepass`, `REDISCLI_AUTH`; not
+/// `*_FILE`, not settings about credentials such as `PASSWORD_MIN_LENGTH`,
+/// `REGISTRY_AUTH_TOKEN_REALM` or `DOVECOT_PASS_SCHEME`.) Shared by the
 /// spec's literal-credential check and the linter.
 pub fn is_credential_key(key: &str) -> bool {
     let k = key.to_ascii_lowercase();
-    // Paths to secrets, and settings *about* credentials, are not credentials.
+    // Paths to secrets, and settings *about* credentials (their length,
+    // lifetime, algorithm, where to get one, who issues it), are not
+    // credentials: the last word names what the value is.
     const NOT: &[&str] = &[
         "_file",
         "_path",
@@ -35,15 +38,58 @@ pub fn is_credential_key(key: &str) -> bool {
         "_ttl",
         "_timeout",
         "_expiry",
+        "_expire",
+        "_expires",
+        "_expiration",
+        "_lifetime",
+        "_validity",
+        "_interval",
+        "_rotation",
+        "_seconds",
+        "_minutes",
+        "_hours",
+        "_days",
+        "_size",
+        "_limit",
+        "_rounds",
+        "_iterations",
+        "_cost",
+        "_strength",
+        "_complexity",
+        "_history",
+        "_attempts",
+        "_retries",
         "_policy",
         "_method",
         "_encryption",
         "_algorithm",
         "_hash_rounds",
+        "_scheme",
+        "_realm",
+        "_issuer",
+        "_audience",
+        "_service",
+        "_url",
+        "_uri",
+        "_endpoint",
+        "_host",
+        "_port",
+        "_header",
+        "_type",
+        "_format",
+        "_name",
+        "_prefix",
+        "_backend",
+        "_provider",
+        "_source",
+        "_command",
+        "_cmd",
         "_mode",
         "_user",
         "_username",
         "_enabled",
+        "_enable",
+        "_disabled",
         "_required",
     ];
     if NOT.iter().any(|s| k.ends_with(s)) {
@@ -73,8 +119,23 @@ pub fn is_credential_key(key: &str) -> bool {
         "requirepass",
         "masterauth",
         "rpcpassword",
+        // The password redis-cli reads from its environment.
+        "rediscli_auth",
+        // MongoDB's replica-set keyfile content (Bitnami's MONGODB_REPLICA_SET_KEY).
+        "replica_set_key",
+        "master_key",
+        "signing_key",
+        "erlang_cookie",
+        // WordPress's keys (`WORDPRESS_AUTH_KEY`, `SECURE_AUTH_KEY`, ...).
+        "auth_key",
+        "nonce_key",
+        "logged_in_key",
     ];
     let segments: Vec<&str> = k.split(['_', '-', '.']).collect();
+    // A bound on credentials (`OPENAI_MAX_TOKENS`, `MIN_PASSWORD_AGE`) is a number.
+    if segments.iter().any(|s| matches!(*s, "max" | "min")) {
+        return false;
+    }
     WORDS.iter().any(|w| {
         if w.contains('_') {
             k.contains(w)
@@ -503,10 +564,42 @@ mod tests {
 
     #[test]
     fn credential_keys() {
-        for k in ["password", "PGPASSWORD", "db_password", "api_key", "token", "admin_pass", "pass", "secret"] {
+        for k in [
+            "password",
+            "PGPASSWORD",
+            "db_password",
+            "api_key",
+            "token",
+            "admin_pass",
+            "pass",
+            "secret",
+            "REDISCLI_AUTH",
+            "MONGODB_REPLICA_SET_KEY",
+            "MEILI_MASTER_KEY",
+            "RABBITMQ_ERLANG_COOKIE",
+            "SECRET_KEY_BASE",
+            "WORDPRESS_AUTH_KEY",
+            "MINIO_ROOT_PASSWORD",
+        ] {
             assert!(is_credential_key(k), "{k}");
         }
-        for k in ["user", "passive", "compass_x", "password_file", "bypass_x"] {
+        for k in [
+            "user",
+            "passive",
+            "compass_x",
+            "password_file",
+            "bypass_x",
+            "REGISTRY_AUTH_TOKEN_REALM",
+            "REGISTRY_AUTH_TOKEN_SERVICE",
+            "REGISTRY_AUTH_TOKEN_ISSUER",
+            "DOVECOT_PASS_SCHEME",
+            "OAUTH2_TOKEN_URL",
+            "JWT_TOKEN_HEADER",
+            "ACCESS_TOKEN_LIFETIME",
+            "BCRYPT_PASSWORD_COST",
+            "SECRET_NAME",
+            "OPENAI_MAX_TOKENS",
+        ] {
             assert!(!is_credential_key(k), "{k}");
         }
     }

@@ -1,6 +1,7 @@
 //! What a stack rule sees: the document, its services, and helpers for the
 //! questions many rules ask (is this a database? which named volumes?).
 
+use std::borrow::Cow;
 use std::path::PathBuf;
 
 use hacompile_image::LockFile;
@@ -33,12 +34,16 @@ pub struct Svc<'a> {
     postgres: bool,
 }
 
-/// Images that hold a database's state.
+/// Images that hold a database's state: the repository's last path
+/// component is one of these, alone or followed by `-something`
+/// (`postgresql-repmgr`, `spilo-16`, `timescaledb-ha`).
 const DATABASE_IMAGES: &[&str] = &[
     "postgres",
     "postgresql",
     "postgis",
     "timescaledb",
+    "citus",
+    "pgvector",
     "mysql",
     "mariadb",
     "mongo",
@@ -48,6 +53,91 @@ const DATABASE_IMAGES: &[&str] = &[
     "spilo",
     "pgpool",
 ];
+
+/// The images of these run PostgreSQL (besides names containing `postgres`).
+const POSTGRES_IMAGES: &[&str] = &["postgis", "timescaledb", "citus", "pgvector", "patroni", "spilo"];
+
+/// A word in an image name that makes it a tool around a database, not the
+/// database: `postgres-exporter`, `postgres-backup-s3`, `mongo-express`.
+const TOOL_WORDS: &[&str] = &[
+    "exporter",
+    "backup",
+    "backups",
+    "dump",
+    "dumper",
+    "restore",
+    "client",
+    "cli",
+    "express",
+    "admin",
+    "ui",
+    "web",
+    "operator",
+    "proxy",
+    "bouncer",
+    "router",
+    "agent",
+    "tools",
+    "migrate",
+    "migrations",
+    "cron",
+    "monitor",
+    "metrics",
+    "sidecar",
+    "s3",
+    "gcs",
+];
+
+/// Database clients: a service whose command runs these, and no server, is
+/// a job that uses the image (a backup, a schema load), not a database.
+const CLIENTS: &[&str] = &[
+    "pg_dump",
+    "pg_dumpall",
+    "pg_basebackup",
+    "pg_restore",
+    "pg_receivewal",
+    "pg_verifybackup",
+    "pgbench",
+    "psql",
+    "pg_isready",
+    "mysqldump",
+    "mysqlpump",
+    "mysql",
+    "mysqladmin",
+    "mysqlcheck",
+    "mysqlimport",
+    "mysqlsh",
+    "mariadb",
+    "mariadb-dump",
+    "mariadb-admin",
+    "mongodump",
+    "mongorestore",
+    "mongoimport",
+    "mongoexport",
+    "mongosh",
+    "mongo",
+];
+
+/// Database servers and the entrypoints that start them.
+const SERVERS: &[&str] = &[
+    "postgres",
+    "postmaster",
+    "pg_ctl",
+    "pg_ctlcluster",
+    "docker-entrypoint.sh",
+    "mysqld",
+    "mysqld_safe",
+    "mariadbd",
+    "mongod",
+    "mongos",
+    "patroni",
+    "stolon-keeper",
+];
+
+/// Words after which the next word is still a command name (`gosu` and
+/// `su-exec` take a user first).
+const COMMAND_PREFIXES: &[&str] =
+    &["exec", "then", "do", "else", "if", "while", "until", "time", "!", "env", "nohup", "command", "{", "("];
 
 impl<'a> StackCx<'a> {
     pub fn new(
@@ -78,15 +168,11 @@ impl<'a> StackCx<'a> {
                 .filter(|(_, v)| self.doc.is_map(*v))
                 .filter_map(|(k, v)| {
                     let mut svc = Svc { name: self.doc.scalar(k)?, key: k, node: v, database: false, postgres: false };
-                    let base = self.image_base(&svc);
-                    svc.database = base.is_some_and(|b| {
-                        DATABASE_IMAGES
-                            .iter()
-                            .any(|d| b.strip_prefix(d).is_some_and(|rest| rest.is_empty() || rest.starts_with('-')))
-                    });
-                    svc.postgres = base.is_some_and(|b| {
-                        b.contains("postgres") || b == "postgis" || b == "timescaledb" || b == "spilo"
-                    });
+                    if let Some(base) = self.image_base(&svc) {
+                        let (database, postgres) = self.database_server(v, &base);
+                        svc.database = database;
+                        svc.postgres = postgres;
+                    }
                     Some(svc)
                 })
                 .collect()
@@ -106,17 +192,126 @@ impl<'a> StackCx<'a> {
         self.doc.span(node)
     }
 
-    pub fn image(&self, svc: &Svc<'_>) -> Option<&'a str> {
-        self.str_at(svc.node, &["image"])
+    /// The image as deployed when no variable is set: `${IMG:-postgres:16}`
+    /// is `postgres:16`; `None` when a variable has no default.
+    pub fn image(&self, svc: &Svc<'_>) -> Option<Cow<'a, str>> {
+        crate::rules::interpolation::with_defaults(self.str_at(svc.node, &["image"])?)
     }
 
     /// The repository's last path component, without tag or digest
     /// (repository names are lowercase, so no case folding is needed).
-    pub fn image_base(&self, svc: &Svc<'_>) -> Option<&'a str> {
-        let image = self.image(svc)?;
-        let no_digest = image.split('@').next().unwrap_or(image);
-        let last = no_digest.rsplit('/').next().unwrap_or(no_digest);
-        Some(last.split(':').next().unwrap_or(last))
+    pub fn image_base(&self, svc: &Svc<'_>) -> Option<Cow<'a, str>> {
+        let base = |image: &str| -> std::ops::Range<usize> {
+            let no_digest = image.split('@').next().unwrap_or(image);
+            let last_at = no_digest.rfind('/').map_or(0, |i| i + 1);
+            let last = &no_digest[last_at..];
+            last_at..last_at + last.split(':').next().unwrap_or(last).len()
+        };
+        Some(match self.image(svc)? {
+            Cow::Borrowed(i) => Cow::Borrowed(&i[base(i)]),
+            Cow::Owned(i) => Cow::Owned(i[base(&i)].to_owned()),
+        })
+    }
+
+    /// Is the service with this image base a database server, and a
+    /// PostgreSQL one? A database image run as a job is not a server: a
+    /// swarm job (`mode: replicated-job`/`global-job`); a command that runs
+    /// database clients (`pg_dump`, `pg_basebackup`, `psql -f`) and no
+    /// server; or a command of its own that starts no server, run once
+    /// (`restart_policy.condition: none`). Stolon's one image is a database
+    /// only as a keeper.
+    fn database_server(&self, node: NodeId, base: &str) -> (bool, bool) {
+        let named = |list: &[&str]| {
+            list.iter().any(|d| base.strip_prefix(d).is_some_and(|rest| rest.is_empty() || rest.starts_with('-')))
+        };
+        if base.split(['-', '_']).any(|w| TOOL_WORDS.contains(&w)) {
+            return (false, false);
+        }
+        let programs = std::cell::OnceCell::new();
+        let programs = || programs.get_or_init(|| self.programs(node));
+        let (database, postgres) = if base == "stolon" {
+            let keeper = programs().iter().any(|p| p == "stolon-keeper");
+            (keeper, keeper)
+        } else {
+            let postgres = base.contains("postgres") || named(POSTGRES_IMAGES);
+            (postgres || named(DATABASE_IMAGES), postgres)
+        };
+        if !database {
+            return (false, false);
+        }
+        let mode = self.str_at(node, &["deploy", "mode"]);
+        let p = programs();
+        let runs_server = p.iter().any(|w| SERVERS.contains(&w.as_str()));
+        let runs_client = p.iter().any(|w| CLIENTS.contains(&w.as_str()));
+        // `condition: none` on the image's own command is a server that will
+        // not come back (HC408's case); with a command of its own that starts
+        // no server, it is a one-shot task.
+        let one_shot = self.str_at(node, &["deploy", "restart_policy", "condition"]) == Some("none")
+            && !p.is_empty()
+            && !runs_server;
+        let job = matches!(mode, Some("replicated-job" | "global-job")) || (runs_client && !runs_server) || one_shot;
+        if job { (false, false) } else { (database, postgres) }
+    }
+
+    /// The programs `entrypoint` and `command` run (the words in command
+    /// position, by base name), scripts after `sh -c` included.
+    fn programs(&self, node: NodeId) -> Vec<String> {
+        let mut text = String::new();
+        for field in ["entrypoint", "command"] {
+            let Some(n) = self.at(node, &[field]) else { continue };
+            if let Some(s) = self.doc.scalar(n) {
+                text.push_str(s);
+            } else {
+                for item in self.doc.seq(n).unwrap_or(&[]) {
+                    if let Some(s) = self.doc.scalar(*item) {
+                        text.push(' ');
+                        text.push_str(s);
+                    }
+                }
+            }
+            // The command is the entrypoint's arguments, not a new command line.
+            text.push(' ');
+        }
+        // Separators start a new command; read them as words of their own.
+        let text: String = text
+            .chars()
+            .flat_map(|c| {
+                let sep = matches!(c, ';' | '&' | '|' | '`' | '(' | ')' | '\n');
+                [if sep { ' ' } else { c }, if sep { ';' } else { '\0' }, if sep { ' ' } else { '\0' }]
+            })
+            .filter(|c| *c != '\0')
+            .collect();
+        let mut out = Vec::new();
+        let mut command_position = true;
+        let mut after_shell = false;
+        let mut skip_user = false;
+        for raw in text.split_whitespace() {
+            if raw == ";" {
+                command_position = true;
+                continue;
+            }
+            let word = raw.trim_matches(['"', '\'']);
+            let base = word.rsplit('/').next().unwrap_or(word);
+            if skip_user {
+                skip_user = false;
+                continue;
+            }
+            if command_position {
+                if COMMAND_PREFIXES.contains(&word) || word.contains('=') {
+                    continue;
+                }
+                if matches!(base, "gosu" | "su-exec") {
+                    skip_user = true;
+                    continue;
+                }
+                out.push(base.to_owned());
+                after_shell = matches!(base, "sh" | "bash" | "ash" | "dash");
+                command_position = false;
+            } else if after_shell && word == "-c" {
+                command_position = true;
+            }
+        }
+        out
     }
 
     /// The services that run a database image.
@@ -253,4 +448,63 @@ pub struct Entry<'a> {
 /// A named volume, not a bind path (`./x`, `/x`, `~/x`).
 fn is_volume_name(s: &str) -> bool {
     !s.is_empty() && !s.starts_with(['.', '/', '~', '$'])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// (database, postgres) for each service of a stack, by name.
+    fn classify(yaml: &str) -> Vec<(String, bool, bool)> {
+        let src = Source::new("t.yml", yaml.to_owned());
+        let doc = crate::yaml::Doc::parse(&src).expect("valid YAML");
+        let cx = StackCx::new(&src, &doc, doc.root.expect("a root"), None, None);
+        cx.services().iter().map(|s| (s.name.to_owned(), s.database, s.postgres)).collect()
+    }
+
+    #[test]
+    fn servers_and_jobs() {
+        let got = classify(
+            r#"
+services:
+  server: {image: "postgres:16"}
+  args: {image: "postgres:16", command: "postgres -c max_connections=200"}
+  wrapped: {image: "postgres:16", command: ["docker-entrypoint.sh", "postgres"]}
+  custom: {image: "postgres:16", entrypoint: ["/replica-entrypoint.sh"]}
+  replica-init: {image: "postgres:16", command: "sh -c 'pg_basebackup -h primary -U postgres -D /data && exec postgres'"}
+  not-restarted: {image: "postgres:16", deploy: {restart_policy: {condition: none}}}
+  dump: {image: "postgres:16", command: "pg_dump -h db -U postgres app"}
+  loop: {image: "postgres:16", entrypoint: ["sh", "-c"], command: ["while true; do pg_dump -U postgres app; sleep 3600; done"]}
+  job: {image: "postgres:16", deploy: {mode: replicated-job}}
+  one-shot: {image: "postgres:16", command: ["/scripts/restore.sh"], deploy: {restart_policy: {condition: none}}}
+  keeper: {image: "sorintlab/stolon:v0.17.0-pg15", command: "gosu stolon stolon-keeper --uid k0"}
+  sentinel: {image: "sorintlab/stolon:v0.17.0-pg15", command: "gosu stolon stolon-sentinel"}
+  exporter: {image: "prometheuscommunity/postgres-exporter:v0.15.0"}
+  mongo-ui: {image: "mongo-express:1.0"}
+  default: {image: "${PG_IMAGE:-timescale/timescaledb-ha:pg16}"}
+  unknown: {image: "${PG_IMAGE}"}
+  mysql: {image: "mysql:8.4"}
+"#,
+        );
+        let want = [
+            ("server", true, true),
+            ("args", true, true),
+            ("wrapped", true, true),
+            ("custom", true, true),
+            ("replica-init", true, true),
+            ("not-restarted", true, true),
+            ("dump", false, false),
+            ("loop", false, false),
+            ("job", false, false),
+            ("one-shot", false, false),
+            ("keeper", true, true),
+            ("sentinel", false, false),
+            ("exporter", false, false),
+            ("mongo-ui", false, false),
+            ("default", true, true),
+            ("unknown", false, false),
+            ("mysql", true, false),
+        ];
+        assert_eq!(got, want.map(|(n, d, p)| (n.to_owned(), d, p)));
+    }
 }

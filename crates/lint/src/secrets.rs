@@ -8,48 +8,85 @@ use regex::Regex;
 
 pub use hacompile_spec::values::is_credential_key;
 
-/// Is this value a literal credential (as opposed to a reference or a
-/// harmless non-secret value such as a boolean or a duration)?
+use crate::rules::interpolation;
+
+/// Is this value, under a credential key, a literal credential? Judged on
+/// what the file ships outside variables (`hunter2$X` ships `hunter2`;
+/// `${PW}`, `${PW:-}` and `"${PW}"` ship nothing; a default is judged by
+/// HC103 through [`credential_defaults`]). Any word counts: `password`,
+/// `secret`, `changeme` and `admin` under a password key are passwords, the
+/// most guessed ones. Booleans, `0`/`1` switches, durations, sizes, digests
+/// and paths (`/run/secrets/pw`) are not credentials.
 pub fn is_literal_secret(value: &str) -> bool {
-    let v = value.trim();
-    if v.is_empty() || is_reference(v) {
+    let shipped = interpolation::literal_text(value);
+    // Around variables, separators are not a password: `${USER}:${PASS}`.
+    if shipped.len() != value.len() && !shipped.bytes().any(|b| b.is_ascii_alphanumeric()) {
+        return false;
+    }
+    is_credential_text(&shipped)
+}
+
+/// A literal (no variables left) that would be a credential under a
+/// credential key.
+pub fn is_credential_text(text: &str) -> bool {
+    let v = text.trim().trim_matches(['"', '\'']).trim();
+    if v.is_empty() || is_shell_reference(v) {
         return false;
     }
     let lower = v.to_ascii_lowercase();
-    if matches!(
-        lower.as_str(),
-        "true" | "false" | "yes" | "no" | "on" | "off" | "null" | "none" | "~" | "changeme_in_secret"
-    ) {
+    if matches!(lower.as_str(), "true" | "false" | "yes" | "no" | "on" | "off" | "null" | "none" | "~" | "0" | "1") {
         return false;
     }
-    if lower.starts_with("sha256:") || lower.starts_with("sha512:") || v.starts_with("/run/secrets/") {
+    if lower.starts_with("sha256:") || lower.starts_with("sha512:") || is_path(v) {
         return false;
     }
-    if is_duration(&lower) || is_size(&lower) {
-        return false;
-    }
-    // Auth method names (e.g. POSTGRES_HOST_AUTH_METHOD=scram-sha-256) are not secrets.
-    !matches!(lower.as_str(), "scram-sha-256" | "md5" | "trust" | "password" | "peer" | "cert")
+    !(is_duration(&lower) || is_size(&lower))
 }
 
-/// `${X}`, `$X`, `$${X}` (compose's escape), or a command substitution
-/// (`$(cat /run/secrets/x)`): the value comes from elsewhere at run time.
+/// `/run/secrets/pw`, `/certs/token.crt`, `./keys/app.pem`: where a
+/// credential is, not the credential.
+fn is_path(v: &str) -> bool {
+    let rest = v.strip_prefix("./").or_else(|| v.strip_prefix('/'));
+    rest.is_some_and(|r| {
+        r.contains('/') && r.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'/' | b'.' | b'_' | b'-'))
+    })
+}
+
+/// The literal defaults of a value (`${PW:-hunter2}`, nested ones too) that
+/// are credentials under a credential key: ranges in `value`.
+pub fn credential_defaults(value: &str) -> Vec<Range<usize>> {
+    interpolation::defaults(value).into_iter().filter(|r| is_credential_text(&value[r.clone()])).collect()
+}
+
+/// `$X`, `${X}` (with any operator), `$(command)`: read at run time, by
+/// compose from the deploy environment or by a shell in the container.
+/// `$$X` and `$$(...)` are compose's escapes of the shell forms.
 pub fn is_reference(v: &str) -> bool {
-    let name_ok = |n: &str| {
-        !n.is_empty()
-            && n.bytes().next().is_some_and(|b| b.is_ascii_alphabetic() || b == b'_')
-            && n.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
-    };
-    let v = v.strip_prefix("$$").or_else(|| v.strip_prefix('$'));
-    match v {
-        Some(rest) if rest.starts_with('(') => rest.ends_with(')'),
-        Some(rest) => match rest.strip_prefix('{').and_then(|r| r.strip_suffix('}')) {
-            // `${X:?message}` / `${X?message}`: required, so nothing literal ships.
-            Some(inner) => name_ok(inner.split_once('?').map_or(inner, |(n, _)| n.trim_end_matches(':'))),
-            None => name_ok(rest),
-        },
-        None => false,
+    let v = v.strip_prefix('$').filter(|r| r.starts_with('$')).unwrap_or(v);
+    if !v.starts_with('$') {
+        return false;
     }
+    if v.contains(char::is_whitespace) && !(v.starts_with("$(") && v.ends_with(')')) {
+        return false;
+    }
+    let pieces = interpolation::pieces(v);
+    match pieces.as_slice() {
+        [interpolation::Piece::Var { op, arg, .. }] => *op != interpolation::Op::Default || arg.is_empty(),
+        _ => is_shell_reference(v),
+    }
+}
+
+/// `$NAME`, `${NAME}` or `$(command)` as a shell sees them.
+fn is_shell_reference(v: &str) -> bool {
+    let Some(rest) = v.strip_prefix('$') else { return false };
+    if rest.starts_with('(') {
+        return rest.ends_with(')');
+    }
+    let name = rest.strip_prefix('{').and_then(|r| r.strip_suffix('}')).unwrap_or(rest);
+    let name = name.split([':', '-', '?', '+']).next().unwrap_or(name);
+    !name.is_empty()
+        && name.bytes().next().is_some_and(|b| b.is_ascii_alphabetic() || b == b'_')
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
 }
 
 fn is_duration(v: &str) -> bool {
@@ -67,26 +104,86 @@ fn is_size(v: &str) -> bool {
         && ["k", "kb", "m", "mb", "g", "gb", "t", "tb", "b", "ki", "mi", "gi", "kib", "mib", "gib"].contains(&unit)
 }
 
-/// `${NAME:-default}` or `${NAME-default}` with a non-empty default: the
-/// byte range of the default inside `value`.
-pub fn interpolation_default(value: &str) -> Option<Range<usize>> {
-    let start = value.find("${")?;
-    let body_start = start + 2;
-    let end = body_start + value[body_start..].find('}')?;
-    let body = &value[body_start..end];
-    let sep = body.find(":-").map(|i| (i, 2)).or_else(|| body.find('-').map(|i| (i, 1)))?;
-    let default = body_start + sep.0 + sep.1..end;
-    (!value[default.clone()].is_empty() && !value[default.clone()].starts_with('$')).then_some(default)
+/// Keys that hold `user:password` pairs (`DB_USERS: app:pw,report:pw2`).
+pub fn is_user_list_key(key: &str) -> bool {
+    let last = key.rsplit(['_', '.', '-']).next().unwrap_or(key);
+    last.eq_ignore_ascii_case("users") || last.eq_ignore_ascii_case("userlist")
+}
+
+/// Words that, after `name:`, give a role, not a password
+/// (`ADMIN_USERS: alice:admin`).
+const ROLES: &[&str] = &[
+    "admin",
+    "administrator",
+    "viewer",
+    "editor",
+    "reader",
+    "writer",
+    "read",
+    "write",
+    "readonly",
+    "readwrite",
+    "ro",
+    "rw",
+    "owner",
+    "member",
+    "guest",
+    "operator",
+    "superuser",
+    "user",
+    "users",
+    "monitoring",
+];
+
+/// The passwords (ranges in `value`) of a `user:password[,user:password]`
+/// list. Password hashes (`$2y$...`, `{SHA}...`, `md5...` of 35
+/// characters), roles and Kafka principals (`User:alice`) are not
+/// reported; nor are references.
+pub fn user_passwords(value: &str) -> Vec<Range<usize>> {
+    let mut out = Vec::new();
+    let mut at = 0;
+    for item in value.split([',', ';', ' ', '\n']) {
+        let start = at;
+        at += item.len() + 1;
+        let Some((user, pw)) = item.split_once(':') else { continue };
+        let user_ok = !user.is_empty()
+            && user.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b'@'));
+        if !user_ok || matches!(user, "User" | "Group" | "Role") || pw.is_empty() {
+            continue;
+        }
+        let hashed = pw.starts_with('$') || pw.starts_with('{') || (pw.len() == 35 && pw.starts_with("md5"));
+        let role = ROLES.iter().any(|r| pw.eq_ignore_ascii_case(r));
+        if !hashed && !role && is_credential_text(pw) {
+            let p = start + user.len() + 1;
+            out.push(p..p + pw.len());
+        }
+    }
+    out
 }
 
 static URL_CREDENTIALS: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s:@/]*:([^\s@/]+)@").expect("valid regex"));
+/// A password in a URL's query (`jdbc:postgresql://db/app?user=a&password=x`).
+static URL_QUERY_PASSWORD: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?i)://[^\s?]*\?(?:[^\s#]*&)?(?:password|passwd|pwd)=([^\s&#]+)").expect("valid regex")
+});
 
-/// A URL with a password (`scheme://user:pass@host`): the password's range.
-pub fn url_password(value: &str) -> Option<Range<usize>> {
-    let caps = URL_CREDENTIALS.captures(value)?;
-    let m = caps.get(1)?;
-    (!is_reference(m.as_str()) && !m.as_str().starts_with("${")).then(|| m.range())
+/// Stands for a variable's value in a value being judged.
+const UNKNOWN: &str = "\u{1}";
+
+/// A URL with a literal password (`scheme://user:pass@host`, or
+/// `?password=pass` in its query), judged on the value as shipped:
+/// variables without a default are unknown (not literal), defaults are
+/// literal (`scheme://u:${PW:-pw}@h` ships `pw`). The password as shipped.
+pub fn url_password(value: &str) -> Option<String> {
+    if !value.contains("://") || !(value.contains('@') || value.contains('?')) {
+        return None;
+    }
+    let shipped = interpolation::with_defaults_or(value, UNKNOWN)?;
+    let caps = URL_CREDENTIALS.captures(&shipped).or_else(|| URL_QUERY_PASSWORD.captures(&shipped))?;
+    let m = caps.get(1)?.as_str();
+    let literal = m.replace(UNKNOWN, "");
+    (!literal.is_empty() && !is_shell_reference(&literal)).then(|| m.to_owned())
 }
 
 /// Provider token shapes (gitleaks-style), with the provider's name.
@@ -136,12 +233,32 @@ pub fn entropy(s: &str) -> f64 {
 }
 
 /// A value that looks randomly generated (a key or password), not a word,
-/// path, URL, digest or image reference.
+/// path, URL, digest, image reference or a structured value: host lists
+/// (`db1:5432,db2:5432`), LDAP names (`cn=x,dc=example,dc=org`) and URNs
+/// (`urn:ietf:params:...`) are judged part by part, and their parts are
+/// names.
 pub fn looks_random(v: &str) -> bool {
     if v.len() < 20 || v.len() > 200 || v.contains(char::is_whitespace) || v.contains('/') || v.contains("://") {
         return false;
     }
-    if v.starts_with("sha256:") || v.contains('@') || v.contains('$') {
+    if v.starts_with("sha256:")
+        || v.contains('@')
+        || v.contains('$')
+        || v.get(..4).is_some_and(|p| p.eq_ignore_ascii_case("urn:"))
+    {
+        return false;
+    }
+    // Base64 padding is part of a key, not a separator.
+    let body = v.trim_end_matches('=');
+    if body.contains([',', ';', ':', '=']) {
+        return body.split([',', ';', ':', '=']).any(random_token);
+    }
+    random_token(body)
+}
+
+/// One token (no separators inside) that looks generated.
+fn random_token(v: &str) -> bool {
+    if v.len() < 20 || is_uuid(v) {
         return false;
     }
     // Words joined by separators (`production-database-primary-2026`) are names.
@@ -156,6 +273,14 @@ pub fn looks_random(v: &str) -> bool {
         v.bytes().any(|b| b.is_ascii_digit()),
     ];
     classes.iter().filter(|c| **c).count() >= 2 && entropy(v) >= 4.0
+}
+
+/// `8-4-4-4-12` hexadecimal: an identifier (cluster, tenant, client id).
+fn is_uuid(v: &str) -> bool {
+    let parts: Vec<&str> = v.split('-').collect();
+    parts.len() == 5
+        && parts.iter().map(|p| p.len()).eq([8, 4, 4, 4, 12])
+        && parts.iter().all(|p| p.bytes().all(|b| b.is_ascii_hexdigit()))
 }
 
 #[cfg(test)]
@@ -197,14 +322,20 @@ mod tests {
 
     #[test]
     fn literals() {
-        for v in ["hunter2", "s3cr3t!", "${X:-default}", "$X-literal"] {
+        for v in ["hunter2", "s3cr3t!", "$X-literal", "hunter2$SUFFIX", "pa$$w0rd", "password", "changeme", "12345678"]
+        {
             assert!(is_literal_secret(v), "{v}");
         }
         for v in [
             "",
             "${DB_PASSWORD}",
             "$DB_PASSWORD",
+            "${X:-default}",
+            "${ELASTIC_PASSWORD:-}",
+            "${USER}:${PASS}",
+            "\"${PW}\"",
             "true",
+            "0",
             "30s",
             "512m",
             "/run/secrets/pw",
@@ -218,17 +349,24 @@ mod tests {
     }
 
     #[test]
-    fn defaults_and_urls() {
+    fn defaults_users_and_urls() {
         let v = "${PGPASSWORD:-hunter2}";
-        assert_eq!(&v[interpolation_default(v).expect("default")], "hunter2");
-        assert_eq!(interpolation_default("${PGPASSWORD}"), None);
-        assert_eq!(interpolation_default("${PGPASSWORD:-}"), None);
-        let u = "postgres://app:hunter2@db:5432/app";
-        assert_eq!(&u[url_password(u).expect("password")], "hunter2");
+        assert_eq!(credential_defaults(v).iter().map(|r| &v[r.clone()]).collect::<Vec<_>>(), ["hunter2"]);
+        assert!(credential_defaults("${PGPASSWORD}").is_empty());
+        assert!(credential_defaults("${PGPASSWORD:-}").is_empty());
+        assert!(credential_defaults("${SENTRY_DSN:-0}").is_empty());
+        assert_eq!(url_password("postgres://app:hunter2@db:5432/app").as_deref(), Some("hunter2"));
         assert_eq!(url_password("postgres://app:${PW}@db/app"), None);
+        assert_eq!(url_password("postgresql://${DB_USER:?error}:${DB_PASSWORD:?error}@postgres/db"), None);
+        assert_eq!(url_password("postgres://app:${PW:-dflt}@db/app").as_deref(), Some("dflt"));
         assert_eq!(url_password("https://example.com/x"), None);
-        let r = "redis://:cache-pass@cache:6379/0";
-        assert_eq!(&r[url_password(r).expect("empty user")], "cache-pass");
+        assert_eq!(url_password("redis://:cache-pass@cache:6379/0").as_deref(), Some("cache-pass"));
+        assert_eq!(url_password("jdbc:postgresql://pg/app?user=app&password=q-pw").as_deref(), Some("q-pw"));
+        assert_eq!(url_password("jdbc:postgresql://pg/app?user=app&password=${PW}"), None);
+        assert!(!is_literal_secret("/certs/token.crt") && !is_literal_secret("./keys/app.pem"));
+        let u = "app:app-pw,report:$$2y$$10$$abcdefghijklmnopqrstuv,User:alice,bob:viewer";
+        assert_eq!(user_passwords(u).iter().map(|r| &u[r.clone()]).collect::<Vec<_>>(), ["app-pw"]);
+        assert!(is_user_list_key("DB_USERS") && is_user_list_key("PGBOUNCER_USERLIST") && !is_user_list_key("DB_USER"));
     }
 
     #[test]
@@ -240,5 +378,16 @@ mod tests {
         assert!(!looks_random("production-database-primary"));
         assert!(!looks_random("production-database-primary-2026"));
         assert!(!looks_random("sha256:11a9d238fbb48bab14599c57e41123254452b1a2d93c6c8595bce96f346bd082"));
+        for structured in [
+            "pg-etcd1.db.example.net:2379,pg-etcd2.db.example.net:2379",
+            "cn=readonly2,ou=Service2,dc=example,dc=org",
+            "uid=svc-grafana,ou=Apps,dc=Example,dc=com",
+            "urn:amazon:webservices:govcloud2",
+            "6e8bc430-9c3a-11d9-9669-0800200c9a66",
+        ] {
+            assert!(!looks_random(structured), "{structured}");
+        }
+        assert!(looks_random("bXlTM2NyZXRDb29raWVLZXkyMDI2eHl6=="));
+        assert!(looks_random("base64:bXlTM2NyZXRDb29raWVLZXkyMDI2eHl6"));
     }
 }

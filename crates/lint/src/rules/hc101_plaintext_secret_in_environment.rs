@@ -1,7 +1,7 @@
 use super::{Check, Rule};
 use crate::context::StackCx;
 use crate::finding::{Family, Hit, Severity};
-use crate::secrets::{interpolation_default, is_literal_secret};
+use crate::secrets::{is_literal_secret, is_user_list_key, user_passwords};
 
 pub const RULE: Rule = Rule {
     code: "HC101",
@@ -12,12 +12,21 @@ pub const RULE: Rule = Rule {
     doc: r#"
 ## What it does
 Reports environment variables whose name says they hold a credential
-(`*PASSWORD*`, `*_TOKEN`, `*SECRET*`, `API_KEY`, ...) and whose value is written
-in the file, in the map form and the `- KEY=value` list form, also when the
-value comes through a YAML anchor or merge key (reported where it is written).
-`*_FILE` variables, bare `${VAR}` references, booleans, durations, sizes,
-`sha256:` digests and `/run/secrets/...` paths are not credentials. In a
-cluster spec, any literal credential is reported.
+(`*PASSWORD*`, `*_TOKEN`, `*SECRET*`, `API_KEY`, `REDISCLI_AUTH`,
+`MONGODB_REPLICA_SET_KEY`, ...) and whose value is written in the file, in
+the map form and the `- KEY=value` list form, also when the value comes
+through a YAML anchor or merge key (reported where it is written). Any word
+counts: `password` or `changeme` under a password key is a password, the
+most guessed one. The passwords of `user:password` lists under `*_USERS` keys
+are reported too.
+
+Not reported: `*_FILE` variables; settings *about* a credential, named by
+their last word (`*_TOKEN_REALM`, `*_PASS_SCHEME`, `*_TOKEN_URL`,
+`*_PASSWORD_MIN_LENGTH`, ...); values that ship nothing literal (`${VAR}`,
+`${VAR:-}`, `"${VAR}"`; a literal default is HC103); booleans and `0`/`1`
+switches, durations, sizes, `sha256:` digests and paths
+(`/run/secrets/...`, `/certs/token.crt`).
+In a cluster spec, any literal credential is reported.
 
 ## Why it matters
 The file ends up in version control, CI logs and `docker inspect` output; every
@@ -59,7 +68,7 @@ fn check(cx: &StackCx<'_>, out: &mut Vec<Hit>) {
     for (svc, env) in cx.services().iter().zip(cx.environments()) {
         for e in env {
             let Some(value) = e.value else { continue };
-            if e.credential && is_literal_secret(value) && interpolation_default(value).is_none() {
+            if e.credential && is_literal_secret(value) {
                 out.push(
                     Hit::new(
                         e.value_span.clone(),
@@ -67,6 +76,21 @@ fn check(cx: &StackCx<'_>, out: &mut Vec<Hit>) {
                     )
                     .help(fix_help(e.key)),
                 );
+            } else if is_user_list_key(e.key) {
+                let raw = &cx.src.text[e.value_span.clone()];
+                for r in user_passwords(value) {
+                    let pw = &value[r];
+                    let at = raw
+                        .find(pw)
+                        .map_or(e.value_span.clone(), |i| e.value_span.start + i..e.value_span.start + i + pw.len());
+                    out.push(
+                        Hit::new(
+                            at,
+                            format!("`{}` of service `{}` lists a user with a literal credential", e.key, svc.name),
+                        )
+                        .help(fix_help(e.key)),
+                    );
+                }
             }
         }
     }

@@ -14,7 +14,7 @@ pub const RULE: Rule = Rule {
 Reports URLs with a literal password in environment values, labels, `command`,
 `entrypoint` and `healthcheck.test`: `postgres://app:hunter2@db/app`,
 `redis://:pw@cache`, `https://user:pw@registry`. A `${VAR}` in the password
-position is not reported.
+position is not reported; a literal default there (`${PW:-pw}`) is.
 
 ## Why it matters
 A connection string is a password with a host attached. It is copied into
@@ -51,8 +51,7 @@ fn check(cx: &StackCx<'_>, out: &mut Vec<Hit>) {
             if let Some(pw) = url_password(text) {
                 let span = cx.span(v);
                 let raw = &cx.src.text[span.clone()];
-                let at =
-                    raw.find(&text[pw.clone()]).map_or(span.clone(), |i| span.start + i..span.start + i + pw.len());
+                let at = raw.find(pw.as_str()).map_or(span.clone(), |i| span.start + i..span.start + i + pw.len());
                 out.push(
                     Hit::new(at, format!("a URL in service `{}` carries a literal password", svc.name))
                         .help("keep the password in a Docker secret and pass it separately (a `_FILE` variable or a passfile), or use `${VAR}` filled from the environment at deploy time"),

@@ -1,7 +1,7 @@
 use super::{Check, Rule};
 use crate::context::StackCx;
 use crate::finding::{Family, Hit, Severity};
-use crate::secrets::interpolation_default;
+use crate::secrets::credential_defaults;
 
 pub const RULE: Rule = Rule {
     code: "HC103",
@@ -12,7 +12,10 @@ pub const RULE: Rule = Rule {
     doc: r#"
 ## What it does
 Reports credential-shaped variables whose value is `${VAR:-default}` or
-`${VAR-default}` with a literal default.
+`${VAR-default}` with a literal default (nested defaults too:
+`${A:-${B:-admin}}`). An empty default (`${VAR:-}`) or a switch (`0`, `false`)
+is no password; settings about credentials (`*_TOKEN_REALM`, ...) are not
+credentials (see HC101).
 
 ## Why it matters
 The default is a password in the file, and it is silently used whenever the
@@ -39,9 +42,9 @@ fn check(cx: &StackCx<'_>, out: &mut Vec<Hit>) {
             if !e.credential {
                 continue;
             }
-            if let Some(d) = interpolation_default(value) {
-                let raw = &cx.src.text[e.value_span.clone()];
-                let default = &value[d.clone()];
+            let raw = &cx.src.text[e.value_span.clone()];
+            for d in credential_defaults(value) {
+                let default = &value[d];
                 let at = raw
                     .find(default)
                     .map_or(e.value_span.clone(), |i| e.value_span.start + i..e.value_span.start + i + default.len());

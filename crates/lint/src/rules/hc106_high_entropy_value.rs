@@ -14,7 +14,11 @@ pub const RULE: Rule = Rule {
 Reports environment values and labels under names that do not look like
 credentials but whose value looks random: at least 20 characters, letters
 mixed with digits or case, and a Shannon entropy of 4 bits per character or
-more. Paths, URLs, digests and references are not reported.
+more. Paths, URLs, digests, UUIDs and references are not reported.
+Structured values are judged part by part, and their parts are names: host
+lists (`etcd1.db.example.net:2379,etcd2.db.example.net:2379`), LDAP
+distinguished names (`cn=readonly,ou=Services,dc=example,dc=org`) and URNs
+(`urn:ietf:params:oauth:grant-type:jwt-bearer`).
 
 ## Why it matters
 Credentials hide under names like `DB_KEY`, `SIGNING` or `X_CONFIG`. A random

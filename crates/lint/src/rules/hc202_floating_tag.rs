@@ -13,7 +13,8 @@ pub const RULE: Rule = Rule {
 ## What it does
 Reports images tagged `latest`, `stable`, `edge`, `dev`, `nightly`, `main`,
 `master`, `beta`, `lts` and other tags that are moved on purpose, when no
-digest pins them.
+digest pins them. An image written as a variable is judged by its default,
+the image that ships when the variable is unset (`${IMG:-postgres:latest}`).
 
 ## Why it matters
 A moving tag means the image changes under a running cluster: the next task

@@ -10,9 +10,18 @@ pub const RULE: Rule = Rule {
     summary: "A database service with a named volume has no placement constraint",
     doc: r#"
 ## What it does
-Reports services running a database image (PostgreSQL, MySQL, MariaDB,
-MongoDB, ...) that mount a named volume but have no
-`deploy.placement.constraints`.
+Reports database servers that mount a named volume but have no
+`deploy.placement.constraints`. A database server is a service running a
+database image (PostgreSQL and the images built on it: Citus, Spilo,
+TimescaleDB, PostGIS, Patroni, a Stolon keeper; MySQL, MariaDB, MongoDB, ...)
+as a server. A job that uses the image is not one: a swarm job
+(`mode: replicated-job` or `global-job`); a command that runs database
+clients (`pg_dump`, `pg_basebackup`, `psql -f`, `mysqldump`, ...) and no
+server; or a command of its own that starts no server, run once
+(`restart_policy.condition: none`). The image's own command with
+`condition: none` is still a server (one HC408 reports).
+Tools named after a database (`postgres-exporter`, `postgres-backup-s3`,
+`mongo-express`) are not databases either.
 
 ## Why it matters
 Named volumes are local to a node. When swarm reschedules the task, after a

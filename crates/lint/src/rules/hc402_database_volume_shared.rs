@@ -15,7 +15,11 @@ pub const RULE: Rule = Rule {
 Reports database services whose named volume could be mounted by two tasks on
 one node: `replicas` above 1 or `mode: global` without
 `placement.max_replicas_per_node: 1`, and two database services mounting the
-same named volume.
+same named volume. A volume whose name swarm makes per task
+(`name: "{{.Service.Name}}-{{.Task.Slot}}-data"`, with `.Task.Slot`,
+`.Task.ID` or `.Task.Name`) is never shared; one named per service
+(`{{.Service.Name}}`) is not shared between services. (`{{.Node.Hostname}}`
+is per node: two tasks on one node still share it.)
 
 ## Why it matters
 Two postmasters on one data directory corrupt it; PostgreSQL's pid-file lock
@@ -39,12 +43,32 @@ different nodes.
     check: Check::Stack(check),
 };
 
+/// Swarm's templates in a volume name (spaces inside the braces allowed).
+fn templated(name: &str, fields: &[&str]) -> bool {
+    let compact: String = name.chars().filter(|c| !c.is_whitespace()).collect();
+    fields.iter().any(|f| compact.contains(&format!("{{{{{f}}}}}")))
+}
+
+const PER_TASK: &[&str] = &[".Task.Slot", ".Task.ID", ".Task.Name"];
+const PER_SERVICE: &[&str] = &[".Service.Name", ".Service.ID"];
+
 fn check(cx: &StackCx<'_>, out: &mut Vec<Hit>) {
     let mut users: BTreeMap<String, Vec<(String, std::ops::Range<usize>)>> = BTreeMap::new();
     for svc in cx.databases() {
-        let volumes = cx.named_volumes(svc);
+        // The name swarm creates: the top-level `name:` when given.
+        let volumes: Vec<(String, _)> = cx
+            .named_volumes(svc)
+            .into_iter()
+            .map(|(key, node)| {
+                let name = cx.str_at(cx.root, &["volumes", &key, "name"]).map_or(key, str::to_owned);
+                (name, node)
+            })
+            .filter(|(name, _)| !templated(name, PER_TASK))
+            .collect();
         for (name, node) in &volumes {
-            users.entry(name.clone()).or_default().push((svc.name.to_owned(), cx.span(*node)));
+            if !templated(name, PER_SERVICE) {
+                users.entry(name.clone()).or_default().push((svc.name.to_owned(), cx.span(*node)));
+            }
         }
         if volumes.is_empty() {
             continue;

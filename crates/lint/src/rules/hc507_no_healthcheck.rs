@@ -10,9 +10,11 @@ pub const RULE: Rule = Rule {
     summary: "A database or proxy service has no healthcheck (or disables it)",
     doc: r#"
 ## What it does
-Reports database and proxy services (PostgreSQL, MySQL, HAProxy, ...)
+Reports database servers and proxy services (PostgreSQL, MySQL, HAProxy, ...)
 without a `healthcheck`, or with `healthcheck.disable: true`. (The image may
-define one; state it in the file so the policy is reviewable.)
+define one; state it in the file so the policy is reviewable.) A job that
+uses a database image (a backup, a schema load: see HC401 for how one is told
+apart) serves nothing and is not reported.
 
 ## Why it matters
 Swarm adds a task to service DNS when it is healthy and replaces unhealthy

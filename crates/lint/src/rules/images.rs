@@ -2,6 +2,7 @@
 
 use hacompile_image::ImageRef;
 
+use super::interpolation::with_defaults;
 use crate::context::StackCx;
 
 /// Tags that move: pinning to them pins nothing.
@@ -34,17 +35,16 @@ pub struct Image {
     pub parsed: Result<ImageRef, hacompile_image::RefError>,
 }
 
-/// Every service image whose text is literal (not `${IMAGE}`).
+/// Every service image known before deploy: literal, or a variable with a
+/// default (`${IMG:-postgres:latest}` is judged as `postgres:latest`, what
+/// ships when the variable is unset); not `${IMAGE}`.
 pub fn collect(cx: &StackCx<'_>) -> Vec<Image> {
     cx.services()
         .iter()
         .filter_map(|svc| {
             let node = cx.at(svc.node, &["image"])?;
-            let text = cx.doc.scalar(node)?;
-            if text.contains('$') {
-                return None;
-            }
-            Some(Image { service: svc.name.to_owned(), span: cx.span(node), parsed: ImageRef::parse(text) })
+            let text = with_defaults(cx.doc.scalar(node)?)?;
+            Some(Image { service: svc.name.to_owned(), span: cx.span(node), parsed: ImageRef::parse(&text) })
         })
         .collect()
 }

@@ -7,6 +7,7 @@ use crate::source::Source;
 use crate::spec::SpecCx;
 
 pub(crate) mod images;
+pub(crate) mod interpolation;
 mod mounts;
 
 mod hc001_unreadable_input;
@@ -49,6 +50,10 @@ mod hc509_admin_port_published;
 mod hc510_overlay_not_encrypted;
 mod hc511_secret_file_in_repository;
 mod hc512_port_on_all_interfaces;
+mod hc513_dangerous_capability;
+mod hc514_selinux_labels_disabled;
+mod hc515_security_profile_unconfined;
+mod hc516_runs_as_root;
 
 /// A rule's check over a stack file.
 pub type StackCheck = fn(&StackCx<'_>, &mut Vec<Hit>);
@@ -123,6 +128,10 @@ pub const RULES: &[Rule] = &[
     hc510_overlay_not_encrypted::RULE,
     hc511_secret_file_in_repository::RULE,
     hc512_port_on_all_interfaces::RULE,
+    hc513_dangerous_capability::RULE,
+    hc514_selinux_labels_disabled::RULE,
+    hc515_security_profile_unconfined::RULE,
+    hc516_runs_as_root::RULE,
 ];
 
 /// Retired codes, never reused, with what replaced them.
