@@ -61,7 +61,7 @@ fn planted_service(rng: &mut ChaCha8Rng, i: usize, s: &str) -> (Vec<String>, Vec
         lines.push(l);
         protected.push(p);
     };
-    match rng.random_range(0..12) {
+    match rng.random_range(0..15) {
         0 => {
             add("    environment:".into(), false);
             add(format!("      {key}: {q}{s}{q}"), true);
@@ -91,6 +91,22 @@ fn planted_service(rng: &mut ChaCha8Rng, i: usize, s: &str) -> (Vec<String>, Vec
         }
         9 => add(format!("    command: redis-cli -a {s} ping"), true),
         10 => add(format!("    labels: {{\"traefik.http.middlewares.auth.basicauth.password\": \"{s}\"}}"), true),
+        // A URL whose user is the password too: both places hidden.
+        11 => {
+            add("    environment:".into(), false);
+            add(format!("      DATABASE_URL: postgres://{s}:{s}@db/app"), true);
+        }
+        // Through an anchor and a merge key, reported where it is written.
+        12 => {
+            add(format!("    x-env: &env{i} {{{key}: {q}{s}{q}}}"), true);
+            add(format!("    environment: {{<<: *env{i}, A: b}}"), false);
+        }
+        // The value repeated where no credential is expected.
+        13 => {
+            add("    environment:".into(), false);
+            add(format!("      {key}: {s}"), true);
+            add(format!("    labels: {{note: \"copied from {s}\"}}"), true);
+        }
         _ => {
             add("    environment:".into(), false);
             add(format!("      JDBC_URL: jdbc:postgresql://db/app?user=app&password={s}"), true);
