@@ -251,6 +251,30 @@ fn a_rotated_replication_password_makes_the_replica_unhealthy_until_it_has_the_n
         "replication password rotated on the primary: replica's healthcheck unhealthy after {detected:?}"
     ));
 
+    // Swarm replaces the task, which still has the old secret. Its volume
+    // holds what a copy killed with an earlier task left: a staging
+    // directory and a pid file whose number, in the new task's pid
+    // namespace, belongs to a live process (here: this test's).
+    c.replica.stop();
+    let staging = c.replica.data.with_extension("hacompile-basebackup");
+    std::fs::create_dir_all(staging.join("base")).expect("mkdir");
+    std::fs::write(staging.with_extension("hacompile-basebackup.pid"), format!("{}\n", std::process::id()))
+        .expect("write");
+    support::cluster::chown_postgres(&staging);
+    c.restart_replica();
+    let mut last = None;
+    let (detected, _) = measure("the replaced task's healthcheck unhealthy", Duration::from_secs(30), || {
+        let h = c.healthcheck(REPLICA);
+        let unhealthy = !h.healthy();
+        last = Some(h);
+        Ok(unhealthy)
+    });
+    let h = last.expect("checked");
+    assert!(h.output.contains("not streaming"), "says why: {}", h.output);
+    figures.push(format!(
+        "replaced with the old secret and a killed copy's leftovers on its volume: unhealthy after {detected:?}"
+    ));
+
     // The secret is rotated too; the replaced task writes its pgpass from it.
     std::fs::write(c.site.secrets.join("replication_password"), format!("{new_password}\n")).expect("write");
     c.replica.stop();

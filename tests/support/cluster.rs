@@ -103,7 +103,7 @@ fn ok(o: Output, what: &str) -> Output {
     o
 }
 
-fn chown_postgres(p: &Path) {
+pub fn chown_postgres(p: &Path) {
     ok(Command::new("chown").args(["-R", "postgres:postgres"]).arg(p).output().expect("chown"), "chown");
 }
 
