@@ -50,6 +50,12 @@ as_postgres() {
 }
 log() { echo "hacompile: $*" >&2; }
 
+# No copy runs yet in this container: a staging directory and pid file on
+# the volume were left by a copy killed with an earlier one. They go, or
+# the healthcheck, finding that pid number alive again in this container's
+# pid namespace, would report a copy in progress for ever.
+rm -rf "$staging" "$staging.pid"
+
 if [ ! -r "$password_file" ]; then
     log "cannot read the replication password file $password_file"
     exit 1
