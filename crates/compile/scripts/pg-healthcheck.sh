@@ -13,9 +13,9 @@
 #   - a replica must be streaming from the primary, unless the primary is
 #     unreachable: while the primary is away, replicas keep serving reads.
 # A replica that is not streaming while its primary is up is unhealthy; it
-# also leaves a marker with the time it was first found so, so that its
-# entrypoint copies the primary again on the next start instead of serving
-# the same old data (see the entrypoint).
+# also leaves a marker holding the time it was first found not streaming, so
+# that its entrypoint copies the primary again on the next start instead of
+# serving the same old data (see the entrypoint).
 #
 # Parameters (environment), so it also runs outside a container:
 #   PGDATA                  data directory
