@@ -11,29 +11,12 @@ use std::io::Write;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use support::cluster::{Cluster, STATS_USER, servers, sql, stats_csv, wait_for};
+use support::cluster::{
+    Cluster, PRIMARY, REPLICA, STATS_USER, in_recovery, measure, servers, sql, stats_csv, wait_child, wait_for,
+};
 use support::*;
 
 const EXAMPLE: &str = include_str!("../examples/ha-postgres.toml");
-
-/// Polls `f` until it is true; returns (elapsed, failed attempts).
-fn measure(limit: Duration, mut f: impl FnMut() -> Result<bool, ()>) -> (Duration, u32) {
-    let start = Instant::now();
-    let mut failed = 0;
-    loop {
-        match f() {
-            Ok(true) => return (start.elapsed(), failed),
-            Ok(false) => {}
-            Err(()) => failed += 1,
-        }
-        assert!(start.elapsed() < limit, "not reached within {limit:?}");
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
-
-fn in_recovery(port: u16) -> Result<bool, ()> {
-    sql(port, "select pg_is_in_recovery()").map(|r| r == "t").map_err(|_| ())
-}
 
 #[test]
 fn the_compiled_cluster_routes_checks_and_heals_on_real_haproxy_and_postgresql() {
@@ -64,12 +47,29 @@ fn the_compiled_cluster_routes_checks_and_heals_on_real_haproxy_and_postgresql()
         );
     }
 
+    // The servers run with their service's compiled command-line settings.
+    for pg in [&c.primary, &c.replica] {
+        let from_command: BTreeSet<String> = sql(pg.port, "select name from pg_settings where source = 'command line'")
+            .expect("pg_settings")
+            .lines()
+            .map(str::to_owned)
+            .collect();
+        for setting in c.site.settings(&pg.service).iter().filter(|a| *a != "-c") {
+            let name = setting.split_once('=').expect("name=value").0;
+            assert!(from_command.contains(name), "{}: {name} is set from the command line", pg.service);
+        }
+    }
+    assert_eq!(sql(c.replica.port, "show cluster_name").expect("cluster_name"), REPLICA);
+    assert_eq!(sql(c.primary.port, "show cluster_name").expect("cluster_name"), PRIMARY);
+    // Clients from allowed networks (the default includes loopback) get through.
+    assert!(c.compiled_cfg.contains("tcp-request connection reject unless db_clients"));
+
     // 1. Writes reach the primary, reads the replica; a write is read back.
     assert_eq!(sql(c.write_port, "select pg_is_in_recovery()").expect("write listener"), "f");
     assert_eq!(sql(c.read_port, "select pg_is_in_recovery()").expect("read listener"), "t");
     sql(c.write_port, "create table orders (id int primary key, note text)").expect("create");
     sql(c.write_port, "insert into orders values (1, 'through the write listener')").expect("insert");
-    let (t, _) = measure(Duration::from_secs(10), || {
+    let (t, _) = measure("the row through :read", Duration::from_secs(10), || {
         Ok(sql(c.read_port, "select note from orders where id = 1").is_ok_and(|n| n == "through the write listener"))
     });
     report.push(format!("row written through :write visible through :read after {t:?}"));
@@ -97,13 +97,15 @@ fn the_compiled_cluster_routes_checks_and_heals_on_real_haproxy_and_postgresql()
 
     // 6. Replication as the emitted init script set it up.
     let repl =
-        sql(c.primary.port, "select usename || '|' || state from pg_stat_replication").expect("pg_stat_replication");
-    assert_eq!(repl, "replicator|streaming");
+        sql(c.primary.port, "select usename || '|' || application_name || '|' || state from pg_stat_replication")
+            .expect("pg_stat_replication");
+    assert_eq!(repl, format!("replicator|{REPLICA}|streaming"));
     assert_eq!(
         sql(c.primary.port, "select rolreplication from pg_roles where rolname = 'replicator'").expect("role"),
         "t"
     );
     let hba = std::fs::read_to_string(c.primary.data.join("pg_hba.conf")).expect("hba");
+    assert!(c.healthcheck(PRIMARY).healthy() && c.healthcheck(REPLICA).healthy(), "both healthy while streaming");
     assert!(hba.contains("host replication replicator all scram-sha-256"));
     let conninfo = sql(c.replica.port, "show primary_conninfo").expect("conninfo");
     assert!(
@@ -113,10 +115,11 @@ fn the_compiled_cluster_routes_checks_and_heals_on_real_haproxy_and_postgresql()
 
     // 4. Replica down: reads move to the primary (backup); back: reads return.
     c.replica.stop();
-    let (down, failed) = measure(Duration::from_secs(40), || in_recovery(c.read_port).map(|r| !r));
+    let (down, failed) =
+        measure("reads on the primary", Duration::from_secs(40), || in_recovery(c.read_port).map(|r| !r));
     report.push(format!("replica down: reads on the primary after {down:?}, {failed} failed read queries"));
     c.restart_replica();
-    let (up, failed) = measure(Duration::from_secs(40), || in_recovery(c.read_port));
+    let (up, failed) = measure("reads on the replica", Duration::from_secs(40), || in_recovery(c.read_port));
     report.push(format!("replica back: reads on the replica again after {up:?}, {failed} failed read queries"));
 
     // 5. Primary down: writes stop, sessions are cut, nothing lands on the replica.
@@ -143,7 +146,7 @@ fn the_compiled_cluster_routes_checks_and_heals_on_real_haproxy_and_postgresql()
     c.primary.stop();
     let stopped = Instant::now();
     let mut attempts = 0u32;
-    let (down, _) = measure(Duration::from_secs(40), || {
+    let (down, _) = measure("the write server DOWN", Duration::from_secs(40), || {
         attempts += 1;
         let r = sql(c.write_port, &format!("insert into orders values ({}, 'during outage')", 1000 + attempts));
         assert!(r.is_err(), "a write was accepted while the primary was down");
@@ -154,8 +157,8 @@ fn the_compiled_cluster_routes_checks_and_heals_on_real_haproxy_and_postgresql()
         .push(format!("primary down: write server marked DOWN after {down:?}; {attempts} write attempts, all refused"));
     let _ = writeln!(stdin, "insert into orders values (3, 'after the primary left');");
     let _ = stdin.flush();
-    let status = wait_session(&mut session, Duration::from_secs(10));
-    assert!(!status, "the existing write session was cut");
+    let status = wait_child(&mut session, Duration::from_secs(10));
+    assert_eq!(status, Some(false), "the existing write session was cut");
     assert_eq!(in_recovery(c.read_port), Ok(true), "reads keep working on the replica");
     assert_eq!(
         sql(c.read_port, "select count(*) from orders where note = 'during outage'").expect("count"),
@@ -164,7 +167,7 @@ fn the_compiled_cluster_routes_checks_and_heals_on_real_haproxy_and_postgresql()
     );
 
     c.restart_primary();
-    let (up, failed) = measure(Duration::from_secs(40), || {
+    let (up, failed) = measure("a write accepted", Duration::from_secs(40), || {
         Ok(sql(c.write_port, "insert into orders values (4, 'after the primary came back')").is_ok())
     });
     report.push(format!(
@@ -172,7 +175,7 @@ fn the_compiled_cluster_routes_checks_and_heals_on_real_haproxy_and_postgresql()
         stopped.elapsed()
     ));
     assert_eq!(sql(c.write_port, "select pg_is_in_recovery()").expect("write"), "f");
-    let (t, _) = measure(Duration::from_secs(30), || {
+    let (t, _) = measure("new rows through :read", Duration::from_secs(30), || {
         Ok(sql(c.read_port, "select count(*) from orders")
             .is_ok_and(|n| n.parse::<u32>().unwrap_or(0) > rows_before.parse::<u32>().unwrap_or(0)))
     });
@@ -184,19 +187,20 @@ fn the_compiled_cluster_routes_checks_and_heals_on_real_haproxy_and_postgresql()
     }
 }
 
-/// Waits for the psql session to end; true if it exited successfully.
-fn wait_session(child: &mut std::process::Child, limit: Duration) -> bool {
-    let start = Instant::now();
-    loop {
-        if let Ok(Some(status)) = child.try_wait() {
-            return status.success();
-        }
-        if start.elapsed() > limit {
-            let _ = child.kill();
-            return true; // still alive: not cut
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
+#[test]
+fn the_emitted_files_are_the_compiled_model() {
+    // The cluster tests run what the binary wrote; this ties it to the library's model.
+    let dir = tempfile::tempdir().expect("temp dir");
+    let run = bin().args(["build", "examples/ha-postgres.toml", "-o"]).arg(dir.path()).output().expect("runs");
+    assert!(run.status.success(), "{}", text(&run.stderr));
+    let spec = hacompile_spec::load(&hacompile_spec::SourceFile::new("examples/ha-postgres.toml", EXAMPLE))
+        .expect("valid spec");
+    let lock = hacompile_image::LockFile::parse(include_str!("../examples/hacompile.lock")).expect("lock");
+    let compiled = hacompile_compile::compile(&spec, &lock).expect("compiles");
+    let read = |name: &str| std::fs::read_to_string(dir.path().join(name)).expect("written");
+    assert_eq!(compiled.haproxy.render(), read("haproxy.cfg"));
+    let stack: hacompile_stack::StackFile = serde_yaml_ng::from_str(&read("docker-stack.yml")).expect("model");
+    assert_eq!(stack, compiled.stack);
 }
 
 #[test]
@@ -232,6 +236,8 @@ fn the_bitnami_flavor_uses_exactly_the_variables_the_image_reads() {
         "POSTGRESQL_USERNAME_FILE",
         "POSTGRESQL_PASSWORD_FILE",
         "POSTGRESQL_DATABASE",
+        // Listed in postgresql-env.sh (bitnami/containers, bitnami/postgresql/17/debian-12).
+        "POSTGRESQL_MAX_CONNECTIONS",
     ]
     .into();
     for (name, svc) in stack.services.iter().filter(|(n, _)| n.starts_with("pg-")) {

@@ -2,14 +2,21 @@
 //! by the scripts `hacompile build` emits, and HAProxy 2.6 running the
 //! compiled haproxy.cfg with only what cannot exist outside a swarm changed
 //! ([`localize`]). Everything started here is stopped on drop.
+//!
+//! Everything comes from the files the binary wrote, not from the library:
+//! the servers run with the `-c` settings of their service's `command` in
+//! docker-stack.yml, the replica entrypoint and the healthcheck get their
+//! service's `environment` with only paths, hosts and ports localized, and
+//! HAProxy runs the emitted haproxy.cfg. So a test run against another
+//! build of the binary exercises that build's output.
 #![allow(dead_code)]
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use hacompile_haproxy::{Config, Directive, SectionKind};
+use hacompile_stack::{Service, StackFile};
 
 use super::registry::free_port;
 use super::{TEST_USERLIST, text};
@@ -19,37 +26,69 @@ pub const SUPERUSER: &str = "cluster_admin";
 pub const PASSWORD: &str = "Pw-for-tests-only-1";
 pub const REPL_PASSWORD: &str = "Repl:pw\\for-tests";
 pub const STATS_USER: (&str, &str) = ("admin", "test");
+pub const PRIMARY: &str = "pg-primary";
+pub const REPLICA: &str = "pg-replica-1";
+/// What a replica's entrypoint is given beyond its compiled environment:
+/// fewer base backup attempts than in production, so a broken test ends sooner.
+const HARNESS_REPLICA_ENV: [(&str, &str); 1] = [("HACOMPILE_BASEBACKUP_ATTEMPTS", "10")];
 
 /// The one change a swarm-only haproxy.cfg needs on loopback: each
-/// `server-template` over `tasks.<service>` becomes a `server` at the
-/// address given for that service (its DNS-only options dropped), the Docker
+/// `server-template` over `tasks.<service>` becomes a `server` at the port
+/// given for that service (its DNS-only options dropped), the Docker
 /// `resolvers` section goes (there is no 127.0.0.11 here), and listener ports
-/// map to free ones. Checks, timeouts, `default-server`, listener order and
-/// the stats section are left exactly as compiled.
-pub fn localize(config: &mut Config, services: &BTreeMap<String, u16>, ports: &BTreeMap<u16, u16>) {
-    config.sections.retain(|s| !matches!(s.kind, SectionKind::Resolvers(_)));
-    for section in &mut config.sections {
-        for d in &mut section.directives {
-            match d {
-                Directive::ServerTemplate { prefix, fqdn, options, .. } => {
-                    let service = fqdn.strip_prefix("tasks.").expect("server-templates point at tasks.<service>");
-                    let port = *services.get(service).unwrap_or_else(|| panic!("no address for {service}"));
-                    let mut options = options.clone();
-                    options.resolvers = None;
-                    options.init_addr.clear();
-                    options.resolve_prefer_ipv4 = false;
-                    *d = Directive::Server { name: format!("{prefix}1"), address: "127.0.0.1".into(), port, options };
+/// map to free ones on 127.0.0.1. Checks, timeouts, `default-server`, ACLs,
+/// listener order and the stats section are left exactly as emitted.
+pub fn localize(cfg: &str, services: &BTreeMap<String, u16>, ports: &BTreeMap<u16, u16>) -> String {
+    const DNS_ONLY: [&str; 3] = ["resolvers", "init-addr", "resolve-prefer"];
+    let mut out: Vec<String> = Vec::new();
+    let mut in_resolvers = false;
+    for line in cfg.lines() {
+        let t = line.trim();
+        let indent = &line[..line.len() - line.trim_start().len()];
+        if indent.is_empty() && !t.is_empty() {
+            in_resolvers = t.starts_with("resolvers ");
+            if in_resolvers {
+                // Its comment goes with it.
+                while out.last().is_some_and(|l| l.starts_with('#')) {
+                    out.pop();
                 }
-                Directive::Bind { address, port } => {
-                    if address.is_empty() {
-                        *address = "127.0.0.1".into();
-                    }
-                    *port = *ports.get(port).unwrap_or(port);
-                }
-                _ => {}
             }
         }
+        if in_resolvers {
+            continue;
+        }
+        let words: Vec<&str> = t.split_whitespace().collect();
+        match words.as_slice() {
+            ["server-template", prefix, _count, target, options @ ..] => {
+                let (fqdn, _) = target.rsplit_once(':').expect("server-template target has a port");
+                let service = fqdn.strip_prefix("tasks.").expect("server-templates point at tasks.<service>");
+                let port = *services.get(service).unwrap_or_else(|| panic!("no address for {service}"));
+                let mut kept = Vec::new();
+                let mut it = options.iter();
+                while let Some(o) = it.next() {
+                    if DNS_ONLY.contains(o) {
+                        it.next();
+                    } else {
+                        kept.push(*o);
+                    }
+                }
+                let rest = if kept.is_empty() { String::new() } else { format!(" {}", kept.join(" ")) };
+                out.push(format!("{indent}server {prefix}1 127.0.0.1:{port}{rest}"));
+            }
+            ["bind", address, rest @ ..] => {
+                let (host, port) = address.rsplit_once(':').expect("bind has a port");
+                let port: u16 = port.parse().expect("numeric bind port");
+                let host = if host.is_empty() { "127.0.0.1" } else { host };
+                let port = *ports.get(&port).unwrap_or(&port);
+                let rest = if rest.is_empty() { String::new() } else { format!(" {}", rest.join(" ")) };
+                out.push(format!("{indent}bind {host}:{port}{rest}"));
+            }
+            _ => out.push(line.to_owned()),
+        }
     }
+    let mut s = out.join("\n");
+    s.push('\n');
+    s
 }
 
 fn as_postgres(cmd: &str) -> Command {
@@ -64,12 +103,19 @@ fn ok(o: Output, what: &str) -> Output {
     o
 }
 
-fn chown_postgres(p: &Path) {
+pub fn chown_postgres(p: &Path) {
     ok(Command::new("chown").args(["-R", "postgres:postgres"]).arg(p).output().expect("chown"), "chown");
 }
 
+fn utf8(p: &Path) -> &str {
+    p.to_str().expect("utf-8 path")
+}
+
 pub struct Pg {
+    pub service: String,
     pub port: u16,
+    /// What the service's data volume is mounted as.
+    pub volume: PathBuf,
     pub data: PathBuf,
     pub socket: PathBuf,
     child: Option<Child>,
@@ -93,6 +139,26 @@ impl Pg {
             let _ = c.wait();
         }
     }
+
+    /// Waits (bounded) for the process to exit by itself; None if it still runs.
+    pub fn wait_exit(&mut self, limit: Duration) -> Option<ExitStatus> {
+        let start = Instant::now();
+        let c = self.child.as_mut()?;
+        loop {
+            if let Ok(Some(status)) = c.try_wait() {
+                self.child = None;
+                return Some(status);
+            }
+            if start.elapsed() > limit {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
 }
 
 impl Drop for Pg {
@@ -105,18 +171,252 @@ impl Drop for Pg {
     }
 }
 
-pub struct Cluster {
-    pub root: tempfile::TempDir,
+/// The compiled output and where its pieces live on this machine.
+pub struct Site {
+    pub root: PathBuf,
     pub out: PathBuf,
     pub secrets: PathBuf,
+    /// docker-stack.yml as the binary wrote it.
+    pub stack: StackFile,
+}
+
+impl Site {
+    pub fn service(&self, name: &str) -> &Service {
+        self.stack.services.get(name).unwrap_or_else(|| panic!("the compiled stack has {name}"))
+    }
+
+    /// The `-c name=value` arguments of the service's server command.
+    pub fn settings(&self, name: &str) -> Vec<String> {
+        let Some(command) = &self.service(name).command else { return Vec::new() };
+        let mut words = command.iter().map(String::as_str).skip_while(|w| *w == "docker-entrypoint.sh");
+        assert_eq!(words.next(), Some("postgres"), "{name}: the command runs postgres");
+        let args: Vec<String> = words.map(str::to_owned).collect();
+        for pair in args.chunks(2) {
+            assert!(pair[0] == "-c" && pair.len() == 2 && pair[1].contains('='), "{name}: not a setting: {pair:?}");
+            assert!(!pair[1].contains(char::is_whitespace), "{name}: a setting with a space: {}", pair[1]);
+        }
+        args
+    }
+
+    /// A container path from the service's configs, as the file beside the stack.
+    fn config_file(&self, name: &str, target: &str) -> Option<PathBuf> {
+        let r = self.service(name).configs.iter().find(|c| c.target == target)?;
+        let file = &self.stack.configs.get(&r.source).expect("a service's config is declared").file;
+        Some(self.out.join(file))
+    }
+
+    /// The service's compiled environment, with only what differs on this
+    /// machine changed: secrets and its data volume as local paths, the
+    /// primary's host and port, and the server's own socket and port.
+    pub fn env(&self, pg: &Pg, primary_port: u16) -> BTreeMap<String, String> {
+        let svc = self.service(&pg.service);
+        let mount = &svc.volumes.iter().find(|m| m.kind == "volume").expect("a data volume").target;
+        let mut env: BTreeMap<String, String> = svc
+            .environment
+            .iter()
+            .map(|(k, v)| {
+                let local = if let Some(rest) = v.strip_prefix("/run/secrets/") {
+                    utf8(&self.secrets.join(rest)).to_owned()
+                } else if let Some(rest) = v.strip_prefix(mount.as_str()).filter(|r| r.is_empty() || r.starts_with('/'))
+                {
+                    format!("{}{rest}", utf8(&pg.volume))
+                } else if k == "HACOMPILE_PRIMARY_HOST" {
+                    assert_eq!(v, PRIMARY, "replicas follow the primary service");
+                    "127.0.0.1".into()
+                } else if k == "HACOMPILE_PRIMARY_PORT" {
+                    assert_eq!(v, "5432");
+                    primary_port.to_string()
+                } else {
+                    v.clone()
+                };
+                (k.clone(), local)
+            })
+            .collect();
+        // In the container these are the defaults (/var/run/postgresql, 5432).
+        env.insert("HACOMPILE_SOCKET_DIR".into(), utf8(&pg.socket).into());
+        env.insert("HACOMPILE_PORT".into(), pg.port.to_string());
+        env.insert("PATH".into(), format!("{PG_BIN}:/usr/bin:/bin"));
+        env
+    }
+}
+
+/// How the harness runs a server: its data, port and socket, on loopback only.
+fn server_args(data: &Path, port: u16, socket: &Path) -> Vec<String> {
+    vec![
+        "-D".into(),
+        utf8(data).into(),
+        "-p".into(),
+        port.to_string(),
+        "-k".into(),
+        utf8(socket).into(),
+        "-c".into(),
+        "listen_addresses=127.0.0.1".into(),
+    ]
+}
+
+fn spawn_postgres(site: &Site, pg: &Pg) -> Child {
+    let log = std::fs::OpenOptions::new().create(true).append(true).open(&pg.log).expect("log");
+    as_postgres("postgres")
+        .args(site.settings(&pg.service))
+        .args(server_args(&pg.data, pg.port, &pg.socket))
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("postgres starts")
+}
+
+fn new_pg(site: &Site, service: &str, dir: &str, port: u16) -> Pg {
+    let volume = site.root.join(dir).join("data");
+    Pg {
+        service: service.into(),
+        port,
+        data: volume.join("pgdata"),
+        volume,
+        socket: site.root.join(dir).join("sock"),
+        child: None,
+        log: site.root.join(format!("{dir}.log")),
+    }
+}
+
+/// Does what the official image's entrypoint does on first start (initdb
+/// with the user and password from their `_FILE`s, a socket-only temporary
+/// server with the service's command-line settings, the scripts in
+/// /docker-entrypoint-initdb.d, `host all all all scram-sha-256`), running
+/// the init script hacompile emitted, then starts the server.
+fn init_primary(site: &Site, port: u16) -> Pg {
+    let mut pg = new_pg(site, PRIMARY, "primary", port);
+    let _ = std::fs::remove_dir_all(&pg.volume);
+    std::fs::create_dir_all(&pg.socket).expect("mkdir");
+    std::fs::create_dir_all(&pg.volume).expect("mkdir");
+    chown_postgres(&site.root.join("primary"));
+    let data = utf8(&pg.data).to_owned();
+    ok(
+        as_postgres("initdb")
+            .args([
+                "-D",
+                &data,
+                "--username",
+                SUPERUSER,
+                "--pwfile",
+                utf8(&site.secrets.join("postgres_password")),
+                "--auth-host=scram-sha-256",
+                "--auth-local=trust",
+            ])
+            .output()
+            .expect("initdb"),
+        "initdb",
+    );
+    let env = site.env(&pg, port);
+    // The temporary init-time server: socket only, with the command's settings.
+    let mut options = site.settings(PRIMARY);
+    options.extend(["-c".into(), "listen_addresses=''".into(), "-p".into(), port.to_string()]);
+    options.extend(["-k".into(), utf8(&pg.socket).into()]);
+    ok(
+        as_postgres("pg_ctl")
+            .args(["-D", &data, "-w", "-o", &options.join(" "), "start", "-l", utf8(&pg.log)])
+            .output()
+            .expect("pg_ctl"),
+        "temporary server",
+    );
+    let database = env.get("POSTGRES_DB").map_or("postgres", String::as_str);
+    ok(
+        as_postgres("createdb")
+            .args(["-h", utf8(&pg.socket), "-p", &port.to_string(), "-U", SUPERUSER, database])
+            .output()
+            .expect("createdb"),
+        "POSTGRES_DB",
+    );
+    let scripts: Vec<&str> = site
+        .service(PRIMARY)
+        .configs
+        .iter()
+        .filter(|c| c.target.starts_with("/docker-entrypoint-initdb.d/"))
+        .map(|c| c.target.as_str())
+        .collect();
+    assert!(!scripts.is_empty(), "the primary runs an init script");
+    for target in scripts {
+        let script = site.config_file(PRIMARY, target).expect("config");
+        let init = as_postgres("bash")
+            .arg(script)
+            .envs(&env)
+            .env("POSTGRES_USER", SUPERUSER)
+            .env("PGHOST", &pg.socket)
+            .env("PGPORT", port.to_string())
+            .output()
+            .expect("init script");
+        ok(init, "the emitted primary init script");
+    }
+    ok(
+        as_postgres("pg_ctl").args(["-D", &data, "-w", "-m", "fast", "stop"]).output().expect("pg_ctl"),
+        "stop the temporary server",
+    );
+    // The official image appends this after initdb (POSTGRES_HOST_AUTH_METHOD unset).
+    let hba = std::fs::read_to_string(pg.data.join("pg_hba.conf")).expect("hba");
+    std::fs::write(pg.data.join("pg_hba.conf"), format!("{hba}host all all all scram-sha-256\n")).expect("write");
+    pg.child = Some(spawn_postgres(site, &pg));
+    wait_for("the primary to accept connections", Duration::from_secs(30), || sql(port, "select 1").is_ok());
+    pg
+}
+
+/// Runs the replica service's entrypoint (the emitted script) with its
+/// compiled environment and server command; does not wait for it.
+fn spawn_replica(site: &Site, port: u16, primary_port: u16, extra: &BTreeMap<String, String>) -> Pg {
+    let mut pg = new_pg(site, REPLICA, "replica", port);
+    if !pg.volume.exists() {
+        std::fs::create_dir_all(&pg.socket).expect("mkdir");
+        std::fs::create_dir_all(&pg.volume).expect("mkdir");
+        chown_postgres(&site.root.join("replica"));
+    }
+    let svc = site.service(REPLICA);
+    let entrypoint = svc.entrypoint.as_ref().expect("the replica runs the emitted entrypoint");
+    let entrypoint: Vec<String> = entrypoint
+        .iter()
+        .map(|w| site.config_file(REPLICA, w).map_or_else(|| w.clone(), |p| utf8(&p).to_owned()))
+        .collect();
+    let mut env = site.env(&pg, primary_port);
+    for (k, v) in HARNESS_REPLICA_ENV {
+        env.entry(k.into()).or_insert_with(|| v.into());
+    }
+    env.extend(extra.iter().map(|(k, v)| (k.clone(), v.clone())));
+    let logf = std::fs::OpenOptions::new().create(true).append(true).open(&pg.log).expect("log");
+    let child = as_postgres(&entrypoint[0])
+        .args(&entrypoint[1..])
+        .arg(format!("{PG_BIN}/postgres"))
+        .args(site.settings(REPLICA))
+        .args(server_args(&pg.data, port, &pg.socket))
+        .envs(&env)
+        .stdout(Stdio::null())
+        .stderr(logf)
+        .spawn()
+        .expect("replica entrypoint");
+    pg.child = Some(child);
+    pg
+}
+
+/// Waits until the replica serves; fails at once, with its log, if its
+/// entrypoint or server exits meanwhile.
+fn wait_replica(pg: &mut Pg, limit: Duration) {
+    let port = pg.port;
+    wait_for("the replica to accept connections", limit, || {
+        assert!(pg.running(), "the replica exited:\n{}", log_lines(&pg.log_text(), ""));
+        sql(port, "select pg_is_in_recovery()").is_ok_and(|r| r == "t")
+    });
+}
+
+pub struct Cluster {
+    pub site: Site,
     pub primary: Pg,
     pub replica: Pg,
     pub haproxy: Option<Child>,
     pub write_port: u16,
     pub read_port: u16,
     pub stats_port: u16,
+    /// haproxy.cfg as the binary wrote it, and as HAProxy runs it here.
     pub compiled_cfg: String,
     pub local_cfg: String,
+    /// Added to the replica entrypoint's environment at its next start.
+    pub replica_env: BTreeMap<String, String>,
+    root: tempfile::TempDir,
 }
 
 impl Drop for Cluster {
@@ -141,17 +441,21 @@ pub fn wait_for(what: &str, limit: Duration, mut f: impl FnMut() -> bool) -> Dur
 
 /// `psql -tAc SQL` through `port` as the superuser; Err(stderr) on failure.
 pub fn sql(port: u16, query: &str) -> Result<String, String> {
-    let out = Command::new("psql")
-        .args(["-X", "-tA", "-v", "ON_ERROR_STOP=1", "-c", query])
+    let out = psql(port).args(["-c", query]).output().expect("psql runs");
+    if out.status.success() { Ok(text(&out.stdout).trim().to_owned()) } else { Err(text(&out.stderr)) }
+}
+
+/// psql to `port` on loopback as the superuser, unquiet about errors.
+pub fn psql(port: u16) -> Command {
+    let mut c = Command::new("psql");
+    c.args(["-X", "-tA", "-v", "ON_ERROR_STOP=1"])
         .env("PGHOST", "127.0.0.1")
         .env("PGPORT", port.to_string())
         .env("PGUSER", SUPERUSER)
         .env("PGDATABASE", "app")
         .env("PGPASSWORD", PASSWORD)
-        .env("PGCONNECT_TIMEOUT", "2")
-        .output()
-        .expect("psql runs");
-    if out.status.success() { Ok(text(&out.stdout).trim().to_owned()) } else { Err(text(&out.stderr)) }
+        .env("PGCONNECT_TIMEOUT", "2");
+    c
 }
 
 pub fn stats_csv(port: u16, user: Option<(&str, &str)>) -> (u16, String) {
@@ -174,22 +478,58 @@ pub fn stats_csv(port: u16, user: Option<(&str, &str)>) -> (u16, String) {
     (code.trim().parse().unwrap_or(0), body.to_owned())
 }
 
-/// (status, check_status) of each server of a listener, from the CSV stats.
-pub fn servers(csv: &str, proxy: &str) -> BTreeMap<String, (String, String)> {
+/// One column of each server of a listener, from the CSV stats.
+pub fn server_column(csv: &str, proxy: &str, column: &str) -> BTreeMap<String, String> {
     let mut lines = csv.lines();
     let header: Vec<&str> = lines.next().unwrap_or("").trim_start_matches("# ").split(',').collect();
     let col = |name: &str| header.iter().position(|h| *h == name).unwrap_or_else(|| panic!("stats CSV has {name}"));
-    let (px, sv, st, ck) = (col("pxname"), col("svname"), col("status"), col("check_status"));
+    let (px, sv, c) = (col("pxname"), col("svname"), col(column));
     lines
         .map(|l| l.split(',').collect::<Vec<_>>())
-        .filter(|f| f.len() > ck && f[px] == proxy && f[sv] != "FRONTEND" && f[sv] != "BACKEND")
-        .map(|f| (f[sv].to_owned(), (f[st].to_owned(), f[ck].to_owned())))
+        .filter(|f| f.len() > c.max(sv) && f[px] == proxy && f[sv] != "FRONTEND" && f[sv] != "BACKEND")
+        .map(|f| (f[sv].to_owned(), f[c].to_owned()))
         .collect()
+}
+
+/// One column of one row (`svname` a server, FRONTEND or BACKEND) of a listener.
+pub fn stat(csv: &str, proxy: &str, svname: &str, column: &str) -> Option<String> {
+    let mut lines = csv.lines();
+    let header: Vec<&str> = lines.next().unwrap_or("").trim_start_matches("# ").split(',').collect();
+    let col = |name: &str| header.iter().position(|h| *h == name);
+    let (px, sv, c) = (col("pxname")?, col("svname")?, col(column)?);
+    lines
+        .map(|l| l.split(',').collect::<Vec<_>>())
+        .find(|f| f.len() > c.max(sv) && f[px] == proxy && f[sv] == svname)
+        .map(|f| f[c].to_owned())
+}
+
+/// (status, check_status) of each server of a listener, from the CSV stats.
+pub fn servers(csv: &str, proxy: &str) -> BTreeMap<String, (String, String)> {
+    let checks = server_column(csv, proxy, "check_status");
+    server_column(csv, proxy, "status").into_iter().map(|(k, s)| (k.clone(), (s, checks[&k].clone()))).collect()
+}
+
+/// What a healthcheck run returned.
+#[derive(Debug)]
+pub struct Health {
+    pub code: i32,
+    pub output: String,
+}
+
+impl Health {
+    pub fn healthy(&self) -> bool {
+        self.code == 0
+    }
 }
 
 impl Cluster {
     /// Compiles `spec_text` and starts primary, replica and HAProxy.
     pub fn start(spec_text: &str) -> Cluster {
+        Self::start_with(spec_text, BTreeMap::new())
+    }
+
+    /// As [`Cluster::start`], the replica entrypoint getting `replica_env` too.
+    pub fn start_with(spec_text: &str, replica_env: BTreeMap<String, String>) -> Cluster {
         let root = tempfile::tempdir().expect("temp dir");
         chown_postgres(root.path());
         std::fs::set_permissions(root.path(), std::os::unix::fs::PermissionsExt::from_mode(0o755)).expect("chmod");
@@ -203,6 +543,9 @@ impl Cluster {
             .output()
             .expect("build");
         ok(build, "hacompile build");
+        let stack: StackFile =
+            serde_yaml_ng::from_str(&std::fs::read_to_string(out.join("docker-stack.yml")).expect("stack written"))
+                .expect("the emitted stack parses");
 
         // The Docker secrets, as files in a secrets directory.
         let secrets = root.path().join("secrets");
@@ -216,20 +559,17 @@ impl Cluster {
         std::fs::write(secrets.join("haproxy_stats_users"), TEST_USERLIST).expect("write");
         chown_postgres(&secrets);
 
-        let primary = start_primary(root.path(), &out, &secrets);
-        let replica = start_replica(root.path(), &out, &secrets, primary.port);
+        let site = Site { root: root.path().to_owned(), out: out.clone(), secrets: secrets.clone(), stack };
+        let primary = init_primary(&site, free_port());
+        let mut replica = spawn_replica(&site, free_port(), primary.port, &replica_env);
+        wait_replica(&mut replica, Duration::from_secs(60));
 
-        // HAProxy with the compiled config, localized.
+        // HAProxy with the emitted config, localized.
         let (write_port, read_port, stats_port, health) = (free_port(), free_port(), free_port(), free_port());
-        let spec = hacompile_spec::load(&hacompile_spec::SourceFile::new("spec.toml", spec_text)).expect("valid spec");
-        let lock = hacompile_image::LockFile::parse(include_str!("../../examples/hacompile.lock")).expect("lock");
-        let compiled = hacompile_compile::compile(&spec, &lock).expect("compiles");
         let compiled_cfg = std::fs::read_to_string(out.join("haproxy.cfg")).expect("emitted haproxy.cfg");
-        assert_eq!(compiled.haproxy.render(), compiled_cfg, "the model is the emitted file");
+        let spec = hacompile_spec::load(&hacompile_spec::SourceFile::new("spec.toml", spec_text)).expect("valid spec");
         let s = spec.spec();
-        let mut cfg = compiled.haproxy.clone();
-        let services =
-            BTreeMap::from([("pg-primary".to_owned(), primary.port), ("pg-replica-1".to_owned(), replica.port)]);
+        let services = BTreeMap::from([(PRIMARY.to_owned(), primary.port), (REPLICA.to_owned(), replica.port)]);
         let mut ports = BTreeMap::from([
             (*s.haproxy.write_port.get(), write_port),
             (*s.haproxy.read_port.get(), read_port),
@@ -238,13 +578,11 @@ impl Cluster {
         if let Some(st) = &s.haproxy.stats {
             ports.insert(*st.port.get(), stats_port);
         }
-        localize(&mut cfg, &services, &ports);
-        let local_cfg = cfg.render();
+        let local_cfg = localize(&compiled_cfg, &services, &ports);
         std::fs::write(root.path().join("haproxy.local.cfg"), &local_cfg).expect("write");
-        let mut haproxy_args =
-            vec!["-db".to_owned(), "-f".into(), root.path().join("haproxy.local.cfg").display().to_string()];
+        let mut haproxy_args = vec!["-db".to_owned(), "-f".into(), utf8(&root.path().join("haproxy.local.cfg")).into()];
         if s.haproxy.stats.is_some() {
-            haproxy_args.extend(["-f".into(), secrets.join("haproxy_stats_users").display().to_string()]);
+            haproxy_args.extend(["-f".into(), utf8(&secrets.join("haproxy_stats_users")).into()]);
         }
         let check = Command::new("haproxy").arg("-c").args(&haproxy_args[1..]).output().expect("haproxy");
         ok(check, "haproxy -c on the localized config");
@@ -255,9 +593,7 @@ impl Cluster {
             .spawn()
             .expect("haproxy starts");
         let cluster = Cluster {
-            root,
-            out,
-            secrets,
+            site,
             primary,
             replica,
             haproxy: Some(haproxy),
@@ -266,6 +602,8 @@ impl Cluster {
             stats_port,
             compiled_cfg,
             local_cfg,
+            replica_env,
+            root,
         };
         wait_for("HAProxy to listen", Duration::from_secs(10), || {
             std::net::TcpStream::connect(("127.0.0.1", write_port)).is_ok()
@@ -273,160 +611,143 @@ impl Cluster {
         cluster
     }
 
+    /// Starts the replica's entrypoint again and waits until it serves.
     pub fn restart_replica(&mut self) {
-        let port = self.replica.port;
-        self.replica = start_replica_at(self.root.path(), &self.out, &self.secrets, self.primary.port, port, false);
+        self.spawn_replica();
+        wait_replica(&mut self.replica, Duration::from_secs(60));
+    }
+
+    /// Starts the replica's entrypoint again (after [`Pg::stop`]); does not wait.
+    pub fn spawn_replica(&mut self) {
+        assert!(!self.replica.running(), "the replica was stopped first");
+        self.replica = spawn_replica(&self.site, self.replica.port, self.primary.port, &self.replica_env);
     }
 
     pub fn restart_primary(&mut self) {
-        let p = &self.primary;
-        let child = spawn_postgres(&p.data, p.port, &p.socket, &p.log);
-        self.primary.child = Some(child);
+        assert!(!self.primary.running(), "the primary was stopped first");
+        self.primary.child = Some(spawn_postgres(&self.site, &self.primary));
         let port = self.primary.port;
         wait_for("the primary to accept connections", Duration::from_secs(30), || sql(port, "select 1").is_ok());
     }
-}
 
-/// How the harness runs a server: its data, port and socket, on loopback only.
-fn server_args(data: &Path, port: u16, socket: &Path) -> Vec<String> {
-    let path = |p: &Path| p.to_str().expect("utf-8 path").to_owned();
-    vec![
-        "-D".into(),
-        path(data),
-        "-p".into(),
-        port.to_string(),
-        "-k".into(),
-        path(socket),
-        "-c".into(),
-        "listen_addresses=127.0.0.1".into(),
-    ]
-}
-
-fn spawn_postgres(data: &Path, port: u16, socket: &Path, log: &Path) -> Child {
-    let log = std::fs::OpenOptions::new().create(true).append(true).open(log).expect("log");
-    as_postgres("postgres")
-        .args(server_args(data, port, socket))
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .expect("postgres starts")
-}
-
-/// Does what the official image's entrypoint does on first start (initdb
-/// with the user and password from their `_FILE`s, a socket-only temporary
-/// server, the scripts in /docker-entrypoint-initdb.d, `host all all all
-/// scram-sha-256`), running the init script hacompile emitted.
-fn start_primary(root: &Path, out: &Path, secrets: &Path) -> Pg {
-    let data = root.join("primary/data/pgdata");
-    let socket = root.join("primary/sock");
-    std::fs::create_dir_all(&socket).expect("mkdir");
-    std::fs::create_dir_all(data.parent().expect("parent")).expect("mkdir");
-    chown_postgres(&root.join("primary"));
-    let log = root.join("primary.log");
-    ok(
-        as_postgres("initdb")
-            .args([
-                "-D",
-                data.to_str().expect("utf-8"),
-                "--username",
-                SUPERUSER,
-                "--pwfile",
-                secrets.join("postgres_password").to_str().expect("utf-8"),
-                "--auth-host=scram-sha-256",
-                "--auth-local=trust",
-            ])
-            .output()
-            .expect("initdb"),
-        "initdb",
-    );
-    std::fs::write(data.join("pg_hba.conf.extra"), "").ok();
-    let port = free_port();
-    // The temporary init-time server: socket only.
-    ok(
-        as_postgres("pg_ctl")
-            .args([
-                "-D",
-                data.to_str().expect("utf-8"),
-                "-w",
-                "-o",
-                &format!("-c listen_addresses='' -p {port} -k {}", socket.display()),
-                "start",
-                "-l",
-                log.to_str().expect("utf-8"),
-            ])
-            .output()
-            .expect("pg_ctl"),
-        "temporary server",
-    );
-    ok(
-        as_postgres("createdb")
-            .args(["-h", socket.to_str().expect("utf-8"), "-p", &port.to_string(), "-U", SUPERUSER, "app"])
-            .output()
-            .expect("createdb"),
-        "POSTGRES_DB",
-    );
-    let init = as_postgres("bash")
-        .arg(out.join("pg-primary-init.sh"))
-        .env("PGDATA", &data)
-        .env("POSTGRES_USER", SUPERUSER)
-        .env("PGHOST", &socket)
-        .env("PGPORT", port.to_string())
-        .env("HACOMPILE_REPLICATION_USER", "replicator")
-        .env("HACOMPILE_REPLICATION_PASSWORD_FILE", secrets.join("replication_password"))
-        .output()
-        .expect("init script");
-    ok(init, "the emitted pg-primary-init.sh");
-    ok(
-        as_postgres("pg_ctl")
-            .args(["-D", data.to_str().expect("utf-8"), "-w", "-m", "fast", "stop"])
-            .output()
-            .expect("pg_ctl"),
-        "stop the temporary server",
-    );
-    // The official image appends this after initdb (POSTGRES_HOST_AUTH_METHOD unset).
-    let hba = std::fs::read_to_string(data.join("pg_hba.conf")).expect("hba");
-    std::fs::write(data.join("pg_hba.conf"), format!("{hba}host all all all scram-sha-256\n")).expect("write");
-    let child = spawn_postgres(&data, port, &socket, &log);
-    let pg = Pg { port, data, socket, child: Some(child), log };
-    wait_for("the primary to accept connections", Duration::from_secs(30), || sql(port, "select 1").is_ok());
-    pg
-}
-
-fn start_replica(root: &Path, out: &Path, secrets: &Path, primary_port: u16) -> Pg {
-    start_replica_at(root, out, secrets, primary_port, free_port(), true)
-}
-
-/// Runs the emitted pg-replica-entrypoint.sh, which takes the base backup on
-/// first start and then execs the server command given to it.
-fn start_replica_at(root: &Path, out: &Path, secrets: &Path, primary_port: u16, port: u16, first: bool) -> Pg {
-    let volume = root.join("replica/data");
-    let data = volume.join("pgdata");
-    let socket = root.join("replica/sock");
-    if first {
-        std::fs::create_dir_all(&socket).expect("mkdir");
-        std::fs::create_dir_all(&volume).expect("mkdir");
-        chown_postgres(&root.join("replica"));
+    /// A new primary volume at the same address: stops the primary, removes
+    /// its data and initialises it again as a first start does.
+    pub fn recreate_primary(&mut self) {
+        self.primary.stop();
+        self.primary = init_primary(&self.site, self.primary.port);
     }
-    let log = root.join("replica.log");
-    let logf = std::fs::OpenOptions::new().create(true).append(true).open(&log).expect("log");
-    let child = as_postgres("bash")
-        .arg(out.join("pg-replica-entrypoint.sh"))
-        .arg(format!("{PG_BIN}/postgres"))
-        .args(server_args(&data, port, &socket))
-        .env("PGDATA", &data)
-        .env("HACOMPILE_PRIMARY_HOST", "127.0.0.1")
-        .env("HACOMPILE_PRIMARY_PORT", primary_port.to_string())
-        .env("HACOMPILE_REPLICATION_USER", "replicator")
-        .env("HACOMPILE_REPLICATION_PASSWORD_FILE", secrets.join("replication_password"))
-        .env("HACOMPILE_PGPASS_FILE", volume.join("hacompile.pgpass"))
-        .env("HACOMPILE_BASEBACKUP_ATTEMPTS", "10")
-        .stdout(Stdio::null())
-        .stderr(logf)
-        .spawn()
-        .expect("replica entrypoint");
-    let pg = Pg { port, data, socket, child: Some(child), log };
-    wait_for("the replica to accept connections", Duration::from_secs(60), || {
-        sql(port, "select pg_is_in_recovery()").is_ok_and(|r| r == "t")
-    });
-    pg
+
+    /// Runs a service's compiled healthcheck as Docker would in its
+    /// container (as root, with the service's environment, bounded by its
+    /// `timeout`; a timeout counts as unhealthy, code 124).
+    pub fn healthcheck(&self, service: &str) -> Health {
+        let svc = self.site.service(service);
+        let hc = svc.healthcheck.as_ref().expect("database services have a healthcheck");
+        let pg = if service == PRIMARY { &self.primary } else { &self.replica };
+        let env = self.site.env(pg, self.primary.port);
+        let timeout = hc.timeout.trim_end_matches('s').parse::<u64>().expect("a timeout in seconds");
+        let mut cmd = Command::new("timeout");
+        cmd.arg(timeout.to_string()).env_clear().envs(&env);
+        match hc.test.first().map(String::as_str) {
+            Some("CMD") => {
+                for w in &hc.test[1..] {
+                    cmd.arg(self.site.config_file(service, w).map_or_else(|| w.clone(), |p| utf8(&p).to_owned()));
+                }
+            }
+            Some("CMD-SHELL") => {
+                // Compose's `$$` is a literal `$`; the image's server is at its default port.
+                let script = hc.test[1]
+                    .replace("$$", "$")
+                    .replace("/run/secrets/", &format!("{}/", utf8(&self.site.secrets)))
+                    .replace("-p 5432", &format!("-p {}", pg.port));
+                cmd.args(["sh", "-c", &script]);
+            }
+            other => panic!("unexpected healthcheck {other:?}"),
+        }
+        let out = cmd.output().expect("healthcheck runs");
+        Health {
+            code: out.status.code().unwrap_or(-1),
+            output: format!("{}{}", text(&out.stdout), text(&out.stderr)).trim().to_owned(),
+        }
+    }
+}
+
+/// Polls `f` every 200 ms until it is true; returns (elapsed, failed
+/// attempts). Fails the test past `limit`.
+pub fn measure(what: &str, limit: Duration, mut f: impl FnMut() -> Result<bool, ()>) -> (Duration, u32) {
+    let start = Instant::now();
+    let mut failed = 0;
+    loop {
+        match f() {
+            Ok(true) => return (start.elapsed(), failed),
+            Ok(false) => {}
+            Err(()) => failed += 1,
+        }
+        assert!(start.elapsed() < limit, "not within {limit:?}: {what}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+pub fn in_recovery(port: u16) -> Result<bool, ()> {
+    sql(port, "select pg_is_in_recovery()").map(|r| r == "t").map_err(|_| ())
+}
+
+/// Waits for a child (a psql session) to end; Some(success), None if it is
+/// still running after `limit` (it is then killed).
+pub fn wait_child(child: &mut Child, limit: Duration) -> Option<bool> {
+    let start = Instant::now();
+    loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            return Some(status.success());
+        }
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Writes at least `bytes` of WAL on the server at `port`: rows into
+/// `wal_filler`, then a segment switch and a checkpoint per round, so that
+/// segments nobody holds are removed. Bounded in rounds and time.
+pub fn write_wal(port: u16, bytes: u64) -> u64 {
+    sql(port, "create table if not exists wal_filler (id serial primary key, pad text)").expect("create");
+    let from = sql(port, "select pg_current_wal_lsn()").expect("lsn");
+    let start = Instant::now();
+    for _ in 0..64 {
+        sql(port, "insert into wal_filler (pad) select repeat('w', 200) from generate_series(1, 2000)")
+            .expect("insert");
+        sql(port, "select pg_switch_wal()").expect("switch");
+        sql(port, "checkpoint").expect("checkpoint");
+        let written: u64 = sql(port, &format!("select pg_wal_lsn_diff(pg_current_wal_lsn(), '{from}')::bigint"))
+            .expect("lsn diff")
+            .parse()
+            .expect("a number");
+        if written >= bytes {
+            return written;
+        }
+        assert!(start.elapsed() < Duration::from_secs(90), "{written} of {bytes} bytes of WAL in 90 s");
+    }
+    panic!("fewer than {bytes} bytes of WAL after 64 rounds");
+}
+
+/// `application_name|state` of each walsender on the server at `port`.
+pub fn replication(port: u16) -> String {
+    sql(port, "select string_agg(application_name || '|' || state, ',') from pg_stat_replication").unwrap_or_default()
+}
+
+/// Walsenders streaming from the server at `port`, whatever their name.
+pub fn streaming(port: u16) -> usize {
+    sql(port, "select count(*) from pg_stat_replication where state = 'streaming'")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
+}
+
+/// The last lines of a log that mention `needle`, for failure messages.
+pub fn log_lines(log: &str, needle: &str) -> String {
+    let hits: Vec<&str> = log.lines().filter(|l| l.contains(needle)).collect();
+    hits[hits.len().saturating_sub(5)..].join("\n")
 }

@@ -13,8 +13,9 @@
 #   - a replica must be streaming from the primary, unless the primary is
 #     unreachable: while the primary is away, replicas keep serving reads.
 # A replica that is not streaming while its primary is up is unhealthy; it
-# also leaves a marker, so that its entrypoint copies the primary again on
-# the next start instead of serving the same old data (see the entrypoint).
+# also leaves a marker holding the time it was first found not streaming, so
+# that its entrypoint copies the primary again on the next start instead of
+# serving the same old data (see the entrypoint).
 #
 # Parameters (environment), so it also runs outside a container:
 #   PGDATA                  data directory
@@ -55,5 +56,11 @@ if ! pg_isready -q -h "$primary_host" -p "$primary_port" -t 3; then
     exit 0
 fi
 echo "hacompile: the primary $primary_host:$primary_port is up but this replica is not streaming from it (${status:-no WAL receiver})"
-date +%s > "$marker" 2>/dev/null || true
+# The marker holds when this replica was first found not streaming: a later
+# check must not move it, or its age would never reach the entrypoint's
+# HACOMPILE_RECOPY_AFTER (checks run more often than that).
+since="$(cat "$marker" 2>/dev/null || true)"
+if ! [[ "$since" =~ ^[0-9]+$ ]]; then
+    date +%s > "$marker" 2>/dev/null || true
+fi
 exit 1

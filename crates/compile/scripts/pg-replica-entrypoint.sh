@@ -50,6 +50,12 @@ as_postgres() {
 }
 log() { echo "hacompile: $*" >&2; }
 
+# No copy runs yet in this container: a staging directory and pid file on
+# the volume were left by a copy killed with an earlier one. They go, or
+# the healthcheck, finding that pid number alive again in this container's
+# pid namespace, would report a copy in progress for ever.
+rm -rf "$staging" "$staging.pid"
+
 if [ ! -r "$password_file" ]; then
     log "cannot read the replication password file $password_file"
     exit 1
@@ -124,7 +130,15 @@ if [ -s "$PGDATA/PG_VERSION" ] && primary_up; then
             "or remove this replica's volume so that it copies the new one."
         exit 1
     fi
-    if [ -f "$marker" ] && [ $(($(date +%s) - $(cat "$marker" 2>/dev/null || echo 0))) -ge "$recopy_after" ]; then
+    # When the healthcheck first found this replica not streaming; a marker
+    # that is not a time (a check that hit a full disk) is dropped.
+    since="$(cat "$marker" 2>/dev/null || true)"
+    if [ -e "$marker" ] && ! [[ "$since" =~ ^[0-9]+$ ]]; then
+        log "ignoring the unreadable marker $marker"
+        rm -f "$marker"
+        since=""
+    fi
+    if [ -n "$since" ] && [ $(($(date +%s) - since)) -ge "$recopy_after" ]; then
         log "this replica could not stream from $primary_host:$primary_port (WAL gone, or its slot was" \
             "invalidated): copying the primary again"
         if [ -n "$slot" ]; then
