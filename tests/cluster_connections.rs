@@ -15,9 +15,19 @@ use support::cluster::{
 
 const EXAMPLE: &str = include_str!("../examples/ha-postgres.toml");
 
-/// `maxconn` on the compiled `default-server` line.
-fn default_server_maxconn(cfg: &str) -> Option<u32> {
-    let line = cfg.lines().map(str::trim).find(|l| l.starts_with("default-server "))?;
+/// `maxconn` of the first server of `listener` in the compiled config
+/// (each server carries its own: the primary's share is split between the
+/// write listener and its backup place in the read listener).
+fn server_maxconn(cfg: &str, listener: &str) -> Option<u32> {
+    let mut lines = cfg.lines().map(str::trim).skip_while(|l| *l != format!("listen {listener}"));
+    let line = lines.find(|l| l.starts_with("server") || l.is_empty())?;
+    let words: Vec<&str> = line.split_whitespace().collect();
+    words.windows(2).find(|w| w[0] == "maxconn").and_then(|w| w[1].parse().ok())
+}
+
+/// `maxconn` of the primary's place as the read listener's backup.
+fn backup_maxconn(cfg: &str) -> Option<u32> {
+    let line = cfg.lines().map(str::trim).find(|l| l.starts_with("server") && l.contains(" backup "))?;
     let words: Vec<&str> = line.split_whitespace().collect();
     words.windows(2).find(|w| w[0] == "maxconn").and_then(|w| w[1].parse().ok())
 }
@@ -106,7 +116,7 @@ fn a_connection_spike_beyond_max_connections_queues_instead_of_failing() {
     const CLIENTS: u32 = 12;
     let c = Cluster::start(&small_server_spec());
     assert_eq!(sql(c.primary.port, "show max_connections").expect("show"), MAX_CONNECTIONS.to_string());
-    let maxconn = default_server_maxconn(&c.compiled_cfg);
+    let maxconn = server_maxconn(&c.compiled_cfg, "postgres_write");
 
     // More sessions than the server takes, all at once, through the write listener.
     let sessions: Vec<_> = (0..CLIENTS).map(|_| (c.write_port, SUPERUSER, PASSWORD)).collect();
@@ -114,7 +124,7 @@ fn a_connection_spike_beyond_max_connections_queues_instead_of_failing() {
     let failed = s.failed();
     assert!(failed.is_empty(), "{} of {CLIENTS} sessions failed: {failed:?}", failed.len());
     assert!(s.statuses.iter().all(|st| st == "UP"), "the primary left UP during the spike: {:?}", s.statuses);
-    let maxconn = maxconn.expect("the compiled default-server has a maxconn");
+    let maxconn = maxconn.expect("the compiled primary has a maxconn");
     assert!(maxconn < MAX_CONNECTIONS, "maxconn {maxconn} below max_connections");
     assert!(s.smax <= maxconn, "{} sessions at once on the primary, above maxconn {maxconn}", s.smax);
     assert!(s.total >= SLEEP * 2, "the extra sessions waited their turn (all done in {:?})", s.total);
@@ -144,16 +154,18 @@ fn a_connection_spike_beyond_max_connections_queues_instead_of_failing() {
 /// each with its own `maxconn`; while no replica is up both send it
 /// sessions, twice what its `max_connections` budget was cut for.
 #[test]
-#[ignore = "reproduces a defect in the compiled maxconn (the primary's budget counts one listener); see the report"]
 fn a_spike_on_both_listeners_while_the_replica_is_down_queues_instead_of_failing() {
     let mut c = Cluster::start(&small_server_spec());
-    let maxconn = default_server_maxconn(&c.compiled_cfg).expect("maxconn");
+    let writes = server_maxconn(&c.compiled_cfg, "postgres_write").expect("maxconn");
+    let reads = backup_maxconn(&c.compiled_cfg).expect("the backup's maxconn");
+    assert!(writes + reads + 2 + 3 < MAX_CONNECTIONS + 1, "both listeners and two checks fit the budget");
     // Applications connect as an ordinary role: the superuser reserve is not theirs.
     let app_password = "App-pw-for-tests-1";
     sql(c.primary.port, &format!("create role app login password '{app_password}'")).expect("role");
     c.replica.stop();
     measure("reads on the primary", Duration::from_secs(40), || in_recovery(c.read_port).map(|r| !r));
-    let per_listener = maxconn as usize;
+    // More than either listener's share, on both at once.
+    let per_listener = 2 * (writes + reads) as usize;
     let sessions: Vec<_> = [c.write_port, c.read_port]
         .into_iter()
         .flat_map(|port| std::iter::repeat_n((port, "app", app_password), per_listener))
@@ -162,7 +174,7 @@ fn a_spike_on_both_listeners_while_the_replica_is_down_queues_instead_of_failing
     let failed = s.failed();
     assert!(
         failed.is_empty(),
-        "{} of {} sessions failed (maxconn {maxconn} in each of two listeners, max_connections {MAX_CONNECTIONS}): \
+        "{} of {} sessions failed (maxconn {writes} for writes and {reads} for reads, max_connections {MAX_CONNECTIONS}): \
          {failed:?}",
         failed.len(),
         sessions.len()

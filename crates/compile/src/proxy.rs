@@ -94,10 +94,6 @@ pub fn haproxy_config(spec: &ValidSpec) -> Config {
                 inter: Some(time(&hp.checks.interval)),
                 fall: Some(*hp.checks.fall),
                 rise: Some(*hp.checks.rise),
-                // This proxy's share of the server's max_connections, leaving
-                // room for every proxy's check: a spike queues instead of
-                // failing the check and cutting every session.
-                maxconn: Some(spec.server_maxconn()),
                 shutdown_sessions_on_down: true,
                 ..Default::default()
             }),

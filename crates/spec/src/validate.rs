@@ -658,14 +658,30 @@ impl ValidSpec {
         s.haproxy.proxies.as_ref().map_or_else(|| self.db_services().len() as u32, |p| *p.get()).max(1)
     }
 
-    /// `maxconn` of each server in each proxy: the server's connections less
-    /// the superuser reserve, one health check per proxy and a spare,
-    /// divided between the proxies.
-    pub fn server_maxconn(&self) -> u32 {
+    /// Connections one proxy may open to one server: the server's
+    /// connections less the superuser reserve, two health checks per proxy
+    /// (the primary is checked from the write and the read listener) and a
+    /// spare, divided between the proxies.
+    pub fn server_share(&self) -> u32 {
         let pg = &self.spec().postgres;
         let proxies = self.proxies();
-        let budget = pg.max_connections.get().saturating_sub(PG_SUPERUSER_RESERVED + proxies + PG_SPARE_CONNECTIONS);
+        let budget =
+            pg.max_connections.get().saturating_sub(PG_SUPERUSER_RESERVED + 2 * proxies + PG_SPARE_CONNECTIONS);
         budget / proxies
+    }
+
+    /// `maxconn` of a replica in the read listener: the whole share.
+    pub fn replica_maxconn(&self) -> u32 {
+        self.server_share().max(1)
+    }
+
+    /// `maxconn` of the primary in the write listener and, as the read
+    /// listener's backup, there: the share split between the two (three
+    /// quarters for writes), so both together never exceed it.
+    pub fn primary_maxconn(&self) -> (u32, u32) {
+        let share = self.server_share().max(2);
+        let write = (share * 3).div_ceil(4).min(share - 1);
+        (write, share - write)
     }
 
     /// Replication slots are on: the official flavor, unless turned off.
@@ -767,7 +783,8 @@ fn server_settings(c: &mut Checker<'_>, spec: &Spec) {
         );
     }
     let max = *pg.max_connections.get();
-    let needed = PG_SUPERUSER_RESERVED + 2 * proxies.max(1) + PG_SPARE_CONNECTIONS;
+    // Per proxy: two checks of the primary and at least one client connection on each listener.
+    let needed = PG_SUPERUSER_RESERVED + 4 * proxies.max(1) + PG_SPARE_CONNECTIONS;
     if max > 262_143 {
         c.err(
             "spec::connections",
@@ -783,7 +800,7 @@ fn server_settings(c: &mut Checker<'_>, spec: &Spec) {
             format!("`postgres.max_connections` leaves no connection for {} prox{}", proxies, if proxies == 1 { "y" } else { "ies" }),
             "too few",
             format!(
-                "each proxy needs one connection for its check and at least one for clients, after {PG_SUPERUSER_RESERVED} reserved for superusers and {PG_SPARE_CONNECTIONS} spare: at least {needed}"
+                "each proxy needs two connections for its checks of the primary and at least one for clients of each listener, after {PG_SUPERUSER_RESERVED} reserved for superusers and {PG_SPARE_CONNECTIONS} spare: at least {needed}"
             ),
         );
     }

@@ -56,12 +56,18 @@ impl Topology for Pinned {
 
     fn listeners(&self, spec: &ValidSpec, guard: &[D], check: Option<&D>) -> Vec<Section> {
         let hp = &spec.spec().haproxy;
-        let server = |service: &str, backup: bool, reads: bool| D::ServerTemplate {
+        // Each server's `maxconn` is this proxy's share of its
+        // max_connections (the primary's split between its two listeners),
+        // leaving room for every proxy's checks: a spike queues instead of
+        // failing the check and cutting every session.
+        let (primary_writes, primary_reads) = spec.primary_maxconn();
+        let server = |service: &str, backup: bool, reads: bool, maxconn: u32| D::ServerTemplate {
             prefix: format!("{service}-"),
             count: 1,
             fqdn: tasks_name(service),
             port: POSTGRES_PORT,
             options: ServerOptions {
+                maxconn: Some(maxconn),
                 // A returning replica takes the reads back from the primary.
                 shutdown_backup_sessions_on_up: reads && !backup,
                 ..dynamic_server(backup)
@@ -78,11 +84,11 @@ impl Topology for Pinned {
         let services = spec.db_services();
         let primary = services.iter().find(|s| s.role == Role::Primary).expect("a spec always has a primary");
         let mut write =
-            listener(WRITE_LISTENER, *hp.write_port.get(), Balance::First, vec![server(&primary.name, false, false)]);
+            listener(WRITE_LISTENER, *hp.write_port.get(), Balance::First, vec![server(&primary.name, false, false, primary_writes)]);
         write.comment = Some("Writes: the primary service only; never a replica".into());
         let mut read_servers: Vec<D> =
-            services.iter().filter(|s| s.role != Role::Primary).map(|s| server(&s.name, false, true)).collect();
-        read_servers.push(server(&primary.name, true, true));
+            services.iter().filter(|s| s.role != Role::Primary).map(|s| server(&s.name, false, true, spec.replica_maxconn())).collect();
+        read_servers.push(server(&primary.name, true, true, primary_reads));
         let mut read = listener(READ_LISTENER, *hp.read_port.get(), Balance::LeastConn, read_servers);
         read.comment = Some("Reads: the replicas; the primary only while no replica is up".into());
         vec![write, read]
