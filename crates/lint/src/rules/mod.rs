@@ -30,6 +30,10 @@ mod hc302_depends_on_ignored;
 mod hc303_depends_on_long_form;
 mod hc304_duplicate_key;
 mod hc305_unsupported_version;
+mod hc306_profiles_rejected_by_swarm;
+mod hc307_extends_rejected_by_swarm;
+mod hc308_env_file_long_form;
+mod hc309_host_ip_ignored_by_swarm;
 mod hc401_database_without_placement;
 mod hc402_database_volume_shared;
 mod hc403_start_first_database;
@@ -104,6 +108,10 @@ pub const RULES: &[Rule] = &[
     hc303_depends_on_long_form::RULE,
     hc304_duplicate_key::RULE,
     hc305_unsupported_version::RULE,
+    hc306_profiles_rejected_by_swarm::RULE,
+    hc307_extends_rejected_by_swarm::RULE,
+    hc308_env_file_long_form::RULE,
+    hc309_host_ip_ignored_by_swarm::RULE,
     hc401_database_without_placement::RULE,
     hc402_database_volume_shared::RULE,
     hc403_start_first_database::RULE,
