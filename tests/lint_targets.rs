@@ -60,3 +60,79 @@ fn swarm_publishes_a_port_with_a_host_ip_on_every_interface() {
     assert_eq!(status, 1);
     assert!(codes(&v).iter().any(|c| c == "HC309"), "{v}");
 }
+
+/// A stack named for what it runs, with a port swarm opens everywhere.
+const NAMED_STACK: &str = "services:\n  app:\n    image: nginx:1.27\n    ports:\n      - \"127.0.0.1:8080:80\"\n    deploy:\n      replicas: 1\n";
+
+fn walk_tree() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("temp dir");
+    for name in ["postgres.yml", "traefik.yml", "nextcloud.yaml"] {
+        fs::write(dir.path().join(name), NAMED_STACK).expect("writable");
+    }
+    // YAML that is not a stack: skipped, and counted.
+    fs::write(dir.path().join("mkdocs.yml"), "site_name: docs\nnav:\n  - index.md\n").expect("writable");
+    fs::create_dir(dir.path().join("chart")).expect("mkdir");
+    fs::write(dir.path().join("chart/values.yaml"), "# services: is not top-level here\nimage:\n  services: 2\n")
+        .expect("writable");
+    dir
+}
+
+#[test]
+fn the_walk_lints_yaml_files_with_top_level_services_whatever_their_name() {
+    let dir = walk_tree();
+    let (status, v) = json_codes(dir.path(), &["."]);
+    assert_eq!(status, 1, "{v}");
+    let mut files: Vec<&str> = v["findings"]
+        .as_array()
+        .expect("findings")
+        .iter()
+        .filter(|f| f["code"] == "HC309")
+        .map(|f| f["file"].as_str().expect("file"))
+        .collect();
+    files.sort_unstable();
+    assert_eq!(files, ["./nextcloud.yaml", "./postgres.yml", "./traefik.yml"], "{v}");
+    assert_eq!(v["summary"]["files"], 3, "{v}");
+    assert_eq!(v["summary"]["skipped"][0]["files"], 2, "{v}");
+    assert_eq!(v["summary"]["skipped"][0]["reason"], "not a stack or compose file (no top-level `services:`)", "{v}");
+
+    let out = bin().current_dir(dir.path()).args(["lint", "--format", "human", "."]).output().expect("runs");
+    let human = text(&out.stdout);
+    let last = human.lines().last().expect("a summary line");
+    assert!(
+        last.contains("in 3 files") && last.contains("2 YAML files skipped: not a stack or compose file"),
+        "{human}"
+    );
+
+    let out = bin().current_dir(dir.path()).args(["lint", "--format", "sarif", "."]).output().expect("runs");
+    let sarif: serde_json::Value = serde_json::from_slice(&out.stdout).expect("SARIF");
+    let run = &sarif["runs"][0];
+    assert_eq!(run["properties"]["filesLinted"], 3, "{run}");
+    assert_eq!(run["properties"]["skipped"][0]["files"], 2, "{run}");
+    let note = run["invocations"][0]["toolExecutionNotifications"][0]["message"]["text"].as_str().unwrap_or("");
+    assert!(note.contains("2 YAML files skipped"), "{run}");
+    assert_eq!(run["invocations"][0]["executionSuccessful"], true, "{run}");
+
+    let out = bin().current_dir(dir.path()).args(["lint", "--format", "github", "."]).output().expect("runs");
+    let gh = text(&out.stdout);
+    assert!(
+        gh.lines()
+            .any(|l| l.starts_with("::notice::") && l.contains("3 files linted") && l.contains("2 YAML files skipped")),
+        "{gh}"
+    );
+}
+
+#[test]
+fn the_walk_reads_only_the_head_of_a_large_yaml_file_it_skips() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    // Larger than a stack may be: read whole it would be refused (exit 2).
+    let mut big = String::from("data:\n");
+    while big.len() < 17 * 1024 * 1024 {
+        big.push_str("  - 0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef\n");
+    }
+    fs::write(dir.path().join("dump.yml"), &big).expect("writable");
+    let start = std::time::Instant::now();
+    let (status, v) = json_codes(dir.path(), &["."]);
+    assert_eq!(status, 0, "{v}");
+    assert_eq!(v["summary"]["skipped"][0]["files"], 1, "{v}");
+    assert!(start.elapsed() < std::time::Duration::from_secs(10));
+}

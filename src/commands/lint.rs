@@ -26,8 +26,10 @@ pub enum Level {
 /// Lint stack/compose files, cluster specs and haproxy.cfg files.
 ///
 /// Directories are walked (respecting .gitignore) for docker-stack*.yml,
-/// *stack*.y*ml, compose*.y*ml, docker-compose*.y*ml, cluster specs (*.toml
-/// with a [postgres] table) and haproxy*.cfg; `-` reads stdin. Exit codes: 0
+/// *stack*.y*ml, compose*.y*ml, docker-compose*.y*ml, any other YAML file
+/// with a top-level `services:` (the first 64 KiB are read to tell), cluster
+/// specs (*.toml with a [postgres] table) and haproxy*.cfg; the summary says
+/// how many files were skipped and why. `-` reads stdin. Exit codes: 0
 /// nothing at or above the failure threshold, 1 findings at or above it, 2
 /// usage error or unreadable input (other files are still linted).
 #[derive(clap::Args)]

@@ -132,6 +132,28 @@ pub fn is_candidate(path: &Path) -> bool {
         || (name.ends_with(".cfg") && name.contains("haproxy"))
 }
 
+/// Is this a YAML file by its name (the walk reads the head of one whose
+/// name does not say it is a stack, to see whether it is one)?
+pub fn is_yaml(path: &Path) -> bool {
+    let name = path.file_name().map(|n| n.to_string_lossy().to_ascii_lowercase()).unwrap_or_default();
+    name.ends_with(".yml") || name.ends_with(".yaml")
+}
+
+/// Does this head of a YAML file have a top-level `services:` mapping, as
+/// every stack and compose file has? A line scan, so a head cut anywhere
+/// (the first [`limits::SNIFF`] bytes) is still judged.
+pub fn has_top_level_services(head: &str) -> bool {
+    let head = head.strip_prefix('\u{feff}').unwrap_or(head);
+    head.split('\n').any(|line| {
+        let line = line.strip_suffix('\r').unwrap_or(line);
+        let rest = ["services", "\"services\"", "'services'"].iter().find_map(|k| line.strip_prefix(k));
+        let Some(rest) = rest.and_then(|r| r.trim_start_matches([' ', '\t']).strip_prefix(':')) else { return false };
+        let rest = rest.trim_start_matches([' ', '\t']);
+        // A block mapping below, a flow mapping, or one with an anchor or tag.
+        rest.is_empty() || rest.starts_with(['#', '{', '&', '!'])
+    })
+}
+
 fn input_error(
     name: &str,
     kind: FileKind,
@@ -539,9 +561,63 @@ pub enum Input {
 /// so every output format reports it.
 pub struct Report {
     pub files: Vec<FileResult>,
+    /// Files the walk found and did not lint, with why.
+    pub skipped: Vec<Skipped>,
+}
+
+/// A file the directory walk found but did not lint.
+#[derive(Debug, Clone)]
+pub struct Skipped {
+    pub file: String,
+    /// `YAML` or `TOML`.
+    pub kind: &'static str,
+    pub reason: &'static str,
+}
+
+pub const NOT_A_STACK: &str = "not a stack or compose file (no top-level `services:`)";
+pub const NOT_A_SPEC: &str = "not a cluster spec (no `[postgres]` table)";
+
+/// Skipped files counted by kind and reason, in a stable order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SkippedCount {
+    pub kind: &'static str,
+    pub reason: &'static str,
+    pub files: usize,
 }
 
 impl Report {
+    /// The skipped files, counted by kind and reason.
+    pub fn skipped_counts(&self) -> Vec<SkippedCount> {
+        let mut counts: BTreeMap<(&'static str, &'static str), usize> = BTreeMap::new();
+        for s in &self.skipped {
+            *counts.entry((s.kind, s.reason)).or_default() += 1;
+        }
+        counts.into_iter().map(|((kind, reason), files)| SkippedCount { kind, reason, files }).collect()
+    }
+
+    /// `2 YAML files skipped: not a stack or compose file (...)`, one part
+    /// per reason joined by `; `, or nothing when nothing was skipped.
+    pub fn skipped_note(&self) -> Option<String> {
+        let parts: Vec<String> = self
+            .skipped_counts()
+            .iter()
+            .map(|c| {
+                format!("{} {} file{} skipped: {}", c.files, c.kind, if c.files == 1 { "" } else { "s" }, c.reason)
+            })
+            .collect();
+        (!parts.is_empty()).then(|| parts.join("; "))
+    }
+
+    /// `3 files linted; 2 YAML files skipped: ...`.
+    pub fn files_note(&self) -> String {
+        let n = self.files.len();
+        let linted = format!("{n} file{} linted", if n == 1 { "" } else { "s" });
+        match self.skipped_note() {
+            Some(s) => format!("{linted}; {s}"),
+            None => linted,
+        }
+    }
+
     /// 0 clean, 1 findings at or above the threshold, 2 unreadable input.
     pub fn exit_code(&self) -> u8 {
         if self.files.iter().any(|f| f.input_error) {
@@ -611,14 +687,19 @@ fn walk_error_path(e: &ignore::Error) -> Option<&Path> {
 /// files are linted through the link (the read refuses links to devices);
 /// links to directories are not followed, as in ripgrep, so a walk stays
 /// inside the tree it was given.
-fn walk(dir: &Path) -> (Vec<PathBuf>, Vec<FileResult>) {
+fn walk(dir: &Path) -> (Vec<(PathBuf, Origin)>, Vec<FileResult>) {
     let mut files = Vec::new();
     let mut errors = Vec::new();
     for entry in ignore::WalkBuilder::new(dir).hidden(true).build() {
         match entry {
             Ok(e) => {
-                if !e.file_type().is_some_and(|t| t.is_dir()) && is_candidate(e.path()) {
-                    files.push(e.into_path());
+                if e.file_type().is_some_and(|t| t.is_dir()) {
+                    continue;
+                }
+                if is_candidate(e.path()) {
+                    files.push((e.into_path(), Origin::Named));
+                } else if is_yaml(e.path()) {
+                    files.push((e.into_path(), Origin::Sniffed));
                 }
             }
             // Errors in ignore files (a bad glob in .gitignore) drop a
@@ -645,6 +726,18 @@ fn walk(dir: &Path) -> (Vec<PathBuf>, Vec<FileResult>) {
     (files, errors)
 }
 
+/// How a file came to be linted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Origin {
+    /// Named on the command line: linted whatever it is.
+    Explicit,
+    /// Found by the walk by its name.
+    Named,
+    /// A YAML file the walk found whose name does not say what it is:
+    /// linted when its head has a top-level `services:`.
+    Sniffed,
+}
+
 /// Lints every input: directories are walked for stack, compose, spec and
 /// haproxy files; haproxy.cfg files that stacks name are linted too. Every
 /// file (and side file) is read with the bounded reader.
@@ -669,7 +762,8 @@ pub fn run(inputs: Vec<Input>, options: &Options) -> Report {
         configs.insert(path, config.clone());
         config.unwrap_or_default()
     };
-    let mut files: Vec<(PathBuf, bool)> = Vec::new();
+    let mut files: Vec<(PathBuf, Origin)> = Vec::new();
+    let mut skipped = Vec::new();
     for input in inputs {
         match input {
             Input::Stdin(Err(e)) => results.push(unreadable("-", FileKind::Stack, &e)),
@@ -681,17 +775,17 @@ pub fn run(inputs: Vec<Input>, options: &Options) -> Report {
             }
             Input::Path(p) if p.is_dir() => {
                 let (found, errors) = walk(&p);
-                files.extend(found.into_iter().map(|f| (f, false)));
+                files.extend(found);
                 results.extend(errors);
             }
-            Input::Path(p) => files.push((p, true)),
+            Input::Path(p) => files.push((p, Origin::Explicit)),
         }
     }
     let mut done: BTreeSet<PathBuf> = BTreeSet::new();
     let mut queue = files;
     let mut i = 0;
     while i < queue.len() {
-        let (path, explicit) = queue[i].clone();
+        let (path, origin) = queue[i].clone();
         i += 1;
         let key = path.canonicalize().unwrap_or_else(|_| path.clone());
         if !done.insert(key) {
@@ -703,6 +797,21 @@ pub fn run(inputs: Vec<Input>, options: &Options) -> Report {
         if config.is_excluded(&path) {
             continue;
         }
+        if origin == Origin::Sniffed {
+            // Only the head is read: a large YAML file that is not a stack
+            // (a data dump) is skipped, not refused as too large.
+            match read::read_head(&path, limits::SNIFF) {
+                Ok(head) if has_top_level_services(&String::from_utf8_lossy(&head)) => {}
+                Ok(_) => {
+                    skipped.push(Skipped { file: name, kind: "YAML", reason: NOT_A_STACK });
+                    continue;
+                }
+                Err(e) => {
+                    results.push(unreadable_path(&path, &name, FileKind::Stack, &e));
+                    continue;
+                }
+            }
+        }
         let bytes = match read::read_file(&path, read_limit(&path)) {
             Ok(b) => b,
             Err(e) => {
@@ -712,7 +821,9 @@ pub fn run(inputs: Vec<Input>, options: &Options) -> Report {
         };
         let head = String::from_utf8_lossy(&bytes[..bytes.len().min(64 * 1024)]).into_owned();
         let Some(kind) = classify(&name, &head) else {
-            if explicit {
+            if origin != Origin::Explicit {
+                skipped.push(Skipped { file: name, kind: "TOML", reason: NOT_A_SPEC });
+            } else {
                 results.push(input_error(
                     &name,
                     FileKind::Spec,
@@ -739,10 +850,10 @@ pub fn run(inputs: Vec<Input>, options: &Options) -> Report {
             (None, _) => None,
         };
         let result = lint_file(&name, Some(&path), bytes, kind, &config, options, lock);
-        queue.extend(result.haproxy_refs.iter().map(|p| (p.clone(), false)));
+        queue.extend(result.haproxy_refs.iter().map(|p| (p.clone(), Origin::Named)));
         results.push(result);
     }
-    Report { files: results }
+    Report { files: results, skipped }
 }
 
 /// The lock beside a spec: none when there is none; an input error of the

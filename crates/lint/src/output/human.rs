@@ -95,13 +95,14 @@ pub fn human(report: &Report, colour: bool) -> String {
     }
     let files = report.files.len();
     out.push_str(&format!(
-        "{} finding{} ({errors} error{}, {warnings} warning{}, {infos} info) in {files} file{}{}\n",
+        "{} finding{} ({errors} error{}, {warnings} warning{}, {infos} info) in {files} file{}{}{}\n",
         errors + warnings + infos,
         if errors + warnings + infos == 1 { "" } else { "s" },
         if errors == 1 { "" } else { "s" },
         if warnings == 1 { "" } else { "s" },
         if files == 1 { "" } else { "s" },
         if suppressed > 0 { format!("; {suppressed} suppressed") } else { String::new() },
+        report.skipped_note().map(|n| format!("; {n}")).unwrap_or_default(),
     ));
     out
 }
