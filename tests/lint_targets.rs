@@ -136,3 +136,89 @@ fn the_walk_reads_only_the_head_of_a_large_yaml_file_it_skips() {
     assert_eq!(v["summary"]["skipped"][0]["files"], 1, "{v}");
     assert!(start.elapsed() < std::time::Duration::from_secs(10));
 }
+
+/// What compose runs fine and swarm rejects or ignores: profiles, restart,
+/// a port bound to localhost.
+const COMPOSE_ONLY: &str = "services:\n  app:\n    image: nginx:1.27@sha256:11a9d238fbb48bab14599c57e41123254452b1a2d93c6c8595bce96f346bd082\n    profiles: [debug]\n    restart: always\n    ports:\n      - \"127.0.0.1:8080:80\"\n";
+
+const SWARM_ONLY_CODES: [&str; 3] = ["HC301", "HC306", "HC309"];
+
+fn swarm_codes(dir: &Path, args: &[&str]) -> Vec<String> {
+    let (_, v) = json_codes(dir, args);
+    let mut found: Vec<String> = codes(&v).into_iter().filter(|c| SWARM_ONLY_CODES.contains(&c.as_str())).collect();
+    found.sort();
+    found
+}
+
+#[test]
+fn a_compose_file_gets_no_swarm_findings_and_a_stack_file_does() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    fs::write(dir.path().join("docker-compose.yml"), COMPOSE_ONLY).expect("writable");
+    fs::write(dir.path().join("compose.dev.yaml"), COMPOSE_ONLY).expect("writable");
+    fs::write(dir.path().join("docker-stack.yml"), COMPOSE_ONLY).expect("writable");
+    // Named like a compose file, but `deploy:` says it is deployed to swarm.
+    let deployed =
+        COMPOSE_ONLY.replace("    restart: always\n", "    restart: always\n    deploy:\n      replicas: 2\n");
+    fs::write(dir.path().join("docker-compose.prod.yml"), &deployed).expect("writable");
+    // A name that says nothing: swarm, the linter's default.
+    fs::write(dir.path().join("app.yml"), COMPOSE_ONLY).expect("writable");
+
+    assert_eq!(swarm_codes(dir.path(), &["docker-compose.yml"]), Vec::<String>::new());
+    assert_eq!(swarm_codes(dir.path(), &["compose.dev.yaml"]), Vec::<String>::new());
+    for swarm in ["docker-stack.yml", "docker-compose.prod.yml", "app.yml"] {
+        assert_eq!(swarm_codes(dir.path(), &[swarm]), SWARM_ONLY_CODES, "{swarm}");
+    }
+    // The flag overrides detection both ways.
+    assert_eq!(swarm_codes(dir.path(), &["--target", "swarm", "docker-compose.yml"]), SWARM_ONLY_CODES);
+    assert_eq!(swarm_codes(dir.path(), &["--target", "compose", "docker-stack.yml"]), Vec::<String>::new());
+    assert_eq!(swarm_codes(dir.path(), &["--target", "auto", "docker-compose.yml"]), Vec::<String>::new());
+
+    // In every format, not only JSON.
+    for format in ["human", "sarif", "github", "concise"] {
+        let out = bin().current_dir(dir.path()).args(["lint", "--format", format, "docker-compose.yml"]).output();
+        let out = out.expect("runs");
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "{format}: HC505 and HC506 hold under compose too: {}",
+            text(&out.stderr)
+        );
+        let mut all = text(&out.stdout);
+        if format == "sarif" {
+            // The rule table lists every rule: look at the results only.
+            let v: serde_json::Value = serde_json::from_str(&all).expect("SARIF");
+            all = v["runs"][0]["results"].to_string();
+            assert!(all.contains("HC505"), "{all}");
+        }
+        for c in SWARM_ONLY_CODES {
+            assert!(!all.contains(c), "{format} reported {c} for a compose file:\n{all}");
+        }
+    }
+}
+
+#[test]
+fn the_config_sets_the_target_for_all_files_or_by_path() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    fs::create_dir(dir.path().join("dev")).expect("mkdir");
+    fs::write(dir.path().join("dev/stack.yml"), COMPOSE_ONLY).expect("writable");
+    fs::write(dir.path().join("docker-compose.yml"), COMPOSE_ONLY).expect("writable");
+
+    fs::write(dir.path().join(".hacompile.toml"), "target = \"swarm\"\n").expect("writable");
+    assert_eq!(swarm_codes(dir.path(), &["docker-compose.yml"]), SWARM_ONLY_CODES);
+    assert_eq!(swarm_codes(dir.path(), &["--target", "compose", "docker-compose.yml"]), Vec::<String>::new());
+
+    fs::write(
+        dir.path().join(".hacompile.toml"),
+        "target = \"swarm\"\n\n[[path_target]]\nglob = \"dev/**\"\ntarget = \"compose\"\n",
+    )
+    .expect("writable");
+    assert_eq!(swarm_codes(dir.path(), &["dev/stack.yml"]), Vec::<String>::new());
+    assert_eq!(swarm_codes(dir.path(), &["docker-compose.yml"]), SWARM_ONLY_CODES);
+
+    fs::write(dir.path().join(".hacompile.toml"), "target = \"kubernetes\"\n").expect("writable");
+    let out = bin().current_dir(dir.path()).args(["lint", "--format", "human", "docker-compose.yml"]).output();
+    let out = out.expect("runs");
+    assert_eq!(out.status.code(), Some(2));
+    let all = text(&out.stdout);
+    assert!(all.contains(".hacompile.toml") && all.contains("kubernetes"), "{all}");
+}

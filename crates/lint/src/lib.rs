@@ -25,7 +25,7 @@ use hacompile_boundary::mask::Masker;
 use hacompile_boundary::read::{self, ReadError, limits};
 use hacompile_image::LockFile;
 
-pub use config::{Config, ConfigError};
+pub use config::{Config, ConfigError, Target, TargetSetting};
 pub use finding::{Family, Finding, Hit, Severity};
 pub use rules::{RULES, Rule};
 pub use source::Source;
@@ -99,6 +99,8 @@ pub struct Options {
     pub forbid_inline: bool,
     /// `--fail-on`, overriding the config.
     pub fail_on: Option<Severity>,
+    /// `--target`, over the config (`auto`: detected per file whatever the config says).
+    pub target: Option<TargetSetting>,
 }
 
 /// Tells a file's kind from its name, and for TOML/unknown names its content.
@@ -295,10 +297,16 @@ pub fn lint_file(
                 );
             };
             let cx = context::StackCx::new(&src, &doc, root, lock, dir.clone());
-            cx.services();
+            let forced = match options.target {
+                Some(given) => given.forced(),
+                None => config.target_for(path),
+            };
+            let target = forced.unwrap_or_else(|| {
+                Target::detect(name, cx.services().iter().any(|s| doc.key_of(s.node, "deploy").is_some()))
+            });
             let active: Vec<(&'static rules::Rule, rules::StackCheck)> = RULES
                 .iter()
-                .filter(|rule| config.severity(rule).is_some())
+                .filter(|rule| config.severity(rule).is_some() && rule.applies_to(target))
                 .filter_map(|rule| match rule.check {
                     rules::Check::Stack(f) | rules::Check::StackAndSpec(f, _) => Some((rule, f)),
                     _ => None,
