@@ -222,3 +222,92 @@ fn the_config_sets_the_target_for_all_files_or_by_path() {
     let all = text(&out.stdout);
     assert!(all.contains(".hacompile.toml") && all.contains("kubernetes"), "{all}");
 }
+
+const ENV_SECRETS: [&str; 2] = ["hunter2-Xq9-env", "Zp4Lm9Qx2Rv7Tn1Kb8Wc3Hs6"];
+
+#[test]
+fn env_files_a_stack_names_are_linted_for_secrets_with_their_own_places() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    fs::create_dir(dir.path().join("env")).expect("mkdir");
+    fs::write(
+        dir.path().join("docker-stack.yml"),
+        "services:\n  app:\n    image: nginx:1.27\n    env_file:\n      - ./env/app.env\n      - ./missing.env\n",
+    )
+    .expect("writable");
+    fs::write(
+        dir.path().join("env/app.env"),
+        format!(
+            "# a comment: PASSWORD=not-a-value\n\nexport POSTGRES_PASSWORD={}\n  API_TOKEN=\"{}\"\nLOG_LEVEL=info\nDB_PASSWORD_FILE=/run/secrets/db\nEMPTY_PASSWORD=\nREF_PASSWORD=${{FROM_ENV}}\nINHERITED_PASSWORD\n",
+            ENV_SECRETS[0], ENV_SECRETS[1]
+        ),
+    )
+    .expect("writable");
+    let (status, v) = json_codes(dir.path(), &["docker-stack.yml"]);
+    assert_eq!(status, 1, "{v}");
+    let in_env: Vec<(String, u64, u64)> = v["findings"]
+        .as_array()
+        .expect("findings")
+        .iter()
+        .filter(|f| f["file"].as_str().is_some_and(|n| n.ends_with("app.env")))
+        .map(|f| {
+            (
+                f["code"].as_str().expect("code").to_owned(),
+                f["line"].as_u64().expect("line"),
+                f["column"].as_u64().expect("col"),
+            )
+        })
+        .collect();
+    assert_eq!(in_env, [("HC101".to_owned(), 3, 26), ("HC101".to_owned(), 4, 14)], "{v}");
+    let last = v["findings"].as_array().and_then(|f| f.last()).expect("findings");
+    assert_eq!(last["file"], "env/app.env", "named as the walk names files: {v}");
+    // A missing env file is no finding: it may be written at deploy time.
+    assert!(!v.to_string().contains("missing.env"), "{v}");
+
+    for format in ["human", "json", "sarif", "github", "concise"] {
+        let out = bin().current_dir(dir.path()).args(["lint", "--format", format, "."]).output().expect("runs");
+        assert_eq!(out.status.code(), Some(1), "{format}");
+        let all = format!("{}{}", text(&out.stdout), text(&out.stderr));
+        assert!(all.contains("HC101") && all.contains("app.env"), "{format}:\n{all}");
+        for s in ENV_SECRETS {
+            assert!(!all.contains(s), "{format} printed a secret from the env file:\n{all}");
+        }
+    }
+    // Named on the command line, an env file is linted as one.
+    let (status, v) = json_codes(dir.path(), &["env/app.env"]);
+    assert_eq!(status, 1, "{v}");
+    assert_eq!(codes(&v), ["HC101", "HC101"], "{v}");
+}
+
+#[test]
+fn concise_prints_one_masked_line_per_finding() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    fs::write(
+        dir.path().join("docker-stack.yml"),
+        format!(
+            "services:\n  db:\n    image: postgres:16\n    environment:\n      POSTGRES_PASSWORD: {}\n    ports:\n      - \"127.0.0.1:5432:5432\"\n",
+            ENV_SECRETS[0]
+        ),
+    )
+    .expect("writable");
+    let out = bin().current_dir(dir.path()).args(["lint", "--format", "concise", "docker-stack.yml"]).output();
+    let out = out.expect("runs");
+    assert_eq!(out.status.code(), Some(1));
+    let all = text(&out.stdout);
+    assert!(!all.contains(ENV_SECRETS[0]), "{all}");
+    let lines: Vec<&str> = all.lines().collect();
+    let (summary, findings) = lines.split_last().expect("a summary line");
+    assert!(summary.contains("findings") && summary.contains("in 1 file"), "{all}");
+    let (_, json) = json_codes(dir.path(), &["docker-stack.yml"]);
+    assert_eq!(findings.len(), codes(&json).len(), "{all}");
+    assert!(
+        findings.contains(&"docker-stack.yml:5:26: HC101 `POSTGRES_PASSWORD` of service `db` has a literal value"),
+        "{all}"
+    );
+    for l in findings {
+        let mut parts = l.splitn(4, ':');
+        assert_eq!(parts.next(), Some("docker-stack.yml"), "{l}");
+        assert!(parts.next().is_some_and(|n| n.parse::<usize>().is_ok()), "{l}");
+        assert!(parts.next().is_some_and(|n| n.parse::<usize>().is_ok()), "{l}");
+        assert!(parts.next().is_some_and(|rest| rest.starts_with(" HC")), "{l}");
+    }
+}

@@ -43,6 +43,9 @@ pub enum FileKind {
     Stack,
     Spec,
     Haproxy,
+    /// An `env_file` a stack names (or one named on the command line):
+    /// `KEY=VALUE` lines, checked for literal credentials.
+    Env,
     /// A side file lint reads but does not lint (`hacompile.lock`,
     /// `.hacompile.toml`): reported only when it cannot be used.
     Lock,
@@ -62,6 +65,8 @@ pub struct FileResult {
     pub fail_on: Severity,
     /// haproxy.cfg files a stack names in `configs: ... file:`.
     pub haproxy_refs: Vec<PathBuf>,
+    /// Env files a stack's services name in `env_file` that are there.
+    pub env_refs: Vec<PathBuf>,
     /// What every output must hide of this file: the values the secret
     /// rules found (and, in a spec, every credential value), searched for
     /// in every printed line and message; a line scan where nothing parsed.
@@ -112,6 +117,9 @@ pub fn classify(name: &str, text: &str) -> Option<FileKind> {
     if base.ends_with(".toml") {
         return spec::looks_like_spec(text).then_some(FileKind::Spec);
     }
+    if is_env_name(&base) {
+        return Some(FileKind::Env);
+    }
     if base.ends_with(".yml") || base.ends_with(".yaml") {
         return Some(FileKind::Stack);
     }
@@ -123,6 +131,11 @@ pub fn classify(name: &str, text: &str) -> Option<FileKind> {
     } else {
         Some(FileKind::Stack)
     }
+}
+
+/// `.env`, `app.env`, `.env.production`: an env file by its (lowercase) name.
+fn is_env_name(base: &str) -> bool {
+    base == ".env" || base.ends_with(".env") || base.starts_with(".env.")
 }
 
 /// Is this a file name the directory walk picks up?
@@ -189,6 +202,7 @@ fn input_error(
         input_error: true,
         fail_on: Severity::Error,
         haproxy_refs: Vec::new(),
+        env_refs: Vec::new(),
     }
 }
 
@@ -198,6 +212,7 @@ fn limit_of(kind: FileKind) -> u64 {
         FileKind::Stack => limits::STACK,
         FileKind::Spec => limits::SPEC,
         FileKind::Haproxy => limits::HAPROXY,
+        FileKind::Env => limits::ENV_FILE,
         FileKind::Lock => limits::LOCK,
         FileKind::Config => limits::CONFIG,
     }
@@ -279,6 +294,7 @@ pub fn lint_file(
     // Hits of several rules at once (spec diagnostics).
     let mut hits: Vec<(&'static rules::Rule, Hit)> = Vec::new();
     let mut haproxy_refs = Vec::new();
+    let mut env_refs = Vec::new();
     let dir = path.and_then(Path::parent).map(Path::to_path_buf);
     match kind {
         FileKind::Stack => {
@@ -337,6 +353,13 @@ pub fn lint_file(
             findings.extend(a);
             findings.extend(b);
             haproxy_refs = haproxy_configs(&cx);
+            env_refs = env_files(&cx);
+        }
+        FileKind::Env => {
+            let rule = rules::find(rules::PLAINTEXT_SECRET).expect("HC101 is registered");
+            if config.severity(rule).is_some() {
+                findings.extend(reporting.findings(rule, env_secrets(&src.text), &[]));
+            }
         }
         FileKind::Haproxy => {
             for rule in RULES {
@@ -425,7 +448,13 @@ pub fn lint_file(
     if kind == FileKind::Spec {
         secrets.extend(hacompile_spec::credential_values(&src.text));
     }
-    let masker = Arc::new(Masker::new(&src.text, secrets, []));
+    // An env file is nothing but `KEY=VALUE` lines: every line is scanned
+    // too, so a value the checker passed over is still not printed.
+    let masker = Arc::new(if kind == FileKind::Env {
+        Masker::scanning(&src.text, secrets)
+    } else {
+        Masker::new(&src.text, secrets, [])
+    });
     FileResult {
         name: name.to_owned(),
         kind,
@@ -434,6 +463,7 @@ pub fn lint_file(
         input_error: false,
         fail_on,
         haproxy_refs,
+        env_refs,
         masker,
     }
 }
@@ -555,6 +585,74 @@ fn haproxy_configs(cx: &context::StackCx<'_>) -> Vec<PathBuf> {
         .map(|f| dir.join(f))
         .filter(|p| p.symlink_metadata().is_ok())
         .collect()
+}
+
+/// Env files the services name in `env_file` (a path, a list of paths, or
+/// the long form's `path:`), beside the stack. One that is not there is no
+/// finding: env files are often written at deploy time and kept out of the
+/// repository, and `docker stack deploy` itself refuses a missing one.
+/// Paths with `${...}` are not followed.
+fn env_files(cx: &context::StackCx<'_>) -> Vec<PathBuf> {
+    let Some(dir) = &cx.dir else { return Vec::new() };
+    let mut out = Vec::new();
+    for svc in cx.services() {
+        let Some(value) = cx.at(svc.node, &["env_file"]) else { continue };
+        let items: Vec<_> = cx.doc.seq(value).map_or_else(|| vec![value], <[_]>::to_vec);
+        for item in items {
+            let Some(file) = cx.doc.scalar(item).or_else(|| cx.str_at(item, &["path"])) else { continue };
+            if file.is_empty() || file.contains('$') {
+                continue;
+            }
+            // `./env/app.env` beside `docker-stack.yml` is `env/app.env`, as the walk would name it.
+            let path: PathBuf =
+                dir.join(file).components().filter(|c| !matches!(c, std::path::Component::CurDir)).collect();
+            if path.symlink_metadata().is_ok() && !out.contains(&path) {
+                out.push(path);
+            }
+        }
+    }
+    out
+}
+
+/// HC101 in an env file: `KEY=VALUE` lines (an `export ` prefix allowed,
+/// `#` lines and blank lines skipped, a value in matching quotes read
+/// without them) whose key is credential-shaped and whose value is a
+/// literal. The place is the value's, in the env file.
+fn env_secrets(text: &str) -> Vec<Hit> {
+    let mut hits = Vec::new();
+    let mut at = 0;
+    for raw in text.split_inclusive('\n') {
+        let line_start = at;
+        at += raw.len();
+        let line = raw.trim_end_matches(['\n', '\r']);
+        let body = line.trim_start();
+        if body.is_empty() || body.starts_with('#') {
+            continue;
+        }
+        let body = body.strip_prefix("export ").map_or(body, str::trim_start);
+        let Some((key, value)) = body.split_once('=') else { continue };
+        let key = key.trim();
+        let value_start = line_start + (line.len() - value.len());
+        let trimmed = value.trim();
+        let lead = value.len() - value.trim_start().len();
+        // A quoted value is the text inside its quotes.
+        let (inner, offset) = match trimmed.as_bytes() {
+            [q @ (b'"' | b'\''), .., last] if q == last && trimmed.len() >= 2 => (&trimmed[1..trimmed.len() - 1], 1),
+            _ => (trimmed, 0),
+        };
+        if secrets::is_credential_key(key)
+            && secrets::is_literal_secret(inner)
+            && secrets::interpolation_default(inner).is_none()
+        {
+            let start = value_start + lead + offset;
+            hits.push(
+                Hit::new(start..start + inner.len(), format!("`{key}` in the env file has a literal value")).help(
+                    "store it in a Docker secret (`docker secret create`), mount it with `secrets:`, and set `KEY_FILE=/run/secrets/<name>` if the image reads `_FILE` variables",
+                ),
+            );
+        }
+    }
+    hits
 }
 
 /// One input of a run: a path (file or directory) or stdin's bytes, read
@@ -744,6 +842,8 @@ enum Origin {
     /// A YAML file the walk found whose name does not say what it is:
     /// linted when its head has a top-level `services:`.
     Sniffed,
+    /// An env file a linted stack names.
+    EnvFile,
 }
 
 /// Lints every input: directories are walked for stack, compose, spec and
@@ -820,7 +920,8 @@ pub fn run(inputs: Vec<Input>, options: &Options) -> Report {
                 }
             }
         }
-        let bytes = match read::read_file(&path, read_limit(&path)) {
+        let limit = if origin == Origin::EnvFile { limits::ENV_FILE } else { read_limit(&path) };
+        let bytes = match read::read_file(&path, limit) {
             Ok(b) => b,
             Err(e) => {
                 results.push(unreadable_path(&path, &name, FileKind::Stack, &e));
@@ -828,7 +929,8 @@ pub fn run(inputs: Vec<Input>, options: &Options) -> Report {
             }
         };
         let head = String::from_utf8_lossy(&bytes[..bytes.len().min(64 * 1024)]).into_owned();
-        let Some(kind) = classify(&name, &head) else {
+        let kind = if origin == Origin::EnvFile { Some(FileKind::Env) } else { classify(&name, &head) };
+        let Some(kind) = kind else {
             if origin != Origin::Explicit {
                 skipped.push(Skipped { file: name, kind: "TOML", reason: NOT_A_SPEC });
             } else {
@@ -859,6 +961,7 @@ pub fn run(inputs: Vec<Input>, options: &Options) -> Report {
         };
         let result = lint_file(&name, Some(&path), bytes, kind, &config, options, lock);
         queue.extend(result.haproxy_refs.iter().map(|p| (p.clone(), Origin::Named)));
+        queue.extend(result.env_refs.iter().map(|p| (p.clone(), Origin::EnvFile)));
         results.push(result);
     }
     Report { files: results, skipped }
