@@ -311,3 +311,63 @@ fn concise_prints_one_masked_line_per_finding() {
         assert!(parts.next().is_some_and(|rest| rest.starts_with(" HC")), "{l}");
     }
 }
+
+/// Odd but valid YAML that `docker stack config` (go-yaml) parses: the
+/// linter must parse it too (exit 2 on a file docker deploys blocks a CI
+/// gate for nothing). Each is checked against the real docker CLI first.
+const ODD_YAML: &[(&str, &str)] = &[
+    (
+        "flow sequence closed less indented",
+        "services:\n  web:\n    image: nginx:1.27\n    ports: [\n      \"80:80\"\n  ]\n",
+    ),
+    ("flow mapping closed less indented", "services:\n  web:\n    image: nginx:1.27\n    labels: {\n      a: b\n  }\n"),
+    (
+        "flow entries less indented than their key",
+        "services:\n  web:\n    image: nginx:1.27\n    ports: [\n  \"80:80\",\n  \"443:443\"\n  ]\n",
+    ),
+    (
+        "flow sequence closed at its key's column, comments everywhere",
+        "# top\nservices: # c\n  # c\n  web: # c\n    image: nginx:1.27 # c\n    ports: [ # c\n      \"80:80\", # c\n      # c\n    ] # c\n# end\n",
+    ),
+    (
+        "block sequence at its key's indentation",
+        "services:\n  web:\n    image: nginx:1.27\n    ports:\n    - \"80:80\"\n    command:\n    - nginx\n",
+    ),
+    (
+        "folded and literal scalars, odd indentation",
+        "services:\n   web:\n         image: nginx:1.27\n         command: >-\n           nginx -g\n           \"daemon off;\"\n         healthcheck:\n           test: |\n             curl -f localhost\n             true\n",
+    ),
+    (
+        "anchors and merges",
+        "x-common: &common\n  image: nginx:1.27\n  labels: &labels\n    a: b\nservices:\n  web:\n    <<: *common\n    labels: *labels\n  api:\n    <<: [*common]\n",
+    ),
+    ("tags", "services:\n  web:\n    image: !!str nginx:1.27\n    environment:\n      N: !!str 5\n"),
+    ("CRLF line ends", "services:\r\n  web:\r\n    image: nginx:1.27\r\n    command: [\"a\",\r\n      \"b\"]\r\n"),
+    ("a byte order mark", "\u{feff}services:\n  web:\n    image: nginx:1.27\n"),
+    (
+        "multi-line plain and double-quoted scalars",
+        "services:\n  web:\n    image: nginx:1.27\n    command: nginx\n      -g daemon\n      off\n    environment:\n      A: \"one\n        two\"\n",
+    ),
+    (
+        "a service in flow style over lines",
+        "services:\n  web: {image: \"nginx:1.27\", ports: [\"80:80\"],\n    labels: {a: b}}\n",
+    ),
+    ("document markers", "---\nservices:\n  web:\n    image: nginx:1.27\n...\n"),
+];
+
+#[test]
+fn what_docker_stack_config_parses_the_linter_parses() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut refused = Vec::new();
+    for (what, yaml) in ODD_YAML {
+        fs::write(dir.path().join("docker-stack.yml"), yaml).expect("writable");
+        let (ok, _, err) = stack_config(dir.path(), "docker-stack.yml");
+        assert!(ok, "{what}: docker stack config must accept it (else it is no case for this test): {err}");
+        let out = bin().current_dir(dir.path()).args(["lint", "--format", "concise", "docker-stack.yml"]).output();
+        let out = out.expect("runs");
+        if out.status.code() == Some(2) || text(&out.stdout).contains("HC001") {
+            refused.push(format!("{what}: {}", text(&out.stdout).lines().next().unwrap_or("")));
+        }
+    }
+    assert!(refused.is_empty(), "docker parses these, hacompile refused them:\n{}", refused.join("\n"));
+}
