@@ -223,7 +223,7 @@ fn the_config_sets_the_target_for_all_files_or_by_path() {
     assert!(all.contains(".hacompile.toml") && all.contains("kubernetes"), "{all}");
 }
 
-const ENV_SECRETS: [&str; 2] = ["hunter2-Xq9-env", "Zp4Lm9Qx2Rv7Tn1Kb8Wc3Hs6"];
+const ENV_SECRETS: [&str; 4] = ["hunter2-Xq9-env", "Zp4Lm9Qx2Rv7Tn1Kb8Wc3Hs6", "S3cretUrlPw99", "AKIAJ7QW3ZX5TESTKEY9"];
 
 #[test]
 fn env_files_a_stack_names_are_linted_for_secrets_with_their_own_places() {
@@ -237,8 +237,8 @@ fn env_files_a_stack_names_are_linted_for_secrets_with_their_own_places() {
     fs::write(
         dir.path().join("env/app.env"),
         format!(
-            "# a comment: PASSWORD=not-a-value\n\nexport POSTGRES_PASSWORD={}\n  API_TOKEN=\"{}\"\nLOG_LEVEL=info\nDB_PASSWORD_FILE=/run/secrets/db\nEMPTY_PASSWORD=\nREF_PASSWORD=${{FROM_ENV}}\nINHERITED_PASSWORD\n",
-            ENV_SECRETS[0], ENV_SECRETS[1]
+            "# a comment: PASSWORD=not-a-value\n\nexport POSTGRES_PASSWORD={}\n  API_TOKEN=\"{}\"\nLOG_LEVEL=info\nDB_PASSWORD_FILE=/run/secrets/db\nEMPTY_PASSWORD=\nREF_PASSWORD=${{FROM_ENV}}\nINHERITED_PASSWORD\nDATABASE_URL=postgres://app:{}@db/app\nBUILD_ID={}\n",
+            ENV_SECRETS[0], ENV_SECRETS[1], ENV_SECRETS[2], ENV_SECRETS[3]
         ),
     )
     .expect("writable");
@@ -257,7 +257,8 @@ fn env_files_a_stack_names_are_linted_for_secrets_with_their_own_places() {
             )
         })
         .collect();
-    assert_eq!(in_env, [("HC101".to_owned(), 3, 26), ("HC101".to_owned(), 4, 14)], "{v}");
+    let expected = [("HC101", 3, 26), ("HC101", 4, 14), ("HC102", 10, 29), ("HC105", 11, 10)];
+    assert_eq!(in_env, expected.map(|(c, l, col)| (c.to_owned(), l, col)), "{v}");
     let last = v["findings"].as_array().and_then(|f| f.last()).expect("findings");
     assert_eq!(last["file"], "env/app.env", "named as the walk names files: {v}");
     // A missing env file is no finding: it may be written at deploy time.
@@ -275,7 +276,7 @@ fn env_files_a_stack_names_are_linted_for_secrets_with_their_own_places() {
     // Named on the command line, an env file is linted as one.
     let (status, v) = json_codes(dir.path(), &["env/app.env"]);
     assert_eq!(status, 1, "{v}");
-    assert_eq!(codes(&v), ["HC101", "HC101"], "{v}");
+    assert_eq!(codes(&v), ["HC101", "HC101", "HC102", "HC105"], "{v}");
 }
 
 #[test]

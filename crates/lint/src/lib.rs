@@ -356,9 +356,11 @@ pub fn lint_file(
             env_refs = env_files(&cx);
         }
         FileKind::Env => {
-            let rule = rules::find(rules::PLAINTEXT_SECRET).expect("HC101 is registered");
-            if config.severity(rule).is_some() {
-                findings.extend(reporting.findings(rule, env_secrets(&src.text), &[]));
+            for (code, hit) in env_secrets(&src.text) {
+                let rule = rules::find(code).expect("the env file's secret rules are registered");
+                if config.severity(rule).is_some() {
+                    hits.push((rule, hit));
+                }
             }
         }
         FileKind::Haproxy => {
@@ -614,11 +616,12 @@ fn env_files(cx: &context::StackCx<'_>) -> Vec<PathBuf> {
     out
 }
 
-/// HC101 in an env file: `KEY=VALUE` lines (an `export ` prefix allowed,
-/// `#` lines and blank lines skipped, a value in matching quotes read
-/// without them) whose key is credential-shaped and whose value is a
-/// literal. The place is the value's, in the env file.
-fn env_secrets(text: &str) -> Vec<Hit> {
+/// Secrets in an env file's `KEY=VALUE` lines (an `export ` prefix
+/// allowed, `#` lines and blank lines skipped, a value in matching quotes
+/// read without them): a literal value of a credential-shaped key (HC101),
+/// else a URL with a password (HC102), else a provider token (HC105); at
+/// the value's place in the env file.
+fn env_secrets(text: &str) -> Vec<(&'static str, Hit)> {
     let mut hits = Vec::new();
     let mut at = 0;
     for raw in text.split_inclusive('\n') {
@@ -640,16 +643,32 @@ fn env_secrets(text: &str) -> Vec<Hit> {
             [q @ (b'"' | b'\''), .., last] if q == last && trimmed.len() >= 2 => (&trimmed[1..trimmed.len() - 1], 1),
             _ => (trimmed, 0),
         };
+        let start = value_start + lead + offset;
         if secrets::is_credential_key(key)
             && secrets::is_literal_secret(inner)
             && secrets::interpolation_default(inner).is_none()
         {
-            let start = value_start + lead + offset;
-            hits.push(
+            hits.push((
+                rules::PLAINTEXT_SECRET,
                 Hit::new(start..start + inner.len(), format!("`{key}` in the env file has a literal value")).help(
                     "store it in a Docker secret (`docker secret create`), mount it with `secrets:`, and set `KEY_FILE=/run/secrets/<name>` if the image reads `_FILE` variables",
                 ),
-            );
+            ));
+        } else if let Some(pw) = secrets::url_password(inner) {
+            hits.push((
+                "HC102",
+                Hit::new(
+                    start + pw.start..start + pw.end,
+                    format!("the URL in `{key}` in the env file carries a literal password"),
+                )
+                .help("keep the password in a Docker secret and pass it separately (a `_FILE` variable or a passfile)"),
+            ));
+        } else if let Some((kind, at)) = secrets::provider_token(inner) {
+            hits.push((
+                "HC105",
+                Hit::new(start + at.start..start + at.end, format!("`{key}` in the env file holds {kind}"))
+                    .help("revoke it, then store the new one in a Docker secret"),
+            ));
         }
     }
     hits
