@@ -372,3 +372,45 @@ fn what_docker_stack_config_parses_the_linter_parses() {
     }
     assert!(refused.is_empty(), "docker parses these, hacompile refused them:\n{}", refused.join("\n"));
 }
+
+#[test]
+fn yaml_files_the_walk_cannot_read_to_tell_are_skipped_with_why_and_env_files_are_read_bounded() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    fs::write(dir.path().join("postgres.yml"), NAMED_STACK).expect("writable");
+    // Not named as stacks, and unreadable: what they are cannot be told.
+    std::os::unix::fs::symlink(dir.path().join("gone.yml"), dir.path().join("old.yml")).expect("symlink");
+    let fifo = dir.path().join("pipe.yaml");
+    let made = std::process::Command::new("mkfifo").arg(&fifo).status().expect("mkfifo runs");
+    assert!(made.success());
+    let start = std::time::Instant::now();
+    let (status, v) = json_codes(dir.path(), &["."]);
+    assert!(start.elapsed() < std::time::Duration::from_secs(10), "a FIFO is never opened for reading");
+    assert_eq!(status, 1, "only postgres.yml's findings: {v}");
+    let skipped = v["summary"]["skipped"].as_array().expect("skipped");
+    let reasons: Vec<&str> = skipped.iter().map(|s| s["reason"].as_str().expect("reason")).collect();
+    assert!(reasons.iter().any(|r| r.contains("symbolic link")), "{v}");
+    assert!(reasons.iter().any(|r| r.contains("not a regular file")), "{v}");
+
+    // An env file a stack names is read with the bounded reader: a link to
+    // a device or a FIFO is refused quickly (exit 2), with its name.
+    let dir = tempfile::tempdir().expect("temp dir");
+    fs::write(
+        dir.path().join("docker-stack.yml"),
+        "services:\n  app:\n    image: nginx:1.27\n    env_file: [zero.env, big.env]\n",
+    )
+    .expect("writable");
+    std::os::unix::fs::symlink("/dev/zero", dir.path().join("zero.env")).expect("symlink");
+    fs::write(dir.path().join("big.env"), "A=1\n".repeat(300_000)).expect("writable");
+    let start = std::time::Instant::now();
+    let (status, v) = json_codes(dir.path(), &["docker-stack.yml"]);
+    assert!(start.elapsed() < std::time::Duration::from_secs(10));
+    assert_eq!(status, 2, "{v}");
+    let errors: Vec<&str> = v["findings"]
+        .as_array()
+        .expect("findings")
+        .iter()
+        .filter(|f| f["code"] == "HC001")
+        .map(|f| f["file"].as_str().expect("file"))
+        .collect();
+    assert_eq!(errors, ["zero.env", "big.env"], "{v}");
+}

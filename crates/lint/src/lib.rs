@@ -701,6 +701,9 @@ pub struct Skipped {
 
 pub const NOT_A_STACK: &str = "not a stack or compose file (no top-level `services:`)";
 pub const NOT_A_SPEC: &str = "not a cluster spec (no `[postgres]` table)";
+pub const UNREADABLE_NOT_REGULAR: &str = "not a regular file (a FIFO, a socket or a device), so not read to tell";
+pub const UNREADABLE_DANGLING: &str = "a symbolic link to nothing";
+pub const UNREADABLE_YAML: &str = "could not be read to tell what it is (permissions?)";
 
 /// Skipped files counted by kind and reason, in a stable order.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -933,8 +936,15 @@ pub fn run(inputs: Vec<Input>, options: &Options) -> Report {
                     skipped.push(Skipped { file: name, kind: "YAML", reason: NOT_A_STACK });
                     continue;
                 }
+                // Nothing names it a stack, and what it is cannot be told:
+                // skipped, and the summary says so and why.
                 Err(e) => {
-                    results.push(unreadable_path(&path, &name, FileKind::Stack, &e));
+                    let reason = match &e {
+                        ReadError::NotRegular(_) => UNREADABLE_NOT_REGULAR,
+                        e if e.is_not_found() => UNREADABLE_DANGLING,
+                        _ => UNREADABLE_YAML,
+                    };
+                    skipped.push(Skipped { file: name, kind: "YAML", reason });
                     continue;
                 }
             }
@@ -1069,4 +1079,34 @@ pub fn stack_images(src: &Source) -> Result<Vec<ImageSite>, yaml::LoadError> {
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod sniff_tests {
+    use super::has_top_level_services;
+
+    #[test]
+    fn top_level_services_is_told_from_a_head() {
+        for yes in [
+            "services:\n  a: {}\n",
+            "version: '3'\r\nservices:\r\n  a: {}\r\n",
+            "\u{feff}services:\n",
+            "\"services\": {a: {}}\n",
+            "services: # the stack\n",
+            "services: &s\n",
+            "x: 1\nservices :\n",
+        ] {
+            assert!(has_top_level_services(yes), "{yes:?}");
+        }
+        for no in [
+            "site_name: x\n",
+            "image:\n  services: 2\n",
+            "# services:\n",
+            "services_extra:\n",
+            "services: 3\n",
+            "servicesx:\n",
+        ] {
+            assert!(!has_top_level_services(no), "{no:?}");
+        }
+    }
 }
