@@ -111,6 +111,11 @@ fn the_walk_lints_yaml_files_with_top_level_services_whatever_their_name() {
     let note = run["invocations"][0]["toolExecutionNotifications"][0]["message"]["text"].as_str().unwrap_or("");
     assert!(note.contains("2 YAML files skipped"), "{run}");
     assert_eq!(run["invocations"][0]["executionSuccessful"], true, "{run}");
+    let rule = |code: &str| {
+        run["tool"]["driver"]["rules"].as_array().and_then(|r| r.iter().find(|x| x["id"] == code)).cloned()
+    };
+    let tags = |code: &str| rule(code).map(|r| r["properties"]["tags"].to_string()).unwrap_or_default();
+    assert!(tags("HC306").contains("swarm-only") && !tags("HC101").contains("swarm-only"), "{run}");
 
     let out = bin().current_dir(dir.path()).args(["lint", "--format", "github", "."]).output().expect("runs");
     let gh = text(&out.stdout);

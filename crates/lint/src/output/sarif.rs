@@ -172,7 +172,12 @@ pub fn sarif(report: &Report) -> String {
             full_description: Message { text: r.summary.to_owned() },
             help: MultiformatMessage { text: r.doc.trim().to_owned(), markdown: r.doc.trim().to_owned() },
             default_configuration: Configuration { level: level(r.severity).to_owned() },
-            properties: RuleProperties { tags: vec![r.family.title().to_owned()] },
+            // Code scanning filters by tag: a swarm-only rule says so.
+            properties: RuleProperties {
+                tags: std::iter::once(r.family.title().to_owned())
+                    .chain((r.targets().len() == 1).then(|| "swarm-only".to_owned()))
+                    .collect(),
+            },
         })
         .collect();
     let results = report
