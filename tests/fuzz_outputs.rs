@@ -160,7 +160,7 @@ fn damage(rng: &mut ChaCha8Rng, line: &str) -> Vec<u8> {
 
 fn lint_all_formats(name: &str, bytes: Vec<u8>, kind: FileKind) -> String {
     let result = hacompile_lint::lint_file(name, None, bytes, kind, &Config::default(), &Options::default(), None);
-    let report = hacompile_lint::Report { files: vec![result] };
+    let report = hacompile_lint::Report { files: vec![result], skipped: Vec::new() };
     let o = hacompile_lint::output::human(&report, false)
         + &hacompile_lint::output::json(&report)
         + &hacompile_lint::output::sarif(&report)

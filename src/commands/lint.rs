@@ -4,16 +4,25 @@ use std::io::IsTerminal;
 use std::path::PathBuf;
 
 use hacompile_boundary::read::{self, limits};
-use hacompile_lint::{Config, Input, Options, Severity, output};
+use hacompile_lint::{Config, Input, Options, Severity, TargetSetting, output};
 
 use crate::{exit, output as out, report};
 
 #[derive(Clone, Copy, clap::ValueEnum)]
 pub enum Format {
     Human,
+    /// One line per finding: `file:line:col: CODE message`.
+    Concise,
     Json,
     Sarif,
     Github,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+pub enum TargetArg {
+    Swarm,
+    Compose,
+    Auto,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -26,8 +35,10 @@ pub enum Level {
 /// Lint stack/compose files, cluster specs and haproxy.cfg files.
 ///
 /// Directories are walked (respecting .gitignore) for docker-stack*.yml,
-/// *stack*.y*ml, compose*.y*ml, docker-compose*.y*ml, cluster specs (*.toml
-/// with a [postgres] table) and haproxy*.cfg; `-` reads stdin. Exit codes: 0
+/// *stack*.y*ml, compose*.y*ml, docker-compose*.y*ml, any other YAML file
+/// with a top-level `services:` (the first 64 KiB are read to tell), cluster
+/// specs (*.toml with a [postgres] table) and haproxy*.cfg; the summary says
+/// how many files were skipped and why. `-` reads stdin. Exit codes: 0
 /// nothing at or above the failure threshold, 1 findings at or above it, 2
 /// usage error or unreadable input (other files are still linted).
 #[derive(clap::Args)]
@@ -48,6 +59,12 @@ pub struct Args {
     /// Fail (exit 1) on findings at or above this severity [default: from config, else warning].
     #[arg(long, value_enum)]
     fail_on: Option<Level>,
+    /// What stack/compose files are deployed with: swarm-only rules (HC3xx
+    /// and some HC4xx/HC5xx) are not run on compose files [default: from
+    /// config, else auto: `deploy:` or a *stack* name is swarm, a
+    /// docker-compose*/compose* name without `deploy:` is compose].
+    #[arg(long, value_enum)]
+    target: Option<TargetArg>,
 }
 
 pub fn run(args: Args) -> u8 {
@@ -57,6 +74,11 @@ pub fn run(args: Args) -> u8 {
             Level::Info => Severity::Info,
             Level::Warning => Severity::Warning,
             Level::Error => Severity::Error,
+        }),
+        target: args.target.map(|t| match t {
+            TargetArg::Swarm => TargetSetting::Swarm,
+            TargetArg::Compose => TargetSetting::Compose,
+            TargetArg::Auto => TargetSetting::Auto,
         }),
         ..Options::default()
     };
@@ -118,6 +140,7 @@ pub fn run(args: Args) -> u8 {
         }
         Format::Sarif => out::stdout(output::sarif(&result).as_bytes()),
         Format::Github => out::stdout(output::github(&result).as_bytes()),
+        Format::Concise => out::stdout(output::concise(&result).as_bytes()),
     };
     if let Err(e) = written {
         report::error(&format!("cannot write the report: {e}"), None);

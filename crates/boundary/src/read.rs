@@ -23,6 +23,8 @@ pub mod limits {
     pub const CONFIG: u64 = 1024 * 1024;
     /// An `env_file`.
     pub const ENV_FILE: u64 = 1024 * 1024;
+    /// The head of a file read to tell what it is (a YAML file that may be a stack).
+    pub const SNIFF: u64 = 64 * 1024;
     /// A manifest or index from a registry: containerd refuses to pull one
     /// larger than this, so a larger one is never worth pinning.
     pub const REGISTRY_MANIFEST: u64 = 4 * 1024 * 1024;
@@ -99,6 +101,22 @@ pub fn read_file(path: &Path, limit: u64) -> Result<Vec<u8>, ReadError> {
         return Err(ReadError::NotRegular(kind));
     }
     read_bounded(file, limit)
+}
+
+/// The first `n` bytes (fewer if the file is shorter) of a regular file
+/// (symlinks followed), whatever its size: enough to tell what it is.
+pub fn read_head(path: &Path, n: u64) -> Result<Vec<u8>, ReadError> {
+    let meta = std::fs::metadata(path)?;
+    if let Some(kind) = kind_of(meta.file_type()) {
+        return Err(ReadError::NotRegular(kind));
+    }
+    let file = std::fs::File::open(path)?;
+    if let Some(kind) = kind_of(file.metadata()?.file_type()) {
+        return Err(ReadError::NotRegular(kind));
+    }
+    let mut bytes = Vec::new();
+    file.take(n).read_to_end(&mut bytes)?;
+    Ok(bytes)
 }
 
 /// Reads at most `limit` bytes from any reader (stdin); more is refused.

@@ -22,9 +22,73 @@ pub enum RuleSetting {
     Error,
 }
 
+/// What a file is deployed with: rules that only hold under `docker stack
+/// deploy` are not run on a file `docker compose` runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Target {
+    Swarm,
+    Compose,
+}
+
+impl Target {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Target::Swarm => "swarm",
+            Target::Compose => "compose",
+        }
+    }
+
+    /// A stack/compose file's target from its name and content: a file
+    /// with `deploy:` or named `*stack*` is a swarm stack; one named
+    /// `docker-compose*` or `compose*` without `deploy:` is a compose file;
+    /// any other (stdin, `postgres.yml`) is a swarm stack, what hacompile lints for.
+    pub fn detect(name: &str, has_deploy: bool) -> Target {
+        let base =
+            Path::new(name).file_name().map_or(name.to_ascii_lowercase(), |n| n.to_string_lossy().to_ascii_lowercase());
+        if has_deploy || base.contains("stack") {
+            Target::Swarm
+        } else if base.starts_with("docker-compose") || base.starts_with("compose") {
+            Target::Compose
+        } else {
+            Target::Swarm
+        }
+    }
+}
+
+/// `target = "swarm" | "compose" | "auto"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TargetSetting {
+    Swarm,
+    Compose,
+    Auto,
+}
+
+impl TargetSetting {
+    /// The target it forces, or `None` for detection.
+    pub fn forced(self) -> Option<Target> {
+        match self {
+            TargetSetting::Swarm => Some(Target::Swarm),
+            TargetSetting::Compose => Some(Target::Compose),
+            TargetSetting::Auto => None,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPathTarget {
+    glob: String,
+    target: TargetSetting,
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Raw {
+    #[serde(default)]
+    target: Option<TargetSetting>,
+    #[serde(default)]
+    path_target: Vec<RawPathTarget>,
     #[serde(default)]
     fail_on: Option<Severity>,
     #[serde(default)]
@@ -46,6 +110,11 @@ pub struct Config {
     pub root: Option<PathBuf>,
     pub rules: BTreeMap<&'static str, RuleSetting>,
     pub path: Option<PathBuf>,
+    /// `target`: every file's target (`auto`: detected per file).
+    pub target: TargetSetting,
+    /// `[[path_target]]`: a target for the files a glob (relative to the
+    /// config's directory) matches; the first match wins over `target`.
+    pub path_targets: Vec<(globset::GlobMatcher, TargetSetting)>,
 }
 
 impl Default for Config {
@@ -57,6 +126,8 @@ impl Default for Config {
             root: None,
             rules: BTreeMap::new(),
             path: None,
+            target: TargetSetting::Auto,
+            path_targets: Vec::new(),
         }
     }
 }
@@ -84,7 +155,7 @@ impl Config {
             err(
                 e.message().trim_end().to_owned(),
                 e.span().unwrap_or(0..0),
-                "keys: fail_on, allow_inline_suppressions, exclude, [rules]",
+                "keys: fail_on, allow_inline_suppressions, exclude, target (swarm, compose or auto), [[path_target]] (glob, target), [rules]",
             )
         })?;
         let mut rules = BTreeMap::new();
@@ -103,7 +174,17 @@ impl Config {
             })?;
             globs.add(glob);
         }
+        let mut path_targets = Vec::new();
+        for pt in &raw.path_target {
+            let glob = Glob::new(&pt.glob).map_err(|e| {
+                let span = text.find(pt.glob.as_str()).map_or(0..0, |i| i..i + pt.glob.len());
+                err(format!("`{}` is not a valid glob: {e}", pt.glob), span, "e.g. `dev/**` or `**/compose*.yml`")
+            })?;
+            path_targets.push((glob.compile_matcher(), pt.target));
+        }
         Ok(Config {
+            target: raw.target.unwrap_or(TargetSetting::Auto),
+            path_targets,
             fail_on: raw.fail_on.unwrap_or(Severity::Warning),
             allow_inline_suppressions: raw.allow_inline_suppressions.unwrap_or(true),
             exclude: globs.build().map_err(|e| err(e.to_string(), 0..0, "check the exclude globs"))?,
@@ -126,6 +207,18 @@ impl Config {
         let abs = path.canonicalize().unwrap_or_else(|_| path.to_path_buf());
         let root = root.canonicalize().unwrap_or_else(|_| root.clone());
         abs.strip_prefix(&root).is_ok_and(|rel| self.exclude.is_match(rel))
+    }
+
+    /// The target this config forces on `path`, if any: the first
+    /// `[[path_target]]` whose glob matches it, else `target`.
+    pub fn target_for(&self, path: Option<&Path>) -> Option<Target> {
+        let rel = path.zip(self.root.as_ref()).and_then(|(path, root)| {
+            let abs = path.canonicalize().unwrap_or_else(|_| path.to_path_buf());
+            let root = root.canonicalize().unwrap_or_else(|_| root.clone());
+            abs.strip_prefix(&root).ok().map(Path::to_path_buf)
+        });
+        let by_path = rel.and_then(|rel| self.path_targets.iter().find(|(g, _)| g.is_match(&rel)).map(|(_, t)| *t));
+        by_path.unwrap_or(self.target).forced()
     }
 
     /// The severity a rule reports at, or `None` when it is off.

@@ -25,7 +25,7 @@ use hacompile_boundary::mask::Masker;
 use hacompile_boundary::read::{self, ReadError, limits};
 use hacompile_image::LockFile;
 
-pub use config::{Config, ConfigError};
+pub use config::{Config, ConfigError, Target, TargetSetting};
 pub use finding::{Family, Finding, Hit, Severity};
 pub use rules::{RULES, Rule};
 pub use source::Source;
@@ -43,6 +43,9 @@ pub enum FileKind {
     Stack,
     Spec,
     Haproxy,
+    /// An `env_file` a stack names (or one named on the command line):
+    /// `KEY=VALUE` lines, checked for literal credentials.
+    Env,
     /// A side file lint reads but does not lint (`hacompile.lock`,
     /// `.hacompile.toml`): reported only when it cannot be used.
     Lock,
@@ -62,6 +65,8 @@ pub struct FileResult {
     pub fail_on: Severity,
     /// haproxy.cfg files a stack names in `configs: ... file:`.
     pub haproxy_refs: Vec<PathBuf>,
+    /// Env files a stack's services name in `env_file` that are there.
+    pub env_refs: Vec<PathBuf>,
     /// What every output must hide of this file: the values the secret
     /// rules found (and, in a spec, every credential value), searched for
     /// in every printed line and message; a line scan where nothing parsed.
@@ -99,6 +104,8 @@ pub struct Options {
     pub forbid_inline: bool,
     /// `--fail-on`, overriding the config.
     pub fail_on: Option<Severity>,
+    /// `--target`, over the config (`auto`: detected per file whatever the config says).
+    pub target: Option<TargetSetting>,
 }
 
 /// Tells a file's kind from its name, and for TOML/unknown names its content.
@@ -109,6 +116,9 @@ pub fn classify(name: &str, text: &str) -> Option<FileKind> {
     }
     if base.ends_with(".toml") {
         return spec::looks_like_spec(text).then_some(FileKind::Spec);
+    }
+    if is_env_name(&base) {
+        return Some(FileKind::Env);
     }
     if base.ends_with(".yml") || base.ends_with(".yaml") {
         return Some(FileKind::Stack);
@@ -123,6 +133,11 @@ pub fn classify(name: &str, text: &str) -> Option<FileKind> {
     }
 }
 
+/// `.env`, `app.env`, `.env.production`: an env file by its (lowercase) name.
+fn is_env_name(base: &str) -> bool {
+    base == ".env" || base.ends_with(".env") || base.starts_with(".env.")
+}
+
 /// Is this a file name the directory walk picks up?
 pub fn is_candidate(path: &Path) -> bool {
     let Some(name) = path.file_name().map(|n| n.to_string_lossy().to_ascii_lowercase()) else { return false };
@@ -130,6 +145,28 @@ pub fn is_candidate(path: &Path) -> bool {
     (yaml && (name.contains("stack") || name.starts_with("compose") || name.starts_with("docker-compose")))
         || (name.ends_with(".toml") && name != "cargo.toml" && name != ".hacompile.toml" && name != "pyproject.toml")
         || (name.ends_with(".cfg") && name.contains("haproxy"))
+}
+
+/// Is this a YAML file by its name (the walk reads the head of one whose
+/// name does not say it is a stack, to see whether it is one)?
+pub fn is_yaml(path: &Path) -> bool {
+    let name = path.file_name().map(|n| n.to_string_lossy().to_ascii_lowercase()).unwrap_or_default();
+    name.ends_with(".yml") || name.ends_with(".yaml")
+}
+
+/// Does this head of a YAML file have a top-level `services:` mapping, as
+/// every stack and compose file has? A line scan, so a head cut anywhere
+/// (the first [`limits::SNIFF`] bytes) is still judged.
+pub fn has_top_level_services(head: &str) -> bool {
+    let head = head.strip_prefix('\u{feff}').unwrap_or(head);
+    head.split('\n').any(|line| {
+        let line = line.strip_suffix('\r').unwrap_or(line);
+        let rest = ["services", "\"services\"", "'services'"].iter().find_map(|k| line.strip_prefix(k));
+        let Some(rest) = rest.and_then(|r| r.trim_start_matches([' ', '\t']).strip_prefix(':')) else { return false };
+        let rest = rest.trim_start_matches([' ', '\t']);
+        // A block mapping below, a flow mapping, or one with an anchor or tag.
+        rest.is_empty() || rest.starts_with(['#', '{', '&', '!'])
+    })
 }
 
 fn input_error(
@@ -165,6 +202,7 @@ fn input_error(
         input_error: true,
         fail_on: Severity::Error,
         haproxy_refs: Vec::new(),
+        env_refs: Vec::new(),
     }
 }
 
@@ -174,6 +212,7 @@ fn limit_of(kind: FileKind) -> u64 {
         FileKind::Stack => limits::STACK,
         FileKind::Spec => limits::SPEC,
         FileKind::Haproxy => limits::HAPROXY,
+        FileKind::Env => limits::ENV_FILE,
         FileKind::Lock => limits::LOCK,
         FileKind::Config => limits::CONFIG,
     }
@@ -255,6 +294,7 @@ pub fn lint_file(
     // Hits of several rules at once (spec diagnostics).
     let mut hits: Vec<(&'static rules::Rule, Hit)> = Vec::new();
     let mut haproxy_refs = Vec::new();
+    let mut env_refs = Vec::new();
     let dir = path.and_then(Path::parent).map(Path::to_path_buf);
     match kind {
         FileKind::Stack => {
@@ -273,10 +313,16 @@ pub fn lint_file(
                 );
             };
             let cx = context::StackCx::new(&src, &doc, root, lock, dir.clone());
-            cx.services();
+            let forced = match options.target {
+                Some(given) => given.forced(),
+                None => config.target_for(path),
+            };
+            let target = forced.unwrap_or_else(|| {
+                Target::detect(name, cx.services().iter().any(|s| doc.key_of(s.node, "deploy").is_some()))
+            });
             let active: Vec<(&'static rules::Rule, rules::StackCheck)> = RULES
                 .iter()
-                .filter(|rule| config.severity(rule).is_some())
+                .filter(|rule| config.severity(rule).is_some() && rule.applies_to(target))
                 .filter_map(|rule| match rule.check {
                     rules::Check::Stack(f) | rules::Check::StackAndSpec(f, _) => Some((rule, f)),
                     _ => None,
@@ -307,6 +353,15 @@ pub fn lint_file(
             findings.extend(a);
             findings.extend(b);
             haproxy_refs = haproxy_configs(&cx);
+            env_refs = env_files(&cx);
+        }
+        FileKind::Env => {
+            for (code, hit) in env_secrets(&src.text) {
+                let rule = rules::find(code).expect("the env file's secret rules are registered");
+                if config.severity(rule).is_some() {
+                    hits.push((rule, hit));
+                }
+            }
         }
         FileKind::Haproxy => {
             for rule in RULES {
@@ -395,7 +450,13 @@ pub fn lint_file(
     if kind == FileKind::Spec {
         secrets.extend(hacompile_spec::credential_values(&src.text));
     }
-    let masker = Arc::new(Masker::new(&src.text, secrets, []));
+    // An env file is nothing but `KEY=VALUE` lines: every line is scanned
+    // too, so a value the checker passed over is still not printed.
+    let masker = Arc::new(if kind == FileKind::Env {
+        Masker::scanning(&src.text, secrets)
+    } else {
+        Masker::new(&src.text, secrets, [])
+    });
     FileResult {
         name: name.to_owned(),
         kind,
@@ -404,6 +465,7 @@ pub fn lint_file(
         input_error: false,
         fail_on,
         haproxy_refs,
+        env_refs,
         masker,
     }
 }
@@ -527,6 +589,91 @@ fn haproxy_configs(cx: &context::StackCx<'_>) -> Vec<PathBuf> {
         .collect()
 }
 
+/// Env files the services name in `env_file` (a path, a list of paths, or
+/// the long form's `path:`), beside the stack. One that is not there is no
+/// finding: env files are often written at deploy time and kept out of the
+/// repository, and `docker stack deploy` itself refuses a missing one.
+/// Paths with `${...}` are not followed.
+fn env_files(cx: &context::StackCx<'_>) -> Vec<PathBuf> {
+    let Some(dir) = &cx.dir else { return Vec::new() };
+    let mut out = Vec::new();
+    for svc in cx.services() {
+        let Some(value) = cx.at(svc.node, &["env_file"]) else { continue };
+        let items: Vec<_> = cx.doc.seq(value).map_or_else(|| vec![value], <[_]>::to_vec);
+        for item in items {
+            let Some(file) = cx.doc.scalar(item).or_else(|| cx.str_at(item, &["path"])) else { continue };
+            if file.is_empty() || file.contains('$') {
+                continue;
+            }
+            // `./env/app.env` beside `docker-stack.yml` is `env/app.env`, as the walk would name it.
+            let path: PathBuf =
+                dir.join(file).components().filter(|c| !matches!(c, std::path::Component::CurDir)).collect();
+            if path.symlink_metadata().is_ok() && !out.contains(&path) {
+                out.push(path);
+            }
+        }
+    }
+    out
+}
+
+/// Secrets in an env file's `KEY=VALUE` lines (an `export ` prefix
+/// allowed, `#` lines and blank lines skipped, a value in matching quotes
+/// read without them): a literal value of a credential-shaped key (HC101),
+/// else a URL with a password (HC102), else a provider token (HC105); at
+/// the value's place in the env file.
+fn env_secrets(text: &str) -> Vec<(&'static str, Hit)> {
+    let mut hits = Vec::new();
+    let mut at = 0;
+    for raw in text.split_inclusive('\n') {
+        let line_start = at;
+        at += raw.len();
+        let line = raw.trim_end_matches(['\n', '\r']);
+        let body = line.trim_start();
+        if body.is_empty() || body.starts_with('#') {
+            continue;
+        }
+        let body = body.strip_prefix("export ").map_or(body, str::trim_start);
+        let Some((key, value)) = body.split_once('=') else { continue };
+        let key = key.trim();
+        let value_start = line_start + (line.len() - value.len());
+        let trimmed = value.trim();
+        let lead = value.len() - value.trim_start().len();
+        // A quoted value is the text inside its quotes.
+        let (inner, offset) = match trimmed.as_bytes() {
+            [q @ (b'"' | b'\''), .., last] if q == last && trimmed.len() >= 2 => (&trimmed[1..trimmed.len() - 1], 1),
+            _ => (trimmed, 0),
+        };
+        let start = value_start + lead + offset;
+        if secrets::is_credential_key(key)
+            && secrets::is_literal_secret(inner)
+            && secrets::interpolation_default(inner).is_none()
+        {
+            hits.push((
+                rules::PLAINTEXT_SECRET,
+                Hit::new(start..start + inner.len(), format!("`{key}` in the env file has a literal value")).help(
+                    "store it in a Docker secret (`docker secret create`), mount it with `secrets:`, and set `KEY_FILE=/run/secrets/<name>` if the image reads `_FILE` variables",
+                ),
+            ));
+        } else if let Some(pw) = secrets::url_password(inner) {
+            hits.push((
+                "HC102",
+                Hit::new(
+                    start + pw.start..start + pw.end,
+                    format!("the URL in `{key}` in the env file carries a literal password"),
+                )
+                .help("keep the password in a Docker secret and pass it separately (a `_FILE` variable or a passfile)"),
+            ));
+        } else if let Some((kind, at)) = secrets::provider_token(inner) {
+            hits.push((
+                "HC105",
+                Hit::new(start + at.start..start + at.end, format!("`{key}` in the env file holds {kind}"))
+                    .help("revoke it, then store the new one in a Docker secret"),
+            ));
+        }
+    }
+    hits
+}
+
 /// One input of a run: a path (file or directory) or stdin's bytes, read
 /// by the caller with [`read::read_bounded`] (or why they could not be).
 pub enum Input {
@@ -539,9 +686,66 @@ pub enum Input {
 /// so every output format reports it.
 pub struct Report {
     pub files: Vec<FileResult>,
+    /// Files the walk found and did not lint, with why.
+    pub skipped: Vec<Skipped>,
+}
+
+/// A file the directory walk found but did not lint.
+#[derive(Debug, Clone)]
+pub struct Skipped {
+    pub file: String,
+    /// `YAML` or `TOML`.
+    pub kind: &'static str,
+    pub reason: &'static str,
+}
+
+pub const NOT_A_STACK: &str = "not a stack or compose file (no top-level `services:`)";
+pub const NOT_A_SPEC: &str = "not a cluster spec (no `[postgres]` table)";
+pub const UNREADABLE_NOT_REGULAR: &str = "not a regular file (a FIFO, a socket or a device), so not read to tell";
+pub const UNREADABLE_DANGLING: &str = "a symbolic link to nothing";
+pub const UNREADABLE_YAML: &str = "could not be read to tell what it is (permissions?)";
+
+/// Skipped files counted by kind and reason, in a stable order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SkippedCount {
+    pub kind: &'static str,
+    pub reason: &'static str,
+    pub files: usize,
 }
 
 impl Report {
+    /// The skipped files, counted by kind and reason.
+    pub fn skipped_counts(&self) -> Vec<SkippedCount> {
+        let mut counts: BTreeMap<(&'static str, &'static str), usize> = BTreeMap::new();
+        for s in &self.skipped {
+            *counts.entry((s.kind, s.reason)).or_default() += 1;
+        }
+        counts.into_iter().map(|((kind, reason), files)| SkippedCount { kind, reason, files }).collect()
+    }
+
+    /// `2 YAML files skipped: not a stack or compose file (...)`, one part
+    /// per reason joined by `; `, or nothing when nothing was skipped.
+    pub fn skipped_note(&self) -> Option<String> {
+        let parts: Vec<String> = self
+            .skipped_counts()
+            .iter()
+            .map(|c| {
+                format!("{} {} file{} skipped: {}", c.files, c.kind, if c.files == 1 { "" } else { "s" }, c.reason)
+            })
+            .collect();
+        (!parts.is_empty()).then(|| parts.join("; "))
+    }
+
+    /// `3 files linted; 2 YAML files skipped: ...`.
+    pub fn files_note(&self) -> String {
+        let n = self.files.len();
+        let linted = format!("{n} file{} linted", if n == 1 { "" } else { "s" });
+        match self.skipped_note() {
+            Some(s) => format!("{linted}; {s}"),
+            None => linted,
+        }
+    }
+
     /// 0 clean, 1 findings at or above the threshold, 2 unreadable input.
     pub fn exit_code(&self) -> u8 {
         if self.files.iter().any(|f| f.input_error) {
@@ -611,14 +815,19 @@ fn walk_error_path(e: &ignore::Error) -> Option<&Path> {
 /// files are linted through the link (the read refuses links to devices);
 /// links to directories are not followed, as in ripgrep, so a walk stays
 /// inside the tree it was given.
-fn walk(dir: &Path) -> (Vec<PathBuf>, Vec<FileResult>) {
+fn walk(dir: &Path) -> (Vec<(PathBuf, Origin)>, Vec<FileResult>) {
     let mut files = Vec::new();
     let mut errors = Vec::new();
     for entry in ignore::WalkBuilder::new(dir).hidden(true).build() {
         match entry {
             Ok(e) => {
-                if !e.file_type().is_some_and(|t| t.is_dir()) && is_candidate(e.path()) {
-                    files.push(e.into_path());
+                if e.file_type().is_some_and(|t| t.is_dir()) {
+                    continue;
+                }
+                if is_candidate(e.path()) {
+                    files.push((e.into_path(), Origin::Named));
+                } else if is_yaml(e.path()) {
+                    files.push((e.into_path(), Origin::Sniffed));
                 }
             }
             // Errors in ignore files (a bad glob in .gitignore) drop a
@@ -645,6 +854,20 @@ fn walk(dir: &Path) -> (Vec<PathBuf>, Vec<FileResult>) {
     (files, errors)
 }
 
+/// How a file came to be linted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Origin {
+    /// Named on the command line: linted whatever it is.
+    Explicit,
+    /// Found by the walk by its name.
+    Named,
+    /// A YAML file the walk found whose name does not say what it is:
+    /// linted when its head has a top-level `services:`.
+    Sniffed,
+    /// An env file a linted stack names.
+    EnvFile,
+}
+
 /// Lints every input: directories are walked for stack, compose, spec and
 /// haproxy files; haproxy.cfg files that stacks name are linted too. Every
 /// file (and side file) is read with the bounded reader.
@@ -669,7 +892,8 @@ pub fn run(inputs: Vec<Input>, options: &Options) -> Report {
         configs.insert(path, config.clone());
         config.unwrap_or_default()
     };
-    let mut files: Vec<(PathBuf, bool)> = Vec::new();
+    let mut files: Vec<(PathBuf, Origin)> = Vec::new();
+    let mut skipped = Vec::new();
     for input in inputs {
         match input {
             Input::Stdin(Err(e)) => results.push(unreadable("-", FileKind::Stack, &e)),
@@ -681,17 +905,17 @@ pub fn run(inputs: Vec<Input>, options: &Options) -> Report {
             }
             Input::Path(p) if p.is_dir() => {
                 let (found, errors) = walk(&p);
-                files.extend(found.into_iter().map(|f| (f, false)));
+                files.extend(found);
                 results.extend(errors);
             }
-            Input::Path(p) => files.push((p, true)),
+            Input::Path(p) => files.push((p, Origin::Explicit)),
         }
     }
     let mut done: BTreeSet<PathBuf> = BTreeSet::new();
     let mut queue = files;
     let mut i = 0;
     while i < queue.len() {
-        let (path, explicit) = queue[i].clone();
+        let (path, origin) = queue[i].clone();
         i += 1;
         let key = path.canonicalize().unwrap_or_else(|_| path.clone());
         if !done.insert(key) {
@@ -703,7 +927,30 @@ pub fn run(inputs: Vec<Input>, options: &Options) -> Report {
         if config.is_excluded(&path) {
             continue;
         }
-        let bytes = match read::read_file(&path, read_limit(&path)) {
+        if origin == Origin::Sniffed {
+            // Only the head is read: a large YAML file that is not a stack
+            // (a data dump) is skipped, not refused as too large.
+            match read::read_head(&path, limits::SNIFF) {
+                Ok(head) if has_top_level_services(&String::from_utf8_lossy(&head)) => {}
+                Ok(_) => {
+                    skipped.push(Skipped { file: name, kind: "YAML", reason: NOT_A_STACK });
+                    continue;
+                }
+                // Nothing names it a stack, and what it is cannot be told:
+                // skipped, and the summary says so and why.
+                Err(e) => {
+                    let reason = match &e {
+                        ReadError::NotRegular(_) => UNREADABLE_NOT_REGULAR,
+                        e if e.is_not_found() => UNREADABLE_DANGLING,
+                        _ => UNREADABLE_YAML,
+                    };
+                    skipped.push(Skipped { file: name, kind: "YAML", reason });
+                    continue;
+                }
+            }
+        }
+        let limit = if origin == Origin::EnvFile { limits::ENV_FILE } else { read_limit(&path) };
+        let bytes = match read::read_file(&path, limit) {
             Ok(b) => b,
             Err(e) => {
                 results.push(unreadable_path(&path, &name, FileKind::Stack, &e));
@@ -711,8 +958,11 @@ pub fn run(inputs: Vec<Input>, options: &Options) -> Report {
             }
         };
         let head = String::from_utf8_lossy(&bytes[..bytes.len().min(64 * 1024)]).into_owned();
-        let Some(kind) = classify(&name, &head) else {
-            if explicit {
+        let kind = if origin == Origin::EnvFile { Some(FileKind::Env) } else { classify(&name, &head) };
+        let Some(kind) = kind else {
+            if origin != Origin::Explicit {
+                skipped.push(Skipped { file: name, kind: "TOML", reason: NOT_A_SPEC });
+            } else {
                 results.push(input_error(
                     &name,
                     FileKind::Spec,
@@ -739,10 +989,11 @@ pub fn run(inputs: Vec<Input>, options: &Options) -> Report {
             (None, _) => None,
         };
         let result = lint_file(&name, Some(&path), bytes, kind, &config, options, lock);
-        queue.extend(result.haproxy_refs.iter().map(|p| (p.clone(), false)));
+        queue.extend(result.haproxy_refs.iter().map(|p| (p.clone(), Origin::Named)));
+        queue.extend(result.env_refs.iter().map(|p| (p.clone(), Origin::EnvFile)));
         results.push(result);
     }
-    Report { files: results }
+    Report { files: results, skipped }
 }
 
 /// The lock beside a spec: none when there is none; an input error of the
@@ -828,4 +1079,34 @@ pub fn stack_images(src: &Source) -> Result<Vec<ImageSite>, yaml::LoadError> {
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod sniff_tests {
+    use super::has_top_level_services;
+
+    #[test]
+    fn top_level_services_is_told_from_a_head() {
+        for yes in [
+            "services:\n  a: {}\n",
+            "version: '3'\r\nservices:\r\n  a: {}\r\n",
+            "\u{feff}services:\n",
+            "\"services\": {a: {}}\n",
+            "services: # the stack\n",
+            "services: &s\n",
+            "x: 1\nservices :\n",
+        ] {
+            assert!(has_top_level_services(yes), "{yes:?}");
+        }
+        for no in [
+            "site_name: x\n",
+            "image:\n  services: 2\n",
+            "# services:\n",
+            "services_extra:\n",
+            "services: 3\n",
+            "servicesx:\n",
+        ] {
+            assert!(!has_top_level_services(no), "{no:?}");
+        }
+    }
 }

@@ -1,6 +1,6 @@
 //! A YAML document as a tree of positioned nodes.
 //!
-//! Built from saphyr's event stream without recursion. Aliases stay
+//! Built from granit-parser's event stream (saphyr-parser's API) without recursion. Aliases stay
 //! references to their anchor's node, so rules can report a value at the
 //! place it is written, and a "billion laughs" document is refused by
 //! measuring its expanded size (memoised, linear time) instead of expanding
@@ -14,7 +14,7 @@ use std::collections::{HashMap, HashSet};
 use std::ops::Range;
 use std::sync::OnceLock;
 
-use saphyr_parser::{Event, Parser, ScalarStyle, Span};
+use granit_parser::{Event, Parser, ScalarStyle, Span};
 
 use crate::source::Source;
 
@@ -145,7 +145,7 @@ pub fn lone_scalar(text: &str) -> Option<String> {
     let mut value = None;
     for event in Parser::new_from_str(text) {
         match event.ok()?.0 {
-            Event::StreamStart | Event::StreamEnd | Event::DocumentStart(_) | Event::DocumentEnd => {}
+            Event::StreamStart | Event::StreamEnd | Event::DocumentStart(..) | Event::DocumentEnd => {}
             Event::Scalar(v, ..) if value.is_none() => value = Some(v.into_owned()),
             _ => return None,
         }
@@ -203,7 +203,7 @@ impl<'a> Doc<'a> {
                 }
             };
             let done: Option<NodeId> = match event {
-                Event::DocumentStart(_) => {
+                Event::DocumentStart(..) => {
                     documents += 1;
                     if documents > 1 {
                         break;
@@ -248,7 +248,7 @@ impl<'a> Doc<'a> {
                     }
                     Some(new_node(&mut nodes, Kind::Alias(target)))
                 }
-                Event::SequenceStart(id, _) => {
+                Event::SequenceStart(_, id, _) => {
                     let n = new_node(&mut nodes, Kind::Seq(Vec::new()));
                     anchor(&mut anchors, id, n);
                     stack.push(Open::Seq(n, Vec::with_capacity(4)));
@@ -260,7 +260,7 @@ impl<'a> Doc<'a> {
                     }
                     None
                 }
-                Event::MappingStart(id, _) => {
+                Event::MappingStart(_, id, _) => {
                     let n = new_node(&mut nodes, Kind::Map(Vec::new(), false));
                     anchor(&mut anchors, id, n);
                     stack.push(Open::Map(n, Vec::with_capacity(4), None, HashMap::new()));

@@ -35,5 +35,8 @@ pub fn github(report: &Report) -> String {
             data(&format!("{} ({})", file.shown(&f.message), file.shown(&f.help))),
         ));
     }
+    // What was linted and what was skipped, so a file the walk passed over
+    // is visible in the run's log.
+    out.push_str(&format!("::notice::{}\n", data(&report.files_note())));
     out
 }

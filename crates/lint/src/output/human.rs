@@ -73,19 +73,9 @@ pub fn human(report: &Report, colour: bool) -> String {
     let theme = if colour { GraphicalTheme::unicode() } else { GraphicalTheme::unicode_nocolor() };
     let handler = GraphicalReportHandler::new_themed(theme).with_context_lines(1);
     let mut out = String::new();
-    let (mut errors, mut warnings, mut infos, mut suppressed) = (0, 0, 0, 0);
     for file in &report.files {
         let mut index = None;
-        for f in &file.findings {
-            if f.suppressed.is_some() {
-                suppressed += 1;
-                continue;
-            }
-            match f.severity {
-                Severity::Error => errors += 1,
-                Severity::Warning => warnings += 1,
-                Severity::Info => infos += 1,
-            }
+        for f in file.findings.iter().filter(|f| f.suppressed.is_none()) {
             // Built once per file, and only for a file with something to show.
             if index.is_none() {
                 index = file.source.as_ref().map(|s| LineIndex::new(&s.text));
@@ -93,15 +83,31 @@ pub fn human(report: &Report, colour: bool) -> String {
             let _ = handler.render_report(&mut out, &shown(file, index.as_ref(), f));
         }
     }
+    out.push_str(&summary(report));
+    out
+}
+
+/// `3 findings (1 error, 2 warnings, 0 info) in 2 files; 1 suppressed; 2
+/// YAML files skipped: ...`, with its newline.
+pub(crate) fn summary(report: &Report) -> String {
+    let (mut errors, mut warnings, mut infos, mut suppressed) = (0, 0, 0, 0);
+    for f in report.files.iter().flat_map(|file| &file.findings) {
+        match (f.suppressed.is_some(), f.severity) {
+            (true, _) => suppressed += 1,
+            (false, Severity::Error) => errors += 1,
+            (false, Severity::Warning) => warnings += 1,
+            (false, Severity::Info) => infos += 1,
+        }
+    }
     let files = report.files.len();
-    out.push_str(&format!(
-        "{} finding{} ({errors} error{}, {warnings} warning{}, {infos} info) in {files} file{}{}\n",
+    format!(
+        "{} finding{} ({errors} error{}, {warnings} warning{}, {infos} info) in {files} file{}{}{}\n",
         errors + warnings + infos,
         if errors + warnings + infos == 1 { "" } else { "s" },
         if errors == 1 { "" } else { "s" },
         if warnings == 1 { "" } else { "s" },
         if files == 1 { "" } else { "s" },
         if suppressed > 0 { format!("; {suppressed} suppressed") } else { String::new() },
-    ));
-    out
+        report.skipped_note().map(|n| format!("; {n}")).unwrap_or_default(),
+    )
 }

@@ -40,7 +40,16 @@ struct Summary {
     warnings: usize,
     infos: usize,
     suppressed: usize,
+    /// Files the walk found and did not lint, counted by kind and reason.
+    skipped: Vec<SkippedItem>,
     exit_code: u8,
+}
+
+#[derive(Serialize)]
+struct SkippedItem {
+    kind: &'static str,
+    reason: &'static str,
+    files: usize,
 }
 
 /// The JSON report as a string.
@@ -59,6 +68,11 @@ pub fn json_to(report: &Report, w: &mut impl std::io::Write) -> std::io::Result<
         warnings: 0,
         infos: 0,
         suppressed: 0,
+        skipped: report
+            .skipped_counts()
+            .into_iter()
+            .map(|c| SkippedItem { kind: c.kind, reason: c.reason, files: c.files })
+            .collect(),
         exit_code: report.exit_code(),
     };
     for (file, f) in report.files.iter().flat_map(|file| file.findings.iter().map(move |f| (file, f))) {

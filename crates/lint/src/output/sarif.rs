@@ -22,6 +22,39 @@ pub struct Run {
     pub tool: Tool,
     pub results: Vec<SarifResult>,
     pub column_kind: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub invocations: Vec<Invocation>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub properties: Option<RunProperties>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Invocation {
+    pub execution_successful: bool,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tool_execution_notifications: Vec<Notification>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Notification {
+    pub level: String,
+    pub message: Message,
+}
+
+/// What the run linted and what the walk skipped, and why.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RunProperties {
+    pub files_linted: usize,
+    pub skipped: Vec<SkippedFiles>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct SkippedFiles {
+    pub kind: String,
+    pub reason: String,
+    pub files: usize,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -139,7 +172,12 @@ pub fn sarif(report: &Report) -> String {
             full_description: Message { text: r.summary.to_owned() },
             help: MultiformatMessage { text: r.doc.trim().to_owned(), markdown: r.doc.trim().to_owned() },
             default_configuration: Configuration { level: level(r.severity).to_owned() },
-            properties: RuleProperties { tags: vec![r.family.title().to_owned()] },
+            // Code scanning filters by tag: a swarm-only rule says so.
+            properties: RuleProperties {
+                tags: std::iter::once(r.family.title().to_owned())
+                    .chain((r.targets().len() == 1).then(|| "swarm-only".to_owned()))
+                    .collect(),
+            },
         })
         .collect();
     let results = report
@@ -178,6 +216,22 @@ pub fn sarif(report: &Report) -> String {
             },
             results,
             column_kind: "unicodeCodePoints".into(),
+            invocations: vec![Invocation {
+                // Unreadable input (exit 2) is a run that did not do its job.
+                execution_successful: report.exit_code() != 2,
+                tool_execution_notifications: vec![Notification {
+                    level: "note".into(),
+                    message: Message { text: report.files_note() },
+                }],
+            }],
+            properties: Some(RunProperties {
+                files_linted: report.files.len(),
+                skipped: report
+                    .skipped_counts()
+                    .into_iter()
+                    .map(|c| SkippedFiles { kind: c.kind.into(), reason: c.reason.into(), files: c.files })
+                    .collect(),
+            }),
         }],
     };
     let mut text = serde_json::to_string_pretty(&log).expect("plain data serializes");

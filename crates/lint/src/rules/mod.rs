@@ -31,6 +31,10 @@ mod hc302_depends_on_ignored;
 mod hc303_depends_on_long_form;
 mod hc304_duplicate_key;
 mod hc305_unsupported_version;
+mod hc306_profiles_rejected_by_swarm;
+mod hc307_extends_rejected_by_swarm;
+mod hc308_env_file_long_form;
+mod hc309_host_ip_ignored_by_swarm;
 mod hc401_database_without_placement;
 mod hc402_database_volume_shared;
 mod hc403_start_first_database;
@@ -83,6 +87,32 @@ pub struct Rule {
     pub check: Check,
 }
 
+/// Rules whose findings hold only for `docker stack deploy`: not run on a
+/// file whose target is compose (`hacompile lint --target`, `target` in
+/// `.hacompile.toml`, or detected from its name and `deploy:`). Kept here,
+/// not as a field of every rule's table entry, so adding it touched no rule file.
+pub const SWARM_ONLY: &[&str] = &[
+    "HC301", "HC302", "HC303", "HC305", "HC306", "HC307", "HC308", "HC309", "HC401", "HC402", "HC403", "HC406",
+    "HC408", "HC510",
+];
+
+impl Rule {
+    /// The targets this rule runs for.
+    pub fn targets(&self) -> &'static [crate::config::Target] {
+        use crate::config::Target;
+        if SWARM_ONLY.contains(&self.code) { &[Target::Swarm] } else { &[Target::Swarm, Target::Compose] }
+    }
+
+    pub fn applies_to(&self, target: crate::config::Target) -> bool {
+        self.targets().contains(&target)
+    }
+
+    /// `swarm stacks only` or `swarm stacks and compose files`, as the docs say it.
+    pub fn targets_text(&self) -> &'static str {
+        if self.targets().len() == 1 { "swarm stacks only" } else { "swarm stacks and compose files" }
+    }
+}
+
 /// The doc sections every rule must have, in order.
 pub const DOC_SECTIONS: [&str; 4] = ["## What it does", "## Why it matters", "## Example", "## Fix"];
 
@@ -109,6 +139,10 @@ pub const RULES: &[Rule] = &[
     hc303_depends_on_long_form::RULE,
     hc304_duplicate_key::RULE,
     hc305_unsupported_version::RULE,
+    hc306_profiles_rejected_by_swarm::RULE,
+    hc307_extends_rejected_by_swarm::RULE,
+    hc308_env_file_long_form::RULE,
+    hc309_host_ip_ignored_by_swarm::RULE,
     hc401_database_without_placement::RULE,
     hc402_database_volume_shared::RULE,
     hc403_start_first_database::RULE,
@@ -160,12 +194,13 @@ pub const DUPLICATE_KEY: &str = "HC304";
 /// A rule's page: heading, severity and family, then its doc sections.
 pub fn explain(rule: &Rule) -> String {
     format!(
-        "# {} {}\n\n{}\n\nSeverity: {}. Family: {}.\n{}",
+        "# {} {}\n\n{}\n\nSeverity: {}. Family: {}. Applies to: {}.\n{}",
         rule.code,
         rule.name,
         rule.summary,
         rule.severity.as_str(),
         rule.family.title(),
+        rule.targets_text(),
         rule.doc
     )
 }
@@ -192,7 +227,15 @@ pub fn rules_page() -> String {
             out.push_str(&format!("\n## {}\n", r.family.title()));
         }
         let body = r.doc.replace("\n## ", "\n#### ");
-        out.push_str(&format!("\n### {}\n\n`{}` · {} · {}\n{}", r.code, r.name, r.severity.as_str(), r.summary, body));
+        out.push_str(&format!(
+            "\n### {}\n\n`{}` · {} · {} · applies to {}\n{}",
+            r.code,
+            r.name,
+            r.severity.as_str(),
+            r.summary,
+            r.targets_text(),
+            body
+        ));
     }
     out
 }
