@@ -644,21 +644,21 @@ fn env_secrets(text: &str) -> Vec<(&'static str, Hit)> {
             _ => (trimmed, 0),
         };
         let start = value_start + lead + offset;
-        if secrets::is_credential_key(key)
-            && secrets::is_literal_secret(inner)
-            && secrets::interpolation_default(inner).is_none()
-        {
+        // An env file is read as it is: docker interpolates nothing in it.
+        if secrets::is_credential_key(key) && secrets::is_literal_secret(inner) {
             hits.push((
                 rules::PLAINTEXT_SECRET,
                 Hit::new(start..start + inner.len(), format!("`{key}` in the env file has a literal value")).help(
                     "store it in a Docker secret (`docker secret create`), mount it with `secrets:`, and set `KEY_FILE=/run/secrets/<name>` if the image reads `_FILE` variables",
                 ),
             ));
-        } else if let Some(pw) = secrets::url_password(inner) {
+        } else if let Some(pw) = secrets::url_password(inner)
+            && let Some(at) = inner.find("://").and_then(|s| inner[s..].find(pw.as_str()).map(|i| s + i))
+        {
             hits.push((
                 "HC102",
                 Hit::new(
-                    start + pw.start..start + pw.end,
+                    start + at..start + at + pw.len(),
                     format!("the URL in `{key}` in the env file carries a literal password"),
                 )
                 .help("keep the password in a Docker secret and pass it separately (a `_FILE` variable or a passfile)"),

@@ -83,11 +83,18 @@ impl Topology for Pinned {
         };
         let services = spec.db_services();
         let primary = services.iter().find(|s| s.role == Role::Primary).expect("a spec always has a primary");
-        let mut write =
-            listener(WRITE_LISTENER, *hp.write_port.get(), Balance::First, vec![server(&primary.name, false, false, primary_writes)]);
+        let mut write = listener(
+            WRITE_LISTENER,
+            *hp.write_port.get(),
+            Balance::First,
+            vec![server(&primary.name, false, false, primary_writes)],
+        );
         write.comment = Some("Writes: the primary service only; never a replica".into());
-        let mut read_servers: Vec<D> =
-            services.iter().filter(|s| s.role != Role::Primary).map(|s| server(&s.name, false, true, spec.replica_maxconn())).collect();
+        let mut read_servers: Vec<D> = services
+            .iter()
+            .filter(|s| s.role != Role::Primary)
+            .map(|s| server(&s.name, false, true, spec.replica_maxconn()))
+            .collect();
         read_servers.push(server(&primary.name, true, true, primary_reads));
         let mut read = listener(READ_LISTENER, *hp.read_port.get(), Balance::LeastConn, read_servers);
         read.comment = Some("Reads: the replicas; the primary only while no replica is up".into());

@@ -39,10 +39,12 @@ fn check(cx: &StackCx<'_>, out: &mut Vec<Hit>) {
         for &port in cx.at(svc.node, &["ports"]).and_then(|p| cx.doc.seq(p)).unwrap_or(&[]) {
             let Some(short) = cx.doc.scalar(port) else { continue };
             // `IP:HOST:CONTAINER` has two colons (IPv6 in brackets more); `HOST:CONTAINER` one.
-            if short.starts_with('[') || short.matches(':').count() >= 2 {
+            // Colons inside `${VAR:-default}` separate nothing.
+            let parts = super::interpolation::split_colons(short);
+            if short.starts_with('[') || parts.len() >= 3 {
                 let ip = match short.strip_prefix('[') {
                     Some(rest) => rest.split(']').next().unwrap_or(rest),
-                    None => short.split(':').next().unwrap_or(short),
+                    None => parts[0],
                 };
                 out.push(
                     Hit::new(
