@@ -42,6 +42,7 @@ mod hc404_short_stop_grace_period;
 mod hc406_global_proxy_ingress_ports;
 mod hc407_haproxy_mixed_backend;
 mod hc408_restart_policy_abandons_task;
+mod hc409_alpine_variant_mismatch;
 mod hc501_privileged;
 mod hc502_docker_socket_mount;
 mod hc503_sensitive_host_mount;
@@ -150,6 +151,7 @@ pub const RULES: &[Rule] = &[
     hc406_global_proxy_ingress_ports::RULE,
     hc407_haproxy_mixed_backend::RULE,
     hc408_restart_policy_abandons_task::RULE,
+    hc409_alpine_variant_mismatch::RULE,
     hc501_privileged::RULE,
     hc502_docker_socket_mount::RULE,
     hc503_sensitive_host_mount::RULE,
