@@ -474,7 +474,7 @@ fn floods_of_findings_are_capped_per_rule_and_file() {
         for &format in formats {
             let r = run_in(dir.path(), &["lint", "--format", format, name], Stdio::null());
             assert_eq!(r.code, 1, "{name} {format}: {}", r.err);
-            assert!(r.took < Duration::from_secs(10), "{name} {format} took {:?}", r.took);
+            assert!(r.took < Duration::from_secs(30), "{name} {format} took {:?}", r.took);
             assert!(r.peak_mib < 200, "{name} {format} peaked at {} MiB", r.peak_mib);
             assert!(r.out.len() < 200_000, "{name} {format}: a report of {} bytes", r.out.len());
             let note = format!("{} more findings of HC304 left out", dups - 100);

@@ -186,34 +186,8 @@ pub fn url_password(value: &str) -> Option<String> {
     (!literal.is_empty() && !is_shell_reference(&literal)).then(|| m.to_owned())
 }
 
-/// Provider token shapes (gitleaks-style), with the provider's name.
-static TOKENS: LazyLock<Vec<(&'static str, Regex)>> = LazyLock::new(|| {
-    [
-        ("an AWS access key id", r"\b(AKIA|ASIA)[0-9A-Z]{16}\b"),
-        ("a GitHub token", r"\bgh[pousr]_[A-Za-z0-9]{36,}\b"),
-        ("a GitHub fine-grained token", r"\bgithub_pat_[A-Za-z0-9_]{60,}\b"),
-        ("a GitLab token", r"\bglpat-[A-Za-z0-9_-]{20,}\b"),
-        ("a Slack token", r"\bxox[abposr]-[A-Za-z0-9-]{10,}\b"),
-        ("a Stripe secret key", r"\b[sr]k_live_[A-Za-z0-9]{20,}\b"),
-        ("a Google API key", r"\bAIza[0-9A-Za-z_-]{35}\b"),
-        ("a private key", r"-----BEGIN [A-Z ]*PRIVATE KEY-----"),
-        ("a JSON Web Token", r"\beyJ[A-Za-z0-9_-]{10,}\.eyJ[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,}"),
-        ("a SendGrid key", r"\bSG\.[A-Za-z0-9_-]{22}\.[A-Za-z0-9_-]{43}\b"),
-        ("an npm token", r"\bnpm_[A-Za-z0-9]{36}\b"),
-    ]
-    .into_iter()
-    .map(|(name, re)| (name, Regex::new(re).expect("valid regex")))
-    .collect()
-});
-
-/// The first provider token in `value`: its kind and range.
-pub fn provider_token(value: &str) -> Option<(&'static str, Range<usize>)> {
-    // Cheap prefilter: every pattern needs a run of at least 16 non-space bytes.
-    if value.len() < 16 {
-        return None;
-    }
-    TOKENS.iter().find_map(|(name, re)| re.find(value).map(|m| (*name, m.range())))
-}
+/// Provider token shapes: one table, shared with the masking pass.
+pub use hacompile_boundary::mask::provider_token;
 
 /// Shannon entropy in bits per character.
 pub fn entropy(s: &str) -> f64 {
