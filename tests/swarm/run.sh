@@ -44,6 +44,9 @@ wait_for() {
 command -v docker >/dev/null || fail "the docker CLI is needed"
 docker info > /dev/null 2>&1 || fail "the Docker daemon is not running"
 for tool in docker-registry psql curl openssl; do command -v "$tool" >/dev/null || fail "$tool is needed (tests/setup.sh)"; done
+# getcap reads the file capabilities of the HAProxy task's binary from the host.
+command -v getcap >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libcap2-bin >/dev/null; }
+command -v getcap >/dev/null || fail "getcap is needed (libcap2-bin)"
 
 work="$(mktemp -d)"
 created_swarm=0
