@@ -554,6 +554,13 @@ fn issue_10_settings_are_checked_at_their_place() {
             "fixed",
         ),
         ("write_port = 5000", "write_port = 80", "spec::port", "below 1024", "unprivileged"),
+        (
+            "stop_grace_period = \"120s\"",
+            "stop_grace_period = \"120s\"\nbasebackup_max_rate = \"10 MB/s\"",
+            "spec::size",
+            "not a rate pg_basebackup takes",
+            "from 32k to 1024M",
+        ),
     ] {
         let spec = example_with(from, to);
         let run = build(&spec);

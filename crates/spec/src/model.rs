@@ -257,6 +257,16 @@ pub struct Postgres {
     /// primary's disk.
     #[serde(default = "default_slot_keep")]
     pub max_slot_wal_keep_size: Sp<String>,
+    /// Bandwidth a replica's base backup may take from the primary
+    /// (`pg_basebackup --max-rate`, e.g. `100M` per second; 32k to 1024M).
+    /// Default: unlimited.
+    #[serde(default)]
+    pub basebackup_max_rate: Option<Sp<String>>,
+    /// How long a replica must have failed to stream from a primary that is
+    /// up before its next start copies the primary again (the WAL it needs
+    /// is gone). The healthcheck marks it unhealthy long before.
+    #[serde(default = "d30s")]
+    pub recopy_after: Sp<String>,
     /// `max_connections` of every server. HAProxy's per-server `maxconn` is
     /// derived from it (minus superuser-reserved connections, one health
     /// check per proxy and a spare), so a spike queues in HAProxy instead of

@@ -824,6 +824,18 @@ fn server_settings(c: &mut Checker<'_>, spec: &Spec) {
             "list your application networks (default: loopback and private ranges)",
         );
     }
+    if let Some(rate) = &pg.basebackup_max_rate
+        && !valid_max_rate(rate)
+    {
+        c.err(
+            "spec::size",
+            rate.span(),
+            format!("`postgres.basebackup_max_rate` is not a rate pg_basebackup takes: `{}`", rate.get()),
+            "invalid rate",
+            "kilobytes per second with an optional k or M suffix, from 32k to 1024M, e.g. `100M`",
+        );
+    }
+    c.duration("postgres.recopy_after", &pg.recopy_after, 1_000);
     if let Some(shm) = &pg.shm_size {
         match parse_bytes(shm) {
             Err(why) => c.err(
@@ -920,4 +932,15 @@ fn server_settings(c: &mut Checker<'_>, spec: &Spec) {
             );
         }
     }
+}
+
+/// `pg_basebackup --max-rate`: kB/s, or with a `k` or `M` suffix; 32 kB/s to 1 GB/s.
+fn valid_max_rate(text: &str) -> bool {
+    let (digits, factor) = match text.strip_suffix('M') {
+        Some(d) => (d, 1024),
+        None => (text.strip_suffix('k').unwrap_or(text), 1),
+    };
+    !digits.is_empty()
+        && digits.bytes().all(|b| b.is_ascii_digit())
+        && digits.parse::<u64>().is_ok_and(|n| (32..=1024 * 1024).contains(&n.saturating_mul(factor)))
 }

@@ -203,6 +203,12 @@ fn db_service(spec: &ValidSpec, images: &PinnedImages, network: &str, db: &DbSer
                 if spec.replication_slots() {
                     set("HACOMPILE_REPLICATION_SLOT", slot_name(&db.name));
                 }
+                if let Some(rate) = &pg.basebackup_max_rate {
+                    set("HACOMPILE_BASEBACKUP_MAX_RATE", rate.get().clone());
+                }
+                let recopy_ms =
+                    hacompile_spec::values::parse_duration(&pg.recopy_after).expect("durations were validated");
+                set("HACOMPILE_RECOPY_AFTER", recopy_ms.div_ceil(1000).to_string());
                 configs.push(config_ref(CFG_KEY_REPLICA_ENTRYPOINT, REPLICA_ENTRYPOINT_PATH, "0"));
                 entrypoint = Some(vec!["bash".to_owned(), REPLICA_ENTRYPOINT_PATH.to_owned()]);
                 command = Some(std::iter::once("docker-entrypoint.sh".to_owned()).chain(server).collect());
