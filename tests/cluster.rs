@@ -257,3 +257,25 @@ fn the_bitnami_flavor_uses_exactly_the_variables_the_image_reads() {
     assert_eq!(replica["POSTGRESQL_MASTER_HOST"], "pg-primary");
     assert_eq!(stack.services["pg-primary"].environment["POSTGRESQL_REPLICATION_MODE"], "master");
 }
+
+/// The spec may turn statement logging on; the init script's statements
+/// carry the replication password and must never reach the log.
+#[test]
+fn statement_logging_never_logs_the_replication_password() {
+    let spec = EXAMPLE.replacen(
+        "[postgres.replication]",
+        "[postgres.parameters]\nlog_statement = \"all\"\nlog_min_duration_statement = 0\n\n[postgres.replication]",
+        1,
+    );
+    let c = Cluster::start(&spec);
+    assert_eq!(sql(c.primary.port, "show log_statement").expect("show"), "all", "the spec's setting is applied");
+    sql(c.primary.port, "select 'a logged statement'").expect("query");
+    let log = std::fs::read_to_string(&c.primary.log).expect("primary log");
+    assert!(log.contains("a logged statement"), "statements are logged:\n{log}");
+    // Quoted as a literal the password's backslash is doubled: look for a part without one.
+    let password = support::cluster::REPL_PASSWORD;
+    let part = password.split('\\').next().expect("a part");
+    assert!(part.len() >= 6, "a distinctive part of the password");
+    assert!(log.contains("statement:"), "statements are logged:\n{log}");
+    assert!(!log.contains(part), "the replication password is in the primary's log:\n{log}");
+}

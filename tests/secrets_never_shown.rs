@@ -219,3 +219,84 @@ fn terminal_escapes_are_never_printed_raw() {
         }
     }
 }
+
+/// Shapes a hostile review found printed in clear by the human output.
+#[test]
+fn review_shapes_of_credentials_are_masked() {
+    let s = SECRET;
+    for body in [
+        // `KEY=value with spaces` in a list item (a broken file: the line scan alone).
+        format!(
+            "services:\n  db:\n    environment:\n      - POSTGRES_PASSWORD=correct horse {s}\n    bad: [unclosed\n"
+        ),
+        // Continuation lines of a credential value.
+        format!("services:\n  db:\n    environment:\n      POSTGRES_PASSWORD:\n        {s}\n    bad: [unclosed\n"),
+        format!(
+            "services:\n  db:\n    environment:\n      POSTGRES_PASSWORD: first\n        {s}\n    bad: [unclosed\n"
+        ),
+        format!(
+            "services:\n  db:\n    environment:\n      POSTGRES_PASSWORD: !!str |\n        {s}\n    bad: [unclosed\n"
+        ),
+        format!(
+            "services:\n  db:\n    environment:\n      POSTGRES_PASSWORD: &pw |\n        {s}\n    bad: [unclosed\n"
+        ),
+        format!(
+            "services:\n  db:\n    environment:\n      POSTGRES_PASSWORD: 'first\n        {s}'\n    bad: [unclosed\n"
+        ),
+        // In a valid file, under a key no secret rule reads.
+        format!(
+            "services:\n  db:\n    image: postgres:16\n    privileged: true\n    x-api-token: |\n      line1\n        {s}\n"
+        ),
+        // YAML's '' escape inside single quotes.
+        format!(
+            "services:\n  db:\n    image: postgres:16\n    privileged: true\n    x-db-password: 'it''s {s} value'\n"
+        ),
+    ] {
+        stack_never_shows("docker-stack.yml", body.as_bytes(), &[s]);
+    }
+    // An env file that is not UTF-8, a value with spaces and shell quoting.
+    let mut env = format!("API_TOKEN=abc def {s}\nPASSWORD='it'\\''s {s}'\n").into_bytes();
+    env.extend_from_slice(b"\xff\n");
+    stack_never_shows("app.env", &env, &[s]);
+    // haproxy.cfg's own credentials in another finding's snippet.
+    let cfg = format!(
+        "userlist users\n    user admin insecure-password {s}\nlisten postgres\n    stats auth admin:{s}\n    bind :5000\n    server primary pg-primary:5432 check\n    server replica pg-replica-1:5432 check\n"
+    );
+    stack_never_shows("haproxy.cfg", cfg.as_bytes(), &[s]);
+}
+
+#[test]
+fn a_misspelt_credential_key_in_a_spec_is_masked() {
+    let spec = example_with("database = \"app\"", &format!("database = \"app\"\npasswrod = \"{SECRET}\""));
+    spec_never_shows(&spec, &[SECRET]);
+}
+
+#[test]
+fn a_line_break_in_a_name_cannot_forge_report_lines() {
+    let stack = "services:\n  \"db\\n\\nHC000 all-clear\":\n    image: postgres:16\n    privileged: true\n";
+    let dir = tempfile::tempdir().expect("temp dir");
+    fs::write(dir.path().join("docker-stack.yml"), stack).expect("writable");
+    for format in ["human", "concise"] {
+        let lint = run_in(dir.path(), &["lint", "--format", format, "docker-stack.yml"]);
+        assert!(
+            !lint.all.lines().any(|l| l.trim_start_matches(['│', ' ', '×', '⚠']).starts_with("HC000")),
+            "{format}: a forged line:\n{}",
+            lint.all
+        );
+    }
+}
+
+/// A line of thousands of credentials is scanned in linear time (each
+/// distinct value searched again once): it took over 20 s and 600 MB.
+#[test]
+fn a_line_of_many_credentials_is_masked_quickly() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let line: String = (0..2000).map(|i| format!(" PASSWORD=abc{}", i % 3)).collect();
+    let body = format!("services:\n  db:\n    command: run{line}\n    bad: [unclosed\n");
+    fs::write(dir.path().join("docker-stack.yml"), &body).expect("writable");
+    let start = std::time::Instant::now();
+    let lint = run_in(dir.path(), &["lint", "docker-stack.yml"]);
+    assert_eq!(lint.code, 2, "{}", &lint.all[..lint.all.len().min(500)]);
+    assert!(start.elapsed() < std::time::Duration::from_secs(10), "took {:?}", start.elapsed());
+    assert!(!lint.all.contains("abc1"), "masked");
+}

@@ -204,6 +204,13 @@ static GLUED_P: LazyLock<Regex> =
 static USER_PASS: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r#"(?:^|[\s\["',])(?:-u|--user)[ \t]+[^\s:"']+:([^\s"',\]]+)"#).expect("valid regex"));
 
+/// haproxy.cfg's own credentials: `insecure-password X` / `password HASH` in
+/// a userlist, `stats auth USER:PASS`.
+static HAPROXY_SECRET: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?:^|\s)user\s+\S+\s+(?:insecure-password|password)\s+(\S+)|(?:^|\s)stats\s+auth\s+[^\s:]+:(\S+)")
+        .expect("valid regex")
+});
+
 /// Short flags that take a password in common clients (`redis-cli -a`).
 const PASSWORD_SHORT_FLAGS: &[&str] = &["-a", "-p", "-P", "-w", "-k"];
 
@@ -243,18 +250,25 @@ fn normalised(key: &str) -> String {
 }
 
 /// The end (exclusive, in `line`) of a value starting at `at`.
-fn value_end(line: &str, at: usize, sep: char, in_flow: bool) -> usize {
+fn value_end(line: &str, at: usize, sep: char, in_flow: bool, key_starts_line: bool) -> usize {
     let rest = &line[at..];
     let Some(first) = rest.chars().next() else { return at };
     if first == '"' || first == '\'' {
         let mut escaped = false;
-        for (i, c) in rest.char_indices().skip(1) {
+        let mut chars = rest.char_indices().skip(1).peekable();
+        while let Some((i, c)) = chars.next() {
             if first == '"' && c == '\\' && !escaped {
                 escaped = true;
                 continue;
             }
+            // YAML writes a single quote inside single quotes as `''`.
+            if first == '\'' && c == '\'' && chars.peek().is_some_and(|(_, n)| *n == '\'') {
+                chars.next();
+                continue;
+            }
             if c == first && !escaped {
-                return at + i + 1;
+                // A shell-quoted value may go on (`'it'\''s'`): to the end of an `=` line.
+                return if sep == '=' && key_starts_line { line.len() } else { at + i + 1 };
             }
             escaped = false;
         }
@@ -277,10 +291,13 @@ fn value_end(line: &str, at: usize, sep: char, in_flow: bool) -> usize {
         }
         return line.len();
     }
+    // `KEY=value with spaces` at the start of a line (an env file, a list
+    // item) is the whole rest of the line; inside a command, a word.
+    let word = sep == '=' && !key_starts_line;
     let stop = |c: char| {
-        (sep == '=' && c.is_whitespace())
+        (word && c.is_whitespace())
             || (in_flow && matches!(c, ',' | '}' | ']'))
-            || (sep == '=' && matches!(c, ';' | '"' | '\'' | ',' | ')'))
+            || (word && matches!(c, ';' | '"' | '\'' | ',' | ')'))
     };
     let mut end = line.len();
     for (i, c) in rest.char_indices() {
@@ -337,7 +354,11 @@ pub fn scan_line(line: &str) -> Vec<Range<usize>> {
             }
             continue;
         }
-        let end = value_end(line, at, sep_char, in_flow);
+        let key_starts_line = {
+            let lead = before.trim_start().trim_start_matches("- ").trim_start_matches("export ");
+            lead.trim_start_matches(['"', '\'']).is_empty()
+        };
+        let end = value_end(line, at, sep_char, in_flow, key_starts_line);
         if end > at && !is_reference(&line[at..end]) {
             out.push(interpolation_default(&line[at..end]).map_or(at..end, |d| at + d.start..at + d.end));
         }
@@ -348,6 +369,11 @@ pub fn scan_line(line: &str) -> Vec<Range<usize>> {
         let name = normalised(f.trim_start_matches('-'));
         let short_password = PASSWORD_SHORT_FLAGS.contains(&f);
         if (is_credential_key(&name) || short_password) && !is_reference(v.as_str()) && !v.as_str().starts_with('-') {
+            out.push(v.range());
+        }
+    }
+    for c in HAPROXY_SECRET.captures_iter(line) {
+        if let Some(v) = c.get(1).or_else(|| c.get(2)) {
             out.push(v.range());
         }
     }
@@ -370,14 +396,35 @@ pub fn scan_line(line: &str) -> Vec<Range<usize>> {
             out.extend(re.find_iter(line).map(|m| m.range()));
         }
     }
-    // A value repeated on its own line (`pw: x # default is x`).
-    let found: Vec<&str> =
+    // A value repeated on its own line (`pw: x # default is x`): each
+    // distinct value searched once, at most a few dozen per line, so a line
+    // of thousands of `KEY=x` costs linear time.
+    let mut found: Vec<&str> =
         out.iter().map(|r| line[r.clone()].trim_matches(['"', '\''])).filter(|v| v.len() >= MIN_SEARCHED).collect();
-    let mut again = Vec::new();
-    for v in found {
-        again.extend(line.match_indices(v).map(|(i, m)| i..i + m.len()));
+    found.sort_unstable();
+    found.dedup();
+    found.truncate(MAX_REPEATS_SEARCHED);
+    if !found.is_empty()
+        && let Ok(ac) = AhoCorasick::new(&found)
+    {
+        out.extend(ac.find_overlapping_iter(line).map(|m| m.range()));
     }
-    out.extend(again);
+    merge(out)
+}
+
+/// Distinct values of one line searched for again in it.
+const MAX_REPEATS_SEARCHED: usize = 32;
+
+/// Sorted, overlapping and touching ranges joined.
+fn merge(mut ranges: Vec<Range<usize>>) -> Vec<Range<usize>> {
+    ranges.sort_unstable_by_key(|r| r.start);
+    let mut out: Vec<Range<usize>> = Vec::with_capacity(ranges.len());
+    for r in ranges {
+        match out.last_mut() {
+            Some(last) if r.start <= last.end => last.end = last.end.max(r.end),
+            _ => out.push(r),
+        }
+    }
     out
 }
 
@@ -388,14 +435,43 @@ fn indent(line: &str) -> usize {
 /// How far back a line looks for the key whose multi-line value it continues.
 const LOOKBACK: usize = 400;
 
-/// Is line `n` (0-based) of `lines` a continuation of a multi-line
-/// credential value: a YAML block scalar (`password: |`), a TOML
-/// multi-line string (`password = """`), or a quoted value left open on the
-/// key's line? Looks back at most [`LOOKBACK`] lines.
+/// A `key:` / `key =` line (YAML block or list item, TOML, env): its key
+/// and what follows the separator.
+static KEY_LINE: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r#"^\s*(?:-\s+)?["']?([A-Za-z_][A-Za-z0-9_.\-]*)["']?\s*(?::(?:\s|$)|=)(.*)$"#).expect("valid regex")
+});
+
+/// Does `rest` (a value's text on its key's line) leave the value open on
+/// the next lines: empty (the value is below), a block scalar indicator
+/// (after any tag or anchor), an unclosed quote or `[`, a TOML `"""`?
+fn opens_value(rest: &str) -> bool {
+    let mut r = rest.trim();
+    // Tags and anchors before the value: `!!str |`, `&pw |`.
+    while let Some(after) = r.strip_prefix('!').or_else(|| r.strip_prefix('&')) {
+        r = after.split_once(char::is_whitespace).map_or("", |(_, v)| v).trim_start();
+    }
+    let r = r.split(" #").next().unwrap_or(r).trim_end();
+    if r.is_empty() || r.starts_with(['|', '>']) {
+        return true;
+    }
+    let double = r.matches('"').count() - r.matches("\\\"").count();
+    let single = r.matches('\'').count() - 2 * r.matches("''").count();
+    let brackets = r.matches('[').count() > r.matches(']').count();
+    (r.starts_with('"') && double % 2 == 1) || (r.starts_with('\'') && single % 2 == 1) || brackets
+}
+
+/// Is line `n` (0-based) of `lines` part of a multi-line credential value:
+/// a YAML block scalar (`password: |`, also tagged or anchored), a plain or
+/// quoted scalar continued below its key, a value nested under a
+/// credential-named key, a TOML multi-line string (`password = """`) or
+/// array? A key line itself never is. Looks back at most [`LOOKBACK`] lines,
+/// past the value's own lines, to the nearest key line above it.
 pub fn continues_secret(lines: &dyn Fn(usize) -> Option<String>, n: usize) -> bool {
     let Some(current) = lines(n) else { return false };
+    if current.trim().is_empty() || KEY_LINE.is_match(&current) && !current.trim_start().starts_with(['"', '\'']) {
+        return false;
+    }
     let cur_indent = indent(&current);
-    let current_blank = current.trim().is_empty();
     let mut triple = 0usize;
     for back in 1..=LOOKBACK.min(n) {
         let Some(prev) = lines(n - back) else { return false };
@@ -409,31 +485,21 @@ pub fn continues_secret(lines: &dyn Fn(usize) -> Option<String>, n: usize) -> bo
             let opener = prev.find("\"\"\"").or_else(|| prev.find("'''")).unwrap_or(0);
             return scan_key_before(&prev[..opener]);
         }
-        let open_quote = {
-            let q = prev.matches('"').count() - prev.matches("\\\"").count();
-            q % 2 == 1
-        };
-        if indent(&prev) < cur_indent || current_blank || open_quote {
-            // The parent line: a credential key whose value is a block
-            // scalar, or left an unclosed quote.
-            let (key_part, rest) = match t.split_once(": ").or_else(|| t.split_once('=')) {
-                Some(kv) => kv,
-                None => match t.strip_suffix(':') {
-                    Some(k) => (k, ""),
-                    None => return false,
-                },
-            };
-            let key = key_part.trim().trim_start_matches("- ").trim_matches(['"', '\'']);
-            if !is_credential_key(&normalised(key)) {
-                return false;
-            }
-            let rest = rest.trim();
-            return rest.starts_with(['|', '>']) || open_quote;
-        }
-        if triple == 0 && !open_quote {
-            // A sibling at the same indent: keep looking up for the parent.
+        let Some(caps) = KEY_LINE.captures(&prev) else {
+            // A line of the value itself (block scalar, continuation, array item).
             continue;
+        };
+        let key = caps.get(1).map_or("", |m| m.as_str());
+        let rest = caps.get(2).map_or("", |m| m.as_str());
+        // `secrets:` lists the names of Docker secrets, not their values.
+        let credential = is_credential_key(&normalised(key)) && !key.eq_ignore_ascii_case("secrets");
+        if indent(&prev) < cur_indent {
+            // The parent: everything below a credential key belongs to it.
+            return credential;
         }
+        // A key at the same indent: the line continues its value only if
+        // the value was left open (an unindented TOML array, a quote).
+        return credential && opens_value(rest);
     }
     false
 }
@@ -624,6 +690,12 @@ mod tests {
             ("x-db-password: hunter2", "hunter2"),
             ("curl -u admin:hunter2 http://x", "hunter2"),
             ("password = { secret = \"pg\", value = \"hunter2\" }", "hunter2"),
+            ("      - POSTGRES_PASSWORD=correct horse hunter2", "hunter2"),
+            ("API_TOKEN=abc def hunter2", "hunter2"),
+            ("x-db-password: 'it''s hunter2 value'", "hunter2"),
+            ("PASSWORD='it'\\''s hunter2'", "hunter2"),
+            ("    user admin insecure-password hunter2", "hunter2"),
+            ("    stats auth admin:hunter2", "hunter2"),
         ] {
             let shown = masked(line);
             assert!(!shown.contains(secret), "{line:?} -> {shown:?}");
@@ -649,6 +721,22 @@ mod tests {
         assert!(continues_secret(&get, 4));
         assert!(!continues_secret(&get, 5));
         assert!(!continues_secret(&get, 2));
+        for shape in [
+            &["    environment:", "      POSTGRES_PASSWORD:", "        hunter2"][..],
+            &["    environment:", "      POSTGRES_PASSWORD: first", "        hunter2"],
+            &["  x-password: !!str |", "    hunter2"],
+            &["  x-password: &pw |", "    hunter2"],
+            &["  x-password: 'first", "    hunter2'"],
+            &["  x-api-token: |", "    line1", "      hunter2"],
+            &["password = [", "  \"a\",", "  \"hunter2\","],
+            &["password = [", "\"hunter2\","],
+        ] {
+            let get = |i: usize| shape.get(i).map(|s| (*s).to_owned());
+            assert!(continues_secret(&get, shape.len() - 1), "{shape:?}");
+        }
+        let toml = ["password = [\"a\",", "  \"b\" ]", "database = \"app\""];
+        let get = |i: usize| toml.get(i).map(|s| (*s).to_owned());
+        assert!(!continues_secret(&get, 2), "a key line is never a continuation");
     }
 
     #[test]

@@ -26,6 +26,11 @@ fi
 psql -v ON_ERROR_STOP=1 --no-psqlrc --quiet \
     --username "${POSTGRES_USER:-postgres}" --dbname postgres \
     --set repl_user="$repl_user" <<'SQL'
+-- Whatever logging the spec's parameters turn on, these statements carry a
+-- password: none of them is logged.
+SET log_statement = 'none';
+SET log_min_duration_statement = -1;
+SET log_min_error_statement = 'panic';
 \set repl_password `cat "$HACOMPILE_REPLICATION_PASSWORD_FILE"`
 SELECT format('CREATE ROLE %I WITH REPLICATION LOGIN PASSWORD %L', :'repl_user', :'repl_password')
 WHERE NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = :'repl_user') \gexec

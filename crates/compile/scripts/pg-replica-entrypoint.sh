@@ -39,9 +39,11 @@ password_file="${HACOMPILE_REPLICATION_PASSWORD_FILE:?HACOMPILE_REPLICATION_PASS
 passfile="${HACOMPILE_PGPASS_FILE:?HACOMPILE_PGPASS_FILE must be set}"
 slot="${HACOMPILE_REPLICATION_SLOT:-}"
 attempts="${HACOMPILE_BASEBACKUP_ATTEMPTS:-30}"
+if ! [[ "$attempts" =~ ^[0-9]+$ ]] || [ "$attempts" -lt 1 ]; then attempts=1; fi
 max_rate="${HACOMPILE_BASEBACKUP_MAX_RATE:-}"
 recopy_after="${HACOMPILE_RECOPY_AFTER:-30}"
 staging="$PGDATA.hacompile-basebackup"
+old_data="$PGDATA.hacompile-old"
 marker="$PGDATA.hacompile-not-streaming"
 
 # In the official image this starts as root and drops to postgres with gosu.
@@ -50,6 +52,17 @@ as_postgres() {
 }
 log() { echo "hacompile: $*" >&2; }
 
+# A swap of a new copy for old data killed half-way: data is replaced by
+# renames (old aside, new in place, old removed), so finish or undo it.
+if [ -d "$old_data" ]; then
+    if [ -s "$PGDATA/PG_VERSION" ]; then
+        rm -rf "$old_data"
+    else
+        rm -rf "$PGDATA"
+        mv "$old_data" "$PGDATA"
+        echo "hacompile: restored the data set aside by an interrupted swap" >&2
+    fi
+fi
 # No copy runs yet in this container: a staging directory and pid file on
 # the volume were left by a copy killed with an earlier one. They go, or
 # the healthcheck, finding that pid number alive again in this container's
@@ -97,12 +110,14 @@ base_backup() {
         --write-recovery-conf --checkpoint=fast)
     [ -n "$slot" ] && args+=(--slot="$slot")
     [ -n "$max_rate" ] && args+=(--max-rate="$max_rate")
+    local copied=0
     for ((i = 1; i <= attempts; i++)); do
         rm -rf "$staging" "$staging.pid"
         if primary_up && ensure_slot; then
             as_postgres pg_basebackup "${args[@]}" &
             echo $! > "$staging.pid"
             if wait $!; then
+                copied=1
                 break
             fi
         fi
@@ -114,8 +129,17 @@ base_backup() {
         log "primary $primary_host:$primary_port not ready (attempt $i/$attempts)"
         sleep 2
     done
-    rm -rf "$PGDATA" "$staging.pid" "$marker"
+    if [ "$copied" -ne 1 ] || [ ! -s "$staging/PG_VERSION" ]; then
+        rm -rf "$staging" "$staging.pid"
+        log "the base backup from $primary_host:$primary_port is incomplete; keeping the data as it is"
+        exit 1
+    fi
+    # Old data aside, the complete copy in place, then the old removed: a
+    # kill at any point leaves one whole data directory (see the top).
+    rm -f "$staging.pid" "$marker"
+    if [ -e "$PGDATA" ]; then mv "$PGDATA" "$old_data"; fi
     mv "$staging" "$PGDATA"
+    rm -rf "$old_data"
     chmod 700 "$PGDATA"
     log "base backup from $primary_host:$primary_port complete"
 }
@@ -123,6 +147,11 @@ base_backup() {
 if [ -s "$PGDATA/PG_VERSION" ] && primary_up; then
     theirs="$(primary_system_id || true)"
     mine="$(local_system_id)"
+    # Data is replaced only when both identities were read and agree: a
+    # primary that cannot be asked (a timeout, no walsender free) might be
+    # another cluster, and this data the only copy of the old one.
+    same_cluster=0
+    if [ -n "$theirs" ] && [ -n "$mine" ] && [ "$theirs" = "$mine" ]; then same_cluster=1; fi
     if [ -n "$theirs" ] && [ -n "$mine" ] && [ "$theirs" != "$mine" ]; then
         log "refusing to start: this replica's data belongs to cluster $mine, but the primary" \
             "$primary_host:$primary_port is cluster $theirs (was its volume recreated?)." \
@@ -138,7 +167,7 @@ if [ -s "$PGDATA/PG_VERSION" ] && primary_up; then
         rm -f "$marker"
         since=""
     fi
-    if [ -n "$since" ] && [ $(($(date +%s) - since)) -ge "$recopy_after" ]; then
+    if [ -n "$since" ] && [ "$same_cluster" = 1 ] && [ $(($(date +%s) - since)) -ge "$recopy_after" ]; then
         log "this replica could not stream from $primary_host:$primary_port (WAL gone, or its slot was" \
             "invalidated): copying the primary again"
         if [ -n "$slot" ]; then

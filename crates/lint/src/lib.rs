@@ -82,9 +82,11 @@ impl FileResult {
     /// A text about this file as every output format may print it: masked
     /// by the file's masker, then sanitized (messages echo input).
     pub fn shown<'a>(&self, s: &'a str) -> std::borrow::Cow<'a, str> {
+        // One line: a finding's message quotes input (a service name can
+        // hold a line break), and a line break would forge report lines.
         match self.masker.text(s) {
-            std::borrow::Cow::Borrowed(b) => hacompile_boundary::text::block(b),
-            std::borrow::Cow::Owned(o) => std::borrow::Cow::Owned(hacompile_boundary::text::block(&o).into_owned()),
+            std::borrow::Cow::Borrowed(b) => hacompile_boundary::text::line(b),
+            std::borrow::Cow::Owned(o) => std::borrow::Cow::Owned(hacompile_boundary::text::line(&o).into_owned()),
         }
     }
 

@@ -151,6 +151,25 @@ fn find_literal_credentials(table: &DeTable<'_>, path: &mut Vec<String>, found: 
     }
 }
 
+/// Words a misspelt credential key still contains (`passwrod`, `tokne`).
+const LOOSE_CREDENTIAL: &[&str] = &["pass", "pwd", "secre", "tok", "cred", "auth", "priv"];
+
+fn loose_credentials(table: &DeTable<'_>, out: &mut Vec<Range<usize>>) {
+    for (key, value) in table {
+        let k = key.get_ref().to_ascii_lowercase();
+        match value.get_ref() {
+            DeValue::Table(inner) if k != "secrets" => loose_credentials(inner, out),
+            DeValue::Table(_) => {}
+            DeValue::String(_) | DeValue::Integer(_) | DeValue::Float(_) | DeValue::Array(_)
+                if k != "secret" && LOOSE_CREDENTIAL.iter().any(|w| k.contains(w)) =>
+            {
+                out.push(value.span());
+            }
+            _ => {}
+        }
+    }
+}
+
 /// `{ secret = "NAME" }`: anything else in it is a literal credential.
 fn secret_reference_table(table: &DeTable<'_>, path: &mut Vec<String>, found: &mut Vec<(String, Range<usize>)>) {
     for (key, value) in table {
@@ -171,7 +190,12 @@ pub fn credential_values(text: &str) -> Vec<Range<usize>> {
     if let Ok(table) = DeTable::parse(text) {
         let mut found = Vec::new();
         find_literal_credentials(table.get_ref(), &mut Vec::new(), &mut found);
-        return found.into_iter().map(|(_, r)| r).collect();
+        let mut ranges: Vec<Range<usize>> = found.into_iter().map(|(_, r)| r).collect();
+        // A misspelt credential key (`passwrod = "..."`) is an unknown key
+        // whose diagnostic shows its line: hide values of keys that look
+        // like credential words too, without refusing them as credentials.
+        loose_credentials(table.get_ref(), &mut ranges);
+        return ranges;
     }
     let mut out = Vec::new();
     let mut at = 0;
