@@ -116,15 +116,7 @@ fn a_replica_refuses_a_primary_from_another_cluster() {
     c.recreate_primary();
     let new_id = sql(c.primary.port, "select system_identifier from pg_control_system()").expect("id");
     assert_ne!(old_id, new_id, "a new cluster");
-    let mut last = None;
-    let (detected, _) = measure("the replica's healthcheck unhealthy", Duration::from_secs(30), || {
-        let h = c.healthcheck(REPLICA);
-        let unhealthy = !h.healthy();
-        last = Some(h);
-        Ok(unhealthy)
-    });
-    let h = last.expect("checked");
-    assert!(h.output.contains("not streaming"), "says why: {}", h.output);
+    let detected = until_unhealthy_not_streaming(&c, "the replica's healthcheck unhealthy");
     figures.push(format!(
         "primary recreated: the replica's healthcheck unhealthy {detected:?} after the new primary answered \
          (swarm: unhealthy after {retries} failed checks {interval:?} apart, so within {:?})",
@@ -236,15 +228,7 @@ fn a_rotated_replication_password_makes_the_replica_unhealthy_until_it_has_the_n
         .expect("rotate");
     // An established stream outlives a password change; its next connection does not.
     sql(c.primary.port, "select pg_terminate_backend(pid) from pg_stat_replication").expect("terminate");
-    let mut last = None;
-    let (detected, _) = measure("the replica's healthcheck unhealthy", Duration::from_secs(30), || {
-        let h = c.healthcheck(REPLICA);
-        let unhealthy = !h.healthy();
-        last = Some(h);
-        Ok(unhealthy)
-    });
-    let h = last.expect("checked");
-    assert!(h.output.contains("not streaming"), "says why: {}", h.output);
+    let detected = until_unhealthy_not_streaming(&c, "the replica's healthcheck unhealthy");
     assert!(c.replica.log_text().contains("password authentication failed"), "the cause, in the replica's log");
     assert_eq!(in_recovery(c.replica.port), Ok(true), "the replica itself still answers");
     figures.push(format!(
@@ -262,15 +246,7 @@ fn a_rotated_replication_password_makes_the_replica_unhealthy_until_it_has_the_n
         .expect("write");
     support::cluster::chown_postgres(&staging);
     c.restart_replica();
-    let mut last = None;
-    let (detected, _) = measure("the replaced task's healthcheck unhealthy", Duration::from_secs(30), || {
-        let h = c.healthcheck(REPLICA);
-        let unhealthy = !h.healthy();
-        last = Some(h);
-        Ok(unhealthy)
-    });
-    let h = last.expect("checked");
-    assert!(h.output.contains("not streaming"), "says why: {}", h.output);
+    let detected = until_unhealthy_not_streaming(&c, "the replaced task's healthcheck unhealthy");
     figures.push(format!(
         "replaced with the old secret and a killed copy's leftovers on its volume: unhealthy after {detected:?}"
     ));
@@ -384,4 +360,19 @@ fn reads_return_to_a_replica_that_comes_back_and_sessions_on_the_primary_are_cut
          ({cut:?} after new reads reached the replica)"
     ));
     report("reads return to the replica", &figures);
+}
+
+/// Polls the replica's compiled healthcheck until it reports unhealthy
+/// (bounded), and checks it says why; the time it took.
+fn until_unhealthy_not_streaming(c: &Cluster, what: &str) -> Duration {
+    let mut last = None;
+    let (detected, _) = measure(what, Duration::from_secs(30), || {
+        let h = c.healthcheck(REPLICA);
+        let unhealthy = !h.healthy();
+        last = Some(h);
+        Ok(unhealthy)
+    });
+    let h = last.expect("checked");
+    assert!(h.output.contains("not streaming"), "says why: {}", h.output);
+    detected
 }
