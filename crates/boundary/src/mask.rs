@@ -188,6 +188,19 @@ pub fn provider_token(value: &str) -> Option<(&'static str, Range<usize>)> {
     TOKENS.iter().find_map(|(name, re)| re.find(value).map(|m| (*name, m.range())))
 }
 
+/// Words (any case) at least one of which every pattern of [`scan_line`]
+/// needs: the credential words of [`is_credential_key`] and their
+/// misspellings' stems, provider token prefixes, password flags, URLs.
+static TRIGGERS: LazyLock<AhoCorasick> = LazyLock::new(|| {
+    AhoCorasick::builder()
+        .ascii_case_insensitive(true)
+        .build([
+            "pass", "pwd", "tok", "key", "secret", "cred", "salt", "dsn", "auth", "priv", "akia", "asia", "gh",
+            "glpat", "xox", "_live_", "aiza", "begin", "eyj", "sg.", "npm_", "-p", "-a", "-u", "--user", "://",
+        ])
+        .expect("plain words build a searcher")
+});
+
 /// A key followed by `:` or `=` (quoted or not, TOML dotted, YAML, env, JSON).
 static KEY_VALUE: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r#"([A-Za-z_][A-Za-z0-9_.\-]*)["']?[ \t]*(:|=)[ \t]*"#).expect("valid regex"));
@@ -317,6 +330,13 @@ fn value_end(line: &str, at: usize, sep: char, in_flow: bool, key_starts_line: b
 /// What a line scan recognises as credentials in one line of any file
 /// (YAML, TOML, JSON, env, shell): ranges within `line`.
 pub fn scan_line(line: &str) -> Vec<Range<usize>> {
+    // A value runs to the end of the line at most, never over its line break.
+    let line = line.trim_end_matches(['\n', '\r']);
+    // Most lines hold none of the words any pattern below needs: one pass
+    // of a multi-word search instead of a dozen regexes.
+    if !TRIGGERS.is_match(line) {
+        return Vec::new();
+    }
     let mut out = Vec::new();
     // Inside `password = { ... }` every value but `secret = "NAME"` is the credential.
     let mut credential_table: Option<Range<usize>> = None;

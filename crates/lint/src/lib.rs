@@ -452,13 +452,11 @@ pub fn lint_file(
     if kind == FileKind::Spec {
         secrets.extend(hacompile_spec::credential_values(&src.text));
     }
-    // An env file is nothing but `KEY=VALUE` lines: every line is scanned
-    // too, so a value the checker passed over is still not printed.
-    let masker = Arc::new(if kind == FileKind::Env {
-        Masker::scanning(&src.text, secrets)
-    } else {
-        Masker::new(&src.text, secrets, [])
-    });
+    // Every line is scanned too, and what the scan finds is searched for on
+    // every printed line: a credential no rule reads (a service-level `x-`
+    // key, an env file's odd line) may be repeated where no scan would
+    // recognise it.
+    let masker = Arc::new(Masker::scanning(&src.text, secrets));
     FileResult {
         name: name.to_owned(),
         kind,

@@ -195,6 +195,8 @@ pub fn credential_values(text: &str) -> Vec<Range<usize>> {
         // whose diagnostic shows its line: hide values of keys that look
         // like credential words too, without refusing them as credentials.
         loose_credentials(table.get_ref(), &mut ranges);
+        ranges.sort_by_key(|r| (r.start, r.end));
+        ranges.dedup();
         return ranges;
     }
     let mut out = Vec::new();
