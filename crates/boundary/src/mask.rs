@@ -562,7 +562,14 @@ impl Masker {
             .collect();
         values.sort();
         values.dedup();
-        let values = (!values.is_empty()).then(|| AhoCorasick::new(&values).expect("plain strings build a searcher"));
+        let values = (!values.is_empty()).then(|| {
+            AhoCorasick::builder()
+                // Thousands of values in a large file: a searcher that builds
+                // in linear time beats a faster one that takes longer to build.
+                .kind(Some(aho_corasick::AhoCorasickKind::NoncontiguousNFA))
+                .build(&values)
+                .expect("plain strings build a searcher")
+        });
         Self { ranges, values }
     }
 
