@@ -448,6 +448,17 @@ fn merge(mut ranges: Vec<Range<usize>>) -> Vec<Range<usize>> {
     out
 }
 
+/// [`scan_line`] over every line of a text: ranges in the text.
+pub fn scan_text(text: &str) -> Vec<Range<usize>> {
+    let mut out = Vec::new();
+    let mut at = 0;
+    for line in text.split_inclusive('\n') {
+        out.extend(scan_line(line).into_iter().map(|r| at + r.start..at + r.end));
+        at += line.len();
+    }
+    out
+}
+
 fn indent(line: &str) -> usize {
     line.len() - line.trim_start_matches([' ', '\t']).len()
 }
@@ -576,11 +587,7 @@ impl Masker {
     /// For a file no checker could read (it does not parse, it is not
     /// UTF-8): what a line scan finds on every line, plus `ranges`.
     pub fn scanning(text: &str, mut ranges: Vec<Range<usize>>) -> Self {
-        let mut at = 0;
-        for line in text.split_inclusive('\n') {
-            ranges.extend(scan_line(line).into_iter().map(|r| at + r.start..at + r.end));
-            at += line.len();
-        }
+        ranges.extend(scan_text(text));
         Self::new(text, ranges, [])
     }
 

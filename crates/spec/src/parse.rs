@@ -199,13 +199,7 @@ pub fn credential_values(text: &str) -> Vec<Range<usize>> {
         ranges.dedup();
         return ranges;
     }
-    let mut out = Vec::new();
-    let mut at = 0;
-    for line in text.split_inclusive('\n') {
-        out.extend(hacompile_boundary::mask::scan_line(line).into_iter().map(|r| at + r.start..at + r.end));
-        at += line.len();
-    }
-    out
+    hacompile_boundary::mask::scan_text(text)
 }
 
 /// Turns a serde error into a diagnostic with a code and help.

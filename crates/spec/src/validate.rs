@@ -123,6 +123,27 @@ impl Checker<'_> {
         self.duration_within(what, value, min_ms, DOCKER_MAX_DURATION_MS, "docker reads durations as int64 nanoseconds")
     }
 
+    /// A WAL size PostgreSQL takes (at most [`PG_MAX_WAL_KEEP_MB`]): its bytes.
+    fn wal_size(&mut self, what: &str, value: &Sp<String>, example: &str) -> Option<u64> {
+        match parse_bytes(value) {
+            Err(why) => {
+                self.err("spec::size", value.span(), format!("`{what}` is not a size: {why}"), "not a size", example);
+                None
+            }
+            Ok(b) if b / (1024 * 1024) > PG_MAX_WAL_KEEP_MB => {
+                self.err(
+                    "spec::size",
+                    value.span(),
+                    format!("`{what}` is larger than PostgreSQL accepts"),
+                    "too large",
+                    format!("PostgreSQL takes at most {PG_MAX_WAL_KEEP_MB} MB (about 2 PiB)"),
+                );
+                None
+            }
+            Ok(b) => Some(b),
+        }
+    }
+
     /// A duration HAProxy reads as a timer (at most 2^31-1 ms).
     fn timer(&mut self, what: &str, value: &Sp<String>, min_ms: u64) -> Option<u64> {
         self.duration_within(what, value, min_ms, HAPROXY_MAX_TIMER_MS, "HAProxy refuses longer timers (2147483647 ms)")
@@ -478,23 +499,7 @@ pub fn validate(spec: Spec, source: &SourceFile) -> Result<ValidSpec, SpecErrors
         }
     }
 
-    match parse_bytes(&pg.wal_keep_size) {
-        Err(why) => c.err(
-            "spec::size",
-            pg.wal_keep_size.span(),
-            format!("`postgres.wal_keep_size` is not a size: {why}"),
-            "not a size",
-            "e.g. `1g` or `512m`",
-        ),
-        Ok(b) if b / (1024 * 1024) > PG_MAX_WAL_KEEP_MB => c.err(
-            "spec::size",
-            pg.wal_keep_size.span(),
-            "`postgres.wal_keep_size` is larger than PostgreSQL accepts",
-            "too large",
-            format!("PostgreSQL takes at most {PG_MAX_WAL_KEEP_MB} MB (about 2 PiB)"),
-        ),
-        Ok(_) => {}
-    }
+    c.wal_size("postgres.wal_keep_size", &pg.wal_keep_size, "e.g. `1g` or `512m`");
 
     server_settings(&mut c, &spec);
 
@@ -654,8 +659,7 @@ pub const PG_SPARE_CONNECTIONS: u32 = 2;
 impl ValidSpec {
     /// How many proxies share each server's connections.
     pub fn proxies(&self) -> u32 {
-        let s = self.spec();
-        s.haproxy.proxies.as_ref().map_or_else(|| self.db_services().len() as u32, |p| *p.get()).max(1)
+        self.spec().proxies()
     }
 
     /// Connections one proxy may open to one server: the server's
@@ -694,6 +698,14 @@ impl ValidSpec {
     /// base backups running at once, and two spare.
     pub fn wal_senders(&self) -> u32 {
         self.spec().postgres.replicas.len() as u32 + 4
+    }
+}
+
+impl Spec {
+    /// How many proxies share each server's connections: the spec's
+    /// `haproxy.proxies`, else one per database service (primary + replicas).
+    pub fn proxies(&self) -> u32 {
+        self.haproxy.proxies.as_ref().map_or(1 + self.postgres.replicas.len() as u32, |p| *p.get()).max(1)
     }
 }
 
@@ -746,31 +758,18 @@ fn server_settings(c: &mut Checker<'_>, spec: &Spec) {
             );
         }
     }
-    match parse_bytes(&pg.max_slot_wal_keep_size) {
-        Err(why) => c.err(
-            "spec::size",
-            pg.max_slot_wal_keep_size.span(),
-            format!("`postgres.max_slot_wal_keep_size` is not a size: {why}"),
-            "not a size",
-            "e.g. `16g`",
-        ),
-        Ok(b) if b / (1024 * 1024) > PG_MAX_WAL_KEEP_MB => c.err(
-            "spec::size",
-            pg.max_slot_wal_keep_size.span(),
-            "`postgres.max_slot_wal_keep_size` is larger than PostgreSQL accepts",
-            "too large",
-            format!("PostgreSQL takes at most {PG_MAX_WAL_KEEP_MB} MB"),
-        ),
-        Ok(b) if b < parse_bytes(&pg.wal_keep_size).unwrap_or(0) => c.err(
+    if let Some(b) = c.wal_size("postgres.max_slot_wal_keep_size", &pg.max_slot_wal_keep_size, "e.g. `16g`")
+        && b < parse_bytes(&pg.wal_keep_size).unwrap_or(0)
+    {
+        c.err(
             "spec::size",
             pg.max_slot_wal_keep_size.span(),
             "`postgres.max_slot_wal_keep_size` is smaller than `wal_keep_size`",
             "smaller",
             "a slot should be able to hold at least what is kept for every standby anyway",
-        ),
-        Ok(_) => {}
+        );
     }
-    let proxies = hp.proxies.as_ref().map_or(1 + pg.replicas.len() as u32, |p| *p.get());
+    let proxies = spec.proxies();
     if let Some(p) = &hp.proxies
         && !(1..=1000).contains(p.get())
     {
@@ -784,7 +783,7 @@ fn server_settings(c: &mut Checker<'_>, spec: &Spec) {
     }
     let max = *pg.max_connections.get();
     // Per proxy: two checks of the primary and at least one client connection on each listener.
-    let needed = PG_SUPERUSER_RESERVED + 4 * proxies.max(1) + PG_SPARE_CONNECTIONS;
+    let needed = PG_SUPERUSER_RESERVED + 4 * proxies + PG_SPARE_CONNECTIONS;
     if max > 262_143 {
         c.err(
             "spec::connections",
