@@ -111,7 +111,8 @@ termed=$(date +%s.%N)
 docker kill --signal TERM "$probe_proxy" > /dev/null
 probe_exit=$(timeout 10 docker wait "$probe_proxy") || fail "HAProxy's master ignored SIGTERM for 10 s"
 t_term=$(awk -v a="$termed" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }')
-docker logs "$probe_proxy" 2>&1 | grep -q 'Exiting Master process' || fail "HAProxy's master did not handle SIGTERM: $(docker logs "$probe_proxy" 2>&1 | tail -n 5)"
+probe_log=$(docker logs "$probe_proxy" 2>&1)
+grep -q 'Exiting Master process' <<< "$probe_log" || fail "HAProxy's master did not handle SIGTERM: $(docker logs "$probe_proxy" 2>&1 | tail -n 5)"
 docker rm "$probe_proxy" > /dev/null
 probe_proxy=""
 log "the haproxy image alone (its user, --cap-drop ALL): bound 127.0.0.1:80; SIGTERM: the master stopped its worker and exited $probe_exit after ${t_term}s"
@@ -192,7 +193,7 @@ case "$pid1" in
     "haproxy -W -db -f /usr/local/etc/haproxy/haproxy.cfg "*) ;;
     *) fail "HAProxy's PID 1 is not the master-worker master: '$pid1'" ;;
 esac
-echo "$procs" | grep -q "^haproxy 1 0 99 99 $no_caps $no_caps " || fail "HAProxy's master is not PID 1 as UID 99 without capabilities: $procs"
+grep -q "^haproxy 1 0 99 99 $no_caps $no_caps " <<< "$procs" || fail "HAProxy's master is not PID 1 as UID 99 without capabilities: $procs"
 workers=$(echo "$procs" | awk '$1 == "haproxy" && $3 == 1' | wc -l)
 [ "$workers" -ge 1 ] || fail "HAProxy's master has no worker: $procs"
 echo "$procs" | awk -v none="$no_caps" '$1 == "haproxy" && !($4 == 99 && $5 == 99 && $6 == none && $7 == none) { bad = 1 } END { exit bad }' \
@@ -205,14 +206,15 @@ merged=$(docker inspect --format '{{.GraphDriver.Data.MergedDir}}' "$proxy")
 binary=$(docker exec "$proxy" sh -c 'command -v haproxy')
 [ -n "$merged" ] || fail "the storage driver shows no root filesystem of HAProxy's task"
 [ -x "$merged$binary" ] || fail "cannot see HAProxy's binary from the host ($merged$binary)"
-getcap "$merged/usr/local/share/hacompile-test/capability-probe" | grep -q cap_net_bind_service \
+getcap_out=$(getcap "$merged/usr/local/share/hacompile-test/capability-probe")
+grep -q cap_net_bind_service <<< "$getcap_out" \
     || fail "the capability probe lost its file capability: the check below would prove nothing"
 [ -z "$(getcap "$merged$binary")" ] || fail "HAProxy's binary carries a file capability: $(getcap "$merged$binary")"
 log "  haproxy: PID 1 '$pid1'(master), $workers worker(s); every process UID 99, CapPrm=CapEff=0 (CapBnd $(echo "$procs" | awk '$2 == 1 { print $8 }')); no file capability on $binary; ip_unprivileged_port_start=$(docker exec "$proxy" cat /proc/sys/net/ipv4/ip_unprivileged_port_start)"
 for svc in pg-primary pg-replica-1; do
     cid=$(task_container "$svc")
     procs=$(processes "$cid")
-    echo "$procs" | grep -q "^postgres 1 0 999 999 " || fail "$svc: PID 1 is not the server as UID 999: $procs"
+    grep -q "^postgres 1 0 999 999 " <<< "$procs" || fail "$svc: PID 1 is not the server as UID 999: $procs"
     echo "$procs" | awk '$1 == "postgres" && !($4 == 999 && $5 == 999) { bad = 1 } END { exit bad }' \
         || fail "$svc: a server process runs with another UID: $procs"
     log "  $svc: PID 1 '$(docker exec "$cid" sh -c 'tr "\0" " " < /proc/1/cmdline')', $(echo "$procs" | awk '$1 == "postgres"' | wc -l) server processes, all UID 999"
@@ -259,7 +261,8 @@ docker service update --force --detach "${stack}_haproxy" > /dev/null
 wait_for 120 "HAProxy to converge after a restart" converged > /dev/null
 failed_h=$(count_failures writes_ok)
 t_haproxy=$(awk -v a="$restarted" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }')
-docker service ps "${stack}_haproxy" --format '{{.CurrentState}} {{.Error}}' | head -n1 | grep -q '^Running' || fail "HAProxy's task is not running"
+proxy_state=$(docker service ps "${stack}_haproxy" --format '{{.CurrentState}} {{.Error}}')
+grep -q '^Running' <<< "${proxy_state%%$'\n'*}" || fail "HAProxy's task is not running"
 proxy_exit=$(exit_code "$old_proxy")
 finished=$(date -d "$(docker inspect --format '{{.State.FinishedAt}}' "$old_proxy")" +%s.%N)
 t_proxy_stop=$(awk -v a="$restarted" -v b="$finished" 'BEGIN { printf "%.1f", b - a }')
@@ -272,7 +275,8 @@ grace=$(docker service inspect --format '{{json .Spec.TaskTemplate.ContainerSpec
 [ "$(echo "$kills" | awk '{ print $2 }' | tr '\n' ' ')" = "10 " ] || fail "swarm did not stop the old proxy with SIGUSR1 alone (signals: $(echo "$kills" | awk '{ print $2 }' | tr '\n' ' '))"
 [ "$proxy_exit" = 0 ] || fail "the replaced HAProxy exited with $proxy_exit: it should stop by itself on SIGUSR1, not be killed"
 awk -v t="$t_signal_exit" -v g="${grace:-0}" 'BEGIN { exit !(t < g) }' || fail "the old proxy took ${t_signal_exit}s after SIGUSR1, not less than its ${grace}s grace period"
-docker logs "$old_proxy" 2>&1 | grep -q 'All workers exited' || fail "the old proxy's master did not report its workers' exit"
+old_log=$(docker logs "$old_proxy" 2>&1)
+grep -q 'All workers exited' <<< "$old_log" || fail "the old proxy's master did not report its workers' exit"
 log "HAProxy task restarted: swarm sent SIGUSR1 (only) after ${t_signal}s; the master exited 0 ${t_signal_exit}s later (grace ${grace}s), ${t_proxy_stop}s after the update began; running and routing again after ${t_haproxy}s (${failed_h} failed writes while polling)"
 
 wait_for 60 "stats: every backend UP again" stats_up > /dev/null
