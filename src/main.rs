@@ -35,6 +35,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     Build(commands::build::Args),
+    Dockerfile(commands::dockerfile::Args),
     Lint(commands::lint::Args),
     Explain(commands::explain::Args),
     Lock(commands::lock::Args),
@@ -46,6 +47,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let code = match cli.command {
         Command::Build(args) => commands::build::run(args),
+        Command::Dockerfile(args) => commands::dockerfile::run(args),
         Command::Lint(args) => commands::lint::run(args),
         Command::Explain(args) => commands::explain::run(args),
         Command::Lock(args) => commands::lock::run(args),
