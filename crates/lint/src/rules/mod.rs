@@ -46,6 +46,7 @@ mod hc408_restart_policy_abandons_task;
 mod hc409_alpine_variant_mismatch;
 mod hc410_etcd_cluster_size;
 mod hc411_etcd_member_replicated;
+mod hc412_patroni_role_blind_check;
 mod hc501_privileged;
 mod hc502_docker_socket_mount;
 mod hc503_sensitive_host_mount;
@@ -158,6 +159,7 @@ pub const RULES: &[Rule] = &[
     hc409_alpine_variant_mismatch::RULE,
     hc410_etcd_cluster_size::RULE,
     hc411_etcd_member_replicated::RULE,
+    hc412_patroni_role_blind_check::RULE,
     hc501_privileged::RULE,
     hc502_docker_socket_mount::RULE,
     hc503_sensitive_host_mount::RULE,
