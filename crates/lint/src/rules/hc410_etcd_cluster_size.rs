@@ -60,8 +60,11 @@ fn check(cx: &StackCx<'_>, out: &mut Vec<Hit>) {
         let names = declared.names();
         if let Some(problem) = problem(names.len()) {
             out.push(
-                Hit::new(declared.span.clone(), format!("the initial etcd cluster has {}: {problem}", count(names.len())))
-                    .help("declare 3 members (or 5), one service each, on different nodes"),
+                Hit::new(
+                    declared.span.clone(),
+                    format!("the initial etcd cluster has {}: {problem}", count(names.len())),
+                )
+                .help("declare 3 members (or 5), one service each, on different nodes"),
             );
         }
     }
@@ -102,7 +105,9 @@ fn problem(n: usize) -> Option<String> {
     match n {
         0 => None,
         1 => Some("when it stops, Patroni cannot renew the leader key and the primary stops taking writes".to_owned()),
-        2 => Some("a quorum needs both, so losing either stops the cluster: two members fail more often than one".to_owned()),
+        2 => Some(
+            "a quorum needs both, so losing either stops the cluster: two members fail more often than one".to_owned(),
+        ),
         n if n % 2 == 0 => Some(format!(
             "a quorum needs {}, so it survives {} lost, no more than {} members would, and a {}-{} network split stops it",
             n / 2 + 1,

@@ -46,12 +46,19 @@ fn check(cx: &StackCx<'_>, out: &mut Vec<Hit>) {
             && cx.doc.scalar(mode) == Some("global")
         {
             out.push(
-                Hit::new(cx.span(mode), format!("etcd service `{}` runs one task per node: the tasks are not distinct members", svc.name))
-                    .help("declare one service per member, each with `replicas: 1` and its own name, peer URL and volume"),
+                Hit::new(
+                    cx.span(mode),
+                    format!("etcd service `{}` runs one task per node: the tasks are not distinct members", svc.name),
+                )
+                .help("declare one service per member, each with `replicas: 1` and its own name, peer URL and volume"),
             );
         }
         if let Some(replicas) = cx.at(svc.node, &["deploy", "replicas"])
-            && let Some(n) = cx.doc.scalar(replicas).and_then(super::interpolation::with_defaults).and_then(|r| r.parse::<u64>().ok())
+            && let Some(n) = cx
+                .doc
+                .scalar(replicas)
+                .and_then(super::interpolation::with_defaults)
+                .and_then(|r| r.parse::<u64>().ok())
             && n > 1
         {
             out.push(

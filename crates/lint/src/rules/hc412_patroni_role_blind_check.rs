@@ -245,9 +245,10 @@ fn check(src: &Source, out: &mut Vec<Hit>) {
         match (w[0], w.get(1).copied()) {
             ("option", Some("httpchk")) => p.method = Some(Method::Http(httpchk_uri(&w[2..]), line.span.clone())),
             ("option", Some("pgsql-check")) => p.method = Some(Method::PgsqlCheck(line.span.clone())),
-            ("option", Some("tcp-check" | "mysql-check" | "redis-check" | "ldap-check" | "smtpchk" | "ssl-hello-chk")) => {
-                p.method = Some(Method::Other)
-            }
+            (
+                "option",
+                Some("tcp-check" | "mysql-check" | "redis-check" | "ldap-check" | "smtpchk" | "ssl-hello-chk"),
+            ) => p.method = Some(Method::Other),
             ("option", Some("external-check")) => p.method = Some(Method::Other),
             ("tcp-check", Some("send" | "send-binary" | "send-lf" | "send-binary-lf")) => p.scripted = true,
             ("http-check", Some("send")) => {

@@ -47,6 +47,7 @@ mod hc409_alpine_variant_mismatch;
 mod hc410_etcd_cluster_size;
 mod hc411_etcd_member_replicated;
 mod hc412_patroni_role_blind_check;
+mod hc413_patroni_timing;
 mod hc501_privileged;
 mod hc502_docker_socket_mount;
 mod hc503_sensitive_host_mount;
@@ -77,6 +78,8 @@ pub enum Check {
     Spec(fn(&SpecCx<'_>, &mut Vec<Hit>)),
     StackAndSpec(StackCheck, fn(&SpecCx<'_>, &mut Vec<Hit>)),
     Haproxy(fn(&Source, &mut Vec<Hit>)),
+    /// A Patroni configuration file: its document and root mapping.
+    Patroni(fn(&crate::yaml::Doc<'_>, crate::yaml::NodeId, &mut Vec<Hit>)),
 }
 
 /// A rule: its stable code, a name that reads as the problem, and its
@@ -160,6 +163,7 @@ pub const RULES: &[Rule] = &[
     hc410_etcd_cluster_size::RULE,
     hc411_etcd_member_replicated::RULE,
     hc412_patroni_role_blind_check::RULE,
+    hc413_patroni_timing::RULE,
     hc501_privileged::RULE,
     hc502_docker_socket_mount::RULE,
     hc503_sensitive_host_mount::RULE,
