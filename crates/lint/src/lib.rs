@@ -1148,7 +1148,17 @@ pub fn stack_images(src: &Source) -> Result<Vec<ImageSite>, yaml::LoadError> {
 
 #[cfg(test)]
 mod sniff_tests {
-    use super::has_top_level_services;
+    use super::{has_top_level_services, looks_like_patroni};
+
+    #[test]
+    fn patroni_configurations_are_told_from_a_head() {
+        assert!(looks_like_patroni("scope: ha\nbootstrap:\n  dcs: {ttl: 30}\n"));
+        assert!(looks_like_patroni("\u{feff}etcd3:\r\n  hosts: [a:2379]\r\n\"bootstrap\":\r\n"));
+        // A bootstrap key alone, or Patroni's words only below the top level, are not enough.
+        assert!(!looks_like_patroni("bootstrap:\n  scope: x\n"));
+        assert!(!looks_like_patroni("services:\n  scope: {}\n  bootstrap: {}\n"));
+        assert!(!looks_like_patroni("# bootstrap:\nscope: x\n"));
+    }
 
     #[test]
     fn top_level_services_is_told_from_a_head() {

@@ -119,3 +119,36 @@ fn problem(n: usize) -> Option<String> {
         _ => None,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::source::Source;
+
+    fn messages(yaml: &str) -> Vec<String> {
+        let src = Source::new("t.yml", yaml.to_owned());
+        let doc = crate::yaml::Doc::parse(&src).expect("valid YAML");
+        let cx = StackCx::new(&src, &doc, doc.root.expect("a root"), None, None);
+        let mut out = Vec::new();
+        check(&cx, &mut out);
+        out.into_iter().map(|h| h.message).collect()
+    }
+
+    /// Without a declared cluster, members are counted by service; clients
+    /// and jobs of the etcd image are not members.
+    #[test]
+    fn members_counted_by_service() {
+        let two = "services:\n  a: {image: \"quay.io/coreos/etcd:v3.5.17\"}\n  b: {command: [\"/usr/local/bin/etcd\"]}\n  c: {image: \"bitnami/etcd:3.5\", command: \"etcdctl snapshot save /b/db\"}\n  d: {image: \"bitnami/etcd:3.5\", deploy: {mode: replicated-job}}\n  e: {image: \"app:1\", environment: [\"ETCD_ENDPOINTS=http://a:2379\"]}\n";
+        let got = messages(two);
+        assert_eq!(got.len(), 1, "{got:?}");
+        assert!(got[0].contains("2 members (`a`, `b`)"), "{got:?}");
+        let three =
+            "services:\n  a: {image: \"etcd:3\"}\n  b: {image: \"etcd:3\"}\n  c: {environment: {ETCD_NAME: c}}\n";
+        assert_eq!(messages(three), Vec::<String>::new());
+        // One service with three tasks is HC411's problem, not a count of one.
+        let replicated = "services:\n  a: {image: \"etcd:3\", deploy: {replicas: 3}}\n";
+        assert_eq!(messages(replicated), Vec::<String>::new());
+        let single = "services:\n  a: {image: \"etcd:3\"}\n";
+        assert!(messages(single)[0].contains("one member"));
+    }
+}
