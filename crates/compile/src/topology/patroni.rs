@@ -240,6 +240,9 @@ struct Etcd3Yml {
 struct BootstrapYml {
     dcs: DcsYml,
     initdb: Vec<Opt>,
+    /// The same rules as `postgresql.pg_hba`, for the first start (Patroni
+    /// 3.0's validator asks for both).
+    pg_hba: Vec<String>,
     post_bootstrap: String,
 }
 
@@ -308,6 +311,13 @@ fn member_config(spec: &ValidSpec, db: &DbService<'_>) -> String {
     let repl = pg.replication.user.get();
     let parameters: BTreeMap<String, String> =
         server_settings(spec, db).into_iter().filter(|(k, _)| k != "cluster_name").collect();
+    let pg_hba: Vec<String> = vec![
+        "local all all scram-sha-256".into(),
+        "host all all 127.0.0.1/32 scram-sha-256".into(),
+        "host all all ::1/128 scram-sha-256".into(),
+        format!("host replication {repl} samenet scram-sha-256"),
+        "host all all samenet scram-sha-256".into(),
+    ];
     let mut basebackup = vec![Opt::pair("checkpoint", "fast")];
     if let Some(rate) = &pg.basebackup_max_rate {
         basebackup.push(Opt::pair("max-rate", rate.get()));
@@ -337,6 +347,7 @@ fn member_config(spec: &ValidSpec, db: &DbService<'_>) -> String {
                 },
             },
             initdb: vec![Opt::pair("encoding", "UTF8"), Opt::Flag("data-checksums".into())],
+            pg_hba: pg_hba.clone(),
             // Creates the application database once, on the first leader.
             post_bootstrap: format!("bash {ENTRYPOINT_PATH} post-bootstrap"),
         },
@@ -347,13 +358,7 @@ fn member_config(spec: &ValidSpec, db: &DbService<'_>) -> String {
             // Written by Patroni from the replication credentials; tmpfs-free
             // /tmp of the container, never the data volume.
             pgpass: "/tmp/hacompile-pgpass".into(),
-            pg_hba: vec![
-                "local all all scram-sha-256".into(),
-                "host all all 127.0.0.1/32 scram-sha-256".into(),
-                "host all all ::1/128 scram-sha-256".into(),
-                format!("host replication {repl} samenet scram-sha-256"),
-                "host all all samenet scram-sha-256".into(),
-            ],
+            pg_hba: pg_hba.clone(),
             create_replica_methods: vec!["basebackup".into()],
             basebackup,
         },
