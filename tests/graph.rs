@@ -86,3 +86,14 @@ fn an_invalid_spec_draws_nothing() {
     assert_eq!(out.status.code(), Some(2));
     assert!(out.stdout.is_empty());
 }
+
+#[test]
+fn the_pictures_in_docs_are_current() {
+    for name in ["ha-patroni", "ha-postgres"] {
+        let committed = fs::read_to_string(format!("{ROOT}/docs/{name}.svg")).expect("committed picture");
+        assert!(
+            committed == graph(&format!("examples/{name}.toml"), "svg"),
+            "docs/{name}.svg is stale: run `hacompile graph examples/{name}.toml > docs/{name}.svg`"
+        );
+    }
+}
