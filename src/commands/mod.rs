@@ -1,4 +1,6 @@
 pub mod build;
+pub mod completions;
+pub mod dockerfile;
 pub mod explain;
 pub mod lint;
 pub mod lock;
