@@ -200,3 +200,29 @@ fn a_replica_down_past_wal_keep_size_catches_up_from_the_archive() {
     println!("  {} MB of WAL written while it was down (wal_keep_size 32 MB, no slot)", written >> 20);
     println!("  caught up in {:.1} s", took.as_secs_f64());
 }
+
+/// `[backup]` mistakes are refused with a code and a span on what is wrong.
+#[test]
+fn backup_mistakes_are_refused_where_they_are_written() {
+    let refused = |from: &str, to: &str, code: &str, at: &str| {
+        assert!(EXAMPLE.contains(from), "{from}");
+        let text = EXAMPLE.replace(from, to);
+        let source = hacompile_spec::SourceFile::new("spec.toml", text.clone());
+        let errors = hacompile_spec::load(&source).expect_err(to);
+        let hit = errors
+            .diagnostics
+            .iter()
+            .find(|d| d.code == code)
+            .unwrap_or_else(|| panic!("{to}: no {code} in {:?}", errors.diagnostics));
+        assert!(text[hit.span.clone()].contains(at), "{to}: span {:?} not at `{at}`", hit.span);
+    };
+    refused("cipher_pass = { secret = \"backup_cipher_pass\" }\n", "", "spec::backup", "[backup]");
+    refused("volume = \"pgbackrest-repo\"", "volume = \"pg-primary-data\"", "spec::shared-volume", "pg-primary-data");
+    refused("full = \"sun 01:00\"", "full = \"sunday 01:00\"", "spec::backup", "sunday");
+    refused("retention_full = 2", "retention_full = 0", "spec::backup", "0");
+    refused("type = \"posix\"", "type = \"s3\"", "spec::backup", "pgbackrest-repo"); // `volume` is not for s3
+    refused("compress_level = 3", "compress_level = 22", "spec::backup", "22");
+    // Unencrypted is allowed only when said.
+    let text = EXAMPLE.replace("cipher_pass = { secret = \"backup_cipher_pass\" }\n", "encrypt = false\n");
+    hacompile_spec::load(&hacompile_spec::SourceFile::new("spec.toml", text)).expect("encrypt = false is valid");
+}
