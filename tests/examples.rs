@@ -112,6 +112,17 @@ fn emitted_scripts_pass_shellcheck() {
     assert!(run.status.success(), "{}", text(&run.stderr));
     let out = tool("shellcheck", &["patroni-entrypoint.sh"], patroni.path());
     assert!(out.status.success(), "shellcheck:\n{}", text(&out.stdout));
+    let backup = tempfile::tempdir().expect("temp dir");
+    let run = bin()
+        .args(["build", "examples/ha-postgres-backup.toml", "--lock"])
+        .arg(examples_lock(dir.path()))
+        .arg("-o")
+        .arg(backup.path())
+        .output()
+        .expect("runs");
+    assert!(run.status.success(), "{}", text(&run.stderr));
+    let out = tool("shellcheck", &["pgbackrest.sh"], backup.path());
+    assert!(out.status.success(), "shellcheck:\n{}", text(&out.stdout));
 }
 
 /// Compiles `spec` (text) with the example lock and returns the stack model.

@@ -208,7 +208,7 @@ fn an_unlocked_patroni_image_says_how_to_build_it() {
     // A pinned spec has no such image.
     let pinned = bin().args(["dockerfile", "examples/ha-postgres.toml"]).output().expect("runs");
     assert_eq!(pinned.status.code(), Some(2));
-    assert!(text(&pinned.stderr).contains("build::no-patroni"));
+    assert!(text(&pinned.stderr).contains("build::no-image"));
 }
 
 #[test]

@@ -2,20 +2,23 @@
 
 use std::path::PathBuf;
 
-use hacompile_compile::patroni_dockerfile;
+use hacompile_compile::image_dockerfile;
 use hacompile_image::LOCK_FILE_NAME;
 use hacompile_spec::{SourceFile, SpecErrors, load};
 
 use crate::commands::build::read_lock;
 use crate::{exit, output, report};
 
-/// Print the Dockerfile of the Patroni members' image (topology `patroni`).
+/// Print the Dockerfile of the database image the spec names.
 ///
-/// The image is the spec's `postgres` image, pinned by its digest in the
-/// lock, plus Patroni from the PostgreSQL project's apt repository. It needs
-/// only that image locked, so it works before the image it describes exists:
-/// build and push it, then `hacompile lock` pins it as `patroni.image`.
-/// `hacompile build` writes the same file as patroni.Dockerfile.
+/// Topology `patroni`: the spec's `postgres` image, pinned by its digest in
+/// the lock, plus Patroni (and pgBackRest with `[backup]`) from the
+/// PostgreSQL project's apt repository; `patroni.image` names it. Topology
+/// `pinned` with `[backup]`: the `postgres` image plus pgBackRest;
+/// `backup.image` names it. It needs only `postgres.image` locked, so it
+/// works before the image it describes exists: build and push it, then
+/// `hacompile lock` pins it. `hacompile build` writes the same file beside
+/// the stack (patroni.Dockerfile or postgres.Dockerfile).
 #[derive(clap::Args)]
 pub struct Args {
     /// The cluster spec (TOML).
@@ -35,7 +38,7 @@ pub fn run(args: Args) -> u8 {
         let spec = load(&source).map_err(fail)?;
         let lock_path = args.lock.clone().unwrap_or_else(|| args.spec.with_file_name(LOCK_FILE_NAME));
         let lock = read_lock(&lock_path, args.lock.is_some())?;
-        patroni_dockerfile(&spec, &lock).map_err(fail)
+        image_dockerfile(&spec, &lock).map(|(_, text)| text).map_err(fail)
     })();
     match text {
         Ok(text) => match output::stdout(text.as_bytes()) {

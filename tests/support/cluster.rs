@@ -27,6 +27,7 @@ pub const SUPERUSER: &str = "cluster_admin";
 pub const PASSWORD: &str = "Pw-for-tests-only-1";
 pub const REPL_PASSWORD: &str = "Repl:pw\\for-tests";
 pub const API_PASSWORD: &str = "Api-pw for tests only";
+pub const CIPHER_PASS: &str = "Cipher-pass-for-tests-only";
 pub const STATS_USER: (&str, &str) = ("admin", "test");
 pub const PRIMARY: &str = "pg-primary";
 pub const REPLICA: &str = "pg-replica-1";
@@ -193,12 +194,31 @@ impl Site {
         let Some(command) = &self.service(name).command else { return Vec::new() };
         let mut words = command.iter().map(String::as_str).skip_while(|w| *w == "docker-entrypoint.sh");
         assert_eq!(words.next(), Some("postgres"), "{name}: the command runs postgres");
-        let args: Vec<String> = words.map(str::to_owned).collect();
-        for pair in args.chunks(2) {
+        let mut args: Vec<String> = words.map(str::to_owned).collect();
+        for pair in args.chunks_mut(2) {
             assert!(pair[0] == "-c" && pair.len() == 2 && pair[1].contains('='), "{name}: not a setting: {pair:?}");
-            assert!(!pair[1].contains(char::is_whitespace), "{name}: a setting with a space: {}", pair[1]);
+            // Only the archive's commands hold spaces (a program and its arguments).
+            let commands = pair[1].starts_with("archive_command=") || pair[1].starts_with("restore_command=");
+            assert!(commands || !pair[1].contains(char::is_whitespace), "{name}: a setting with a space: {}", pair[1]);
+            if commands {
+                pair[1] = self.localize_paths(name, &pair[1]);
+            }
         }
         args
+    }
+
+    /// `text` with every container path of the service's configs replaced
+    /// by the file beside the stack (e.g. the pgBackRest wrapper in
+    /// archive_command).
+    pub fn localize_paths(&self, name: &str, text: &str) -> String {
+        let mut out = text.to_owned();
+        for r in &self.service(name).configs {
+            if out.contains(&r.target) {
+                let file = &self.stack.configs.get(&r.source).expect("a service's config is declared").file;
+                out = out.replace(&r.target, utf8(&self.out.join(file)));
+            }
+        }
+        out
     }
 
     /// A container path from the service's configs, as the file beside the stack.
@@ -235,6 +255,18 @@ impl Site {
                 (k.clone(), local)
             })
             .collect();
+        // Config files (pgbackrest.conf) as the files beside the stack.
+        for v in env.values_mut() {
+            *v = self.localize_paths(&pg.service, v);
+        }
+        // pgBackRest: the repository's volume, and the server's socket and
+        // port, which are its defaults in the container.
+        if env.contains_key("PGBACKREST_CONFIG") {
+            env.insert("PGBACKREST_REPO1_PATH".into(), utf8(&self.root.join("repo")).into());
+            env.insert("PGBACKREST_PG1_SOCKET_PATH".into(), utf8(&pg.socket).into());
+            env.insert("PGBACKREST_PG1_PORT".into(), pg.port.to_string());
+            env.insert("PGBACKREST_LOCK_PATH".into(), utf8(&self.root.join(format!("lock-{}", pg.service))).into());
+        }
         // In the container these are the defaults (/var/run/postgresql, 5432).
         env.insert("HACOMPILE_SOCKET_DIR".into(), utf8(&pg.socket).into());
         env.insert("HACOMPILE_PORT".into(), pg.port.to_string());
@@ -260,6 +292,7 @@ fn server_args(data: &Path, port: u16, socket: &Path) -> Vec<String> {
 fn spawn_postgres(site: &Site, pg: &Pg) -> Child {
     let log = std::fs::OpenOptions::new().create(true).append(true).open(&pg.log).expect("log");
     as_postgres("postgres")
+        .envs(site.env(pg, pg.port))
         .args(site.settings(&pg.service))
         .args(server_args(&pg.data, pg.port, &pg.socket))
         .stdout(Stdio::null())
@@ -311,12 +344,14 @@ fn init_primary(site: &Site, port: u16) -> Pg {
     );
     let env = site.env(&pg, port);
     // The temporary init-time server: socket only, with the command's settings.
-    let mut options = site.settings(PRIMARY);
+    // pg_ctl passes -o through a shell, as the image's entrypoint quotes it.
+    let mut options: Vec<String> = site.settings(PRIMARY).iter().map(|w| format!("'{w}'")).collect();
     options.extend(["-c".into(), "listen_addresses=''".into(), "-p".into(), port.to_string()]);
     options.extend(["-k".into(), utf8(&pg.socket).into()]);
     ok(
         as_postgres("pg_ctl")
             .args(["-D", &data, "-w", "-o", &options.join(" "), "start", "-l", utf8(&pg.log)])
+            .envs(&env)
             .output()
             .expect("pg_ctl"),
         "temporary server",
@@ -372,8 +407,11 @@ fn spawn_replica(site: &Site, port: u16, primary_port: u16, extra: &BTreeMap<Str
     }
     let svc = site.service(REPLICA);
     let entrypoint = svc.entrypoint.as_ref().expect("the replica runs the emitted entrypoint");
+    // The backup scheduler the entrypoint would start detached is run by
+    // the tests themselves, bounded ([`Cluster::backup`]).
     let entrypoint: Vec<String> = entrypoint
         .iter()
+        .skip(if entrypoint.get(1).is_some_and(|w| w == "launch") { 2 } else { 0 })
         .map(|w| site.config_file(REPLICA, w).map_or_else(|| w.clone(), |p| utf8(&p).to_owned()))
         .collect();
     let mut env = site.env(&pg, primary_port);
@@ -536,11 +574,12 @@ impl Health {
 }
 
 /// Test values of the secrets a compiled stack declares, by secret name.
-pub const SECRETS: [(&str, &str); 4] = [
+pub const SECRETS: [(&str, &str); 5] = [
     ("postgres_user", SUPERUSER),
     ("postgres_password", PASSWORD),
     ("replication_password", REPL_PASSWORD),
     ("patroni_api_password", API_PASSWORD),
+    ("backup_cipher_pass", CIPHER_PASS),
 ];
 
 /// Runs `hacompile build` on `spec_text` in a new temp dir (owned by
@@ -664,6 +703,20 @@ impl Cluster {
             replica_env,
             root,
         }
+    }
+
+    /// Runs the pgBackRest wrapper the services run (`hacompile-pgbackrest
+    /// ARGS`) with a service's environment, as its container would.
+    pub fn pgbackrest(&self, service: &str, args: &[&str], extra: &[(&str, &str)]) -> Output {
+        let pg = if service == PRIMARY { &self.primary } else { &self.replica };
+        let wrapper = self.site.localize_paths(service, "/usr/local/bin/hacompile-pgbackrest");
+        assert!(!wrapper.starts_with("/usr/local"), "{service} mounts the pgBackRest wrapper");
+        let mut cmd = as_postgres(&wrapper);
+        cmd.args(args).envs(self.site.env(pg, self.primary.port));
+        for (k, v) in extra {
+            cmd.env(k, v);
+        }
+        cmd.output().expect("the wrapper runs")
     }
 
     /// Starts the replica's entrypoint again and waits until it serves.

@@ -346,8 +346,20 @@ pub fn scan_line(line: &str) -> Vec<Range<usize>> {
     let mut out = Vec::new();
     // Inside `password = { ... }` every value but `secret = "NAME"` is the credential.
     let mut credential_table: Option<Range<usize>> = None;
+    // Where flow collections open, found once: asking `before` for them at
+    // every pair would rescan the line from its start each time (a line of
+    // thousands of pairs took minutes).
+    let first_flow = line.find(['{', '[']);
+    let first_brace = line.find('{');
+    // The end of the values masked so far: a pair inside one is masked with
+    // it, and measuring its value again would make a line of thousands of
+    // `password: x,` pairs (one plain scalar to the end) quadratic.
+    let mut covered_to = 0;
     for c in KEY_VALUE.captures_iter(line) {
         let (Some(key), Some(sep), Some(whole)) = (c.get(1), c.get(2), c.get(0)) else { continue };
+        if key.start() < covered_to {
+            continue;
+        }
         let name = normalised(key.as_str());
         let in_credential_table = credential_table.as_ref().is_some_and(|t| t.contains(&key.start()));
         if !is_credential_key(&name) && !in_credential_table {
@@ -360,9 +372,9 @@ pub fn scan_line(line: &str) -> Vec<Range<usize>> {
         }
         let at = whole.end();
         let before = &line[..key.start()];
-        let in_flow = before.contains(['{', '[']);
+        let in_flow = first_flow.is_some_and(|p| p < key.start());
         // `secret = "NAME"` inside an inline table names a Docker secret.
-        if name.eq_ignore_ascii_case("secret") && before.contains('{') {
+        if name.eq_ignore_ascii_case("secret") && first_brace.is_some_and(|p| p < key.start()) {
             continue;
         }
         let rest = &line[at..];
@@ -386,7 +398,9 @@ pub fn scan_line(line: &str) -> Vec<Range<usize>> {
         };
         let end = value_end(line, at, sep_char, in_flow, key_starts_line);
         if end > at && !is_reference(&line[at..end]) {
-            out.push(interpolation_default(&line[at..end]).map_or(at..end, |d| at + d.start..at + d.end));
+            let masked = interpolation_default(&line[at..end]).map_or(at..end, |d| at + d.start..at + d.end);
+            covered_to = covered_to.max(masked.end);
+            out.push(masked);
         }
     }
     for c in FLAG.captures_iter(line) {
@@ -425,8 +439,11 @@ pub fn scan_line(line: &str) -> Vec<Range<usize>> {
     // A value repeated on its own line (`pw: x # default is x`): each
     // distinct value searched once, at most a few dozen per line, so a line
     // of thousands of `KEY=x` costs linear time.
-    let mut found: Vec<&str> =
-        out.iter().map(|r| line[r.clone()].trim_matches(['"', '\''])).filter(|v| v.len() >= MIN_SEARCHED).collect();
+    let mut found: Vec<&str> = out
+        .iter()
+        .map(|r| line[r.clone()].trim_matches(['"', '\'']))
+        .filter(|v| (MIN_SEARCHED..=MAX_LEN_SEARCHED).contains(&v.len()))
+        .collect();
     found.sort_unstable();
     found.dedup();
     found.truncate(MAX_REPEATS_SEARCHED);
@@ -440,6 +457,10 @@ pub fn scan_line(line: &str) -> Vec<Range<usize>> {
 
 /// Distinct values of one line searched for again in it.
 const MAX_REPEATS_SEARCHED: usize = 32;
+/// Longer values are masked where they are but not searched for again: a
+/// credential is not kilobytes long, and an automaton built from a value
+/// that runs to the end of a 300 KB line took minutes.
+const MAX_LEN_SEARCHED: usize = 512;
 
 /// Sorted, overlapping and touching ranges joined.
 fn merge(mut ranges: Vec<Range<usize>>) -> Vec<Range<usize>> {

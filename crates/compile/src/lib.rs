@@ -4,6 +4,7 @@
 //! ([`hacompile_stack`], [`hacompile_haproxy`]) and serialized once, so the
 //! same input always gives the same bytes.
 
+mod backup;
 pub mod graph;
 mod names;
 mod proxy;
@@ -68,6 +69,8 @@ pub struct PinnedImages {
     pub haproxy: String,
     /// The Patroni members' image and the etcd image (topology `patroni`).
     pub patroni: Option<(String, String)>,
+    /// The database services' image with pgBackRest (topology `pinned` with `[backup]`).
+    pub backup: Option<String>,
 }
 
 /// Pins each image from its own digest or from the lock.
@@ -98,10 +101,26 @@ pub fn pin_images(spec: &ValidSpec, lock: &LockFile) -> Result<PinnedImages, Spe
         }
         _ => None,
     };
+    let backup = match (spec.backup_image(), s.backup.as_ref().and_then(|b| b.image.as_ref())) {
+        (Some(img), Some(at)) => Some(keep(pin_one(spec, img, at, lock).map_err(|d| {
+            let help = format!(
+                "build it first: `hacompile dockerfile {0} > postgres.Dockerfile`, `docker build -f postgres.Dockerfile -t {1} .`, `docker push {1}`, then `hacompile lock {0}`",
+                spec.source().name(),
+                img.as_written()
+            );
+            if d.code == "build::not-locked" { Box::new((*d).help(help)) } else { d }
+        }))),
+        _ => None,
+    };
+    let backup = match backup {
+        Some(None) => return Err(SpecErrors { diagnostics: errors }),
+        Some(Some(b)) => Some(b),
+        None => None,
+    };
     match (postgres, haproxy, patroni) {
-        (Some(postgres), Some(haproxy), None) => Ok(PinnedImages { postgres, haproxy, patroni: None }),
+        (Some(postgres), Some(haproxy), None) => Ok(PinnedImages { postgres, haproxy, patroni: None, backup }),
         (Some(postgres), Some(haproxy), Some((Some(members), Some(etcd)))) => {
-            Ok(PinnedImages { postgres, haproxy, patroni: Some((members, etcd)) })
+            Ok(PinnedImages { postgres, haproxy, patroni: Some((members, etcd)), backup })
         }
         _ => Err(SpecErrors { diagnostics: errors }),
     }
@@ -135,28 +154,66 @@ fn pin_one(spec: &ValidSpec, img: &ImageRef, at: &Sp<String>, lock: &LockFile) -
     }
 }
 
-/// The Patroni members' image recipe (topology `patroni`): needs only the
-/// `postgres` image pinned, so it can be built before the image it makes is
-/// locked.
-pub fn patroni_dockerfile(spec: &ValidSpec, lock: &LockFile) -> Result<String, SpecErrors> {
+/// The database image recipe of a spec: the Patroni members' image
+/// (topology `patroni`, with pgBackRest when `[backup]` is set) or, for the
+/// pinned topology with `[backup]`, the official image plus pgBackRest.
+/// Needs only the `postgres` image pinned, so it can be built before the
+/// image it makes is locked.
+pub fn image_dockerfile(spec: &ValidSpec, lock: &LockFile) -> Result<(&'static str, String), SpecErrors> {
     let s = spec.spec();
-    if spec.patroni().is_none() {
-        return Err(SpecErrors {
-            diagnostics: vec![
-                SpecDiagnostic::new(
-                    spec.source(),
-                    "build::no-patroni",
-                    s.topology.span(),
-                    "this spec has no Patroni members, so no image to build",
-                )
-                .label("topology")
-                .help("the pinned topology runs the official image as it is; set `topology = \"patroni\"` for automatic failover"),
-            ],
-        });
-    }
+    let name = match (spec.patroni().is_some(), spec.backup().is_some()) {
+        (true, _) => topology::patroni::DOCKERFILE,
+        (false, true) => topology::pinned::DOCKERFILE,
+        (false, false) => {
+            return Err(SpecErrors {
+                diagnostics: vec![
+                    SpecDiagnostic::new(
+                        spec.source(),
+                        "build::no-image",
+                        s.topology.span(),
+                        "this spec runs the official image as it is, so there is no image to build",
+                    )
+                    .label("topology")
+                    .help("an image is built for `topology = \"patroni\"` (Patroni) or with `[backup]` (pgBackRest)"),
+                ],
+            });
+        }
+    };
     let postgres = pin_one(spec, spec.postgres_image(), &s.postgres.image, lock)
         .map_err(|d| SpecErrors { diagnostics: vec![*d] })?;
-    Ok(topology::patroni::dockerfile(spec, &postgres))
+    let text = if spec.patroni().is_some() {
+        topology::patroni::dockerfile(spec, &postgres)
+    } else {
+        topology::pinned::dockerfile(spec, &postgres)
+    };
+    Ok((name, text))
+}
+
+/// An image recipe from a template: its leading comments, `FROM` the pinned
+/// image, the rest; with `[backup]`, pgBackRest is installed after the
+/// template's `apt-get install` line.
+pub(crate) fn image_recipe(spec: &ValidSpec, postgres_image: &str, template: &str) -> String {
+    let mut out = format!(
+        "# Generated by hacompile from {}. Do not edit: change the spec and build again.\n",
+        hacompile_boundary::text::line(spec.source().name())
+    );
+    let lines: Vec<&str> = template.lines().collect();
+    let split = lines.iter().position(|l| !l.starts_with('#')).unwrap_or(lines.len());
+    for l in &lines[..split] {
+        out.push_str(l);
+        out.push('\n');
+    }
+    // A pinned reference: validated, name and digest only.
+    out.push_str(&format!("FROM {postgres_image}\n"));
+    for l in &lines[split..] {
+        out.push_str(l);
+        out.push('\n');
+        if spec.backup().is_some() && l.contains("apt-get install") && !l.contains("pgbackrest") {
+            out.push_str("    apt-get install -y --no-install-recommends pgbackrest; \\\n");
+            out.push_str("    install -d -o postgres -g postgres -m 0750 /var/lib/pgbackrest; \\\n");
+        }
+    }
+    out
 }
 
 /// The first 12 hex digits of the SHA-256 of a file: part of a swarm config's
@@ -173,6 +230,7 @@ pub fn compile(spec: &ValidSpec, lock: &LockFile) -> Result<Compiled, SpecErrors
     let haproxy_text = haproxy.render();
     let mut companions = vec![OutputFile::config(HAPROXY_CFG, services::CFG_KEY_HAPROXY, &haproxy_text, false)];
     companions.extend(topology::of(spec).companions(spec, &images));
+    companions.extend(backup::companions(spec));
     let stack = services::stack(spec, &images, &companions);
     let mut header = vec![
         format!("Generated by hacompile from {}. Do not edit: change the spec and build again.", spec.source().name()),

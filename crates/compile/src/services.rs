@@ -84,7 +84,8 @@ pub fn stack(spec: &ValidSpec, images: &PinnedImages, companions: &[OutputFile])
         .db_services()
         .into_iter()
         .chain(spec.dcs_services())
-        .map(|db| (db.volume, st::Volume { driver: "local".into() }))
+        .map(|db| (db.volume, st::Volume { driver: "local".into(), ..Default::default() }))
+        .chain(crate::backup::volume(spec))
         .collect();
 
     let secrets = s
@@ -265,6 +266,7 @@ pub fn server_settings(spec: &ValidSpec, db: &DbService<'_>) -> Vec<(String, Str
         ("cluster_name".into(), db.name.clone()),
     ];
     if pg.flavor == Flavor::Official {
+        out.extend(crate::backup::server_settings(spec));
         out.push(("wal_keep_size".into(), format!("{}MB", mb(&pg.wal_keep_size))));
         if spec.replication_slots() {
             out.push(("max_slot_wal_keep_size".into(), format!("{}MB", mb(&pg.max_slot_wal_keep_size))));

@@ -18,7 +18,10 @@ pub use diagnostic::{SourceFile, SpecDiagnostic, SpecErrors};
 pub use model::*;
 pub use parse::{MAX_SPEC_BYTES, credential_values, parse};
 pub use schema::json_schema;
-pub use validate::{DbService, HAPROXY_HEALTH_PORT, POSTGRES_PORT, Role, ValidSpec, validate};
+pub use validate::{
+    DEFAULT_REPO_PATH, DEFAULT_REPO_VOLUME, DEFAULT_S3_PATH, DbService, HAPROXY_HEALTH_PORT, POSTGRES_PORT, Role,
+    ValidSpec, validate,
+};
 
 /// Parses and validates in one step: what `build` and `lint` want.
 pub fn load(source: &SourceFile) -> Result<ValidSpec, SpecErrors> {

@@ -110,6 +110,9 @@ pub struct Spec {
     /// (topology `patroni` only).
     #[serde(default)]
     pub dcs: Option<Sp<Dcs>>,
+    /// Continuous WAL archiving and scheduled base backups (pgBackRest).
+    #[serde(default)]
+    pub backup: Option<Sp<Backup>>,
 }
 
 fn default_topology() -> Sp<TopologyKind> {
@@ -802,4 +805,187 @@ fn default_stats_path() -> Sp<String> {
 }
 fn default_allow_from() -> Vec<Sp<String>> {
     ["127.0.0.0/8", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"].into_iter().map(|s| sp(s.to_owned())).collect()
+}
+
+/// Continuous WAL archiving from whichever server is the primary and base
+/// backups on a schedule, with pgBackRest, into one repository.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Backup {
+    /// The backup tool: `pgbackrest` (the only one; packaged by Debian and
+    /// the PostgreSQL project's apt repository the official image trusts).
+    #[serde(default)]
+    pub tool: BackupTool,
+    /// Topology `pinned`: the database services' image, built from the
+    /// emitted `postgres.Dockerfile` (the pinned `postgres.image` plus
+    /// pgBackRest) and pinned by `hacompile lock`. Topology `patroni`: not
+    /// used, `patroni.Dockerfile` installs pgBackRest into `patroni.image`.
+    #[serde(default)]
+    pub image: Option<Sp<String>>,
+    /// The pgBackRest stanza (default: the stack name).
+    #[serde(default)]
+    pub stanza: Option<Sp<String>>,
+    /// Where backups and archived WAL go.
+    pub repository: Sp<Repository>,
+    /// Full backups kept (older ones and the WAL only they need expire).
+    #[serde(default = "two")]
+    pub retention_full: Sp<u32>,
+    /// Differential backups kept.
+    #[serde(default = "seven")]
+    pub retention_diff: Sp<u32>,
+    /// When base backups run (UTC).
+    #[serde(default)]
+    pub schedule: Schedule,
+    /// Encrypt the repository (aes-256-cbc) with `cipher_pass`. Turning it
+    /// off is explicit, and lint warns.
+    #[serde(default = "yes_sp")]
+    pub encrypt: Sp<bool>,
+    /// The repository's passphrase, from a secret (required with `encrypt`).
+    #[serde(default)]
+    pub cipher_pass: Option<SecretRef>,
+    /// Compression of backups and archived WAL.
+    #[serde(default)]
+    pub compress_type: CompressType,
+    /// Compression level (zst 1-19, gz and bz2 1-9, lz4 1-12; default 3).
+    #[serde(default = "three")]
+    pub compress_level: Sp<u32>,
+}
+
+fn seven() -> Sp<u32> {
+    sp(7)
+}
+
+/// The backup tool.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum BackupTool {
+    #[default]
+    Pgbackrest,
+}
+
+/// pgBackRest's compression types.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum CompressType {
+    #[default]
+    Zst,
+    Lz4,
+    Gz,
+    Bz2,
+    None,
+}
+
+impl CompressType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CompressType::Zst => "zst",
+            CompressType::Lz4 => "lz4",
+            CompressType::Gz => "gz",
+            CompressType::Bz2 => "bz2",
+            CompressType::None => "none",
+        }
+    }
+}
+
+/// A repository kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum RepoType {
+    /// A directory on a named volume mounted in every database service.
+    Posix,
+    /// S3-compatible object storage.
+    S3,
+}
+
+/// The repository. `type = "posix"`: `volume` and `path`. `type = "s3"`:
+/// `bucket`, `endpoint`, `region`, `key`, `key_secret` (and optionally
+/// `path`, `uri_style`, `verify_tls`).
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Repository {
+    #[serde(rename = "type")]
+    pub kind: Sp<RepoType>,
+    /// posix: the directory in the containers (default `/var/lib/pgbackrest`);
+    /// s3: the prefix in the bucket (default `/pgbackrest`).
+    #[serde(default)]
+    pub path: Option<Sp<String>>,
+    /// posix: the named volume holding the repository (default
+    /// `pgbackrest-repo`), mounted in every database service. A volume of
+    /// the `local` driver lives on one node: on several nodes it must be
+    /// shared storage (see `nfs`), else use S3.
+    #[serde(default)]
+    pub volume: Option<Sp<String>>,
+    /// posix: an NFS export to back the volume on every node
+    /// (`address`, `export`, optional `options`).
+    #[serde(default)]
+    pub nfs: Option<Sp<Nfs>>,
+    /// s3: the bucket.
+    #[serde(default)]
+    pub bucket: Option<Sp<String>>,
+    /// s3: the endpoint host (e.g. `s3.eu-west-1.amazonaws.com`), optionally with `:port`.
+    #[serde(default)]
+    pub endpoint: Option<Sp<String>>,
+    /// s3: the region.
+    #[serde(default)]
+    pub region: Option<Sp<String>>,
+    /// s3: the access key id, from a secret.
+    #[serde(default)]
+    pub key: Option<SecretRef>,
+    /// s3: the secret access key, from a secret.
+    #[serde(default)]
+    pub key_secret: Option<SecretRef>,
+    /// s3: `host` (virtual-hosted, default) or `path` style URIs.
+    #[serde(default)]
+    pub uri_style: Option<Sp<UriStyle>>,
+    /// s3: verify the endpoint's TLS certificate (default on).
+    #[serde(default)]
+    pub verify_tls: Option<Sp<bool>>,
+}
+
+/// S3 URI style.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum UriStyle {
+    Host,
+    Path,
+}
+
+/// An NFS export backing a posix repository's volume on every node.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Nfs {
+    /// The NFS server's address.
+    pub address: Sp<String>,
+    /// The exported directory (e.g. `/export/pgbackrest`).
+    pub export: Sp<String>,
+    /// Mount options beyond `addr` (default `nfsvers=4,rw`).
+    #[serde(default)]
+    pub options: Option<Sp<String>>,
+}
+
+/// When base backups run, in UTC: `"<days> HH:MM"` where days is `daily` or
+/// a comma list of `mon`..`sun` (e.g. `full = "sun 01:00"`,
+/// `diff = "mon,tue,wed,thu,fri,sat 01:00"`). A differential backup due at
+/// the same minute as a full one is skipped.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Schedule {
+    #[serde(default = "default_full_schedule")]
+    pub full: Sp<String>,
+    /// `none` for no differential backups.
+    #[serde(default = "default_diff_schedule")]
+    pub diff: Sp<String>,
+}
+
+impl Default for Schedule {
+    fn default() -> Self {
+        Self { full: default_full_schedule(), diff: default_diff_schedule() }
+    }
+}
+
+fn default_full_schedule() -> Sp<String> {
+    sp("sun 01:00".into())
+}
+fn default_diff_schedule() -> Sp<String> {
+    sp("daily 01:00".into())
 }

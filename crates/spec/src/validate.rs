@@ -42,6 +42,8 @@ pub struct ValidSpec {
     haproxy_image: ImageRef,
     /// The Patroni members' and etcd's images (topology `patroni`).
     patroni_images: Option<(ImageRef, ImageRef)>,
+    /// The database image with pgBackRest (topology `pinned` with `[backup]`).
+    backup_image: Option<ImageRef>,
     source: SourceFile,
 }
 
@@ -72,7 +74,32 @@ impl ValidSpec {
             out.push((members, &p.image));
             out.push((etcd, &d.image));
         }
+        if let (Some(img), Some(at)) = (&self.backup_image, s.backup.as_ref().and_then(|b| b.image.as_ref())) {
+            out.push((img, at));
+        }
         out
+    }
+
+    /// The database image with pgBackRest (topology `pinned` with `[backup]`).
+    pub fn backup_image(&self) -> Option<&ImageRef> {
+        self.backup_image.as_ref()
+    }
+
+    /// The backup settings, when the spec has `[backup]`.
+    pub fn backup(&self) -> Option<&Backup> {
+        self.spec.backup.as_ref().map(|b| b.get())
+    }
+
+    /// The pgBackRest stanza: the spec's, or the stack name.
+    pub fn backup_stanza(&self) -> Option<String> {
+        self.backup().map(|b| b.stanza.as_ref().unwrap_or(&self.spec.stack).get().clone())
+    }
+
+    /// The posix repository's volume name (default `pgbackrest-repo`).
+    pub fn backup_volume(&self) -> Option<String> {
+        let b = self.backup()?;
+        (*b.repository.kind.get() == RepoType::Posix)
+            .then(|| b.repository.volume.as_ref().map_or_else(|| DEFAULT_REPO_VOLUME.to_owned(), |v| v.get().clone()))
     }
 
     /// The Patroni members' image and the etcd image (topology `patroni`).
@@ -417,6 +444,257 @@ fn human_ms(ms: u64) -> String {
     if ms % 1000 == 0 { format!("{}s", ms / 1000) } else { format!("{ms}ms") }
 }
 
+/// The posix repository's default volume and path.
+pub const DEFAULT_REPO_VOLUME: &str = "pgbackrest-repo";
+pub const DEFAULT_REPO_PATH: &str = "/var/lib/pgbackrest";
+pub const DEFAULT_S3_PATH: &str = "/pgbackrest";
+
+/// `[backup]`: the image by topology, the repository by type, retention,
+/// schedule, encryption and compression.
+fn backup(c: &mut Checker<'_>, spec: &Spec) -> Option<ImageRef> {
+    let b = spec.backup.as_ref()?;
+    let mut image = None;
+    match (spec.topology.get(), &b.image) {
+        (TopologyKind::Pinned, Some(at)) => image = c.image("backup.image", at),
+        (TopologyKind::Pinned, None) => c.err(
+            "spec::backup",
+            b.span(),
+            "`[backup]` in the pinned topology needs `image`",
+            "no image",
+            "the official image has no pgBackRest: `hacompile dockerfile SPEC > postgres.Dockerfile`, build and push it, and name it here, e.g. `image = \"registry.example.com/ha_db/postgres:16\"`",
+        ),
+        (TopologyKind::Patroni, Some(at)) => c.err(
+            "spec::backup",
+            at.span(),
+            "`backup.image` is not used by the patroni topology",
+            "not used",
+            "patroni.Dockerfile installs pgBackRest into `patroni.image`; remove this key",
+        ),
+        (TopologyKind::Patroni, None) => {}
+    }
+    if spec.postgres.flavor != Flavor::Official {
+        c.err(
+            "spec::backup",
+            b.span(),
+            "backups need the official `postgres` image flavor",
+            "with the Bitnami flavor",
+            "hacompile passes no archive settings to the Bitnami image; use `flavor = \"official\"`",
+        );
+    }
+    if let Some(stanza) = &b.stanza {
+        c.object_name("stanza", stanza);
+    }
+    let r = b.repository.get();
+    let not_for = |c: &mut Checker<'_>, kind: &str, keys: &[(&str, Option<Range<usize>>)]| {
+        for (key, span) in keys {
+            if let Some(span) = span {
+                c.err(
+                    "spec::backup",
+                    span.clone(),
+                    format!("`{key}` is not used by a {kind} repository"),
+                    "not used",
+                    "remove it, or change `type`",
+                );
+            }
+        }
+    };
+    let need = |c: &mut Checker<'_>, kind: &str, keys: &[(&str, bool)]| {
+        for (key, present) in keys {
+            if !present {
+                c.err(
+                    "spec::backup",
+                    b.repository.span(),
+                    format!("a {kind} repository needs `{key}`"),
+                    "in this table",
+                    "see the README's Backups section for a complete example",
+                );
+            }
+        }
+    };
+    let span_of = |v: &Option<Sp<String>>| v.as_ref().map(Sp::span);
+    let secret_span = |v: &Option<SecretRef>| v.as_ref().map(|r| r.secret.span());
+    match r.kind.get() {
+        RepoType::Posix => {
+            not_for(
+                c,
+                "posix",
+                &[
+                    ("bucket", span_of(&r.bucket)),
+                    ("endpoint", span_of(&r.endpoint)),
+                    ("region", span_of(&r.region)),
+                    ("key", secret_span(&r.key)),
+                    ("key_secret", secret_span(&r.key_secret)),
+                    ("uri_style", r.uri_style.as_ref().map(Sp::span)),
+                    ("verify_tls", r.verify_tls.as_ref().map(Sp::span)),
+                ],
+            );
+            if let Some(v) = &r.volume {
+                c.object_name("volume", v);
+                if db_services(spec).iter().chain(dcs_services(spec).iter()).any(|d| d.volume == *v.get()) {
+                    c.err(
+                        "spec::shared-volume",
+                        v.span(),
+                        format!("the repository volume `{}` is a database volume", v.get()),
+                        "data volume",
+                        "a backup on the volume it backs up is lost with it; give the repository its own volume (default `pgbackrest-repo`) on other storage",
+                    );
+                }
+            }
+            if let Some(nfs) = &r.nfs {
+                let plain = |t: &str| {
+                    !t.is_empty()
+                        && !t.contains([' ', ',', '$', '"', '\''])
+                        && !t.chars().any(hacompile_boundary::text::is_unsafe)
+                };
+                if !plain(&nfs.address) {
+                    c.err(
+                        "spec::backup",
+                        nfs.address.span(),
+                        "`nfs.address` is not a plain host name or address",
+                        "invalid",
+                        "e.g. `10.0.0.5` or `nfs.internal`",
+                    );
+                }
+                if !nfs.export.starts_with('/') || !plain(&nfs.export) {
+                    c.err(
+                        "spec::backup",
+                        nfs.export.span(),
+                        "`nfs.export` is not an absolute path",
+                        "invalid",
+                        "e.g. `/export/pgbackrest`",
+                    );
+                }
+                if let Some(o) = &nfs.options
+                    && (o.is_empty() || o.contains([' ', '$']) || o.chars().any(hacompile_boundary::text::is_unsafe))
+                {
+                    c.err(
+                        "spec::backup",
+                        o.span(),
+                        "`nfs.options` is not a comma list of mount options",
+                        "invalid",
+                        "e.g. `nfsvers=4,rw`",
+                    );
+                }
+            }
+        }
+        RepoType::S3 => {
+            not_for(c, "s3", &[("volume", span_of(&r.volume)), ("nfs", r.nfs.as_ref().map(Sp::span))]);
+            need(
+                c,
+                "s3",
+                &[
+                    ("bucket", r.bucket.is_some()),
+                    ("endpoint", r.endpoint.is_some()),
+                    ("region", r.region.is_some()),
+                    ("key", r.key.is_some()),
+                    ("key_secret", r.key_secret.is_some()),
+                ],
+            );
+            for (what, v) in [("bucket", &r.bucket), ("endpoint", &r.endpoint), ("region", &r.region)] {
+                if let Some(v) = v {
+                    let ok = !v.is_empty()
+                        && v.len() <= 255
+                        && v.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b));
+                    if !ok {
+                        c.err(
+                            "spec::backup",
+                            v.span(),
+                            format!("`repository.{what}` is not a plain name"),
+                            "invalid",
+                            "letters, digits and `- _ . :` only, e.g. `s3.eu-west-1.amazonaws.com`",
+                        );
+                    }
+                }
+            }
+            for k in [&r.key, &r.key_secret].into_iter().flatten() {
+                c.secret_ref(&spec.secrets, k);
+            }
+        }
+    }
+    if let Some(p) = &r.path {
+        let ok =
+            p.starts_with('/') && check_stack_path(p).is_ok() && !p.contains([' ', '\'', '"', '\\']) && p.len() > 1;
+        if !ok {
+            c.err(
+                "spec::backup",
+                p.span(),
+                "`repository.path` is not a plain absolute path",
+                "invalid path",
+                "e.g. `/var/lib/pgbackrest` (posix) or `/pgbackrest` (s3); no spaces or quotes, not `/`",
+            );
+        }
+    }
+    for (what, v) in [("retention_full", &b.retention_full), ("retention_diff", &b.retention_diff)] {
+        if !(1..=9_999_999).contains(v.get()) {
+            c.err(
+                "spec::backup",
+                v.span(),
+                format!("`backup.{what}` must be from 1 to 9999999"),
+                "out of range",
+                "how many backups of this kind to keep; defaults: 2 full, 7 differential",
+            );
+        }
+    }
+    let mut full_slot = None;
+    for (what, v) in [("full", &b.schedule.full), ("diff", &b.schedule.diff)] {
+        if what == "diff" && v.get() == "none" {
+            continue;
+        }
+        match parse_schedule(v) {
+            Ok(slot) if what == "full" => full_slot = Some(slot),
+            Ok(slot) if Some(&slot) == full_slot.as_ref() => c.err(
+                "spec::backup",
+                v.span(),
+                "the differential schedule is the full one: it would never run",
+                "same as full",
+                "give differential backups other days or times, or `diff = \"none\"`",
+            ),
+            Ok(_) => {}
+            Err(why) => c.err(
+                "spec::backup",
+                v.span(),
+                format!("`backup.schedule.{what}` is not a schedule: `{}`", v.get()),
+                "not a schedule",
+                why,
+            ),
+        }
+    }
+    match (*b.encrypt.get(), &b.cipher_pass) {
+        (true, None) => c.err(
+            "spec::backup",
+            if b.encrypt.span().is_empty() { b.span() } else { b.encrypt.span() },
+            "an encrypted repository needs `cipher_pass`",
+            "in [backup]",
+            "add `cipher_pass = { secret = \"backup_cipher_pass\" }` (a long random passphrase: `openssl rand -base64 48 | docker secret create backup_cipher_pass -`), or say `encrypt = false`",
+        ),
+        (false, Some(r)) => c.err(
+            "spec::backup",
+            r.secret.span(),
+            "`cipher_pass` is given but `encrypt = false`",
+            "not used",
+            "remove `encrypt = false` to encrypt the repository, or remove `cipher_pass`",
+        ),
+        (true, Some(r)) => c.secret_ref(&spec.secrets, r),
+        (false, None) => {}
+    }
+    let max_level = match b.compress_type {
+        CompressType::Zst => 19,
+        CompressType::Lz4 => 12,
+        CompressType::Gz | CompressType::Bz2 => 9,
+        CompressType::None => u32::MAX,
+    };
+    if b.compress_type != CompressType::None && !(1..=max_level).contains(b.compress_level.get()) {
+        c.err(
+            "spec::backup",
+            b.compress_level.span(),
+            format!("`backup.compress_level` must be from 1 to {max_level} for {}", b.compress_type.as_str()),
+            "out of range",
+            "default 3",
+        );
+    }
+    image
+}
+
 /// Validates a parsed spec; collects every problem.
 pub fn validate(spec: Spec, source: &SourceFile) -> Result<ValidSpec, SpecErrors> {
     let mut c = Checker { source, found: Vec::new() };
@@ -531,6 +809,7 @@ pub fn validate(spec: Spec, source: &SourceFile) -> Result<ValidSpec, SpecErrors
         }
         TopologyKind::Patroni => patroni_services(&mut c, &spec),
     };
+    let backup_image = backup(&mut c, &spec);
     let mut volumes: BTreeMap<String, (String, Range<usize>)> = BTreeMap::new();
     for svc in db_services(&spec).into_iter().chain(dcs_services(&spec)) {
         let span = svc.node.volume.as_ref().map_or(0..0, Sp::span);
@@ -706,7 +985,7 @@ pub fn validate(spec: Spec, source: &SourceFile) -> Result<ValidSpec, SpecErrors
 
     match (c.found.is_empty(), postgres_image, haproxy_image) {
         (true, Some(postgres_image), Some(haproxy_image)) => {
-            Ok(ValidSpec { spec, postgres_image, haproxy_image, patroni_images, source: source.clone() })
+            Ok(ValidSpec { spec, postgres_image, haproxy_image, patroni_images, backup_image, source: source.clone() })
         }
         _ => Err(SpecErrors { diagnostics: c.found }),
     }

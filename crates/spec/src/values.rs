@@ -141,6 +141,38 @@ pub fn check_cidr(text: &str) -> Result<(), &'static str> {
     }
 }
 
+/// A backup slot: `"<days> HH:MM"` (UTC), days `daily` or a comma list of
+/// `mon`..`sun`. Returns the days as `date +%u` numbers (1 = Monday) and
+/// the time as `HH:MM`.
+pub fn parse_schedule(text: &str) -> Result<(Vec<u8>, String), &'static str> {
+    const DAYS: [&str; 7] = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
+    const WHY: &str = "write `<days> HH:MM` in UTC: days `daily` or a comma list of mon..sun, e.g. `sun 01:00`";
+    let (days, time) = text.split_once(' ').ok_or(WHY)?;
+    let mut out: Vec<u8> = if days == "daily" {
+        (1..=7).collect()
+    } else {
+        let mut v = Vec::new();
+        for d in days.split(',') {
+            let n = DAYS
+                .iter()
+                .position(|x| *x == d)
+                .ok_or("unknown day; use mon, tue, wed, thu, fri, sat, sun or daily")?;
+            v.push(n as u8 + 1);
+        }
+        v
+    };
+    out.sort_unstable();
+    out.dedup();
+    let (h, m) = time.split_once(':').ok_or(WHY)?;
+    let two = |s: &str, max: u32| {
+        s.len() == 2 && s.bytes().all(|b| b.is_ascii_digit()) && s.parse::<u32>().is_ok_and(|n| n <= max)
+    };
+    if !two(h, 23) || !two(m, 59) {
+        return Err("the time is `HH:MM`, 00:00 to 23:59 (UTC)");
+    }
+    Ok((out, time.to_owned()))
+}
+
 /// HAProxy's largest timer: 2^31-1 ms, about 24.8 days (`timer overflow` above).
 pub const HAPROXY_MAX_TIMER_MS: u64 = 2_147_483_647;
 /// HAProxy reads `fall` and `rise` as C ints; larger values wrap and are refused.
@@ -307,6 +339,16 @@ mod tests {
         }
         for k in ["user", "passive", "compass_x", "password_file", "bypass_x"] {
             assert!(!is_credential_key(k), "{k}");
+        }
+    }
+
+    #[test]
+    fn schedules() {
+        assert_eq!(parse_schedule("sun 01:00"), Ok((vec![7], "01:00".into())));
+        assert_eq!(parse_schedule("daily 23:59").map(|s| s.0.len()), Ok(7));
+        assert_eq!(parse_schedule("mon,thu 02:30"), Ok((vec![1, 4], "02:30".into())));
+        for bad in ["", "sun", "sun 1:00", "sun 24:00", "sunday 01:00", "sun 01:60", "sun  01:00", "mon, tue 01:00"] {
+            assert!(parse_schedule(bad).is_err(), "{bad}");
         }
     }
 

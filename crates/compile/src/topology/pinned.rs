@@ -26,6 +26,9 @@ use crate::{OutputFile, PinnedImages};
 pub const PRIMARY_INIT_SCRIPT: &str = include_str!("../../scripts/pg-primary-init.sh");
 pub const REPLICA_ENTRYPOINT_SCRIPT: &str = include_str!("../../scripts/pg-replica-entrypoint.sh");
 pub const HEALTHCHECK_SCRIPT: &str = include_str!("../../scripts/pg-healthcheck.sh");
+const DOCKERFILE_TEMPLATE: &str = include_str!("../../scripts/postgres.Dockerfile");
+/// The database image recipe with `[backup]`, beside the stack.
+pub const DOCKERFILE: &str = "postgres.Dockerfile";
 
 const CFG_KEY_PRIMARY_INIT: &str = "pg_primary_init";
 const CFG_KEY_REPLICA_ENTRYPOINT: &str = "pg_replica_entrypoint";
@@ -38,15 +41,19 @@ const MODE_0555: u32 = 0o555;
 pub struct Pinned;
 
 impl Topology for Pinned {
-    fn companions(&self, spec: &ValidSpec, _images: &PinnedImages) -> Vec<OutputFile> {
+    fn companions(&self, spec: &ValidSpec, images: &PinnedImages) -> Vec<OutputFile> {
         if spec.spec().postgres.flavor != Flavor::Official {
             return Vec::new();
         }
-        vec![
+        let mut out = vec![
             OutputFile::config(PRIMARY_INIT, CFG_KEY_PRIMARY_INIT, PRIMARY_INIT_SCRIPT, true),
             OutputFile::config(REPLICA_ENTRYPOINT, CFG_KEY_REPLICA_ENTRYPOINT, REPLICA_ENTRYPOINT_SCRIPT, true),
             OutputFile::config(HEALTHCHECK, CFG_KEY_HEALTHCHECK, HEALTHCHECK_SCRIPT, true),
-        ]
+        ];
+        if spec.backup().is_some() {
+            out.push(OutputFile::beside(DOCKERFILE, dockerfile(spec, &images.postgres)));
+        }
+        out
     }
 
     fn services(&self, spec: &ValidSpec, images: &PinnedImages, network: &str) -> Vec<(String, st::Service)> {
@@ -99,6 +106,11 @@ impl Topology for Pinned {
         read.comment = Some("Reads: the replicas; the primary only while no replica is up".into());
         vec![write, read]
     }
+}
+
+/// The database image recipe with `[backup]`: the pinned official image plus pgBackRest.
+pub(crate) fn dockerfile(spec: &ValidSpec, postgres_image: &str) -> String {
+    crate::image_recipe(spec, postgres_image, DOCKERFILE_TEMPLATE)
 }
 
 /// A replica's replication slot: its service name as PostgreSQL spells names.
@@ -190,12 +202,27 @@ fn db_service(spec: &ValidSpec, images: &PinnedImages, network: &str, db: &DbSer
             vec!["CMD-SHELL".into(), probe]
         }
     };
+    let mut extra_mounts = Vec::new();
+    let backup = f.pgdata.and_then(|pgdata| crate::backup::service_parts(spec, pgdata, f.uid, false));
+    if let Some(parts) = &backup {
+        env.extend(parts.environment.clone());
+        secrets.extend(parts.secrets.clone());
+        configs.extend(parts.configs.clone());
+        extra_mounts.extend(parts.mounts.clone());
+        // The scheduler starts first, detached; then the service's own
+        // entrypoint (the image's, or the replica's). Every server runs it,
+        // since a replica may be promoted; it backs up only on a primary.
+        let rest = entrypoint.take().unwrap_or_else(|| vec!["docker-entrypoint.sh".to_owned()]);
+        entrypoint =
+            Some([crate::backup::WRAPPER_PATH.to_owned(), "launch".to_owned()].into_iter().chain(rest).collect());
+    }
     let h = &pg.healthcheck;
     let (update_config, rollback_config) = update(&pg.update);
     st::Service {
-        image: images.postgres.clone(),
+        image: images.backup.clone().unwrap_or_else(|| images.postgres.clone()),
         hostname: Some(db.name.clone()),
         entrypoint,
+        init: backup.is_some().then_some(true),
         command,
         environment: env,
         secrets,
@@ -214,7 +241,10 @@ fn db_service(spec: &ValidSpec, images: &PinnedImages, network: &str, db: &DbSer
                 target: "/dev/shm".into(),
                 tmpfs: Some(st::Tmpfs { size: shm_bytes(spec) }),
             },
-        ],
+        ]
+        .into_iter()
+        .chain(extra_mounts)
+        .collect(),
         networks: vec![network.to_owned()],
         ports: Vec::new(),
         cap_drop: vec!["ALL".into()],

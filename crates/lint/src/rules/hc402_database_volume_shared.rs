@@ -15,7 +15,9 @@ pub const RULE: Rule = Rule {
 Reports database services whose named volume could be mounted by two tasks on
 one node: `replicas` above 1 or `mode: global` without
 `placement.max_replicas_per_node: 1`, and two database services mounting the
-same named volume. A volume whose name swarm makes per task
+same named volume as their data (a volume mounted elsewhere, such as a
+shared pgBackRest repository at `/var/lib/pgbackrest`, is not data and
+may be shared). A volume whose name swarm makes per task
 (`name: "{{.Service.Name}}-{{.Task.Slot}}-data"`, with `.Task.Slot`,
 `.Task.ID` or `.Task.Name`) is never shared; one named per service
 (`{{.Service.Name}}`) is not shared between services. (`{{.Node.Hostname}}`
@@ -49,6 +51,21 @@ fn templated(name: &str, fields: &[&str]) -> bool {
     fields.iter().any(|f| compact.contains(&format!("{{{{{f}}}}}")))
 }
 
+/// Where PostgreSQL images keep their data.
+const DATA_PATHS: &[&str] = &["/var/lib/postgresql", "/bitnami/postgresql", "/var/lib/pgsql", "/home/postgres"];
+
+/// Whether a volume mount holds a data directory: a known data path, or
+/// one that contains the service's PGDATA (an unknown target counts too).
+fn holds_data(cx: &StackCx<'_>, mount: crate::yaml::NodeId, pgdata: Option<&str>) -> bool {
+    let target = match cx.doc.scalar(mount) {
+        Some(short) => short.split(':').nth(1),
+        None => cx.str_at(mount, &["target"]),
+    };
+    let Some(target) = target.map(|t| t.trim_end_matches('/')) else { return true };
+    let under = |path: &str, dir: &str| path == dir || path.starts_with(&format!("{dir}/"));
+    DATA_PATHS.iter().any(|d| under(target, d) || under(d, target)) || pgdata.is_some_and(|p| under(p, target))
+}
+
 const PER_TASK: &[&str] = &[".Task.Slot", ".Task.ID", ".Task.Name"];
 const PER_SERVICE: &[&str] = &[".Service.Name", ".Service.ID"];
 
@@ -65,8 +82,9 @@ fn check(cx: &StackCx<'_>, out: &mut Vec<Hit>) {
             })
             .filter(|(name, _)| !templated(name, PER_TASK))
             .collect();
+        let pgdata = cx.str_at(svc.node, &["environment", "PGDATA"]);
         for (name, node) in &volumes {
-            if !templated(name, PER_SERVICE) {
+            if !templated(name, PER_SERVICE) && holds_data(cx, *node, pgdata) {
                 users.entry(name.clone()).or_default().push((svc.name.to_owned(), cx.span(*node)));
             }
         }

@@ -1,0 +1,174 @@
+#!/usr/bin/env bash
+# hacompile: pgBackRest with the repository's credentials read from Docker
+# secrets at each call, so none is in a config, the stack, a command line or
+# the server's environment. Used by archive_command, restore_command, the
+# backup scheduler and restores.
+#
+#   hacompile-pgbackrest COMMAND [OPTIONS]   pgbackrest COMMAND (archive-push %p, archive-get %f %p, info, ...)
+#   hacompile-pgbackrest launch CMD...       start the scheduler detached, then exec CMD (the image's entrypoint)
+#   hacompile-pgbackrest scheduler           base backups on the schedule while this server is the primary
+#   hacompile-pgbackrest restore-into DIR latest|time|name [TARGET]
+#                                            restore into DIR, which must be empty or absent
+#
+# Parameters (environment), so it also runs outside a container:
+#   PGBACKREST_CONFIG, PGBACKREST_STANZA, PGBACKREST_PG1_PATH  read by pgbackrest itself
+#   PGBACKREST_PG1_SOCKET_PATH, PGBACKREST_PG1_PORT            (defaults /var/run/postgresql, 5432)
+#   HACOMPILE_BACKUP_CIPHER_PASS_FILE      the repository's passphrase (empty: unencrypted)
+#   HACOMPILE_BACKUP_S3_KEY_FILE           S3 access key id (s3 repositories)
+#   HACOMPILE_BACKUP_S3_KEY_SECRET_FILE    S3 secret access key (s3 repositories)
+#   HACOMPILE_BACKUP_PG_USER_FILE          the superuser's name, to connect for backups
+#   HACOMPILE_BACKUP_PG_PASSWORD_FILE      its password (empty: local trust, as in the official image)
+#   HACOMPILE_BACKUP_FULL_DAYS, HACOMPILE_BACKUP_FULL_TIME   full backups: `date +%u` days (`1 7`), `HH:MM` UTC
+#   HACOMPILE_BACKUP_DIFF_DAYS, HACOMPILE_BACKUP_DIFF_TIME   differential backups (empty: none)
+#   HACOMPILE_BACKUP_STATE_DIR             where the scheduler records its last runs (the data volume)
+#   HACOMPILE_BACKUP_POLL                  seconds between schedule checks (default 30)
+#   HACOMPILE_BACKUP_ROUNDS                scheduler rounds before it exits (default 0: never)
+set -euo pipefail
+
+log() { echo "hacompile-pgbackrest: $*" >&2; }
+
+# A secret file's content, without the trailing newline `docker secret create` may keep.
+read_secret() {
+    local file="$1" value
+    if [ ! -r "$file" ]; then
+        log "cannot read the secret file $file"
+        exit 1
+    fi
+    value="$(< "$file")"
+    printf '%s' "${value%$'\n'}"
+}
+
+credentials() {
+    if [ -n "${HACOMPILE_BACKUP_CIPHER_PASS_FILE:-}" ]; then
+        PGBACKREST_REPO1_CIPHER_PASS="$(read_secret "$HACOMPILE_BACKUP_CIPHER_PASS_FILE")"
+        export PGBACKREST_REPO1_CIPHER_PASS
+    fi
+    if [ -n "${HACOMPILE_BACKUP_S3_KEY_FILE:-}" ]; then
+        PGBACKREST_REPO1_S3_KEY="$(read_secret "$HACOMPILE_BACKUP_S3_KEY_FILE")"
+        PGBACKREST_REPO1_S3_KEY_SECRET="$(read_secret "${HACOMPILE_BACKUP_S3_KEY_SECRET_FILE:?HACOMPILE_BACKUP_S3_KEY_SECRET_FILE must be set}")"
+        export PGBACKREST_REPO1_S3_KEY PGBACKREST_REPO1_S3_KEY_SECRET
+    fi
+    if [ -n "${HACOMPILE_BACKUP_PG_USER_FILE:-}" ]; then
+        PGBACKREST_PG1_USER="$(read_secret "$HACOMPILE_BACKUP_PG_USER_FILE")"
+        export PGBACKREST_PG1_USER
+    fi
+    if [ -n "${HACOMPILE_BACKUP_PG_PASSWORD_FILE:-}" ]; then
+        PGPASSWORD="$(read_secret "$HACOMPILE_BACKUP_PG_PASSWORD_FILE")"
+        export PGPASSWORD
+    fi
+}
+
+as_postgres() {
+    if [ "$(id -u)" = 0 ]; then gosu postgres "$@"; else "$@"; fi
+}
+
+is_primary() {
+    local user
+    user="$(read_secret "${HACOMPILE_BACKUP_PG_USER_FILE:?HACOMPILE_BACKUP_PG_USER_FILE must be set}")"
+    [ "$(psql -X -q -tA -h "${PGBACKREST_PG1_SOCKET_PATH:-/var/run/postgresql}" -p "${PGBACKREST_PG1_PORT:-5432}" \
+        -U "$user" -d postgres -c 'select pg_is_in_recovery()' 2>/dev/null)" = f ]
+}
+
+# The epoch of the most recent slot at or before now (0: none in the last 8 days).
+last_slot() {
+    local days="$1" time="$2" now k day at
+    now="$(date -u +%s)"
+    for ((k = 0; k <= 7; k++)); do
+        day="$(date -u -d "@$((now - k * 86400))" +%F)"
+        at="$(date -u -d "$day $time" +%s)"
+        if [[ " $days " == *" $(date -u -d "$day" +%u) "* ]] && [ "$at" -le "$now" ]; then
+            echo "$at"
+            return
+        fi
+    done
+    echo 0
+}
+
+# Whether a slot passed since the last run recorded in STAMP (none recorded: due).
+due() {
+    local days="$1" time="$2" stamp="$3" slot done_at
+    [ -n "$days" ] || return 1
+    slot="$(last_slot "$days" "$time")"
+    done_at="$(cat "$stamp" 2>/dev/null || echo 0)"
+    [[ "$done_at" =~ ^[0-9]+$ ]] || done_at=0
+    [ "$done_at" -eq 0 ] || [ "$slot" -gt "$done_at" ]
+}
+
+scheduler() {
+    local state="${HACOMPILE_BACKUP_STATE_DIR:?HACOMPILE_BACKUP_STATE_DIR must be set}"
+    local poll="${HACOMPILE_BACKUP_POLL:-30}" rounds="${HACOMPILE_BACKUP_ROUNDS:-0}" round=0 type
+    [[ "$poll" =~ ^[0-9]+$ ]] && [ "$poll" -ge 1 ] || poll=30
+    [[ "$rounds" =~ ^[0-9]+$ ]] || rounds=0
+    mkdir -p "$state"
+    while :; do
+        round=$((round + 1))
+        type=""
+        if due "${HACOMPILE_BACKUP_FULL_DAYS:-}" "${HACOMPILE_BACKUP_FULL_TIME:-}" "$state/full"; then
+            type="full"
+        elif due "${HACOMPILE_BACKUP_DIFF_DAYS:-}" "${HACOMPILE_BACKUP_DIFF_TIME:-}" "$state/diff"; then
+            type="diff"
+        fi
+        if [ -n "$type" ] && is_primary; then
+            local started
+            started="$(date -u +%s)"
+            log "starting a $type backup"
+            # Idempotent: creates the stanza on first use, checks it after.
+            if pgbackrest stanza-create && pgbackrest backup --type="$type"; then
+                echo "$started" > "$state/$type"
+                # A full backup is also the base of the next differentials.
+                [ "$type" = full ] && echo "$started" > "$state/diff"
+                log "$type backup complete"
+            else
+                log "the $type backup failed; retrying at the next check"
+            fi
+        fi
+        if [ "$rounds" -gt 0 ] && [ "$round" -ge "$rounds" ]; then return 0; fi
+        sleep "$poll"
+    done
+}
+
+restore_into() {
+    local dir="${1:?restore-into needs a target directory}" kind="${2:?restore-into needs latest, time or name}"
+    local target="${3:-}"
+    # Never over a running cluster: the target must be new or empty.
+    if [ -e "$dir" ] && [ -n "$(ls -A "$dir" 2>/dev/null)" ]; then
+        log "refusing to restore into $dir: it is not empty (a restore never overwrites data; use a new directory or volume)"
+        exit 1
+    fi
+    local args=(restore --pg1-path="$dir" --archive-mode=off)
+    case "$kind" in
+        latest) ;;
+        time | name)
+            [ -n "$target" ] || { log "restore-into $kind needs a target"; exit 1; }
+            args+=(--type="$kind" --target="$target" --target-action=promote)
+            ;;
+        *) log "restore-into: unknown target kind $kind (latest, time or name)"; exit 1 ;;
+    esac
+    mkdir -p "$dir"
+    chmod 700 "$dir"
+    pgbackrest "${args[@]}"
+    log "restored into $dir; start a server on it to replay the archive to the target"
+}
+
+case "${1:-}" in
+    launch)
+        shift
+        # Detached twice: the container's init (stack `init: true`) adopts the
+        # scheduler, never the postmaster, which must see only its own children.
+        (as_postgres setsid bash "$0" scheduler </dev/null &)
+        exec "$@"
+        ;;
+    scheduler)
+        credentials
+        scheduler
+        ;;
+    restore-into)
+        shift
+        credentials
+        restore_into "$@"
+        ;;
+    *)
+        credentials
+        exec pgbackrest "$@"
+        ;;
+esac
