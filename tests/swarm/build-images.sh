@@ -52,7 +52,7 @@ check hacompile-test/haproxy:2.6 '{{.Config.User}} {{.Config.WorkingDir}} {{.Con
 check hacompile-test/haproxy:2.6 '{{json .Config.Entrypoint}} {{json .Config.Cmd}}' '["docker-entrypoint.sh"] ["haproxy","-f","/usr/local/etc/haproxy/haproxy.cfg"]'
 check hacompile-test/postgres:15 '{{.Config.User}}|{{.Config.StopSignal}}' '|SIGINT'
 check hacompile-test/postgres:15 '{{json .Config.Entrypoint}} {{json .Config.Cmd}}' '["docker-entrypoint.sh"] ["postgres"]'
-check hacompile-test/patroni:15 '{{.Config.User}}|{{json .Config.Entrypoint}} {{json .Config.Cmd}}' 'postgres|["docker-entrypoint.sh"] ["postgres"]'
+check hacompile-test/patroni:15 '{{.Config.User}}|{{.Config.StopSignal}}|{{json .Config.Entrypoint}} {{json .Config.Cmd}}' 'postgres|SIGTERM|["docker-entrypoint.sh"] ["postgres"]'
 check hacompile-test/etcd:3.4 '{{.Config.User}}|{{json .Config.Entrypoint}} {{json .Config.Cmd}}' '|null ["/usr/local/bin/etcd"]'
 # What the compiled Patroni service relies on, run in the image itself (its
 # user, no capability, no network): UID/GID 999, bash, the server's binaries
