@@ -27,7 +27,7 @@ pub mod exit {
     version,
     about = "Compile a short cluster spec into a hardened docker-stack.yml and haproxy.cfg for highly available PostgreSQL on Docker Swarm"
 )]
-struct Cli {
+pub(crate) struct Cli {
     #[command(subcommand)]
     command: Command,
 }
@@ -35,22 +35,30 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     Build(commands::build::Args),
+    Dockerfile(commands::dockerfile::Args),
+    Graph(commands::graph::Args),
     Lint(commands::lint::Args),
     Explain(commands::explain::Args),
     Lock(commands::lock::Args),
     Pin(commands::pin::Args),
     Schema(commands::schema::Args),
+    Completions(commands::completions::Args),
+    Man(commands::completions::ManArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let code = match cli.command {
         Command::Build(args) => commands::build::run(args),
+        Command::Dockerfile(args) => commands::dockerfile::run(args),
+        Command::Graph(args) => commands::graph::run(args),
         Command::Lint(args) => commands::lint::run(args),
         Command::Explain(args) => commands::explain::run(args),
         Command::Lock(args) => commands::lock::run(args),
         Command::Pin(args) => commands::pin::run(args),
         Command::Schema(args) => commands::schema::run(args),
+        Command::Completions(args) => commands::completions::run(args),
+        Command::Man(args) => commands::completions::man(args),
     };
     ExitCode::from(code)
 }

@@ -14,8 +14,15 @@ fn every_example_compiles_and_real_tools_accept_it() {
     for spec in examples {
         let name = spec.file_stem().expect("file name").to_string_lossy().into_owned();
         let out = tempfile::tempdir().expect("temp dir");
+        let locks = tempfile::tempdir().expect("temp dir");
         let rel = format!("examples/{name}.toml");
-        let run = bin().args(["build", &rel, "-o"]).arg(out.path()).output().expect("runs");
+        let run = bin()
+            .args(["build", &rel, "--lock"])
+            .arg(examples_lock(locks.path()))
+            .arg("-o")
+            .arg(out.path())
+            .output()
+            .expect("runs");
         assert!(run.status.success(), "{name}: {}", text(&run.stderr));
         assert!(run.stdout.is_empty(), "with -o nothing goes to stdout");
 
@@ -94,14 +101,29 @@ fn emitted_scripts_pass_shellcheck() {
     assert!(run.status.success());
     let out = tool("shellcheck", &["pg-primary-init.sh", "pg-replica-entrypoint.sh"], dir.path());
     assert!(out.status.success(), "shellcheck:\n{}", text(&out.stdout));
+    let patroni = tempfile::tempdir().expect("temp dir");
+    let run = bin()
+        .args(["build", "examples/ha-patroni.toml", "--lock"])
+        .arg(examples_lock(dir.path()))
+        .arg("-o")
+        .arg(patroni.path())
+        .output()
+        .expect("runs");
+    assert!(run.status.success(), "{}", text(&run.stderr));
+    let out = tool("shellcheck", &["patroni-entrypoint.sh"], patroni.path());
+    assert!(out.status.success(), "shellcheck:\n{}", text(&out.stdout));
 }
 
 /// Compiles `spec` (text) with the example lock and returns the stack model.
 fn compile_text(spec: &str) -> hacompile_stack::StackFile {
     let dir = tempfile::tempdir().expect("temp dir");
-    fs::write(dir.path().join("hacompile.lock"), include_str!("../examples/hacompile.lock")).expect("writable");
+    examples_lock(dir.path());
     fs::write(dir.path().join("spec.toml"), spec).expect("writable");
-    let run = bin().current_dir(dir.path()).args(["build", "spec.toml", "--stack-only"]).output().expect("runs");
+    let run = bin()
+        .current_dir(dir.path())
+        .args(["build", "spec.toml", "--lock", "examples.lock", "--stack-only"])
+        .output()
+        .expect("runs");
     assert!(run.status.success(), "{}", text(&run.stderr));
     serde_yaml_ng::from_slice(&run.stdout).expect("the stack parses back into the model")
 }
@@ -112,7 +134,8 @@ fn credentials_reach_services_only_as_secret_files() {
         let stack = compile_text(&fs::read_to_string(&spec).expect("readable"));
         for (name, service) in &stack.services {
             for (key, value) in &service.environment {
-                let credential_key = ["PASSWORD", "PASS", "TOKEN", "SECRET"].iter().any(|w| key.contains(w));
+                let credential_key = hacompile_boundary::mask::is_credential_key(key)
+                    || (["PASSWORD", "PASS", "SECRET"].iter().any(|w| key.contains(w)) && !key.ends_with("_USER"));
                 if credential_key {
                     assert!(key.ends_with("_FILE"), "{name}: {key} carries a credential in the environment");
                     assert!(value.starts_with('/'), "{name}: {key} names a file, not a value");
@@ -171,8 +194,17 @@ fn the_hardened_choices_are_stated_in_the_output() {
 fn compiled_output_passes_hacompile_lint_with_no_finding_at_all() {
     for spec in examples() {
         let dir = tempfile::tempdir().expect("temp dir");
-        let run = bin().arg("build").arg(&spec).arg("-o").arg(dir.path()).output().expect("runs");
-        assert!(run.status.success());
+        let locks = tempfile::tempdir().expect("temp dir");
+        let run = bin()
+            .arg("build")
+            .arg(&spec)
+            .arg("--lock")
+            .arg(examples_lock(locks.path()))
+            .arg("-o")
+            .arg(dir.path())
+            .output()
+            .expect("runs");
+        assert!(run.status.success(), "{}", text(&run.stderr));
         let lint = bin()
             .current_dir(dir.path())
             .args(["lint", "--format", "json", "--fail-on", "info", "."])

@@ -80,7 +80,7 @@ fn compile_spec(args: &Args) -> Result<Compiled, u8> {
 
 /// Reads the lock; a missing default lock is an empty one (each image then
 /// gets its own "not locked" error at its reference in the spec).
-fn read_lock(path: &Path, explicit: bool) -> Result<LockFile, u8> {
+pub(crate) fn read_lock(path: &Path, explicit: bool) -> Result<LockFile, u8> {
     // The bounded reader: a FIFO, a device or a huge file is refused at once.
     let source = match read::read_text(path, read::limits::LOCK) {
         Ok(text) => SourceFile::new(path.display().to_string(), text),
@@ -105,7 +105,7 @@ fn read_lock(path: &Path, explicit: bool) -> Result<LockFile, u8> {
 fn write_set(dir: &Path, files: &[&OutputFile]) -> Result<(), u8> {
     let files: Vec<output::NewFile<'_>> = files
         .iter()
-        .map(|f| output::NewFile { name: f.name, contents: f.contents.as_bytes(), executable: f.executable })
+        .map(|f| output::NewFile { name: &f.name, contents: f.contents.as_bytes(), executable: f.executable })
         .collect();
     output::replace_dir(dir, &files).map(|_| ()).map_err(|e| {
         report::error(&e.to_string(), Some(e.help()));

@@ -1,5 +1,8 @@
 pub mod build;
+pub mod completions;
+pub mod dockerfile;
 pub mod explain;
+pub mod graph;
 pub mod lint;
 pub mod lock;
 pub mod pin;

@@ -20,6 +20,22 @@ pub fn bin() -> Command {
     c
 }
 
+/// Writes a lock for the bundled examples into `dir`: examples/hacompile.lock
+/// plus placeholder entries for the images no registry serves offline
+/// (tests/fixtures/placeholder-images.lock). Returns its path.
+pub fn examples_lock(dir: &Path) -> PathBuf {
+    let mut lock =
+        hacompile_image::LockFile::parse(include_str!("../../examples/hacompile.lock")).expect("example lock");
+    let extra =
+        hacompile_image::LockFile::parse(include_str!("../fixtures/placeholder-images.lock")).expect("fixture lock");
+    for entry in extra.entries() {
+        lock.insert(entry.clone());
+    }
+    let path = dir.join("examples.lock");
+    std::fs::write(&path, lock.render()).expect("writable");
+    path
+}
+
 pub fn examples() -> Vec<PathBuf> {
     let mut v: Vec<PathBuf> = std::fs::read_dir(Path::new(ROOT).join("examples"))
         .expect("examples/ exists")

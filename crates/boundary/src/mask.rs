@@ -95,6 +95,12 @@ pub fn is_credential_key(key: &str) -> bool {
     if NOT.iter().any(|s| k.ends_with(s)) {
         return false;
     }
+    // Names, not credentials, whatever their last word: etcd's cluster token
+    // only keeps members of two clusters from joining each other by mistake.
+    const NAMES: &[&str] = &["etcd_initial_cluster_token", "initial-cluster-token", "initial_cluster_token"];
+    if NAMES.iter().any(|n| k.trim_start_matches('-') == n.trim_start_matches('-')) {
+        return false;
+    }
     const WORDS: &[&str] = &[
         "password",
         "passwd",
@@ -699,6 +705,8 @@ mod tests {
             "BCRYPT_PASSWORD_COST",
             "SECRET_NAME",
             "OPENAI_MAX_TOKENS",
+            "ETCD_INITIAL_CLUSTER_TOKEN",
+            "--initial-cluster-token",
         ] {
             assert!(!is_credential_key(k), "{k}");
         }

@@ -4,6 +4,7 @@
 //! ([`hacompile_stack`], [`hacompile_haproxy`]) and serialized once, so the
 //! same input always gives the same bytes.
 
+pub mod graph;
 mod names;
 mod proxy;
 mod services;
@@ -19,18 +20,24 @@ pub use proxy::haproxy_config;
 /// One output file: its name relative to the stack file's directory.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OutputFile {
-    pub name: &'static str,
+    pub name: String,
     pub contents: String,
     /// Whether the file is meant to be executable (scripts).
     pub executable: bool,
-    /// The key of the swarm config that delivers it (companions only).
-    pub config_key: &'static str,
+    /// The key of the swarm config that delivers it; empty for a file the
+    /// stack does not deliver (the Patroni image's Dockerfile).
+    pub config_key: String,
 }
 
 impl OutputFile {
     /// A file the stack delivers as a swarm config under `key`.
-    pub fn config(name: &'static str, key: &'static str, contents: &str, executable: bool) -> Self {
-        Self { name, contents: contents.to_owned(), executable, config_key: key }
+    pub fn config(name: impl Into<String>, key: impl Into<String>, contents: &str, executable: bool) -> Self {
+        Self { name: name.into(), contents: contents.to_owned(), executable, config_key: key.into() }
+    }
+
+    /// A file written beside the stack that no service reads.
+    pub fn beside(name: impl Into<String>, contents: String) -> Self {
+        Self { name: name.into(), contents, executable: false, config_key: String::new() }
     }
 }
 
@@ -59,23 +66,43 @@ impl Compiled {
 pub struct PinnedImages {
     pub postgres: String,
     pub haproxy: String,
+    /// The Patroni members' image and the etcd image (topology `patroni`).
+    pub patroni: Option<(String, String)>,
 }
 
 /// Pins each image from its own digest or from the lock.
 pub fn pin_images(spec: &ValidSpec, lock: &LockFile) -> Result<PinnedImages, SpecErrors> {
     let s = spec.spec();
     let mut errors = Vec::new();
-    let mut pin = |img: &ImageRef, at: &Sp<String>| match pin_one(spec, img, at, lock) {
+    let mut keep = |r: Result<String, Box<SpecDiagnostic>>| match r {
         Ok(p) => Some(p),
         Err(d) => {
             errors.push(*d);
             None
         }
     };
-    let postgres = pin(spec.postgres_image(), &s.postgres.image);
-    let haproxy = pin(spec.haproxy_image(), &s.haproxy.image);
-    match (postgres, haproxy) {
-        (Some(postgres), Some(haproxy)) => Ok(PinnedImages { postgres, haproxy }),
+    let postgres = keep(pin_one(spec, spec.postgres_image(), &s.postgres.image, lock));
+    let haproxy = keep(pin_one(spec, spec.haproxy_image(), &s.haproxy.image, lock));
+    let patroni = match (spec.patroni_images(), &s.patroni, &s.dcs) {
+        (Some((members, etcd)), Some(p), Some(d)) => {
+            let members = pin_one(spec, members, &p.image, lock).map_err(|d| {
+                // The one image a user builds: say how, not only that it is missing.
+                let help = format!(
+                    "build it first: `hacompile dockerfile {0} > patroni.Dockerfile`, `docker build -f patroni.Dockerfile -t {1} .`, `docker push {1}`, then `hacompile lock {0}`",
+                    spec.source().name(),
+                    members.as_written()
+                );
+                if d.code == "build::not-locked" { Box::new((*d).help(help)) } else { d }
+            });
+            Some((keep(members), keep(pin_one(spec, etcd, &d.image, lock))))
+        }
+        _ => None,
+    };
+    match (postgres, haproxy, patroni) {
+        (Some(postgres), Some(haproxy), None) => Ok(PinnedImages { postgres, haproxy, patroni: None }),
+        (Some(postgres), Some(haproxy), Some((Some(members), Some(etcd)))) => {
+            Ok(PinnedImages { postgres, haproxy, patroni: Some((members, etcd)) })
+        }
         _ => Err(SpecErrors { diagnostics: errors }),
     }
 }
@@ -108,6 +135,30 @@ fn pin_one(spec: &ValidSpec, img: &ImageRef, at: &Sp<String>, lock: &LockFile) -
     }
 }
 
+/// The Patroni members' image recipe (topology `patroni`): needs only the
+/// `postgres` image pinned, so it can be built before the image it makes is
+/// locked.
+pub fn patroni_dockerfile(spec: &ValidSpec, lock: &LockFile) -> Result<String, SpecErrors> {
+    let s = spec.spec();
+    if spec.patroni().is_none() {
+        return Err(SpecErrors {
+            diagnostics: vec![
+                SpecDiagnostic::new(
+                    spec.source(),
+                    "build::no-patroni",
+                    s.topology.span(),
+                    "this spec has no Patroni members, so no image to build",
+                )
+                .label("topology")
+                .help("the pinned topology runs the official image as it is; set `topology = \"patroni\"` for automatic failover"),
+            ],
+        });
+    }
+    let postgres = pin_one(spec, spec.postgres_image(), &s.postgres.image, lock)
+        .map_err(|d| SpecErrors { diagnostics: vec![*d] })?;
+    Ok(topology::patroni::dockerfile(spec, &postgres))
+}
+
 /// The first 12 hex digits of the SHA-256 of a file: part of a swarm config's
 /// name, so changed content gets a new config and rolls out on deploy.
 pub fn content_hash(contents: &str) -> String {
@@ -121,16 +172,16 @@ pub fn compile(spec: &ValidSpec, lock: &LockFile) -> Result<Compiled, SpecErrors
     let haproxy = haproxy_config(spec);
     let haproxy_text = haproxy.render();
     let mut companions = vec![OutputFile::config(HAPROXY_CFG, services::CFG_KEY_HAPROXY, &haproxy_text, false)];
-    companions.extend(topology::of(spec).companions(spec));
+    companions.extend(topology::of(spec).companions(spec, &images));
     let stack = services::stack(spec, &images, &companions);
     let mut header = vec![
         format!("Generated by hacompile from {}. Do not edit: change the spec and build again.", spec.source().name()),
         format!("Deploy: docker stack deploy -c docker-stack.yml {}", spec.spec().stack.get()),
     ];
-    let names: Vec<&str> = companions.iter().map(|f| f.name).collect();
+    let names: Vec<&str> = companions.iter().filter(|f| !f.config_key.is_empty()).map(|f| f.name.as_str()).collect();
     header.push(format!("Reads, beside this file: {}", names.join(", ")));
     let stack_text = stack.to_yaml(&header);
-    let mut files = vec![OutputFile { name: STACK_FILE, contents: stack_text, executable: false, config_key: "" }];
+    let mut files = vec![OutputFile::beside(STACK_FILE, stack_text)];
     files.extend(companions);
     Ok(Compiled { stack, haproxy, files })
 }

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use hacompile_spec::values::parse_bytes;
 use hacompile_spec::{
-    FailureAction, Flavor, HAPROXY_HEALTH_PORT, Resources, RestartPolicy, Sp, UpdatePolicy, ValidSpec,
+    DbService, FailureAction, Flavor, HAPROXY_HEALTH_PORT, Resources, RestartPolicy, Sp, UpdatePolicy, ValidSpec,
 };
 use hacompile_stack as st;
 use indexmap::IndexMap;
@@ -53,7 +53,7 @@ pub fn stack(spec: &ValidSpec, images: &PinnedImages, companions: &[OutputFile])
     let network = s.network.name.get().clone();
 
     let mut configs = IndexMap::new();
-    for file in companions {
+    for file in companions.iter().filter(|f| !f.config_key.is_empty()) {
         configs.insert(
             file.config_key.to_owned(),
             st::Config {
@@ -65,16 +65,27 @@ pub fn stack(spec: &ValidSpec, images: &PinnedImages, companions: &[OutputFile])
 
     let mut services = IndexMap::new();
     services.insert(HAPROXY_SERVICE.to_owned(), haproxy_service(spec, images, &network));
-    services.extend(crate::topology::of(spec).services(spec, images, &network));
+    let topology = crate::topology::of(spec);
+    services.extend(topology.services(spec, images, &network));
 
     let mut networks = IndexMap::new();
     let mut driver_opts = BTreeMap::new();
     if s.network.encrypted {
         driver_opts.insert("encrypted".to_owned(), "true".to_owned());
     }
-    networks.insert(network, st::Network { driver: "overlay".into(), driver_opts, attachable: false });
+    for name in std::iter::once(network).chain(topology.extra_networks(spec)) {
+        networks.insert(
+            name,
+            st::Network { driver: "overlay".into(), driver_opts: driver_opts.clone(), attachable: false },
+        );
+    }
 
-    let volumes = spec.db_services().into_iter().map(|db| (db.volume, st::Volume { driver: "local".into() })).collect();
+    let volumes = spec
+        .db_services()
+        .into_iter()
+        .chain(spec.dcs_services())
+        .map(|db| (db.volume, st::Volume { driver: "local".into() }))
+        .collect();
 
     let secrets = s
         .secrets
@@ -235,5 +246,53 @@ fn haproxy_service(spec: &ValidSpec, images: &PinnedImages, network: &str) -> st
             rollback_config,
         }),
         ..Default::default()
+    }
+}
+
+/// `-c name=value` settings of a server, in a fixed order: what hacompile
+/// owns, the memory defaults derived from the limit, then the spec's own
+/// `[postgres.parameters]` (sorted).
+pub fn server_settings(spec: &ValidSpec, db: &DbService<'_>) -> Vec<(String, String)> {
+    let pg = &spec.spec().postgres;
+    let mb = |size: &str| (parse_bytes(size).expect("sizes were validated") / (1024 * 1024)).max(1);
+    let mut out: Vec<(String, String)> = vec![
+        ("max_connections".into(), pg.max_connections.to_string()),
+        ("max_wal_senders".into(), spec.wal_senders().to_string()),
+        ("max_replication_slots".into(), spec.wal_senders().to_string()),
+        ("hot_standby_feedback".into(), if *pg.hot_standby_feedback.get() { "on" } else { "off" }.into()),
+        // A walreceiver reports cluster_name as its application_name, so
+        // pg_stat_replication names each replica.
+        ("cluster_name".into(), db.name.clone()),
+    ];
+    if pg.flavor == Flavor::Official {
+        out.push(("wal_keep_size".into(), format!("{}MB", mb(&pg.wal_keep_size))));
+        if spec.replication_slots() {
+            out.push(("max_slot_wal_keep_size".into(), format!("{}MB", mb(&pg.max_slot_wal_keep_size))));
+        }
+    }
+    let memory = pg.resources.memory.as_ref().map_or("2g".to_owned(), |m| m.get().clone());
+    let limit_mb = mb(&memory);
+    let user: BTreeMap<&str, String> =
+        pg.parameters.iter().map(|(k, v)| (k.get().as_str(), v.get().to_string())).collect();
+    for (name, default) in
+        [("shared_buffers", format!("{}MB", limit_mb / 4)), ("effective_cache_size", format!("{}MB", limit_mb * 3 / 4))]
+    {
+        if !user.contains_key(name) {
+            out.push((name.into(), default));
+        }
+    }
+    out.extend(user.into_iter().map(|(k, v)| (k.to_owned(), v)));
+    out
+}
+
+/// The size of /dev/shm: the spec's, or a quarter of the memory limit.
+pub fn shm_bytes(spec: &ValidSpec) -> u64 {
+    let pg = &spec.spec().postgres;
+    match &pg.shm_size {
+        Some(s) => parse_bytes(s).expect("sizes were validated"),
+        None => {
+            let memory = pg.resources.memory.as_ref().map_or("2g".to_owned(), |m| m.get().clone());
+            (parse_bytes(&memory).expect("sizes were validated") / 4).max(64 * 1024 * 1024)
+        }
     }
 }

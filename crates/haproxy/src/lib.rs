@@ -44,6 +44,7 @@ pub enum SectionKind {
     Resolvers(String),
     Listen(String),
     Frontend(String),
+    Backend(String),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -104,6 +105,13 @@ pub struct ServerOptions {
     /// `init-addr` methods, e.g. `["none"]` or `["last", "none"]`.
     pub init_addr: Vec<String>,
     pub resolve_prefer_ipv4: bool,
+    /// `port <n>`: health checks go to this port (e.g. Patroni's REST API)
+    /// instead of the traffic port.
+    pub check_port: Option<u16>,
+    /// `fastinter`: the check interval while a server changes state.
+    pub fastinter: Option<Time>,
+    /// `downinter`: the check interval while a server is down.
+    pub downinter: Option<Time>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -127,6 +135,18 @@ pub enum Directive {
     OptionPgsqlCheck {
         user: String,
     },
+    /// `option httpchk <method> <uri>`: an HTTP check (e.g. of Patroni's
+    /// REST API on the servers' `port`), also in TCP mode.
+    OptionHttpChk {
+        method: String,
+        uri: String,
+    },
+    /// `http-check expect status <code>`
+    HttpCheckExpectStatus(u16),
+    /// `use_backend <backend> if { nbsrv(<backend>) gt 0 }`: this backend
+    /// while it has a usable server.
+    UseBackendIfUsable(String),
+    DefaultBackend(String),
     DefaultServer(ServerOptions),
     Nameserver {
         name: String,
@@ -196,11 +216,20 @@ impl fmt::Display for ServerOptions {
         if let Some(t) = self.inter {
             words.push(format!("inter {t}"));
         }
+        if let Some(t) = self.fastinter {
+            words.push(format!("fastinter {t}"));
+        }
+        if let Some(t) = self.downinter {
+            words.push(format!("downinter {t}"));
+        }
         if let Some(n) = self.fall {
             words.push(format!("fall {n}"));
         }
         if let Some(n) = self.rise {
             words.push(format!("rise {n}"));
+        }
+        if let Some(p) = self.check_port {
+            words.push(format!("port {p}"));
         }
         if let Some(n) = self.maxconn {
             words.push(format!("maxconn {n}"));
@@ -257,6 +286,10 @@ impl fmt::Display for Directive {
             OptionHttpLog => f.write_str("option httplog"),
             OptionDontLogNull => f.write_str("option dontlognull"),
             OptionPgsqlCheck { user } => write!(f, "option pgsql-check user {user}"),
+            OptionHttpChk { method, uri } => write!(f, "option httpchk {method} {uri}"),
+            HttpCheckExpectStatus(code) => write!(f, "http-check expect status {code}"),
+            UseBackendIfUsable(b) => write!(f, "use_backend {b} if {{ nbsrv({b}) gt 0 }}"),
+            DefaultBackend(b) => write!(f, "default_backend {b}"),
             DefaultServer(o) => f.write_str(&with_options("default-server".into(), o)),
             Nameserver { name, address } => write!(f, "nameserver {name} {address}"),
             ResolveRetries(n) => write!(f, "resolve_retries {n}"),
@@ -307,6 +340,7 @@ impl fmt::Display for SectionKind {
             SectionKind::Resolvers(n) => write!(f, "resolvers {n}"),
             SectionKind::Listen(n) => write!(f, "listen {n}"),
             SectionKind::Frontend(n) => write!(f, "frontend {n}"),
+            SectionKind::Backend(n) => write!(f, "backend {n}"),
         }
     }
 }

@@ -255,7 +255,7 @@ impl<'a> StackCx<'a> {
 
     /// The programs `entrypoint` and `command` run (the words in command
     /// position, by base name), scripts after `sh -c` included.
-    fn programs(&self, node: NodeId) -> Vec<String> {
+    pub(crate) fn programs(&self, node: NodeId) -> Vec<String> {
         let mut text = String::new();
         for field in ["entrypoint", "command"] {
             let Some(n) = self.at(node, &[field]) else { continue };

@@ -43,6 +43,9 @@ pub enum FileKind {
     Stack,
     Spec,
     Haproxy,
+    /// A Patroni configuration (YAML with top-level `bootstrap:` beside
+    /// `scope:`, `restapi:`, `postgresql:` or a DCS section), told by content.
+    Patroni,
     /// An `env_file` a stack names (or one named on the command line):
     /// `KEY=VALUE` lines, checked for literal credentials.
     Env,
@@ -123,6 +126,9 @@ pub fn classify(name: &str, text: &str) -> Option<FileKind> {
         return Some(FileKind::Env);
     }
     if base.ends_with(".yml") || base.ends_with(".yaml") {
+        if !has_top_level_services(text) && looks_like_patroni(text) {
+            return Some(FileKind::Patroni);
+        }
         return Some(FileKind::Stack);
     }
     // stdin or an unknown name: by content.
@@ -154,6 +160,36 @@ pub fn is_candidate(path: &Path) -> bool {
 pub fn is_yaml(path: &Path) -> bool {
     let name = path.file_name().map(|n| n.to_string_lossy().to_ascii_lowercase()).unwrap_or_default();
     name.ends_with(".yml") || name.ends_with(".yaml")
+}
+
+/// The top-level keys of a YAML head, by a line scan (a block mapping's
+/// keys start in column 0).
+fn top_level_keys(head: &str) -> impl Iterator<Item = &str> {
+    let head = head.strip_prefix('\u{feff}').unwrap_or(head);
+    head.split('\n').filter_map(|line| {
+        let line = line.strip_suffix('\r').unwrap_or(line);
+        if line.starts_with([' ', '\t', '#', '-']) {
+            return None;
+        }
+        let (key, _) = line.split_once(':')?;
+        Some(key.trim().trim_matches(['"', '\'']))
+    })
+}
+
+/// Does this head of a YAML file look like a Patroni configuration: a
+/// top-level `bootstrap:` and one of `scope:`, `restapi:`, `postgresql:` or
+/// a DCS section?
+pub fn looks_like_patroni(head: &str) -> bool {
+    let mut bootstrap = false;
+    let mut other = false;
+    for key in top_level_keys(head) {
+        bootstrap |= key == "bootstrap";
+        other |= matches!(
+            key,
+            "scope" | "restapi" | "postgresql" | "etcd" | "etcd3" | "consul" | "zookeeper" | "kubernetes" | "raft"
+        );
+    }
+    bootstrap && other
 }
 
 /// Does this head of a YAML file have a top-level `services:` mapping, as
@@ -214,6 +250,7 @@ fn limit_of(kind: FileKind) -> u64 {
         FileKind::Stack => limits::STACK,
         FileKind::Spec => limits::SPEC,
         FileKind::Haproxy => limits::HAPROXY,
+        FileKind::Patroni => limits::STACK,
         FileKind::Env => limits::ENV_FILE,
         FileKind::Lock => limits::LOCK,
         FileKind::Config => limits::CONFIG,
@@ -373,6 +410,23 @@ pub fn lint_file(
                     let mut out = Vec::new();
                     f(&src, &mut out);
                     findings.extend(reporting.findings(rule, out, &[]));
+                }
+            }
+        }
+        FileKind::Patroni => {
+            let doc = match yaml::Doc::parse(&src) {
+                Ok(d) => d,
+                Err(e) => return input_error(name, kind, Some(src), e.span, e.message, "fix the YAML at this place"),
+            };
+            if let Some(root) = doc.root.filter(|r| doc.is_map(*r)) {
+                for rule in RULES {
+                    if let rules::Check::Patroni(f) = rule.check
+                        && config.severity(rule).is_some()
+                    {
+                        let mut out = Vec::new();
+                        f(&doc, root, &mut out);
+                        findings.extend(reporting.findings(rule, out, &[]));
+                    }
                 }
             }
         }
@@ -574,18 +628,28 @@ fn suppressed_by(suppressions: &[suppress::Suppression], code: &str, lines: &[us
     out
 }
 
-/// haproxy.cfg files a stack names under top-level `configs`. One that is
-/// not there is skipped (it may be generated later); anything else that is
-/// there is read, so a link to a device or a FIFO is refused, not skipped.
+/// haproxy.cfg files and Patroni configurations a stack names under
+/// top-level `configs`. One that is not there is skipped (it may be
+/// generated later); anything else that is there is read, so a link to a
+/// device or a FIFO is refused, not skipped. A YAML config is followed when
+/// its head (read bounded) looks like a Patroni configuration.
 fn haproxy_configs(cx: &context::StackCx<'_>) -> Vec<PathBuf> {
     let (Some(dir), Some(configs)) = (&cx.dir, cx.at(cx.root, &["configs"])) else { return Vec::new() };
     cx.doc
         .entries(configs)
         .into_iter()
         .filter_map(|(_, v)| cx.str_at(v, &["file"]))
-        .filter(|f| f.to_ascii_lowercase().contains("haproxy") && f.ends_with(".cfg"))
-        .map(|f| dir.join(f))
-        .filter(|p| p.symlink_metadata().is_ok())
+        .filter_map(|f| {
+            let lower = f.to_ascii_lowercase();
+            let path = dir.join(f);
+            path.symlink_metadata().ok()?;
+            if lower.contains("haproxy") && f.ends_with(".cfg") {
+                return Some(path);
+            }
+            let yaml = lower.ends_with(".yml") || lower.ends_with(".yaml");
+            let head = if yaml { read::read_head(&path, limits::SNIFF).ok()? } else { return None };
+            looks_like_patroni(&String::from_utf8_lossy(&head)).then_some(path)
+        })
         .collect()
 }
 
@@ -932,6 +996,7 @@ pub fn run(inputs: Vec<Input>, options: &Options) -> Report {
             // (a data dump) is skipped, not refused as too large.
             match read::read_head(&path, limits::SNIFF) {
                 Ok(head) if has_top_level_services(&String::from_utf8_lossy(&head)) => {}
+                Ok(head) if looks_like_patroni(&String::from_utf8_lossy(&head)) => {}
                 Ok(_) => {
                     skipped.push(Skipped { file: name, kind: "YAML", reason: NOT_A_STACK });
                     continue;
@@ -1083,7 +1148,17 @@ pub fn stack_images(src: &Source) -> Result<Vec<ImageSite>, yaml::LoadError> {
 
 #[cfg(test)]
 mod sniff_tests {
-    use super::has_top_level_services;
+    use super::{has_top_level_services, looks_like_patroni};
+
+    #[test]
+    fn patroni_configurations_are_told_from_a_head() {
+        assert!(looks_like_patroni("scope: ha\nbootstrap:\n  dcs: {ttl: 30}\n"));
+        assert!(looks_like_patroni("\u{feff}etcd3:\r\n  hosts: [a:2379]\r\n\"bootstrap\":\r\n"));
+        // A bootstrap key alone, or Patroni's words only below the top level, are not enough.
+        assert!(!looks_like_patroni("bootstrap:\n  scope: x\n"));
+        assert!(!looks_like_patroni("services:\n  scope: {}\n  bootstrap: {}\n"));
+        assert!(!looks_like_patroni("# bootstrap:\nscope: x\n"));
+    }
 
     #[test]
     fn top_level_services_is_told_from_a_head() {

@@ -86,6 +86,11 @@ pub struct Spec {
     /// The stack name you deploy with (`docker stack deploy -c docker-stack.yml NAME`).
     /// It prefixes the names of the swarm configs the stack creates.
     pub stack: Sp<String>,
+    /// The cluster's shape: `pinned` (a primary pinned by placement
+    /// constraints, failover by a person) or `patroni` (Patroni members with
+    /// an etcd cluster: automatic failover, role- and lag-aware routing).
+    #[serde(default = "default_topology")]
+    pub topology: Sp<TopologyKind>,
     /// The overlay network the cluster runs on.
     #[serde(default)]
     pub network: Network,
@@ -98,6 +103,134 @@ pub struct Spec {
     pub logging: Logging,
     pub postgres: Postgres,
     pub haproxy: Haproxy,
+    /// The Patroni members (topology `patroni` only).
+    #[serde(default)]
+    pub patroni: Option<Sp<Patroni>>,
+    /// The consensus store Patroni keeps its leader lock in: an etcd cluster
+    /// (topology `patroni` only).
+    #[serde(default)]
+    pub dcs: Option<Sp<Dcs>>,
+}
+
+fn default_topology() -> Sp<TopologyKind> {
+    sp(TopologyKind::Pinned)
+}
+
+/// The cluster's shape.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum TopologyKind {
+    /// A primary pinned to its node by constraints and asynchronous streaming
+    /// replicas; HAProxy routes by service. No automatic failover.
+    #[default]
+    Pinned,
+    /// Patroni beside every server, an etcd cluster holding the leader lock;
+    /// HAProxy asks each member's REST API who leads and how far it lags.
+    Patroni,
+}
+
+/// Patroni: one member service per `[[patroni.members]]`, each its own
+/// volume and constraints, every one able to lead.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Patroni {
+    /// The members' image: built from the emitted `patroni.Dockerfile` (the
+    /// pinned `postgres.image` plus Patroni from the PostgreSQL project's apt
+    /// repository) and pushed to your registry; pinned by `hacompile lock`.
+    pub image: Sp<String>,
+    /// The cluster's name in the DCS (default: the stack name).
+    #[serde(default)]
+    pub scope: Option<Sp<String>>,
+    /// Seconds the leader lock lives without renewal: the bound on failover
+    /// after the leader dies. At least 20 (current Patroni's minimum).
+    #[serde(default = "default_ttl")]
+    pub ttl: Sp<u32>,
+    /// Seconds between Patroni's runs of its loop (at least 1).
+    #[serde(default = "default_loop_wait")]
+    pub loop_wait: Sp<u32>,
+    /// Seconds Patroni retries the DCS and PostgreSQL before it demotes the
+    /// leader (at least 3). Patroni needs `loop_wait + 2 * retry_timeout <= ttl`.
+    #[serde(default = "default_retry_timeout")]
+    pub retry_timeout: Sp<u32>,
+    /// A replica lagging more than this never becomes leader (e.g. `1MB`).
+    #[serde(default = "default_max_lag_on_failover")]
+    pub maximum_lag_on_failover: Sp<String>,
+    /// `on` (default): a commit is acknowledged once a synchronous standby
+    /// has it, so a failover loses no acknowledged write; without a healthy
+    /// standby the leader goes on alone. `strict`: never alone (writes stop
+    /// instead). `off`: asynchronous, a failover may lose recent commits.
+    #[serde(default = "default_sync_mode")]
+    pub synchronous_mode: SyncMode,
+    /// A replica lagging more than this leaves the read pool until it catches up.
+    #[serde(default = "default_read_lag_limit")]
+    pub read_lag_limit: Sp<String>,
+    /// Permanent replication slots for members (default on).
+    #[serde(default = "yes_sp")]
+    pub slots: Sp<bool>,
+    /// A former leader rejoins through `pg_rewind` instead of a new copy (default on).
+    #[serde(default = "yes_sp")]
+    pub pg_rewind: Sp<bool>,
+    /// The REST API's credentials for its unsafe endpoints (switchover,
+    /// restart, reinitialize); health endpoints stay open to HAProxy.
+    pub rest_api: RestApi,
+    /// One service per member (at least 2, 3 recommended).
+    pub members: Vec<Sp<DbNode>>,
+}
+
+fn default_ttl() -> Sp<u32> {
+    sp(20)
+}
+fn default_loop_wait() -> Sp<u32> {
+    sp(5)
+}
+fn default_retry_timeout() -> Sp<u32> {
+    sp(5)
+}
+fn default_max_lag_on_failover() -> Sp<String> {
+    sp("1MB".into())
+}
+fn default_sync_mode() -> SyncMode {
+    SyncMode::On
+}
+fn default_read_lag_limit() -> Sp<String> {
+    sp("16MB".into())
+}
+
+/// Patroni's synchronous replication mode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum SyncMode {
+    Off,
+    On,
+    Strict,
+}
+
+/// The REST API's basic authentication.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RestApi {
+    #[serde(default = "default_rest_user")]
+    pub user: Sp<String>,
+    /// Its password, from a secret.
+    pub password: SecretRef,
+}
+
+fn default_rest_user() -> Sp<String> {
+    sp("patroni".into())
+}
+
+/// The etcd cluster: one service per member, each its own volume and
+/// constraints, only on a network shared with the Patroni members.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Dcs {
+    /// The etcd image (e.g. `quay.io/coreos/etcd:v3.5.17`), pinned by `hacompile lock`.
+    pub image: Sp<String>,
+    /// Allows a single member: no fault tolerance, for development only.
+    #[serde(default)]
+    pub development: bool,
+    /// An odd number of members, at least 3: a majority must stay up.
+    pub members: Vec<Sp<DbNode>>,
 }
 
 /// The overlay network all services share.
@@ -238,8 +371,12 @@ pub struct Postgres {
     /// The superuser password, from a secret.
     pub password: SecretRef,
     pub replication: Replication,
-    pub primary: Sp<DbNode>,
-    /// One service per replica, each with its own volume and constraints.
+    /// The primary's placement (topology `pinned`).
+    #[serde(default)]
+    pub primary: Option<Sp<DbNode>>,
+    /// One service per replica, each with its own volume and constraints
+    /// (topology `pinned`).
+    #[serde(default)]
     pub replicas: Vec<Sp<DbNode>>,
     /// WAL the primary keeps for any standby regardless of slots (a restart,
     /// a slow link). Official flavor.

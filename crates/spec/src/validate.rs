@@ -20,6 +20,8 @@ const MAX_REPLICAS: usize = 16;
 pub enum Role {
     Primary,
     Replica(usize),
+    /// A Patroni member (1-based): any of them may lead.
+    Member(usize),
 }
 
 /// A database service as the compiler will emit it.
@@ -38,6 +40,8 @@ pub struct ValidSpec {
     spec: Spec,
     postgres_image: ImageRef,
     haproxy_image: ImageRef,
+    /// The Patroni members' and etcd's images (topology `patroni`).
+    patroni_images: Option<(ImageRef, ImageRef)>,
     source: SourceFile,
 }
 
@@ -59,22 +63,86 @@ impl ValidSpec {
         &self.source
     }
 
+    /// Every image the spec names, with where it is written: what `lock`
+    /// resolves, `build` pins and lint checks, in one list.
+    pub fn images(&self) -> Vec<(&ImageRef, &Sp<String>)> {
+        let s = &self.spec;
+        let mut out = vec![(&self.postgres_image, &s.postgres.image), (&self.haproxy_image, &s.haproxy.image)];
+        if let (Some((members, etcd)), Some(p), Some(d)) = (&self.patroni_images, &s.patroni, &s.dcs) {
+            out.push((members, &p.image));
+            out.push((etcd, &d.image));
+        }
+        out
+    }
+
+    /// The Patroni members' image and the etcd image (topology `patroni`).
+    pub fn patroni_images(&self) -> Option<(&ImageRef, &ImageRef)> {
+        self.patroni_images.as_ref().map(|(p, e)| (p, e))
+    }
+
+    /// The database services: the primary and the replicas (pinned), or the
+    /// Patroni members.
     pub fn db_services(&self) -> Vec<DbService<'_>> {
         db_services(&self.spec)
     }
+
+    /// The etcd members (topology `patroni`; empty otherwise).
+    pub fn dcs_services(&self) -> Vec<DbService<'_>> {
+        dcs_services(&self.spec)
+    }
+
+    /// The Patroni settings; present in every valid `patroni` spec.
+    pub fn patroni(&self) -> Option<&Patroni> {
+        self.spec.patroni.as_ref().map(|p| p.get())
+    }
+
+    /// The Patroni scope: the spec's, or the stack name.
+    pub fn patroni_scope(&self) -> String {
+        self.patroni().and_then(|p| p.scope.as_ref()).unwrap_or(&self.spec.stack).get().clone()
+    }
+}
+
+fn volume_of(name: &str, node: &DbNode) -> String {
+    node.volume.as_ref().map_or_else(|| format!("{name}-data"), |v| v.get().clone())
+}
+
+fn dcs_services(spec: &Spec) -> Vec<DbService<'_>> {
+    let Some(dcs) = spec.dcs.as_ref().filter(|_| *spec.topology.get() == TopologyKind::Patroni) else {
+        return Vec::new();
+    };
+    dcs.members
+        .iter()
+        .enumerate()
+        .map(|(i, m)| {
+            let name = format!("etcd-{}", i + 1);
+            DbService { role: Role::Member(i + 1), volume: volume_of(&name, m.get()), name, node: m.get() }
+        })
+        .collect()
 }
 
 fn db_services(spec: &Spec) -> Vec<DbService<'_>> {
     let pg = &spec.postgres;
+    if *spec.topology.get() == TopologyKind::Patroni {
+        let members = spec.patroni.as_ref().map_or(&[][..], |p| &p.members[..]);
+        return members
+            .iter()
+            .enumerate()
+            .map(|(i, m)| {
+                let name = format!("pg-{}", i + 1);
+                DbService { role: Role::Member(i + 1), volume: volume_of(&name, m.get()), name, node: m.get() }
+            })
+            .collect();
+    }
+    let named = |name: String, node: &DbNode| volume_of(&name, node);
     let mut out = Vec::with_capacity(1 + pg.replicas.len());
-    let named =
-        |name: String, node: &DbNode| node.volume.as_ref().map_or_else(|| format!("{name}-data"), |v| v.get().clone());
-    out.push(DbService {
-        role: Role::Primary,
-        volume: named("pg-primary".into(), pg.primary.get()),
-        name: "pg-primary".into(),
-        node: pg.primary.get(),
-    });
+    if let Some(primary) = &pg.primary {
+        out.push(DbService {
+            role: Role::Primary,
+            volume: named("pg-primary".into(), primary.get()),
+            name: "pg-primary".into(),
+            node: primary.get(),
+        });
+    }
     for (i, r) in pg.replicas.iter().enumerate() {
         let name = format!("pg-replica-{}", i + 1);
         out.push(DbService { role: Role::Replica(i + 1), volume: named(name.clone(), r.get()), name, node: r.get() });
@@ -455,31 +523,16 @@ pub fn validate(spec: Spec, source: &SourceFile) -> Result<ValidSpec, SpecErrors
         }
     }
 
-    // Database services: constraints and volumes.
-    c.constraints("the primary", &pg.primary.constraints, Some(pg.primary.span()));
-    if pg.replicas.is_empty() {
-        c.err(
-            "spec::replicas",
-            pg.image.span(),
-            "the cluster has no replica",
-            "in [postgres]",
-            "add at least one `[[postgres.replicas]]` table with its `constraints`",
-        );
-    }
-    if pg.replicas.len() > MAX_REPLICAS {
-        c.err(
-            "spec::replicas",
-            pg.replicas[MAX_REPLICAS].span(),
-            format!("more than {MAX_REPLICAS} replicas"),
-            "too many",
-            "asynchronous replicas each hold a replication slot and a WAL sender on the primary",
-        );
-    }
-    for (i, r) in pg.replicas.iter().enumerate() {
-        c.constraints(&format!("replica {}", i + 1), &r.constraints, Some(r.span()));
-    }
+    // Database services: constraints and volumes, by topology.
+    let patroni_images = match spec.topology.get() {
+        TopologyKind::Pinned => {
+            pinned_services(&mut c, &spec);
+            None
+        }
+        TopologyKind::Patroni => patroni_services(&mut c, &spec),
+    };
     let mut volumes: BTreeMap<String, (String, Range<usize>)> = BTreeMap::new();
-    for svc in db_services(&spec) {
+    for svc in db_services(&spec).into_iter().chain(dcs_services(&spec)) {
         let span = svc.node.volume.as_ref().map_or(0..0, Sp::span);
         if let Some(v) = &svc.node.volume {
             c.object_name("volume", v);
@@ -644,7 +697,7 @@ pub fn validate(spec: Spec, source: &SourceFile) -> Result<ValidSpec, SpecErrors
 
     match (c.found.is_empty(), postgres_image, haproxy_image) {
         (true, Some(postgres_image), Some(haproxy_image)) => {
-            Ok(ValidSpec { spec, postgres_image, haproxy_image, source: source.clone() })
+            Ok(ValidSpec { spec, postgres_image, haproxy_image, patroni_images, source: source.clone() })
         }
         _ => Err(SpecErrors { diagnostics: c.found }),
     }
@@ -697,7 +750,8 @@ impl ValidSpec {
     /// WAL senders and slots every server allows: one per replica, two for
     /// base backups running at once, and two spare.
     pub fn wal_senders(&self) -> u32 {
-        self.spec().postgres.replicas.len() as u32 + 4
+        // Every server but this one may stream from it, plus three.
+        self.db_services().len() as u32 + 3
     }
 }
 
@@ -705,7 +759,7 @@ impl Spec {
     /// How many proxies share each server's connections: the spec's
     /// `haproxy.proxies`, else one per database service (primary + replicas).
     pub fn proxies(&self) -> u32 {
-        self.haproxy.proxies.as_ref().map_or(1 + self.postgres.replicas.len() as u32, |p| *p.get()).max(1)
+        self.haproxy.proxies.as_ref().map_or(db_services(self).len() as u32, |p| *p.get()).max(1)
     }
 }
 
@@ -942,4 +996,208 @@ fn valid_max_rate(text: &str) -> bool {
     !digits.is_empty()
         && digits.bytes().all(|b| b.is_ascii_digit())
         && digits.parse::<u64>().is_ok_and(|n| (32..=1024 * 1024).contains(&n.saturating_mul(factor)))
+}
+
+/// The pinned topology's services: a primary and 1 to 16 replicas; no
+/// Patroni or etcd tables.
+fn pinned_services(c: &mut Checker<'_>, spec: &Spec) {
+    let pg = &spec.postgres;
+    for (table, span) in
+        [("[patroni]", spec.patroni.as_ref().map(Sp::span)), ("[dcs]", spec.dcs.as_ref().map(Sp::span))]
+    {
+        if let Some(span) = span {
+            c.err(
+                "spec::topology",
+                span,
+                format!("`{table}` is read only with `topology = \"patroni\"`"),
+                "not used by the pinned topology",
+                "set `topology = \"patroni\"` at the top of the spec for automatic failover, or remove the table",
+            );
+        }
+    }
+    match &pg.primary {
+        Some(primary) => c.constraints("the primary", &primary.constraints, Some(primary.span())),
+        None => c.err(
+            "spec::primary",
+            pg.image.span(),
+            "the pinned topology needs a primary",
+            "in [postgres]",
+            "add `[postgres.primary]` with the `constraints` that pin it to its node, e.g. `constraints = [\"node.labels.pg.role == primary\"]`",
+        ),
+    }
+    if pg.replicas.is_empty() {
+        c.err(
+            "spec::replicas",
+            pg.image.span(),
+            "the cluster has no replica",
+            "in [postgres]",
+            "add at least one `[[postgres.replicas]]` table with its `constraints`",
+        );
+    }
+    if pg.replicas.len() > MAX_REPLICAS {
+        c.err(
+            "spec::replicas",
+            pg.replicas[MAX_REPLICAS].span(),
+            format!("more than {MAX_REPLICAS} replicas"),
+            "too many",
+            "asynchronous replicas each hold a replication slot and a WAL sender on the primary",
+        );
+    }
+    for (i, r) in pg.replicas.iter().enumerate() {
+        c.constraints(&format!("replica {}", i + 1), &r.constraints, Some(r.span()));
+    }
+}
+
+/// Patroni needs at least this ttl (documented minimum of current releases).
+pub const PATRONI_MIN_TTL: u32 = 20;
+const PATRONI_MIN_RETRY_TIMEOUT: u32 = 3;
+const PATRONI_MAX_SECONDS: u32 = 3600;
+const MAX_DCS_MEMBERS: usize = 7;
+
+/// The Patroni topology's services: members, the etcd cluster, their images
+/// and Patroni's timing rule.
+fn patroni_services(c: &mut Checker<'_>, spec: &Spec) -> Option<(ImageRef, ImageRef)> {
+    let pg = &spec.postgres;
+    let at = spec.topology.span();
+    if let Some(primary) = &pg.primary {
+        c.err(
+            "spec::topology",
+            primary.span(),
+            "`[postgres.primary]` is not used by the patroni topology",
+            "pinned topology only",
+            "Patroni elects the primary among `[[patroni.members]]`: move its constraints there",
+        );
+    }
+    if let Some(first) = pg.replicas.first() {
+        c.err(
+            "spec::topology",
+            first.span(),
+            "`[[postgres.replicas]]` is not used by the patroni topology",
+            "pinned topology only",
+            "list every server as a `[[patroni.members]]` table: any of them may lead",
+        );
+    }
+    if pg.flavor != Flavor::Official {
+        c.err(
+            "spec::flavor",
+            pg.image.span(),
+            "the patroni topology builds on the official `postgres` image",
+            "not the official flavor",
+            "Patroni runs PostgreSQL itself; set `flavor = \"official\"` and `image = \"postgres:16\"`",
+        );
+    }
+    let (Some(patroni), Some(dcs)) = (&spec.patroni, &spec.dcs) else {
+        let missing = if spec.patroni.is_none() { "[patroni]" } else { "[dcs]" };
+        c.err(
+            "spec::topology",
+            at,
+            format!("the patroni topology needs a `{missing}` table"),
+            "patroni topology",
+            "see examples/ha-patroni.toml: `[patroni]` (image, members, REST API credentials) and `[dcs]` (the etcd image and members)",
+        );
+        return None;
+    };
+    let patroni_image = c.image("patroni.image", &patroni.image);
+    let etcd_image = c.image("dcs.image", &dcs.image);
+    c.secret_ref(&spec.secrets, &patroni.rest_api.password);
+    if let Some(scope) = &patroni.scope {
+        c.object_name("Patroni scope", scope);
+    }
+    if let Err(why) = check_pg_identifier(&patroni.rest_api.user) {
+        c.err(
+            "spec::name",
+            patroni.rest_api.user.span(),
+            "`patroni.rest_api.user` is not a plain name",
+            "invalid name",
+            why,
+        );
+    }
+
+    // Members.
+    if patroni.members.len() < 2 {
+        c.err(
+            "spec::members",
+            patroni.span(),
+            "Patroni needs at least 2 members",
+            "in [patroni]",
+            "add `[[patroni.members]]` tables (3 recommended), each with `constraints` that place it on its own node",
+        );
+    }
+    if patroni.members.len() > MAX_REPLICAS {
+        c.err(
+            "spec::members",
+            patroni.members[MAX_REPLICAS].span(),
+            format!("more than {MAX_REPLICAS} members"),
+            "too many",
+            "each member holds a replication slot and a WAL sender on the leader",
+        );
+    }
+    for (i, m) in patroni.members.iter().enumerate() {
+        c.constraints(&format!("member {}", i + 1), &m.constraints, Some(m.span()));
+    }
+
+    // The etcd cluster: a majority must survive a loss.
+    let n = dcs.members.len();
+    if n == 0 || (n == 1 && !dcs.development) || n % 2 == 0 || n > MAX_DCS_MEMBERS {
+        let why = match n {
+            0 => "the etcd cluster has no member".to_owned(),
+            1 => "one etcd member is a single point of failure".to_owned(),
+            n if n > MAX_DCS_MEMBERS => format!("{n} etcd members: every write waits for a majority of them"),
+            n => format!("{n} etcd members tolerate no more losses than {}", n - 1),
+        };
+        c.err(
+            "spec::dcs",
+            dcs.members.get(n.saturating_sub(1)).map_or(dcs.span(), Sp::span),
+            why,
+            "member count",
+            "use 3 members (survive 1 loss) or 5 (survive 2), each on its own node; `development = true` allows a single one",
+        );
+    }
+    for (i, m) in dcs.members.iter().enumerate() {
+        c.constraints(&format!("etcd member {}", i + 1), &m.constraints, Some(m.span()));
+    }
+
+    // Patroni's timing rule, and the minimums of current releases.
+    let (ttl, loop_wait, retry) = (*patroni.ttl.get(), *patroni.loop_wait.get(), *patroni.retry_timeout.get());
+    for (what, v, min) in [
+        ("ttl", &patroni.ttl, PATRONI_MIN_TTL),
+        ("loop_wait", &patroni.loop_wait, 1),
+        ("retry_timeout", &patroni.retry_timeout, PATRONI_MIN_RETRY_TIMEOUT),
+    ] {
+        if !(min..=PATRONI_MAX_SECONDS).contains(v.get()) {
+            c.err(
+                "spec::patroni-timing",
+                v.span(),
+                format!("`patroni.{what}` must be from {min} to {PATRONI_MAX_SECONDS} seconds"),
+                "out of range",
+                "Patroni refuses lower values (current releases: ttl >= 20, loop_wait >= 1, retry_timeout >= 3); defaults ttl 20, loop_wait 5, retry_timeout 5",
+            );
+        }
+    }
+    if u64::from(loop_wait) + 2 * u64::from(retry) > u64::from(ttl) {
+        let d = c.error(
+            "spec::patroni-timing",
+            patroni.ttl.span(),
+            format!(
+                "loop_wait + 2 * retry_timeout = {} exceeds ttl = {ttl}",
+                u64::from(loop_wait) + 2 * u64::from(retry)
+            ),
+        );
+        *d = d
+            .clone()
+            .label("ttl")
+            .help("Patroni requires `loop_wait + 2 * retry_timeout <= ttl`, else a healthy leader can lose its lock; raise ttl or lower the others");
+        for v in [&patroni.loop_wait, &patroni.retry_timeout] {
+            if !v.span().is_empty() {
+                *d = d.clone().related(v.span(), "counted here");
+            }
+        }
+    }
+    for (what, v) in [
+        ("patroni.maximum_lag_on_failover", &patroni.maximum_lag_on_failover),
+        ("patroni.read_lag_limit", &patroni.read_lag_limit),
+    ] {
+        c.wal_size(what, v, "e.g. `1MB` or `16MB`");
+    }
+    patroni_image.zip(etcd_image)
 }

@@ -14,14 +14,13 @@
 use std::collections::BTreeMap;
 
 use hacompile_haproxy::{Balance, Directive as D, Mode, Section, SectionKind, ServerOptions};
-use hacompile_spec::values::parse_bytes;
 use hacompile_spec::{DbService, Flavor, POSTGRES_PORT, Role, ValidSpec};
 use hacompile_stack as st;
 
 use super::Topology;
 use crate::names::*;
 use crate::proxy::{READ_LISTENER, WRITE_LISTENER, dynamic_server};
-use crate::services::{facts, logging, resources, restart, secret, update};
+use crate::services::{facts, logging, resources, restart, secret, server_settings, shm_bytes, update};
 use crate::{OutputFile, PinnedImages};
 
 pub const PRIMARY_INIT_SCRIPT: &str = include_str!("../../scripts/pg-primary-init.sh");
@@ -39,7 +38,7 @@ const MODE_0555: u32 = 0o555;
 pub struct Pinned;
 
 impl Topology for Pinned {
-    fn companions(&self, spec: &ValidSpec) -> Vec<OutputFile> {
+    fn companions(&self, spec: &ValidSpec, _images: &PinnedImages) -> Vec<OutputFile> {
         if spec.spec().postgres.flavor != Flavor::Official {
             return Vec::new();
         }
@@ -105,54 +104,6 @@ impl Topology for Pinned {
 /// A replica's replication slot: its service name as PostgreSQL spells names.
 pub fn slot_name(service: &str) -> String {
     service.replace('-', "_")
-}
-
-/// `-c name=value` settings of a server, in a fixed order: what hacompile
-/// owns, the memory defaults derived from the limit, then the spec's own
-/// `[postgres.parameters]` (sorted).
-pub fn server_settings(spec: &ValidSpec, db: &DbService<'_>) -> Vec<(String, String)> {
-    let pg = &spec.spec().postgres;
-    let mb = |size: &str| (parse_bytes(size).expect("sizes were validated") / (1024 * 1024)).max(1);
-    let mut out: Vec<(String, String)> = vec![
-        ("max_connections".into(), pg.max_connections.to_string()),
-        ("max_wal_senders".into(), spec.wal_senders().to_string()),
-        ("max_replication_slots".into(), spec.wal_senders().to_string()),
-        ("hot_standby_feedback".into(), if *pg.hot_standby_feedback.get() { "on" } else { "off" }.into()),
-        // A walreceiver reports cluster_name as its application_name, so
-        // pg_stat_replication names each replica.
-        ("cluster_name".into(), db.name.clone()),
-    ];
-    if pg.flavor == Flavor::Official {
-        out.push(("wal_keep_size".into(), format!("{}MB", mb(&pg.wal_keep_size))));
-        if spec.replication_slots() {
-            out.push(("max_slot_wal_keep_size".into(), format!("{}MB", mb(&pg.max_slot_wal_keep_size))));
-        }
-    }
-    let memory = pg.resources.memory.as_ref().map_or("2g".to_owned(), |m| m.get().clone());
-    let limit_mb = mb(&memory);
-    let user: BTreeMap<&str, String> =
-        pg.parameters.iter().map(|(k, v)| (k.get().as_str(), v.get().to_string())).collect();
-    for (name, default) in
-        [("shared_buffers", format!("{}MB", limit_mb / 4)), ("effective_cache_size", format!("{}MB", limit_mb * 3 / 4))]
-    {
-        if !user.contains_key(name) {
-            out.push((name.into(), default));
-        }
-    }
-    out.extend(user.into_iter().map(|(k, v)| (k.to_owned(), v)));
-    out
-}
-
-/// The size of /dev/shm: the spec's, or a quarter of the memory limit.
-pub fn shm_bytes(spec: &ValidSpec) -> u64 {
-    let pg = &spec.spec().postgres;
-    match &pg.shm_size {
-        Some(s) => parse_bytes(s).expect("sizes were validated"),
-        None => {
-            let memory = pg.resources.memory.as_ref().map_or("2g".to_owned(), |m| m.get().clone());
-            (parse_bytes(&memory).expect("sizes were validated") / 4).max(64 * 1024 * 1024)
-        }
-    }
 }
 
 fn config_ref(source: &str, target: &str, uid: &str) -> st::FileRef {

@@ -43,7 +43,7 @@ const ADMIN: &[(u32, &str)] = &[
     (8008, "Patroni's REST API"),
 ];
 
-fn target(cx: &StackCx<'_>, port: crate::yaml::NodeId) -> Option<u32> {
+pub(crate) fn target(cx: &StackCx<'_>, port: crate::yaml::NodeId) -> Option<u32> {
     if let Some(short) = cx.doc.scalar(port) {
         let container = short.rsplit(':').next()?.split('/').next()?;
         return container.split('-').next()?.parse().ok();

@@ -6,6 +6,7 @@ use crate::finding::{Family, Hit, Severity};
 use crate::source::Source;
 use crate::spec::SpecCx;
 
+mod etcd;
 pub(crate) mod images;
 pub(crate) mod interpolation;
 mod mounts;
@@ -43,6 +44,10 @@ mod hc406_global_proxy_ingress_ports;
 mod hc407_haproxy_mixed_backend;
 mod hc408_restart_policy_abandons_task;
 mod hc409_alpine_variant_mismatch;
+mod hc410_etcd_cluster_size;
+mod hc411_etcd_member_replicated;
+mod hc412_patroni_role_blind_check;
+mod hc413_patroni_timing;
 mod hc501_privileged;
 mod hc502_docker_socket_mount;
 mod hc503_sensitive_host_mount;
@@ -51,7 +56,7 @@ mod hc505_capabilities_not_dropped;
 mod hc506_no_resource_limits;
 mod hc507_no_healthcheck;
 mod hc508_database_port_published;
-mod hc509_admin_port_published;
+pub(crate) mod hc509_admin_port_published;
 mod hc510_overlay_not_encrypted;
 mod hc511_secret_file_in_repository;
 mod hc512_port_on_all_interfaces;
@@ -59,6 +64,7 @@ mod hc513_dangerous_capability;
 mod hc514_selinux_labels_disabled;
 mod hc515_security_profile_unconfined;
 mod hc516_runs_as_root;
+mod hc517_dcs_port_published;
 
 /// A rule's check over a stack file.
 pub type StackCheck = fn(&StackCx<'_>, &mut Vec<Hit>);
@@ -72,6 +78,8 @@ pub enum Check {
     Spec(fn(&SpecCx<'_>, &mut Vec<Hit>)),
     StackAndSpec(StackCheck, fn(&SpecCx<'_>, &mut Vec<Hit>)),
     Haproxy(fn(&Source, &mut Vec<Hit>)),
+    /// A Patroni configuration file: its document and root mapping.
+    Patroni(fn(&crate::yaml::Doc<'_>, crate::yaml::NodeId, &mut Vec<Hit>)),
 }
 
 /// A rule: its stable code, a name that reads as the problem, and its
@@ -152,6 +160,10 @@ pub const RULES: &[Rule] = &[
     hc407_haproxy_mixed_backend::RULE,
     hc408_restart_policy_abandons_task::RULE,
     hc409_alpine_variant_mismatch::RULE,
+    hc410_etcd_cluster_size::RULE,
+    hc411_etcd_member_replicated::RULE,
+    hc412_patroni_role_blind_check::RULE,
+    hc413_patroni_timing::RULE,
     hc501_privileged::RULE,
     hc502_docker_socket_mount::RULE,
     hc503_sensitive_host_mount::RULE,
@@ -168,6 +180,7 @@ pub const RULES: &[Rule] = &[
     hc514_selinux_labels_disabled::RULE,
     hc515_security_profile_unconfined::RULE,
     hc516_runs_as_root::RULE,
+    hc517_dcs_port_published::RULE,
 ];
 
 /// Retired codes, never reused, with what replaced them.

@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# hacompile: the entrypoint of a Patroni member (topology `patroni`).
+#
+# Patroni reads its credentials from PATRONI_* environment variables, which
+# have no `_FILE` form; this script reads them from the Docker secrets named
+# below and exports them, then replaces itself with Patroni, which becomes
+# PID 1 (it reaps the postmaster's children and takes swarm's SIGTERM: a
+# graceful stop hands the leader lock over at once). Nothing it reads is
+# printed, and no credential is ever on a command line (`ps` shows none) or
+# in the stack, a config or a log. Patroni keeps the PATRONI_* variables out
+# of the postmaster's environment.
+#
+#   hacompile-patroni-entrypoint.sh          run Patroni
+#   hacompile-patroni-entrypoint.sh ctl ...  run `patronictl` with the same
+#                                            credentials (switchover, list):
+#       docker exec -it TASK bash /usr/local/bin/hacompile-patroni-entrypoint.sh ctl list
+#   hacompile-patroni-entrypoint.sh post-bootstrap DSN
+#                                            Patroni's `post_bootstrap` hook, on the
+#                                            first leader only: creates the database
+#
+# Parameters (environment), so it also runs outside a container:
+#   HACOMPILE_PATRONI_CONFIG             patroni.yml (no credential in it)
+#   HACOMPILE_SUPERUSER_FILE             file holding the superuser's name
+#   HACOMPILE_SUPERUSER_PASSWORD_FILE    file holding its password
+#   HACOMPILE_REPLICATION_USER           the replication role
+#   HACOMPILE_REPLICATION_PASSWORD_FILE  file holding its password
+#   HACOMPILE_RESTAPI_USER               the REST API's user (unsafe endpoints)
+#   HACOMPILE_RESTAPI_PASSWORD_FILE      file holding its password
+#   HACOMPILE_DATABASE                   the application database (post-bootstrap)
+set -euo pipefail
+
+if [ "${1:-}" = post-bootstrap ]; then
+    # Patroni passes a DSN and a PGPASSFILE; the name goes in as a psql
+    # variable, quoted by psql, never spliced into the SQL text.
+    db="${HACOMPILE_DATABASE:?HACOMPILE_DATABASE must be set}"
+    [ "$db" = postgres ] && exit 0
+    printf 'CREATE DATABASE :"db";\n' | psql -X -q -v ON_ERROR_STOP=1 -v db="$db" -d "${2:?the DSN Patroni passes}"
+    exit 0
+fi
+
+config="${HACOMPILE_PATRONI_CONFIG:?HACOMPILE_PATRONI_CONFIG must be set}"
+
+# A secret's value without its trailing newlines; refuses an empty or
+# unreadable file by name only (never its content).
+secret() {
+    local file="$1" what="$2" value
+    if [ ! -r "$file" ]; then
+        echo "hacompile-patroni: cannot read the $what secret at $file" >&2
+        exit 78
+    fi
+    value="$(< "$file")"
+    if [ -z "$value" ]; then
+        echo "hacompile-patroni: the $what secret at $file is empty" >&2
+        exit 78
+    fi
+    printf '%s' "$value"
+}
+
+PATRONI_SUPERUSER_USERNAME="$(secret "${HACOMPILE_SUPERUSER_FILE:?HACOMPILE_SUPERUSER_FILE must be set}" superuser)"
+PATRONI_SUPERUSER_PASSWORD="$(secret "${HACOMPILE_SUPERUSER_PASSWORD_FILE:?HACOMPILE_SUPERUSER_PASSWORD_FILE must be set}" 'superuser password')"
+PATRONI_REPLICATION_USERNAME="${HACOMPILE_REPLICATION_USER:?HACOMPILE_REPLICATION_USER must be set}"
+PATRONI_REPLICATION_PASSWORD="$(secret "${HACOMPILE_REPLICATION_PASSWORD_FILE:?HACOMPILE_REPLICATION_PASSWORD_FILE must be set}" 'replication password')"
+PATRONI_RESTAPI_USERNAME="${HACOMPILE_RESTAPI_USER:?HACOMPILE_RESTAPI_USER must be set}"
+PATRONI_RESTAPI_PASSWORD="$(secret "${HACOMPILE_RESTAPI_PASSWORD_FILE:?HACOMPILE_RESTAPI_PASSWORD_FILE must be set}" 'REST API password')"
+# pg_rewind of a former leader connects as the superuser.
+PATRONI_REWIND_USERNAME="$PATRONI_SUPERUSER_USERNAME"
+PATRONI_REWIND_PASSWORD="$PATRONI_SUPERUSER_PASSWORD"
+export PATRONI_SUPERUSER_USERNAME PATRONI_SUPERUSER_PASSWORD \
+    PATRONI_REWIND_USERNAME PATRONI_REWIND_PASSWORD \
+    PATRONI_REPLICATION_USERNAME PATRONI_REPLICATION_PASSWORD \
+    PATRONI_RESTAPI_USERNAME PATRONI_RESTAPI_PASSWORD
+
+if [ "${1:-}" = ctl ]; then
+    shift
+    exec patronictl -c "$config" "$@"
+fi
+exec patroni "$config"
