@@ -63,4 +63,6 @@ facts=$(docker run --rm --cap-drop ALL --network none --entrypoint bash hacompil
     || { echo "build-images: hacompile-test/patroni:15 runs as: $facts" >&2; exit 1; }
 facts=$(docker run --rm --cap-drop ALL --network none --entrypoint /usr/local/bin/etcdctl hacompile-test/etcd:3.4 version)
 grep -q '^etcdctl version: 3\.4\.' <<< "$facts" || { echo "build-images: hacompile-test/etcd:3.4's etcdctl says: $facts" >&2; exit 1; }
+facts=$(docker run --rm --cap-drop ALL --network none --entrypoint stat hacompile-test/etcd:3.4 -c '%U %a' /var/lib/etcd)
+[ "$facts" = "root 755" ] || { echo "build-images: hacompile-test/etcd:3.4's /var/lib/etcd is $facts, not root 755 as in the real image" >&2; exit 1; }
 echo "build-images: hacompile-test/{postgres:15,haproxy:2.6,etcd:3.4,patroni:15} ready"

@@ -58,6 +58,7 @@ wait_for() {
 }
 
 command -v docker >/dev/null || fail "the docker CLI is needed"
+[ -z "$(docker volume ls -q | grep "^${stack}_" || true)" ] || fail "volumes of an earlier $stack are left: docker volume rm \$(docker volume ls -q | grep ^${stack}_)"
 docker info > /dev/null 2>&1 || fail "the Docker daemon is not running"
 for tool in docker-registry psql curl openssl python3; do command -v "$tool" >/dev/null || fail "$tool is needed (tests/setup.sh)"; done
 
@@ -78,7 +79,9 @@ cleanup() {
     docker ps -aq --filter "label=com.docker.stack.namespace=$stack" | xargs -r docker rm -f > /dev/null 2>&1 || true
     for s in "${secret_names[@]}"; do docker secret rm "$s" > /dev/null 2>&1 || true; done
     docker network ls -q --filter "label=com.docker.stack.namespace=$stack" | xargs -r docker network rm > /dev/null 2>&1 || true
-    docker volume ls -q --filter "label=com.docker.stack.namespace=$stack" | xargs -r docker volume rm > /dev/null 2>&1 || true
+    # By label and by name: a volume left behind would hand the next run
+    # an initialised etcd or data directory.
+    { docker volume ls -q --filter "label=com.docker.stack.namespace=$stack"; docker volume ls -q | grep "^${stack}_" || true; } | sort -u | xargs -r docker volume rm > /dev/null 2>&1 || true
     if [ "$created_swarm" = 1 ]; then
         docker swarm leave --force > /dev/null 2>&1 || true
         docker network rm docker_gwbridge > /dev/null 2>&1 || true
@@ -91,6 +94,7 @@ cleanup() {
     exit "$rc"
 }
 trap cleanup EXIT
+trap 'exit 143' TERM INT
 
 t0=$(date +%s.%N)
 bash "$here/build-images.sh"
@@ -105,11 +109,15 @@ docker-registry serve "$work/registry.yml" > "$work/registry.log" 2>&1 &
 registry_pid=$!
 wait_for 20 "the registry" curl -sf "http://$reg/v2/" > /dev/null
 t0=$(date +%s.%N)
+pushes=""
 for image in "${images[@]}"; do
+    t1=$(date +%s.%N)
     docker tag "hacompile-test/$image" "$reg/hacompile-test/$image"
     docker push -q "$reg/hacompile-test/$image" > /dev/null
+    pushes="$pushes $image $(since "$t1")s"
 done
-log "images built (${t_images}s) and pushed to $reg ($(since "$t0")s)"
+t_push=$(since "$t0")
+log "images built (${t_images}s) and pushed to $reg (${t_push}s:$pushes)"
 
 sed "s|REGISTRY|$reg|g" "$here/patroni-spec.toml" > "$work/spec.toml"
 "$hc" lock "$work/spec.toml" --insecure-registry "$reg"
@@ -208,8 +216,8 @@ wait_for 60 "HAProxy's stats: exactly one write server UP" one_write_server_up >
 [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$stats_port/stats;csv")" = 401 ] || fail "stats page open without credentials"
 log "services at their count after ${t_services}s; leader $first_leader and two running replicas after ${t_bootstrap}s; writes on :$write_port (the leader), reads on :$read_port (a replica) after ${t_routes}s; stats: write servers UP $(write_servers_up)"
 cluster | sed 's/^/  /'
-sync_mode=$(q "$write_port" "show synchronous_standby_names")
-[ -n "$sync_mode" ] || fail "synchronous_mode on, but the leader runs without synchronous_standby_names"
+sync_standby() { [ -n "$(q "$write_port" "show synchronous_standby_names")" ]; }
+wait_for 30 "synchronous_standby_names on the leader (synchronous_mode on)" sync_standby > /dev/null
 
 # --- etcd: reachable from the members, not published, not reachable from HAProxy.
 for m in "${members[@]}"; do
@@ -241,6 +249,12 @@ no_secret_in() {
         if grep -qF -- "${value[$s]}" <<< "$text"; then fail "the $s secret's value appears in $what"; fi
     done
 }
+no_password_in() {
+    local what=$1 text=$2 s
+    for s in postgres_password replication_password patroni_api_password haproxy_stats_users; do
+        if grep -qF -- "${value[$s]}" <<< "$text"; then fail "the $s secret's value appears in $what"; fi
+    done
+}
 # The control: the same search finds each value where it must be.
 cid=$(task_container "${members[0]}")
 for s in postgres_user postgres_password replication_password patroni_api_password; do
@@ -249,99 +263,138 @@ done
 grep -qF -- "${value[postgres_password]}" <<< "$(docker exec "$cid" sh -c 'tr "\0" "\n" < /proc/1/environ')" \
     || fail "control: Patroni (PID 1) has no superuser password in its environment (how did it bootstrap?)"
 check_credentials() { # when -> fails on a secret value outside its place
-    local when=$1 m cid pid ids
+    local when=$1 m cid pid ids cmdlines logs named
     mapfile -t ids < <(docker service ls -q --filter "label=com.docker.stack.namespace=$stack")
     no_secret_in "docker service inspect ($when)" "$(docker service inspect "${ids[@]}")"
     mapfile -t ids < <(docker ps -aq --filter "label=com.docker.stack.namespace=$stack")
     no_secret_in "docker inspect of the containers ($when)" "$(docker inspect "${ids[@]}")"
     for m in "${members[@]}"; do
         cid=$(task_container "$m")
-        no_secret_in "a command line in $m ($when)" "$(docker exec "$cid" sh -c 'for f in /proc/[0-9]*/cmdline; do tr "\0" " " < "$f"; echo; done 2> /dev/null')"
+        # PostgreSQL titles each backend `postgres: USER DATABASE HOST ...`
+        # (even with update_process_title off): the superuser's name shows
+        # for Patroni's own connection, by PostgreSQL's design. Passwords
+        # must not; the name must not in any other process.
+        cmdlines=$(docker exec "$cid" sh -c 'for f in /proc/[0-9]*/cmdline; do tr "\0" " " < "$f"; echo; done 2> /dev/null')
+        no_secret_in "a command line in $m ($when)" "$(grep -v '^postgres: ' <<< "$cmdlines")"
+        no_password_in "a PostgreSQL process title in $m ($when)" "$(grep '^postgres: ' <<< "$cmdlines")"
         # Patroni keeps PATRONI_* out of the postmaster's environment.
         for pid in $(docker exec "$cid" sh -c 'grep -l "^postgres$" /proc/[0-9]*/comm 2> /dev/null | cut -d/ -f3'); do
             no_secret_in "the environment of $m's postgres process $pid ($when)" "$(docker exec "$cid" sh -c "tr '\0' '\n' < /proc/$pid/environ" 2> /dev/null || true)"
         done
     done
     for svc in $(docker service ls --filter "label=com.docker.stack.namespace=$stack" --format '{{.Name}}'); do
-        no_secret_in "docker service logs $svc ($when)" "$(docker service logs --raw --no-trunc "$svc" 2>&1)"
+        logs=$(docker service logs --raw --no-trunc "$svc" 2>&1)
+        no_password_in "docker service logs $svc ($when)" "$logs"
+        # Patroni logs the conninfo it rewinds or clones from, user name
+        # included (passwords come from the pgpass file): reported, masked.
+        named=$(grep -F -- "${value[postgres_user]}" <<< "$logs" || true)
+        if [ -n "$named" ]; then
+            log "note: the superuser's name (a secret here) is in $(grep -c . <<< "$named") line(s) of docker service logs $svc ($when), e.g.: $(head -n 1 <<< "${named//${value[postgres_user]}/<postgres_user>}" | cut -c1-300)"
+        fi
     done
     no_secret_in "the compiled files" "$(cat "$work/deploy"/*)"
 }
 check_credentials "after bootstrap"
 postmasters=$(docker exec "$(task_container "$first_leader")" sh -c 'grep -l "^postgres$" /proc/[0-9]*/comm 2> /dev/null | wc -l')
-log "credentials: none in docker inspect (services, containers), command lines of every member, the environment of $postmasters postgres processes on the leader (and the replicas'), service logs or compiled files; the control finds each in /run/secrets and Patroni's environment"
+log "credentials: none in docker inspect (services, containers), command lines of every member (the superuser's name only in PostgreSQL's backend titles), the environment of $postmasters postgres processes on the leader (and the replicas'), service logs (passwords) or compiled files; the control finds each in /run/secrets and Patroni's environment"
 
-# --- kill the leader's task container while a writer inserts every 0.2 s.
-# Lines "ok ID TIME" (acknowledged) or "fail TIME"; stops at $work/stop, bounded 300 s.
+# --- the leader fails while a writer inserts through the write port every
+# 0.2 s. Lines "ok ID TIME" (acknowledged) or "fail TIME" in $1; stops when
+# $1.stop exists, bounded 300 s.
 writer() {
-    local end=$(( $(date +%s) + 300 )) id
-    while [ ! -e "$work/stop" ] && (( $(date +%s) < end )); do
+    local out=$1 end=$(( $(date +%s) + 300 )) id
+    while [ ! -e "$out.stop" ] && (( $(date +%s) < end )); do
         if id=$(q "$write_port" "insert into heal default values returning id") && [ -n "$id" ]; then
             echo "ok $id $(date +%s.%N)"
         else
             echo "fail $(date +%s.%N)"
         fi
         sleep 0.2
-    done >> "$work/writes"
+    done >> "$out"
 }
-writer &
-writer_pid=$!
-sleep 3
-victim=$first_leader
-old=$(task_container "$victim")
-[ -n "$old" ] || fail "no running container for the leader $victim"
-killed=$(date +%s.%N)
-docker kill --signal KILL "$old" > /dev/null
-wait_for 10 "the killed leader to exit" bash -c "[ \"\$(docker inspect --format '{{.State.Running}}' $old)\" = false ]" > /dev/null
-[ "$(docker inspect --format '{{.State.ExitCode}}' "$old")" = 137 ] || fail "the leader's container exited with $(docker inspect --format '{{.State.ExitCode}}' "$old"), not 137"
-acked_after_kill() { awk -v k="$killed" '$1 == "ok" && $3 > k { found = 1 } END { exit !found }' "$work/writes"; }
-wait_for 120 "an acknowledged write after the kill" acked_after_kill > /dev/null
-t_writes=$(awk -v k="$killed" '$1 == "ok" && $3 > k { printf "%.1f", $3 - k; exit }' "$work/writes")
-new_leader=$(leader)
-replaced() { docker ps -q --filter "label=com.docker.swarm.service.name=${stack}_$victim" | grep -vq "^${old:0:12}"; }
-t_replaced=$(wait_for 120 "swarm to restart $victim's task" replaced)
-t_replaced=$(since "$killed")
-back_as_replica() {
-    healthy && [ "$(cluster | awk -v v="$victim" '$1 == v { print $2 }')" != Leader ]
+# One round: MODE `kill` SIGKILLs the leader's task container (swarm
+# restarts it after the compiled 1 s delay); MODE `hang` freezes it first
+# (`docker pause`: Patroni can no longer renew its lock, like a hung node),
+# waits for another leader, then SIGKILLs the frozen container. Sets r_*.
+round() {
+    local mode=$1 writes="$work/writes-$1" victim old killed frozen=""
+    : > "$writes"
+    writer "$writes" &
+    writer_pid=$!
+    sleep 3
+    victim=$(leader)
+    old=$(task_container "$victim")
+    [ -n "$old" ] || fail "no running container for the leader $victim"
+    if [ "$mode" = hang ]; then
+        frozen=$(date +%s.%N)
+        docker pause "$old" > /dev/null
+        other_leader() { local l; l=$(leader) && [ -n "$l" ] && [ "$l" != "$victim" ]; }
+        r_promoted=$(wait_for 120 "another leader while $victim is frozen" other_leader)
+    fi
+    killed=$(date +%s.%N)
+    docker kill --signal KILL "$old" > /dev/null
+    wait_for 10 "the killed leader to exit" bash -c "[ \"\$(docker inspect --format '{{.State.Running}}' $old)\" = false ]" > /dev/null
+    [ "$(docker inspect --format '{{.State.ExitCode}}' "$old")" = 137 ] || fail "$victim's container exited with $(docker inspect --format '{{.State.ExitCode}}' "$old"), not 137"
+    local t_fail=${frozen:-$killed}
+    acked_after() { awk -v k="$t_fail" '$1 == "ok" && $3 > k { found = 1 } END { exit !found }' "$writes"; }
+    wait_for 120 "an acknowledged write after the failure" acked_after > /dev/null
+    r_writes=$(awk -v k="$t_fail" '$1 == "ok" && $3 > k { printf "%.1f", $3 - k; exit }' "$writes")
+    replaced() { docker ps -q --filter "label=com.docker.swarm.service.name=${stack}_$victim" | grep -vq "^${old:0:12}"; }
+    wait_for 120 "swarm to restart $victim's task" replaced > /dev/null
+    r_restarted=$(since "$killed")
+    victim_running() { healthy && cluster | awk -v v="$victim" '$1 == v && $3 == "running" { found = 1 } END { exit !found }'; }
+    wait_for 180 "$victim running again in a healthy cluster" victim_running > /dev/null
+    r_back=$(since "$t_fail")
+    sleep 2
+    touch "$writes.stop"
+    wait "$writer_pid" || true
+    writer_pid=""
+    r_victim=$victim
+    r_leader=$(leader)
+    r_role=$(cluster | awk -v v="$victim" '$1 == v { print $2 }')
+    r_tl=$(cluster | awk -v v="$victim" '$1 == v { print $4 }')
+    cluster | sed 's/^/  /'
+    # The outage as the writer saw it: its first failure after the failure
+    # to its next acknowledged write; every acknowledged id still there.
+    r_outage=$(awk -v k="$t_fail" '$1 == "fail" && $2 > k && !f { f = $2 } $1 == "ok" && f && !e { e = $3 } END { if (f && e) printf "%.1f", e - f; else print "none" }' "$writes")
+    r_failed=$(awk '$1 == "fail"' "$writes" | wc -l)
+    local acked; acked=$(awk '$1 == "ok" { print $2 }' "$writes")
+    r_acked=$(echo "$acked" | grep -c .)
+    r_present=$(q "$write_port" "select count(*) from heal where id in ($(echo "$acked" | paste -sd,))")
+    [ "$r_present" = "$r_acked" ] || fail "$(( r_acked - r_present )) of $r_acked acknowledged writes are missing after $victim's failure ($mode)"
+    r_rewind=no
+    if grep -q 'pg_rewind' <<< "$(docker logs "$(task_container "$victim")" 2>&1)"; then r_rewind=yes; fi
+    wait_for 60 "HAProxy's stats: exactly one write server UP again" one_write_server_up > /dev/null
+    is_recovery "$write_port" f || fail "writes no longer reach the leader"
+    wait_for 30 "reads on a replica again" is_recovery "$read_port" t > /dev/null
 }
-wait_for 180 "$victim back as a running replica" back_as_replica > /dev/null
-t_rejoined=$(since "$killed")
-sleep 2
-touch "$work/stop"
-wait "$writer_pid" || true
-writer_pid=""
-final_leader=$(leader)
-[ "$final_leader" != "$victim" ] || fail "the killed $victim leads again"
-[ "$new_leader" = "$final_leader" ] || log "note: leader right after the outage $new_leader, at the end $final_leader"
-cluster | sed 's/^/  /'
-# The outage as the writer saw it: from its first failure after the kill to
-# its next acknowledged write; every acknowledged id still in the table.
-outage=$(awk -v k="$killed" '$1 == "fail" && $2 > k && !f { f = $2 } $1 == "ok" && f && !e { e = $3 } END { if (f && e) printf "%.1f", e - f; else print "none" }' "$work/writes")
-failed_writes=$(awk '$1 == "fail"' "$work/writes" | wc -l)
-acked=$(awk '$1 == "ok" { print $2 }' "$work/writes")
-n_acked=$(echo "$acked" | grep -c .)
-present=$(q "$write_port" "select count(*) from heal where id in ($(echo "$acked" | paste -sd,))")
-[ "$present" = "$n_acked" ] || fail "$(( n_acked - present )) of $n_acked acknowledged writes are missing after the failover"
-new_cid=$(task_container "$victim")
-victim_log=$(docker logs "$new_cid" 2>&1)
-rewind=no
-if grep -q 'pg_rewind' <<< "$victim_log"; then rewind=yes; fi
-tl=$(cluster | awk -v v="$victim" '$1 == v { print $4 }')
-log "leader $victim SIGKILLed (exit 137): writes acknowledged again ${t_writes}s after the kill (outage seen by the writer ${outage}s, $failed_writes failed of $(( failed_writes + n_acked ))), new leader $final_leader; swarm restarted the task after ${t_replaced}s; $victim a running replica on timeline $tl after ${t_rejoined}s (pg_rewind in its log: $rewind); $n_acked acknowledged writes all present"
-[ "$rewind" = yes ] || log "note: $victim's new task log does not mention pg_rewind: $(grep -iE 'rewind|basebackup|bootstrap|following' <<< "$victim_log" | tail -n 3)"
-wait_for 60 "HAProxy's stats: exactly one write server UP again" one_write_server_up > /dev/null
-is_recovery "$write_port" f || fail "writes no longer reach the leader"
-is_recovery "$read_port" t || fail "reads no longer reach a replica"
-check_credentials "after the failover"
-log "after the failover: routing ok, write servers UP $(write_servers_up), credentials still nowhere else"
+
+round kill
+k_victim=$r_victim k_leader=$r_leader k_role=$r_role k_tl=$r_tl k_writes=$r_writes k_outage=$r_outage k_failed=$r_failed k_acked=$r_acked k_restarted=$r_restarted k_back=$r_back k_rewind=$r_rewind
+if [ "$k_leader" = "$k_victim" ]; then
+    k_what="the restarted $k_victim took its own lock back (ttl 20 s not yet run out): no failover, timeline $k_tl"
+else
+    k_what="$k_leader promoted; $k_victim back as $k_role on timeline $k_tl (pg_rewind in its log: $k_rewind)"
+fi
+log "kill: leader $k_victim SIGKILLed (exit 137): writes acknowledged again after ${k_writes}s (writer's outage ${k_outage}s, $k_failed failed polls); task restarted after ${k_restarted}s, running again after ${k_back}s; $k_what; all $k_acked acknowledged writes present"
+
+round hang
+[ "$r_leader" != "$r_victim" ] || fail "the frozen and killed $r_victim leads again"
+case "$r_role" in Replica | Sync_Standby) ;; *) fail "$r_victim came back as '$r_role', not a replica" ;; esac
+log "hang: leader $r_victim frozen, another leader after ${r_promoted}s, then SIGKILLed: writes acknowledged again ${r_writes}s after the freeze (writer's outage ${r_outage}s, $r_failed failed polls); $r_leader leads; $r_victim's task restarted ${r_restarted}s after the kill and back as $r_role on timeline $r_tl ${r_back}s after the freeze (pg_rewind in its log: $r_rewind); all $r_acked acknowledged writes present"
+
+check_credentials "after the failovers"
+log "after the failovers: routing ok, write servers UP $(write_servers_up), credentials still nowhere else"
 
 cat <<REPORT
 
-=== hacompile topology "patroni" on a single-node swarm (3 Patroni members, 3 etcd, ttl 20 / loop_wait 5 / retry_timeout 5) ===
-  images (build-images.sh):              ${t_images}s
-  services at their count after deploy:  ${t_services}s
-  leader + 2 running replicas:           ${t_bootstrap}s; writes and reads through HAProxy: ${t_routes}s
-  leader SIGKILL -> writes acknowledged: ${t_writes}s (writer's outage ${outage}s, ${failed_writes} failed polls at 0.2 s)
-  leader SIGKILL -> task restarted:      ${t_replaced}s; killed member a running replica: ${t_rejoined}s (pg_rewind: ${rewind})
-  leaders: ${first_leader} -> ${final_leader}; acknowledged writes lost: 0 of ${n_acked}
+=== hacompile topology "patroni" on a single-node swarm (3 Patroni members, 3 etcd, ttl 20 / loop_wait 5 / retry_timeout 5, restart delay 1 s) ===
+  images (build-images.sh), push:         ${t_images}s, ${t_push}s
+  services at their count after deploy:   ${t_services}s
+  leader + 2 running replicas:            ${t_bootstrap}s; writes and reads through HAProxy: ${t_routes}s
+  leader SIGKILL -> writes acknowledged:  ${k_writes}s (writer's outage ${k_outage}s, ${k_failed} failed polls at 0.2 s); task restarted ${k_restarted}s
+                                          ${k_what}
+  leader frozen -> another leader:        ${r_promoted}s; writes acknowledged: ${r_writes}s (outage ${r_outage}s, ${r_failed} failed polls)
+  frozen leader SIGKILLed -> replica:     task restarted ${r_restarted}s after the kill; a running ${r_role} ${r_back}s after the freeze (pg_rewind: ${r_rewind})
+  acknowledged writes lost:               0 of $(( k_acked + r_acked ))
 REPORT
