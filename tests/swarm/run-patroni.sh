@@ -341,7 +341,8 @@ round() {
     r_writes=$(awk -v k="$t_fail" '$1 == "ok" && $3 > k { printf "%.1f", $3 - k; exit }' "$writes")
     replaced() { docker ps -q --filter "label=com.docker.swarm.service.name=${stack}_$victim" | grep -vq "^${old:0:12}"; }
     wait_for 120 "swarm to restart $victim's task" replaced > /dev/null
-    r_restarted=$(since "$killed")
+    # When the new task's container started (checked later than it happened).
+    r_restarted=$(since "$killed" "$(date -d "$(docker inspect --format '{{.State.StartedAt}}' "$(task_container "$victim")")" +%s.%N)")
     victim_running() { healthy && cluster | awk -v v="$victim" '$1 == v && $3 == "running" { found = 1 } END { exit !found }'; }
     wait_for 180 "$victim running again in a healthy cluster" victim_running > /dev/null
     r_back=$(since "$t_fail")
