@@ -299,15 +299,16 @@ postmasters=$(docker exec "$(task_container "$first_leader")" sh -c 'grep -l "^p
 log "credentials: none in docker inspect (services, containers), command lines of every member (the superuser's name only in PostgreSQL's backend titles), the environment of $postmasters postgres processes on the leader (and the replicas'), service logs (passwords) or compiled files; the control finds each in /run/secrets and Patroni's environment"
 
 # --- the leader fails while a writer inserts through the write port every
-# 0.2 s. Lines "ok ID TIME" (acknowledged) or "fail TIME" in $1; stops when
-# $1.stop exists, bounded 300 s.
+# 0.2 s. Lines "ok ID START END" (acknowledged) or "fail - START END" in
+# $1; stops when $1.stop exists, bounded 300 s.
 writer() {
-    local out=$1 end=$(( $(date +%s) + 300 )) id
+    local out=$1 end=$(( $(date +%s) + 300 )) id t
     while [ ! -e "$out.stop" ] && (( $(date +%s) < end )); do
+        t=$(date +%s.%N)
         if id=$(q "$write_port" "insert into heal default values returning id") && [ -n "$id" ]; then
-            echo "ok $id $(date +%s.%N)"
+            echo "ok $id $t $(date +%s.%N)"
         else
-            echo "fail $(date +%s.%N)"
+            echo "fail - $t $(date +%s.%N)"
         fi
         sleep 0.2
     done >> "$out"
@@ -336,9 +337,15 @@ round() {
     wait_for 10 "the killed leader to exit" bash -c "[ \"\$(docker inspect --format '{{.State.Running}}' $old)\" = false ]" > /dev/null
     [ "$(docker inspect --format '{{.State.ExitCode}}' "$old")" = 137 ] || fail "$victim's container exited with $(docker inspect --format '{{.State.ExitCode}}' "$old"), not 137"
     local t_fail=${frozen:-$killed}
-    acked_after() { awk -v k="$t_fail" '$1 == "ok" && $3 > k { found = 1 } END { exit !found }' "$writes"; }
-    wait_for 120 "an acknowledged write after the failure" acked_after > /dev/null
-    r_writes=$(awk -v k="$t_fail" '$1 == "ok" && $3 > k { printf "%.1f", $3 - k; exit }' "$writes")
+    # The outage as the writer saw it: from the start of its first failed
+    # write after the failure to the end of its next acknowledged one.
+    outage() { awk -v k="$t_fail" -v what="$1" '
+        $1 == "fail" && $3 > k && !f { f = $3 }
+        $1 == "ok" && f && !e { e = $4 }
+        END { if (!e) exit 1; printf "%.1f", what == "outage" ? e - f : e - k }' "$writes"; }
+    wait_for 120 "a failed write and then an acknowledged one after the failure" outage outage > /dev/null
+    r_writes=$(outage since)
+    r_outage=$(outage outage)
     replaced() { docker ps -q --filter "label=com.docker.swarm.service.name=${stack}_$victim" | grep -vq "^${old:0:12}"; }
     wait_for 120 "swarm to restart $victim's task" replaced > /dev/null
     # When the new task's container started (checked later than it happened).
@@ -355,9 +362,7 @@ round() {
     r_role=$(cluster | awk -v v="$victim" '$1 == v { print $2 }')
     r_tl=$(cluster | awk -v v="$victim" '$1 == v { print $4 }')
     cluster | sed 's/^/  /'
-    # The outage as the writer saw it: its first failure after the failure
-    # to its next acknowledged write; every acknowledged id still there.
-    r_outage=$(awk -v k="$t_fail" '$1 == "fail" && $2 > k && !f { f = $2 } $1 == "ok" && f && !e { e = $3 } END { if (f && e) printf "%.1f", e - f; else print "none" }' "$writes")
+    # Every acknowledged id still there.
     r_failed=$(awk '$1 == "fail"' "$writes" | wc -l)
     local acked; acked=$(awk '$1 == "ok" { print $2 }' "$writes")
     r_acked=$(echo "$acked" | grep -c .)
