@@ -41,7 +41,8 @@ images=(postgres:15 patroni:15 etcd:3.4 haproxy:2.6)
 secret_names=(postgres_user postgres_password replication_password patroni_api_password haproxy_stats_users)
 started=$(date +%s)
 log() { printf '[patroni %4ss] %s\n' "$(( $(date +%s) - started ))" "$*"; }
-fail() { log "FAIL: $*"; exit 1; }
+# To stderr: a failure inside $(...) must not vanish into a variable.
+fail() { log "FAIL: $*" >&2; exit 1; }
 since() { awk -v a="$1" -v b="${2:-$(date +%s.%N)}" 'BEGIN { printf "%.1f", b - a }'; }
 
 # Bounded wait: until CMD succeeds or SECS pass. Prints the seconds taken.
