@@ -63,7 +63,8 @@ pub fn graph(spec: &ValidSpec) -> Graph {
     let mut edges = Vec::new();
     let mut ports = vec![format!("write :{}", hp.write_port.get()), format!("read :{}", hp.read_port.get())];
     if let Some(stats) = &hp.stats {
-        ports.push(format!("stats :{} (auth)", stats.port.get()));
+        let metrics = if *stats.metrics.get() { ", /metrics" } else { "" };
+        ports.push(format!("stats :{} (auth{metrics})", stats.port.get()));
     }
     nodes.push(GraphNode { id: "clients".into(), title: "clients".into(), lines: ports, kind: NodeKind::Clients });
     let proxy_on: Vec<String> = hp.constraints.iter().map(|c| c.get().clone()).collect();
@@ -281,11 +282,21 @@ pub fn svg(g: &Graph) -> String {
         }
         for (i, label) in labels.iter().enumerate() {
             let ly = y2 + 14 + 12 * i as u32;
-            let _ = writeln!(out, "  <text x=\"{}\" y=\"{ly}\" text-anchor=\"end\" font-size=\"10\" fill=\"#333\">{}</text>", x2 - 6, xml(label));
+            let _ = writeln!(
+                out,
+                "  <text x=\"{}\" y=\"{ly}\" text-anchor=\"end\" font-size=\"10\" fill=\"#333\">{}</text>",
+                x2 - 6,
+                xml(label)
+            );
         }
     }
     if let Some((x, y, _, h)) = dcs_frame {
-        let _ = writeln!(out, "  <text x=\"{}\" y=\"{}\" text-anchor=\"end\" font-size=\"10\" fill=\"#333\">leader lock</text>", x - 6, y + h / 2 - 8);
+        let _ = writeln!(
+            out,
+            "  <text x=\"{}\" y=\"{}\" text-anchor=\"end\" font-size=\"10\" fill=\"#333\">leader lock</text>",
+            x - 6,
+            y + h / 2 - 8
+        );
     }
     if let Some((x, y, w, h)) = dcs_frame {
         let _ = writeln!(
