@@ -26,7 +26,8 @@ repo="$(cd "$here/../.." && pwd)"
 stack=hc_swarm
 started=$(date +%s)
 log() { printf '[swarm %4ss] %s\n' "$(( $(date +%s) - started ))" "$*"; }
-fail() { log "FAIL: $*"; exit 1; }
+# To stderr: a failure inside $(...) must not vanish into a variable.
+fail() { log "FAIL: $*" >&2; exit 1; }
 
 # Bounded wait: until CMD succeeds or SECS pass. Prints the seconds taken.
 wait_for() {
@@ -246,6 +247,11 @@ failed=$(count_failures writes_ok)
 t_writes=$(awk -v a="$killed" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }')
 log "primary killed (exit 137): replacement running after ${t_replaced}s, writes through HAProxy again after ${t_writes}s (${failed} failed writes while polling)"
 
+# The replica restarts by itself when its primary goes away (its entrypoint
+# exits): wait for its task and its reads before killing it.
+replica_task() { [ -n "$(task_container pg-replica-1)" ]; }
+wait_for 120 "a running replica task" replica_task > /dev/null
+wait_for 120 "reads on the replica before killing it" is_recovery 15001 t > /dev/null
 old=$(kill_task pg-replica-1)
 killed=$(date +%s.%N)
 wait_for 10 "the killed replica to exit" bash -c "[ \"\$(docker inspect --format '{{.State.Running}}' $old)\" = false ]" > /dev/null
