@@ -61,6 +61,7 @@ check curl --version
 check /usr/lib/postgresql/15/bin/postgres --version
 check /usr/lib/postgresql/15/bin/pg_basebackup --version
 check psql --version
+check pgbench --version
 check "$venv/bin/pre-commit" --version
 check "$venv/bin/compose-lint" --version
 check cargo nextest --version
