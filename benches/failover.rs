@@ -16,9 +16,11 @@ mod support;
 use std::time::{Duration, Instant};
 
 use support::cluster::{Cluster, PRIMARY, sql, streaming, wait_for};
+use support::patroni::Patroni;
 use support::traffic::{self, Attempt, Client, Traffic, median_max};
 
 const PINNED_SPEC: &str = include_str!("../examples/ha-postgres.toml");
+const PATRONI_SPEC: &str = include_str!("../examples/ha-patroni.toml");
 /// How long one event may take to settle before the bench gives up.
 const SETTLE: Duration = Duration::from_secs(180);
 const PGBENCH_SCALE: u32 = 10;
@@ -210,12 +212,7 @@ fn pinned(kills: usize) -> Row {
             events.push(e);
         }
     }
-    for (e, n) in writer.errors() {
-        log(&format!("pinned writer failure x{n}: {e}"));
-    }
-    for (e, n) in reader.errors() {
-        log(&format!("pinned reader failure x{n}: {e}"));
-    }
+    report_errors("pinned", &writer, &reader);
     let writes = writer.stop();
     drop(reader);
     let lost = lost(&writes, &leader);
@@ -235,6 +232,129 @@ fn pinned(kills: usize) -> Row {
              SIGINT (the image's stop signal)",
             secs(delay)
         )],
+    }
+}
+
+// ------------------------------------------------------------------ patroni
+
+/// A value of the compiled patroni.yml of the first member.
+fn patroni_setting(p: &Patroni, path: &[&str]) -> serde_yaml_ng::Value {
+    let yml = std::fs::read_to_string(&p.members[0].compiled_config).expect("the compiled patroni.yml");
+    let mut v: serde_yaml_ng::Value = serde_yaml_ng::from_str(&yml).expect("patroni.yml parses");
+    for key in path {
+        v = v.get(*key).unwrap_or_else(|| panic!("patroni.yml has {}", path.join("."))).clone();
+    }
+    v
+}
+
+/// The Patroni topology as compiled from examples/ha-patroni.toml, with
+/// `synchronous_mode` as given: three members, three etcd members, HAProxy.
+/// A killed or stopped member is started again after the compiled
+/// restart_policy.delay, as swarm does, so it rejoins.
+fn patroni(kills: usize, synchronous_mode: &str) -> (Row, Duration) {
+    let spec = PATRONI_SPEC.replace("synchronous_mode = \"on\"", &format!("synchronous_mode = \"{synchronous_mode}\""));
+    assert!(spec.contains(&format!("synchronous_mode = \"{synchronous_mode}\"")), "the example sets synchronous_mode");
+    let name = format!("patroni sync {synchronous_mode}");
+    log(&format!("{name}: starting etcd, Patroni members and HAProxy"));
+    let mut p = Patroni::start(&spec);
+    let all: Vec<usize> = (0..p.members.len()).collect();
+    let delay = restart_delay(&p.site, &p.members[0].name);
+    let ttl = Duration::from_secs(patroni_setting(&p, &["bootstrap", "dcs", "ttl"]).as_u64().expect("ttl in seconds"));
+    let scope = patroni_setting(&p, &["scope"]).as_str().expect("scope").to_owned();
+    let writer = Traffic::writer(Client::of(&p.psql(p.write_port)));
+    let reader = Traffic::reader(Client::of(&p.psql(p.read_port)));
+    let mut events = Vec::new();
+    for kind in [Kind::Kill, Kind::Graceful, Kind::Switchover] {
+        for i in 1..=kills {
+            steady(&writer);
+            let old = p.wait_leader(SETTLE);
+            let old_name = p.members[old].name.clone();
+            let fault;
+            match kind {
+                Kind::Kill => {
+                    fault = Instant::now();
+                    p.members[old].kill();
+                    std::thread::sleep((fault + delay).saturating_duration_since(Instant::now()));
+                    p.members[old].start();
+                }
+                Kind::Graceful => {
+                    fault = Instant::now();
+                    p.members[old].stop(SETTLE);
+                    std::thread::sleep(delay);
+                    p.members[old].start();
+                }
+                Kind::Switchover => {
+                    // In synchronous mode Patroni switches over to the synchronous standby only.
+                    let candidate = if p.synchronous_mode() {
+                        let mut sync = None;
+                        wait_for("a synchronous standby", SETTLE, || {
+                            sync = p.sync_standby();
+                            sync.is_some()
+                        });
+                        sync.expect("a synchronous standby")
+                    } else {
+                        (old + 1) % p.members.len()
+                    };
+                    let candidate = p.members[candidate].name.clone();
+                    fault = Instant::now();
+                    let out = p.members[old].ctl(&[
+                        "switchover",
+                        "--leader",
+                        &old_name,
+                        "--candidate",
+                        &candidate,
+                        "--force",
+                        &scope,
+                    ]);
+                    let said = format!("{}{}", support::text(&out.stdout), support::text(&out.stderr));
+                    // patronictl 3.0.2 exits 0 even when it is refused: read what it says.
+                    assert!(said.contains("Successfully switched over"), "switchover {old_name} -> {candidate}:\n{said}");
+                }
+            }
+            p.wait_ready(&all, SETTLE);
+            let new = p.wait_leader(SETTLE);
+            p.wait_routing(new, SETTLE);
+            let recovered = Instant::now();
+            let leader = Client::of(&p.members[new].psql());
+            let note = format!("leader {old_name} -> {}", p.members[new].name);
+            let e = finish_event(kind, fault, recovered, &writer, &reader, &leader, note);
+            log(&format!("{name} {i}/{kills} {}", describe(&e)));
+            events.push(e);
+        }
+    }
+    report_errors(&name, &writer, &reader);
+    let writes = writer.stop();
+    drop(reader);
+    let new = p.wait_leader(SETTLE);
+    let leader = Client::of(&p.members[new].psql());
+    let lost = lost(&writes, &leader);
+    let acked = traffic::acknowledged(&writes).len();
+    let bench = if synchronous_mode == "on" {
+        log(&format!("{name}: pgbench"));
+        let ip = p.members[new].ip.to_string();
+        Some(pgbench(&Client::of(&p.psql(p.write_port)), p.write_port, (&ip, p.members[new].pg_port)))
+    } else {
+        None
+    };
+    let mut notes = Vec::new();
+    if synchronous_mode == "on" {
+        notes.push(format!(
+            "patroni: SIGKILL = Patroni and the postmaster of the leader killed at once; graceful stop = SIGTERM \
+             to Patroni (the service's stop_signal); the member is started again after the compiled \
+             restart_policy.delay ({}) and rejoins; switchover = `hacompile-patroni-entrypoint.sh ctl switchover` \
+             on the leader; ttl {}, no watchdog on loopback",
+            secs(delay),
+            secs(ttl)
+        ));
+    }
+    (Row { name, events, acked, lost, pgbench: bench, notes }, ttl)
+}
+
+fn report_errors(name: &str, writer: &Traffic, reader: &Traffic) {
+    for (who, t) in [("writer", writer), ("reader", reader)] {
+        for (e, n) in t.errors() {
+            log(&format!("{name} {who} failure x{n}: {e}"));
+        }
     }
 }
 
@@ -298,7 +418,7 @@ fn print(rows: &[Row], kills: usize, ttl: Option<Duration>) {
     println!();
     println!("acknowledged writes lost (acknowledged ids missing on the leader after all events)");
     for r in rows {
-        let floor = if r.name.contains("synchronous_mode on") {
+        let floor = if r.name == "patroni sync on" {
             format!("   floor 0: {}", if r.lost == 0 { "PASS" } else { "FAIL" })
         } else {
             String::new()
@@ -370,7 +490,10 @@ fn main() {
     let kills: usize = std::env::args().skip(1).find_map(|a| a.parse().ok()).unwrap_or(5);
     assert!(kills >= 1, "at least one event of each kind");
     let started = Instant::now();
-    let rows = vec![pinned(kills)];
-    print(&rows, kills, None);
+    let mut rows = vec![pinned(kills)];
+    let (on, ttl) = patroni(kills, "on");
+    rows.push(on);
+    rows.push(patroni(kills, "off").0);
+    print(&rows, kills, Some(ttl));
     log(&format!("done in {}", secs(started.elapsed())));
 }
