@@ -27,7 +27,7 @@ pub mod exit {
     version,
     about = "Compile a short cluster spec into a hardened docker-stack.yml and haproxy.cfg for highly available PostgreSQL on Docker Swarm"
 )]
-struct Cli {
+pub(crate) struct Cli {
     #[command(subcommand)]
     command: Command,
 }
@@ -41,6 +41,8 @@ enum Command {
     Lock(commands::lock::Args),
     Pin(commands::pin::Args),
     Schema(commands::schema::Args),
+    Completions(commands::completions::Args),
+    Man(commands::completions::ManArgs),
 }
 
 fn main() -> ExitCode {
@@ -53,6 +55,8 @@ fn main() -> ExitCode {
         Command::Lock(args) => commands::lock::run(args),
         Command::Pin(args) => commands::pin::run(args),
         Command::Schema(args) => commands::schema::run(args),
+        Command::Completions(args) => commands::completions::run(args),
+        Command::Man(args) => commands::completions::man(args),
     };
     ExitCode::from(code)
 }

@@ -17,6 +17,7 @@ have htpasswd || need_pkgs+=(apache2-utils)
 have openssl || need_pkgs+=(openssl)
 have unshare || need_pkgs+=(util-linux)
 have curl || need_pkgs+=(curl)
+have man || need_pkgs+=(man-db)
 [ -x /usr/bin/time ] || need_pkgs+=(time)
 [ -x /usr/lib/postgresql/15/bin/postgres ] || need_pkgs+=(postgresql postgresql-client)
 python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || need_pkgs+=(python3-venv)
@@ -58,6 +59,7 @@ check unshare --version
 check setpriv --version
 check /usr/bin/time --version
 check curl --version
+check man --version
 check /usr/lib/postgresql/15/bin/postgres --version
 check /usr/lib/postgresql/15/bin/pg_basebackup --version
 check psql --version

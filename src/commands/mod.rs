@@ -1,4 +1,5 @@
 pub mod build;
+pub mod completions;
 pub mod dockerfile;
 pub mod explain;
 pub mod lint;

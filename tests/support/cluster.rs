@@ -12,6 +12,7 @@
 #![allow(dead_code)]
 
 use std::collections::BTreeMap;
+use std::net::{Ipv4Addr, SocketAddrV4};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -25,6 +26,7 @@ pub const PG_BIN: &str = "/usr/lib/postgresql/15/bin";
 pub const SUPERUSER: &str = "cluster_admin";
 pub const PASSWORD: &str = "Pw-for-tests-only-1";
 pub const REPL_PASSWORD: &str = "Repl:pw\\for-tests";
+pub const API_PASSWORD: &str = "Api-pw for tests only";
 pub const STATS_USER: (&str, &str) = ("admin", "test");
 pub const PRIMARY: &str = "pg-primary";
 pub const REPLICA: &str = "pg-replica-1";
@@ -33,12 +35,13 @@ pub const REPLICA: &str = "pg-replica-1";
 const HARNESS_REPLICA_ENV: [(&str, &str); 1] = [("HACOMPILE_BASEBACKUP_ATTEMPTS", "10")];
 
 /// The one change a swarm-only haproxy.cfg needs on loopback: each
-/// `server-template` over `tasks.<service>` becomes a `server` at the port
-/// given for that service (its DNS-only options dropped), the Docker
+/// `server-template` over `tasks.<service>` becomes a `server` at the
+/// address given for that service (its DNS-only options dropped; a `check
+/// port` stays, so the service's address must have it too), the Docker
 /// `resolvers` section goes (there is no 127.0.0.11 here), and listener ports
 /// map to free ones on 127.0.0.1. Checks, timeouts, `default-server`, ACLs,
 /// listener order and the stats section are left exactly as emitted.
-pub fn localize(cfg: &str, services: &BTreeMap<String, u16>, ports: &BTreeMap<u16, u16>) -> String {
+pub fn localize(cfg: &str, services: &BTreeMap<String, SocketAddrV4>, ports: &BTreeMap<u16, u16>) -> String {
     const DNS_ONLY: [&str; 3] = ["resolvers", "init-addr", "resolve-prefer"];
     let mut out: Vec<String> = Vec::new();
     let mut in_resolvers = false;
@@ -62,7 +65,7 @@ pub fn localize(cfg: &str, services: &BTreeMap<String, u16>, ports: &BTreeMap<u1
             ["server-template", prefix, _count, target, options @ ..] => {
                 let (fqdn, _) = target.rsplit_once(':').expect("server-template target has a port");
                 let service = fqdn.strip_prefix("tasks.").expect("server-templates point at tasks.<service>");
-                let port = *services.get(service).unwrap_or_else(|| panic!("no address for {service}"));
+                let address = services.get(service).unwrap_or_else(|| panic!("no address for {service}"));
                 let mut kept = Vec::new();
                 let mut it = options.iter();
                 while let Some(o) = it.next() {
@@ -73,7 +76,7 @@ pub fn localize(cfg: &str, services: &BTreeMap<String, u16>, ports: &BTreeMap<u1
                     }
                 }
                 let rest = if kept.is_empty() { String::new() } else { format!(" {}", kept.join(" ")) };
-                out.push(format!("{indent}server {prefix}1 127.0.0.1:{port}{rest}"));
+                out.push(format!("{indent}server {prefix}1 {address}{rest}"));
             }
             ["bind", address, rest @ ..] => {
                 let (host, port) = address.rsplit_once(':').expect("bind has a port");
@@ -91,14 +94,14 @@ pub fn localize(cfg: &str, services: &BTreeMap<String, u16>, ports: &BTreeMap<u1
     s
 }
 
-fn as_postgres(cmd: &str) -> Command {
+pub fn as_postgres(cmd: &str) -> Command {
     let mut c = Command::new("setpriv");
     c.args(["--reuid=postgres", "--regid=postgres", "--init-groups", "--", cmd]);
     c.env("PATH", format!("{PG_BIN}:/usr/bin:/bin"));
     c
 }
 
-fn ok(o: Output, what: &str) -> Output {
+pub fn ok(o: Output, what: &str) -> Output {
     assert!(o.status.success(), "{what}:\n{}{}", text(&o.stdout), text(&o.stderr));
     o
 }
@@ -107,7 +110,7 @@ pub fn chown_postgres(p: &Path) {
     ok(Command::new("chown").args(["-R", "postgres:postgres"]).arg(p).output().expect("chown"), "chown");
 }
 
-fn utf8(p: &Path) -> &str {
+pub fn utf8(p: &Path) -> &str {
     p.to_str().expect("utf-8 path")
 }
 
@@ -199,7 +202,7 @@ impl Site {
     }
 
     /// A container path from the service's configs, as the file beside the stack.
-    fn config_file(&self, name: &str, target: &str) -> Option<PathBuf> {
+    pub fn config_file(&self, name: &str, target: &str) -> Option<PathBuf> {
         let r = self.service(name).configs.iter().find(|c| c.target == target)?;
         let file = &self.stack.configs.get(&r.source).expect("a service's config is declared").file;
         Some(self.out.join(file))
@@ -441,15 +444,25 @@ pub fn wait_for(what: &str, limit: Duration, mut f: impl FnMut() -> bool) -> Dur
 
 /// `psql -tAc SQL` through `port` as the superuser; Err(stderr) on failure.
 pub fn sql(port: u16, query: &str) -> Result<String, String> {
-    let out = psql(port).args(["-c", query]).output().expect("psql runs");
+    sql_at(Ipv4Addr::LOCALHOST, port, query)
+}
+
+/// `psql -tAc SQL` to `host:port` as the superuser; Err(stderr) on failure.
+pub fn sql_at(host: Ipv4Addr, port: u16, query: &str) -> Result<String, String> {
+    let out = psql_at(host, port).args(["-c", query]).output().expect("psql runs");
     if out.status.success() { Ok(text(&out.stdout).trim().to_owned()) } else { Err(text(&out.stderr)) }
 }
 
 /// psql to `port` on loopback as the superuser, unquiet about errors.
 pub fn psql(port: u16) -> Command {
+    psql_at(Ipv4Addr::LOCALHOST, port)
+}
+
+/// psql to `host:port` as the superuser, unquiet about errors.
+pub fn psql_at(host: Ipv4Addr, port: u16) -> Command {
     let mut c = Command::new("psql");
     c.args(["-X", "-tA", "-v", "ON_ERROR_STOP=1"])
-        .env("PGHOST", "127.0.0.1")
+        .env("PGHOST", host.to_string())
         .env("PGPORT", port.to_string())
         .env("PGUSER", SUPERUSER)
         .env("PGDATABASE", "app")
@@ -522,6 +535,103 @@ impl Health {
     }
 }
 
+/// Test values of the secrets a compiled stack declares, by secret name.
+pub const SECRETS: [(&str, &str); 4] = [
+    ("postgres_user", SUPERUSER),
+    ("postgres_password", PASSWORD),
+    ("replication_password", REPL_PASSWORD),
+    ("patroni_api_password", API_PASSWORD),
+];
+
+/// Runs `hacompile build` on `spec_text` in a new temp dir (owned by
+/// postgres, readable by all) and writes the Docker secrets as files in
+/// its `secrets/`.
+pub fn compile(spec_text: &str) -> (tempfile::TempDir, Site) {
+    let root = tempfile::tempdir().expect("temp dir");
+    chown_postgres(root.path());
+    std::fs::set_permissions(root.path(), std::os::unix::fs::PermissionsExt::from_mode(0o755)).expect("chmod");
+    let out = root.path().join("out");
+    std::fs::write(root.path().join("spec.toml"), spec_text).expect("write");
+    std::fs::write(root.path().join("hacompile.lock"), include_str!("../../examples/hacompile.lock")).expect("write");
+    let build = Command::new(env!("CARGO_BIN_EXE_hacompile"))
+        .current_dir(root.path())
+        .args(["build", "spec.toml", "-o", "out"])
+        .output()
+        .expect("build");
+    ok(build, "hacompile build");
+    let stack: StackFile =
+        serde_yaml_ng::from_str(&std::fs::read_to_string(out.join("docker-stack.yml")).expect("stack written"))
+            .expect("the emitted stack parses");
+
+    // The Docker secrets, as files in a secrets directory.
+    let secrets = root.path().join("secrets");
+    std::fs::create_dir_all(&secrets).expect("mkdir");
+    for (name, value) in SECRETS {
+        // Docker secrets created with `printf | docker secret create` have no newline; test with one anyway.
+        std::fs::write(secrets.join(name), format!("{value}\n")).expect("write");
+    }
+    std::fs::write(secrets.join("haproxy_stats_users"), TEST_USERLIST).expect("write");
+    chown_postgres(&secrets);
+    let site = Site { root: root.path().to_owned(), out, secrets, stack };
+    (root, site)
+}
+
+/// HAProxy running the compiled haproxy.cfg, localized.
+pub struct Proxy {
+    pub child: Child,
+    pub write_port: u16,
+    pub read_port: u16,
+    pub stats_port: u16,
+    /// haproxy.cfg as the binary wrote it, and as HAProxy runs it here.
+    pub compiled_cfg: String,
+    pub local_cfg: String,
+}
+
+/// Starts HAProxy on the site's haproxy.cfg, [`localize`]d with `services`
+/// and every listener on a free port of 127.0.0.1; returns once it listens.
+/// The ports are found by section: `postgres_write`, `postgres_read`, `stats`.
+pub fn start_haproxy(site: &Site, services: &BTreeMap<String, SocketAddrV4>) -> Proxy {
+    let compiled_cfg = std::fs::read_to_string(site.out.join("haproxy.cfg")).expect("emitted haproxy.cfg");
+    let mut ports = BTreeMap::new();
+    let mut by_section = BTreeMap::new();
+    let mut section = "";
+    for line in compiled_cfg.lines() {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        match words.as_slice() {
+            [kind, name, ..] if !line.starts_with(' ') && ["listen", "frontend"].contains(kind) => section = name,
+            ["bind", address, ..] => {
+                let port: u16 = address.rsplit_once(':').and_then(|(_, p)| p.parse().ok()).expect("a bind port");
+                let local = *ports.entry(port).or_insert_with(free_port);
+                by_section.insert(section.to_owned(), local);
+            }
+            _ => {}
+        }
+    }
+    let port_of = |name: &str| *by_section.get(name).unwrap_or_else(|| panic!("haproxy.cfg has no {name} listener"));
+    let (write_port, read_port) = (port_of("postgres_write"), port_of("postgres_read"));
+    let stats_port = by_section.get("stats").copied().unwrap_or(0);
+    let local_cfg = localize(&compiled_cfg, services, &ports);
+    let local = site.root.join("haproxy.local.cfg");
+    std::fs::write(&local, &local_cfg).expect("write");
+    let mut haproxy_args = vec!["-db".to_owned(), "-f".into(), utf8(&local).into()];
+    if compiled_cfg.contains("http_auth(hacompile_stats)") {
+        haproxy_args.extend(["-f".into(), utf8(&site.secrets.join("haproxy_stats_users")).into()]);
+    }
+    let check = Command::new("haproxy").arg("-c").args(&haproxy_args[1..]).output().expect("haproxy");
+    ok(check, "haproxy -c on the localized config");
+    let child = Command::new("haproxy")
+        .args(&haproxy_args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("haproxy starts");
+    let proxy = Proxy { child, write_port, read_port, stats_port, compiled_cfg, local_cfg };
+    wait_for("HAProxy to listen", Duration::from_secs(10), || {
+        std::net::TcpStream::connect(("127.0.0.1", write_port)).is_ok()
+    });
+    proxy
+}
+
 impl Cluster {
     /// Compiles `spec_text` and starts primary, replica and HAProxy.
     pub fn start(spec_text: &str) -> Cluster {
@@ -530,85 +640,29 @@ impl Cluster {
 
     /// As [`Cluster::start`], the replica entrypoint getting `replica_env` too.
     pub fn start_with(spec_text: &str, replica_env: BTreeMap<String, String>) -> Cluster {
-        let root = tempfile::tempdir().expect("temp dir");
-        chown_postgres(root.path());
-        std::fs::set_permissions(root.path(), std::os::unix::fs::PermissionsExt::from_mode(0o755)).expect("chmod");
-        let out = root.path().join("out");
-        std::fs::write(root.path().join("spec.toml"), spec_text).expect("write");
-        std::fs::write(root.path().join("hacompile.lock"), include_str!("../../examples/hacompile.lock"))
-            .expect("write");
-        let build = Command::new(env!("CARGO_BIN_EXE_hacompile"))
-            .current_dir(root.path())
-            .args(["build", "spec.toml", "-o", "out"])
-            .output()
-            .expect("build");
-        ok(build, "hacompile build");
-        let stack: StackFile =
-            serde_yaml_ng::from_str(&std::fs::read_to_string(out.join("docker-stack.yml")).expect("stack written"))
-                .expect("the emitted stack parses");
-
-        // The Docker secrets, as files in a secrets directory.
-        let secrets = root.path().join("secrets");
-        std::fs::create_dir_all(&secrets).expect("mkdir");
-        for (name, value) in
-            [("postgres_user", SUPERUSER), ("postgres_password", PASSWORD), ("replication_password", REPL_PASSWORD)]
-        {
-            // Docker secrets created with `printf | docker secret create` have no newline; test with one anyway.
-            std::fs::write(secrets.join(name), format!("{value}\n")).expect("write");
-        }
-        std::fs::write(secrets.join("haproxy_stats_users"), TEST_USERLIST).expect("write");
-        chown_postgres(&secrets);
-
-        let site = Site { root: root.path().to_owned(), out: out.clone(), secrets: secrets.clone(), stack };
+        let (root, site) = compile(spec_text);
         let primary = init_primary(&site, free_port());
         let mut replica = spawn_replica(&site, free_port(), primary.port, &replica_env);
         wait_replica(&mut replica, Duration::from_secs(60));
 
-        // HAProxy with the emitted config, localized.
-        let (write_port, read_port, stats_port, health) = (free_port(), free_port(), free_port(), free_port());
-        let compiled_cfg = std::fs::read_to_string(out.join("haproxy.cfg")).expect("emitted haproxy.cfg");
-        let spec = hacompile_spec::load(&hacompile_spec::SourceFile::new("spec.toml", spec_text)).expect("valid spec");
-        let s = spec.spec();
-        let services = BTreeMap::from([(PRIMARY.to_owned(), primary.port), (REPLICA.to_owned(), replica.port)]);
-        let mut ports = BTreeMap::from([
-            (*s.haproxy.write_port.get(), write_port),
-            (*s.haproxy.read_port.get(), read_port),
-            (hacompile_spec::HAPROXY_HEALTH_PORT, health),
+        let services = BTreeMap::from([
+            (PRIMARY.to_owned(), SocketAddrV4::new(Ipv4Addr::LOCALHOST, primary.port)),
+            (REPLICA.to_owned(), SocketAddrV4::new(Ipv4Addr::LOCALHOST, replica.port)),
         ]);
-        if let Some(st) = &s.haproxy.stats {
-            ports.insert(*st.port.get(), stats_port);
-        }
-        let local_cfg = localize(&compiled_cfg, &services, &ports);
-        std::fs::write(root.path().join("haproxy.local.cfg"), &local_cfg).expect("write");
-        let mut haproxy_args = vec!["-db".to_owned(), "-f".into(), utf8(&root.path().join("haproxy.local.cfg")).into()];
-        if s.haproxy.stats.is_some() {
-            haproxy_args.extend(["-f".into(), utf8(&secrets.join("haproxy_stats_users")).into()]);
-        }
-        let check = Command::new("haproxy").arg("-c").args(&haproxy_args[1..]).output().expect("haproxy");
-        ok(check, "haproxy -c on the localized config");
-        let haproxy = Command::new("haproxy")
-            .args(&haproxy_args)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("haproxy starts");
-        let cluster = Cluster {
+        let proxy = start_haproxy(&site, &services);
+        Cluster {
             site,
             primary,
             replica,
-            haproxy: Some(haproxy),
-            write_port,
-            read_port,
-            stats_port,
-            compiled_cfg,
-            local_cfg,
+            haproxy: Some(proxy.child),
+            write_port: proxy.write_port,
+            read_port: proxy.read_port,
+            stats_port: proxy.stats_port,
+            compiled_cfg: proxy.compiled_cfg,
+            local_cfg: proxy.local_cfg,
             replica_env,
             root,
-        };
-        wait_for("HAProxy to listen", Duration::from_secs(10), || {
-            std::net::TcpStream::connect(("127.0.0.1", write_port)).is_ok()
-        });
-        cluster
+        }
     }
 
     /// Starts the replica's entrypoint again and waits until it serves.
@@ -713,6 +767,12 @@ pub fn wait_child(child: &mut Child, limit: Duration) -> Option<bool> {
 /// `wal_filler`, then a segment switch and a checkpoint per round, so that
 /// segments nobody holds are removed. Bounded in rounds and time.
 pub fn write_wal(port: u16, bytes: u64) -> u64 {
+    write_wal_at(Ipv4Addr::LOCALHOST, port, bytes)
+}
+
+/// [`write_wal`] on the server at `host:port`.
+pub fn write_wal_at(host: Ipv4Addr, port: u16, bytes: u64) -> u64 {
+    let sql = |port: u16, query: &str| sql_at(host, port, query);
     sql(port, "create table if not exists wal_filler (id serial primary key, pad text)").expect("create");
     let from = sql(port, "select pg_current_wal_lsn()").expect("lsn");
     let start = Instant::now();
