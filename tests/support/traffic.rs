@@ -282,7 +282,8 @@ pub fn kill_postgres(data: &Path) -> bool {
         .filter_map(|p| p.parse().ok())
         .collect();
     for p in std::iter::once(pid).chain(children.iter().copied()) {
-        let _ = Command::new("kill").args(["-KILL", &p.to_string()]).status();
+        // A child may have exited already: nothing to say then.
+        let _ = Command::new("kill").args(["-KILL", &p.to_string()]).stderr(Stdio::null()).status();
     }
     let deadline = Instant::now() + Duration::from_secs(10);
     while std::iter::once(pid).chain(children.iter().copied()).any(alive) && Instant::now() < deadline {
