@@ -17,64 +17,10 @@ use support::patroni::{
     server_name, streaming, succeeds_within, tail,
 };
 
-/// The contract's example, with the emitted defaults for timing.
-const SPEC: &str = r#"
-stack = "ha_db"
-topology = "patroni"
-
-[network]
-name = "pg_net"
-encrypted = true
-
-[secrets.postgres_user]
-[secrets.postgres_password]
-[secrets.replication_password]
-[secrets.patroni_api_password]
-[secrets.haproxy_stats_users]
-
-[postgres]
-image = "postgres:16"
-database = "app"
-user = { secret = "postgres_user" }
-password = { secret = "postgres_password" }
-
-[postgres.replication]
-user = "replicator"
-password = { secret = "replication_password" }
-
-[patroni]
-image = "registry.example.com/ha_db/patroni:16"
-synchronous_mode = "on"
-read_lag_limit = "16MB"
-rest_api = { user = "patroni", password = { secret = "patroni_api_password" } }
-
-[[patroni.members]]
-constraints = ["node.labels.pg.member == 1"]
-[[patroni.members]]
-constraints = ["node.labels.pg.member == 2"]
-[[patroni.members]]
-constraints = ["node.labels.pg.member == 3"]
-
-[dcs]
-image = "quay.io/coreos/etcd:v3.5.17"
-
-[[dcs.members]]
-constraints = ["node.labels.etcd.member == 1"]
-[[dcs.members]]
-constraints = ["node.labels.etcd.member == 2"]
-[[dcs.members]]
-constraints = ["node.labels.etcd.member == 3"]
-
-[haproxy]
-image = "haproxy:2.8"
-write_port = 5000
-read_port = 5001
-
-[haproxy.stats]
-port = 8080
-path = "/stats"
-users = { secret = "haproxy_stats_users" }
-"#;
+/// The bundled example: three members, three etcd members, synchronous
+/// mode on, read_lag_limit 16MB, and the emitted default timing (ttl 20,
+/// loop_wait 5, retry_timeout 5).
+const SPEC: &str = include_str!("../examples/ha-patroni.toml");
 
 /// Bounds that only catch a hang; the figures are printed, not asserted.
 const HANG: Duration = Duration::from_secs(120);

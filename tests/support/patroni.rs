@@ -123,7 +123,8 @@ pub struct EtcdMember {
     pub name: String,
     pub ip: Ipv4Addr,
     pub client_port: u16,
-    pub data: PathBuf,
+    /// What its data volume is mounted as.
+    pub volume: PathBuf,
     pub log: PathBuf,
     env: BTreeMap<String, String>,
     child: Option<Child>,
@@ -195,13 +196,13 @@ impl Etcd {
             );
             let mount = volume_target(site, name);
             let dir = site.root.join(name);
-            std::fs::create_dir_all(&dir).expect("mkdir");
-            let data = dir.join("data");
+            let volume = dir.join("volume");
+            std::fs::create_dir_all(&volume).expect("mkdir");
             let env: BTreeMap<String, String> = svc
                 .environment
                 .iter()
                 .map(|(k, v)| {
-                    let mut local = under(v, &mount, &data).unwrap_or_else(|| v.clone());
+                    let mut local = under(v, &mount, &volume).unwrap_or_else(|| v.clone());
                     local = local.replace("0.0.0.0", &net.etcd(*n).to_string());
                     for (m, other) in &names {
                         local = local.replace(&format!("//{other}:"), &format!("//{}:", net.etcd(*m)));
@@ -214,7 +215,7 @@ impl Etcd {
                 name: name.clone(),
                 ip: net.etcd(*n),
                 client_port,
-                data,
+                volume,
                 log: site.root.join(format!("{name}.log")),
                 env,
                 child: None,
@@ -466,6 +467,25 @@ struct Local<'a> {
     volume: &'a Path,
     socket: &'a Path,
     pgpass: &'a Path,
+    /// The service's swarm configs: container path -> local file.
+    files: &'a BTreeMap<String, PathBuf>,
+}
+
+/// Every string in `v` with the container paths of `files` replaced.
+fn replace_paths(v: &mut Value, files: &BTreeMap<String, PathBuf>) {
+    match v {
+        Value::String(s) => {
+            for (target, local) in files {
+                if s.contains(target.as_str()) {
+                    *s = s.replace(target.as_str(), utf8(local));
+                }
+            }
+        }
+        Value::Sequence(list) => list.iter_mut().for_each(|x| replace_paths(x, files)),
+        Value::Mapping(m) => m.iter_mut().for_each(|(_, x)| replace_paths(x, files)),
+        Value::Tagged(t) => replace_paths(&mut t.value, files),
+        _ => {}
+    }
 }
 
 /// The compiled patroni.yml with only the swarm-specific parts changed:
@@ -475,6 +495,8 @@ struct Local<'a> {
 /// members share one machine. Everything else stays as emitted.
 fn localize_patroni(yml: &str, l: &Local) -> String {
     let mut doc: Value = serde_yaml_ng::from_str(yml).expect("the emitted patroni.yml parses");
+    // Hooks that run the entrypoint (post_bootstrap) name it by its container path.
+    replace_paths(&mut doc, l.files);
     assert_eq!(doc.get("name").and_then(Value::as_str), Some(l.name), "patroni.yml names its member");
     for section in ["restapi", "postgresql"] {
         let s = get(&mut doc, section);
@@ -510,7 +532,7 @@ fn localize_patroni(yml: &str, l: &Local) -> String {
         .expect("postgresql.parameters is a mapping")
         .insert(Value::String("unix_socket_directories".into()), Value::String(utf8(l.socket).to_owned()));
     let out = serde_yaml_ng::to_string(&doc).expect("yaml");
-    for leftover in ["0.0.0.0", "/var/lib/postgresql", "/tmp/hacompile"] {
+    for leftover in ["0.0.0.0", "/var/lib/postgresql", "/tmp/hacompile", "/usr/local/bin/", "/etc/patroni"] {
         assert!(!out.contains(leftover), "{}: the localized patroni.yml still has {leftover}:\n{out}", l.name);
     }
     out
@@ -567,7 +589,13 @@ impl Patroni {
         let etcd = Etcd::from_site(&site, net);
         let etcd_hosts: BTreeMap<String, SocketAddrV4> =
             etcd.members.iter().map(|m| (m.name.clone(), SocketAddrV4::new(m.ip, m.client_port))).collect();
-        let database = "postgres".to_owned();
+        // The database the members' post_bootstrap creates.
+        let database = site
+            .service(&member_names[0].1)
+            .environment
+            .get("HACOMPILE_DATABASE")
+            .cloned()
+            .unwrap_or_else(|| "postgres".into());
         let members = member_names
             .iter()
             .map(|(n, name)| new_member(&site, name, net.member(*n), &etcd_hosts, &database))
@@ -654,7 +682,7 @@ impl Patroni {
         let compiled = std::fs::read_to_string(self.site.out.join("haproxy.cfg")).expect("haproxy.cfg");
         for m in &self.members {
             // Kept as compiled by `localize`: the member's REST API must be there.
-            assert!(compiled.contains(&format!("check port {}", m.rest_port)), "HAProxy checks {}'s REST API", m.name);
+            assert!(compiled.contains(&format!(" port {} ", m.rest_port)), "HAProxy checks {}'s REST API", m.name);
         }
         let proxy = start_haproxy(&self.site, &services);
         self.write_port = proxy.write_port;
@@ -779,11 +807,20 @@ fn new_member(site: &Site, name: &str, ip: Ipv4Addr, etcd: &BTreeMap<String, Soc
     let compiled_config = site.config_file(name, &target).expect("the member's patroni.yml");
     let yml = std::fs::read_to_string(&compiled_config).expect("read patroni.yml");
     let pgpass = dir.join("pgpass");
+    let config = dir.join("patroni.yml");
+    let files: BTreeMap<String, PathBuf> = svc
+        .configs
+        .iter()
+        .map(|c| {
+            let local =
+                if c.target == target { config.clone() } else { site.config_file(name, &c.target).expect("file") };
+            (c.target.clone(), local)
+        })
+        .collect();
     let local = localize_patroni(
         &yml,
-        &Local { name, ip, etcd, mount: &mount, volume: &volume, socket: &socket, pgpass: &pgpass },
+        &Local { name, ip, etcd, mount: &mount, volume: &volume, socket: &socket, pgpass: &pgpass, files: &files },
     );
-    let config = dir.join("patroni.yml");
     std::fs::write(&config, &local).expect("write");
     let doc: Value = serde_yaml_ng::from_str(&local).expect("yaml");
     let data = PathBuf::from(doc["postgresql"]["data_dir"].as_str().expect("data_dir"));
@@ -1019,7 +1056,8 @@ impl Member {
 
 /// The lag limit of HAProxy's replica check (`OPTIONS /replica?lag=N`), in bytes.
 pub fn read_lag_limit(haproxy_cfg: &str) -> u64 {
-    let at = haproxy_cfg.find("/replica?lag=").expect("the read check has a lag limit") + "/replica?lag=".len();
+    const CHECK: &str = "option httpchk OPTIONS /replica?lag=";
+    let at = haproxy_cfg.find(CHECK).expect("the read check has a lag limit") + CHECK.len();
     let value: String = haproxy_cfg[at..].chars().take_while(|c| c.is_ascii_alphanumeric()).collect();
     let digits: String = value.chars().take_while(char::is_ascii_digit).collect();
     let n: u64 = digits.parse().expect("a number of bytes");
