@@ -36,6 +36,7 @@ pub(crate) struct Cli {
 enum Command {
     Build(commands::build::Args),
     Dockerfile(commands::dockerfile::Args),
+    Graph(commands::graph::Args),
     Lint(commands::lint::Args),
     Explain(commands::explain::Args),
     Lock(commands::lock::Args),
@@ -50,6 +51,7 @@ fn main() -> ExitCode {
     let code = match cli.command {
         Command::Build(args) => commands::build::run(args),
         Command::Dockerfile(args) => commands::dockerfile::run(args),
+        Command::Graph(args) => commands::graph::run(args),
         Command::Lint(args) => commands::lint::run(args),
         Command::Explain(args) => commands::explain::run(args),
         Command::Lock(args) => commands::lock::run(args),

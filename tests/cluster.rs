@@ -279,3 +279,62 @@ fn statement_logging_never_logs_the_replication_password() {
     assert!(log.contains("statement:"), "statements are logged:\n{log}");
     assert!(!log.contains(part), "the replication password is in the primary's log:\n{log}");
 }
+
+/// GET on the stats listener: (status, body).
+fn stats_get(port: u16, path: &str, user: Option<(&str, &str)>) -> (u16, String) {
+    let mut cmd = Command::new("curl");
+    cmd.args(["-s", "-o", "-", "-w", "\n%{http_code}", "--max-time", "5"]);
+    if let Some((u, p)) = user {
+        cmd.args(["-u", &format!("{u}:{p}")]);
+    }
+    let out = cmd.arg(format!("http://127.0.0.1:{port}{path}")).output().expect("curl runs");
+    let all = text(&out.stdout);
+    let (body, code) = all.rsplit_once('\n').unwrap_or(("", "0"));
+    (code.trim().parse().unwrap_or(0), body.to_owned())
+}
+
+/// The value of one Prometheus sample whose labels include all of `labels`.
+fn sample(metrics: &str, name: &str, labels: &[&str]) -> Option<f64> {
+    metrics.lines().filter(|l| l.starts_with(&format!("{name}{{"))).find_map(|l| {
+        let (head, value) = l.rsplit_once(' ')?;
+        labels.iter().all(|want| head.contains(want)).then(|| value.parse().ok()).flatten()
+    })
+}
+
+/// HAProxy's built-in Prometheus exporter on the stats listener: behind the
+/// same authentication, and its figures follow the servers (a replica that
+/// stops is DOWN in the metrics, and UP again when it returns).
+#[test]
+fn prometheus_metrics_are_served_behind_the_stats_auth_and_follow_the_servers() {
+    let mut c = Cluster::start(EXAMPLE);
+    let (code, _) = stats_get(c.stats_port, "/metrics", None);
+    assert_eq!(code, 401, "no credentials, no metrics");
+    let (code, _) = stats_get(c.stats_port, "/metrics", Some((STATS_USER.0, "wrong")));
+    assert_eq!(code, 401, "wrong credentials, no metrics");
+    let up = |c: &Cluster, server: &str| {
+        let (code, body) = stats_get(c.stats_port, "/metrics", Some(STATS_USER));
+        assert_eq!(code, 200);
+        sample(
+            &body,
+            "haproxy_server_status",
+            &["proxy=\"postgres_read\"", &format!("server=\"{server}\""), "state=\"UP\""],
+        )
+    };
+    let replica_server = format!("{REPLICA}-1");
+    wait_for("the replica UP in the metrics", Duration::from_secs(30), || up(&c, &replica_server) == Some(1.0));
+    let (_, body) = stats_get(c.stats_port, "/metrics", Some(STATS_USER));
+    for name in
+        ["haproxy_backend_active_servers", "haproxy_server_current_sessions", "haproxy_frontend_connections_total"]
+    {
+        assert!(body.lines().any(|l| l.starts_with(name)), "{name} is exported");
+    }
+    assert_eq!(
+        sample(&body, "haproxy_backend_active_servers", &["proxy=\"postgres_write\""]),
+        Some(1.0),
+        "the write listener has its primary"
+    );
+    c.replica.stop();
+    wait_for("the replica DOWN in the metrics", Duration::from_secs(40), || up(&c, &replica_server) == Some(0.0));
+    c.restart_replica();
+    wait_for("the replica UP again", Duration::from_secs(60), || up(&c, &replica_server) == Some(1.0));
+}

@@ -18,13 +18,32 @@ have openssl || need_pkgs+=(openssl)
 have unshare || need_pkgs+=(util-linux)
 have curl || need_pkgs+=(curl)
 have man || need_pkgs+=(man-db)
+[ -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || need_pkgs+=(fonts-dejavu-core)
 [ -x /usr/bin/time ] || need_pkgs+=(time)
 [ -x /usr/lib/postgresql/15/bin/postgres ] || need_pkgs+=(postgresql postgresql-client)
 python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || need_pkgs+=(python3-venv)
+# The patroni topology's process-level tests (tests/cluster_patroni.rs):
+# Patroni 3.0 with its etcd3 backend (python3-etcd, for the system python
+# Patroni runs on), etcd 3.4 and etcdctl.
+have patroni || need_pkgs+=(patroni)
+/usr/bin/python3 -c 'import etcd' >/dev/null 2>&1 || need_pkgs+=(python3-etcd)
+have etcd || need_pkgs+=(etcd-server)
+have etcdctl || need_pkgs+=(etcd-client)
 
 if [ "${#need_pkgs[@]}" -gt 0 ]; then
     echo "setup: installing ${need_pkgs[*]}"
     export DEBIAN_FRONTEND=noninteractive
+    # Packages must not start their services (etcd-server's would hold
+    # 127.0.0.1:2379; the tests start their own etcd and Patroni). Debian's
+    # maintainer scripts ask policy-rc.d first, with or without systemd; a
+    # container usually has one that denies everything, else one is put in
+    # place for the install only.
+    policy=/usr/sbin/policy-rc.d
+    if [ ! -e "$policy" ]; then
+        printf '#!/bin/sh\n# hacompile tests/setup.sh: no service starts during this install\nexit 101\n' > "$policy"
+        chmod 755 "$policy"
+        trap 'rm -f "$policy"' EXIT
+    fi
     apt-get update -qq
     apt-get install -y -qq --no-install-recommends "${need_pkgs[@]}" >/dev/null
 fi
@@ -60,10 +79,18 @@ check setpriv --version
 check /usr/bin/time --version
 check curl --version
 check man --version
+check test -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf
 check /usr/lib/postgresql/15/bin/postgres --version
 check /usr/lib/postgresql/15/bin/pg_basebackup --version
 check psql --version
 check pgbench --version
+check patroni --version
+check patronictl version
+check /usr/bin/python3 -c 'import etcd, urllib3, psycopg2' # Patroni's interpreter
+check etcd --version
+check env ETCDCTL_API=3 etcdctl version
+# No packaged etcd left running on its default client port.
+check bash -c '! (exec 3<>/dev/tcp/127.0.0.1/2379) 2>/dev/null'
 check "$venv/bin/pre-commit" --version
 check "$venv/bin/compose-lint" --version
 check cargo nextest --version
@@ -74,5 +101,6 @@ if [ "$missing" -ne 0 ]; then
     exit 1
 fi
 echo "setup: $(haproxy -v | head -n1)"
+echo "setup: $(patroni --version), etcd $(etcd --version | sed -n 's/^etcd Version: //p')"
 echo "setup: docker CLI $(docker version --format '{{.Client.Version}}' 2>/dev/null || echo '?')"
 echo "setup: $("$venv/bin/compose-lint" --version), $("$venv/bin/pre-commit" --version)"

@@ -2,6 +2,7 @@ pub mod build;
 pub mod completions;
 pub mod dockerfile;
 pub mod explain;
+pub mod graph;
 pub mod lint;
 pub mod lock;
 pub mod pin;

@@ -4,6 +4,7 @@
 //! ([`hacompile_stack`], [`hacompile_haproxy`]) and serialized once, so the
 //! same input always gives the same bytes.
 
+pub mod graph;
 mod names;
 mod proxy;
 mod services;

@@ -11,7 +11,7 @@ use hacompile_haproxy::{
     Config, Directive as D, HoldKind, Mode, Section, SectionKind, ServerOptions, Time, TimeoutKind as T,
 };
 use hacompile_spec::values::parse_duration;
-use hacompile_spec::{CheckKind, HAPROXY_HEALTH_PORT, Sp, ValidSpec};
+use hacompile_spec::{CheckKind, HAPROXY_HEALTH_PORT, METRICS_PATH, Sp, ValidSpec};
 
 use crate::names::*;
 
@@ -153,6 +153,11 @@ pub fn haproxy_config(spec: &ValidSpec) -> Config {
                 D::AclHttpAuth { name: "stats_auth_ok".into(), userlist: STATS_USERLIST.into() },
                 D::HttpRequestDenyUnless { acl: "stats_allowed_net".into() },
                 D::HttpRequestAuthUnless { realm: "hacompile-stats".into(), acl: "stats_auth_ok".into() },
+            ])
+            // After the allow list and the authentication: Prometheus scrapes
+            // with basic_auth, like a person opening the page.
+            .chain(stats.metrics.get().then(|| D::PrometheusExporterAt(METRICS_PATH.into())))
+            .chain([
                 D::StatsEnable,
                 D::StatsUri(stats.path.get().clone()),
                 D::StatsRefresh(Time(10_000)),

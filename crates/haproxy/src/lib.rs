@@ -197,6 +197,9 @@ pub enum Directive {
         realm: String,
         acl: String,
     },
+    /// `http-request use-service prometheus-exporter if { path <path> }`:
+    /// HAProxy's built-in exporter (USE_PROMEX) answers there.
+    PrometheusExporterAt(String),
     StatsEnable,
     StatsUri(String),
     StatsRefresh(Time),
@@ -322,6 +325,9 @@ impl fmt::Display for Directive {
             TcpRequestConnectionRejectUnless { acl } => write!(f, "tcp-request connection reject unless {acl}"),
             HttpRequestAuthUnless { realm, acl } => {
                 write!(f, "http-request auth realm {realm} unless {acl}")
+            }
+            PrometheusExporterAt(path) => {
+                write!(f, "http-request use-service prometheus-exporter if {{ path {path} }}")
             }
             StatsEnable => f.write_str("stats enable"),
             StatsUri(uri) => write!(f, "stats uri {uri}"),

@@ -784,7 +784,15 @@ pub struct Stats {
     /// private ranges.
     #[serde(default = "default_allow_from")]
     pub allow_from: Vec<Sp<String>>,
+    /// HAProxy's built-in Prometheus exporter at `/metrics` on this listener,
+    /// behind the same allow list and authentication (default on; Prometheus
+    /// scrapes with `basic_auth`).
+    #[serde(default = "yes_sp")]
+    pub metrics: Sp<bool>,
 }
+
+/// Where the Prometheus exporter answers on the stats listener.
+pub const METRICS_PATH: &str = "/metrics";
 
 fn default_stats_port() -> Sp<u16> {
     sp(8080)

@@ -673,6 +673,15 @@ pub fn validate(spec: Spec, source: &SourceFile) -> Result<ValidSpec, SpecErrors
                 format!("{why}; e.g. `/stats`"),
             );
         }
+        if *stats.metrics.get() && stats.path.get() == METRICS_PATH {
+            c.err(
+                "spec::stats",
+                stats.path.span(),
+                format!("the stats page cannot be at `{METRICS_PATH}`, where the Prometheus exporter answers"),
+                "taken",
+                "use `/stats`, or `metrics = false` to turn the exporter off",
+            );
+        }
         if stats.allow_from.is_empty() {
             c.err(
                 "spec::stats",
