@@ -8,7 +8,7 @@
 # the failovers, and pgbench TPC-B through the write port against direct to
 # the leader with the ratio.
 #
-#   benches/failover.sh [KILLS]      (default 5; takes about 4 minutes per event kind and KILLS=5 topology)
+#   benches/failover.sh [KILLS]      (default 5: about 19 minutes on 2 cores)
 #
 # Floors (issue #12): SIGKILL median <= ttl + 3 s; graceful stop and
 # switchover <= 5 s; no acknowledged write lost with synchronous mode. They
