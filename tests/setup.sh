@@ -83,6 +83,7 @@ check test -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf
 check /usr/lib/postgresql/15/bin/postgres --version
 check /usr/lib/postgresql/15/bin/pg_basebackup --version
 check psql --version
+check pgbench --version
 check patroni --version
 check patronictl version
 check /usr/bin/python3 -c 'import etcd, urllib3, psycopg2' # Patroni's interpreter

@@ -11,6 +11,7 @@ pub const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 pub mod cluster;
 pub mod patroni;
 pub mod registry;
+pub mod traffic;
 
 /// A userlist like the one the stats secret holds (hash of "test").
 pub const TEST_USERLIST: &str = "userlist hacompile_stats\n    user admin password $6$hacompiletest$Vn6n8yQVoegMr5ghDdf0fohwEe9YkTldD5jkNXPCYZsNd54bDRUHiHMTDw1iIZEyJUKUfcSbhR02fYe9J0K0y0\n";
