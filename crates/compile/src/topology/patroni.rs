@@ -55,8 +55,10 @@ const ETCD_BINARY: &str = "/usr/local/bin/etcd";
 const ETCD_MOUNT: &str = "/var/lib/etcd";
 const ETCD_DATA_DIR: &str = "/var/lib/etcd/data";
 /// How often a server that is down or changing state is checked: a new
-/// leader takes writes within about a second of its promotion.
-const FAST_CHECK_MS: u64 = 1_000;
+/// leader takes writes within about a second of its promotion, and a demoted
+/// one (read-only, its `/primary` now 503) leaves the write listener within
+/// `fall` half-seconds. The REST API answers these from memory.
+const FAST_CHECK_MS: u64 = 500;
 const MODE_0440: u32 = 0o440;
 const MODE_0555: u32 = 0o555;
 
