@@ -8,7 +8,13 @@
 #      from images/*/Dockerfile with our own entrypoints:
 #        hacompile-test/postgres:15  (starts as root, gosu to postgres; STOPSIGNAL SIGINT)
 #        hacompile-test/haproxy:2.6  (USER haproxy; `haproxy -W -db`; STOPSIGNAL SIGUSR1)
+#        hacompile-test/etcd:3.4     (etcd as the command, root, configured by ETCD_*)
 #      (`docker import --change` cannot set STOPSIGNAL.)
+#   3. on top of the postgres stand-in, what the emitted patroni.Dockerfile
+#      makes of the official postgres image:
+#        hacompile-test/patroni:15   (USER postgres; patroni from the root)
+# A cached root and unchanged Dockerfiles build in a few seconds (the
+# classic builder's cache).
 # Then checks the images' configuration; run.sh checks the running tasks.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -20,10 +26,12 @@ base="hacompile-test/debian-root:$key"
 if ! docker image inspect "$base" > /dev/null 2>&1; then
     docker import "$tarball" "$base" > /dev/null
 fi
-for image in postgres:15 haproxy:2.6; do
+# image=base, in build order (patroni builds on the postgres stand-in).
+for pair in "postgres:15=$base" "haproxy:2.6=$base" "etcd:3.4=$base" "patroni:15=hacompile-test/postgres:15"; do
+    image=${pair%%=*}
     previous=$(docker image inspect --format '{{.Id}}' "hacompile-test/$image" 2> /dev/null || true)
     # The classic builder warns that it is deprecated: shown only on failure.
-    if ! out=$(DOCKER_BUILDKIT=0 docker build -q --build-arg "BASE=$base" -t "hacompile-test/$image" "$here/images/${image%%:*}" 2>&1); then
+    if ! out=$(DOCKER_BUILDKIT=0 docker build -q --build-arg "BASE=${pair#*=}" -t "hacompile-test/$image" "$here/images/${image%%:*}" 2>&1); then
         echo "$out" >&2
         exit 1
     fi
@@ -44,4 +52,15 @@ check hacompile-test/haproxy:2.6 '{{.Config.User}} {{.Config.WorkingDir}} {{.Con
 check hacompile-test/haproxy:2.6 '{{json .Config.Entrypoint}} {{json .Config.Cmd}}' '["docker-entrypoint.sh"] ["haproxy","-f","/usr/local/etc/haproxy/haproxy.cfg"]'
 check hacompile-test/postgres:15 '{{.Config.User}}|{{.Config.StopSignal}}' '|SIGINT'
 check hacompile-test/postgres:15 '{{json .Config.Entrypoint}} {{json .Config.Cmd}}' '["docker-entrypoint.sh"] ["postgres"]'
-echo "build-images: hacompile-test/postgres:15 and hacompile-test/haproxy:2.6 ready"
+check hacompile-test/patroni:15 '{{.Config.User}}|{{.Config.StopSignal}}|{{json .Config.Entrypoint}} {{json .Config.Cmd}}' 'postgres|SIGTERM|["docker-entrypoint.sh"] ["postgres"]'
+check hacompile-test/etcd:3.4 '{{.Config.User}}|{{json .Config.Entrypoint}} {{json .Config.Cmd}}' '|null ["/usr/local/bin/etcd"]'
+# What the compiled Patroni service relies on, run in the image itself (its
+# user, no capability, no network): UID/GID 999, bash, the server's binaries
+# and patroni on PATH, python's etcd client, the data directory its own.
+facts=$(docker run --rm --cap-drop ALL --network none --entrypoint bash hacompile-test/patroni:15 -c \
+    'echo "$(id -u):$(id -g) $(command -v postgres) $(command -v pg_rewind) $(command -v patroni) $(command -v patronictl) $(stat -c %U /var/lib/postgresql/data)"; python3 -c "import etcd, urllib3, psycopg2"')
+[ "$facts" = "999:999 /usr/lib/postgresql/15/bin/postgres /usr/lib/postgresql/15/bin/pg_rewind /usr/bin/patroni /usr/bin/patronictl postgres" ] \
+    || { echo "build-images: hacompile-test/patroni:15 runs as: $facts" >&2; exit 1; }
+facts=$(docker run --rm --cap-drop ALL --network none --entrypoint /usr/local/bin/etcdctl hacompile-test/etcd:3.4 version)
+grep -q '^etcdctl version: 3\.4\.' <<< "$facts" || { echo "build-images: hacompile-test/etcd:3.4's etcdctl says: $facts" >&2; exit 1; }
+echo "build-images: hacompile-test/{postgres:15,haproxy:2.6,etcd:3.4,patroni:15} ready"
