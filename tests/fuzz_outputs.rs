@@ -20,6 +20,8 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 const EXAMPLE: &str = include_str!("../examples/ha-postgres.toml");
+/// The patroni topology's example: its own credential places (the REST API).
+const PATRONI_EXAMPLE: &str = include_str!("../examples/ha-patroni.toml");
 /// Generous for a debug build; hostile inputs took minutes before the fixes.
 const PER_CASE: Duration = Duration::from_secs(3);
 
@@ -223,8 +225,15 @@ fn planted_spec(rng: &mut ChaCha8Rng, s: &str) -> String {
         5 => format!("'''\nfirst line\n{s}\n'''"),
         _ => format!("'{s}'"),
     };
-    let from = "password = { secret = \"postgres_password\" }";
-    let mut spec = EXAMPLE.replacen(from, &format!("password = {value}"), 1);
+    let (base, from) = *[
+        (EXAMPLE, "password = { secret = \"postgres_password\" }"),
+        (PATRONI_EXAMPLE, "password = { secret = \"postgres_password\" }"),
+        (PATRONI_EXAMPLE, "password = { secret = \"patroni_api_password\" }"),
+    ]
+    .choose(rng)
+    .expect("bases");
+    assert!(base.contains(from), "{from}");
+    let mut spec = base.replacen(from, &format!("password = {value}"), 1);
     if rng.random_bool(0.3) {
         spec = spec.replacen("user = { secret = \"postgres_user\" }", "user = \"alice\"", 1);
     }

@@ -254,3 +254,33 @@ fn no_credential_reaches_the_stack_or_a_patroni_config() {
         assert_eq!(yml["name"], format!("pg-{n}").as_str());
     }
 }
+
+#[test]
+fn lint_warns_on_a_development_etcd_and_finds_nothing_else_in_the_example() {
+    let three = "[[dcs.members]]\nconstraints = [\"node.labels.etcd.member == 1\"]\n\n[[dcs.members]]\nconstraints = [\"node.labels.etcd.member == 2\"]\n\n[[dcs.members]]\nconstraints = [\"node.labels.etcd.member == 3\"]\n";
+    let spec = example_with(three, "[[dcs.members]]\nconstraints = [\"node.labels.etcd.member == 1\"]\n").replacen(
+        "[dcs]\n",
+        "[dcs]\ndevelopment = true\n",
+        1,
+    );
+    let dir = tempfile::tempdir().expect("temp dir");
+    let lock = examples_lock(dir.path());
+    fs::rename(&lock, dir.path().join("hacompile.lock")).expect("rename");
+    for (name, text, expected) in [("dev.toml", spec.as_str(), vec!["HC410"]), ("example.toml", EXAMPLE, vec![])] {
+        fs::write(dir.path().join(name), text).expect("writable");
+        let out = bin().current_dir(dir.path()).args(["lint", "--format", "json", name]).output().expect("runs");
+        let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+        let codes: Vec<&str> =
+            report["findings"].as_array().expect("findings").iter().filter_map(|f| f["code"].as_str()).collect();
+        assert_eq!(codes, expected, "{name}: {}", text_of(&out.stdout));
+        if name == "dev.toml" {
+            let line = report["findings"][0]["line"].as_u64().expect("line");
+            let at = spec.lines().position(|l| l == "development = true").expect("written") + 1;
+            assert_eq!(line, at as u64, "the warning points at `development = true`");
+        }
+    }
+}
+
+fn text_of(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}

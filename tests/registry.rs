@@ -761,3 +761,50 @@ fn a_digest_claimed_in_another_algorithm_is_verified_before_it_is_pinned() {
         "the body was fetched"
     );
 }
+
+/// The patroni topology names four images: `lock` resolves every one, each
+/// equal to skopeo's digest, and `build` then pins all four.
+#[test]
+fn lock_pins_the_patroni_topologys_four_images() {
+    let reg = Registry::start();
+    reg.push_fixtures("fx", "1", "patroni");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let h = &reg.host;
+    let example = fs::read_to_string(format!("{ROOT}/examples/ha-patroni.toml")).expect("example");
+    let refs = [
+        ("postgres:16", format!("{h}/fx/oci-index:1")),
+        ("haproxy:2.8", format!("{h}/fx/docker-list:1")),
+        ("registry.example.com/ha_db/patroni:16", format!("{h}/fx/oci-single:1")),
+        ("quay.io/coreos/etcd:v3.5.17", format!("{h}/fx/docker-single:1")),
+    ];
+    let mut spec = example.clone();
+    for (from, to) in &refs {
+        let written = format!("image = \"{from}\"");
+        assert!(spec.contains(&written), "the example names {from}");
+        spec = spec.replace(&written, &format!("image = \"{to}\""));
+    }
+    fs::write(dir.path().join("spec.toml"), spec).expect("write");
+    let o = hc(dir.path(), &["lock", "spec.toml", "--insecure-registry", h]);
+    assert!(o.status.success(), "{}", all(&o));
+    let locked = lock_digests(dir.path());
+    assert_eq!(locked.len(), 4, "every image of the spec: {locked:?}");
+    for (reference, digest, _) in &locked {
+        let repo_tag = reference.strip_prefix(&format!("{h}/")).expect("prefix");
+        assert_eq!(*digest, reg.skopeo_digest(repo_tag), "{reference}: hacompile and skopeo agree");
+    }
+    let build = hc(dir.path(), &["build", "spec.toml", "--stack-only"]);
+    assert!(build.status.success(), "{}", all(&build));
+    let stack = text(&build.stdout);
+    let recipe = hc(dir.path(), &["dockerfile", "spec.toml"]);
+    assert!(recipe.status.success(), "{}", all(&recipe));
+    let recipe = text(&recipe.stdout);
+    for (reference, digest, _) in &locked {
+        let pinned = format!("{reference}@{digest}");
+        if reference.contains("oci-index") {
+            // The base image: only the members' image recipe names it.
+            assert!(recipe.contains(&format!("FROM {pinned}\n")), "{reference} pinned in the recipe:\n{recipe}");
+        } else {
+            assert!(stack.contains(&pinned), "{reference} pinned in the stack");
+        }
+    }
+}

@@ -72,7 +72,7 @@ pub fn run(args: Args) -> u8 {
     };
     // Images whose spec reference carries a digest are pinned already.
     let mut images: Vec<ImageRef> = Vec::new();
-    for img in [spec.postgres_image(), spec.haproxy_image()] {
+    for (img, _) in spec.images() {
         if img.digest().is_none() && !images.iter().any(|i| i.as_written() == img.as_written()) {
             images.push(img.clone());
         }

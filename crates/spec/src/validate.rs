@@ -63,6 +63,18 @@ impl ValidSpec {
         &self.source
     }
 
+    /// Every image the spec names, with where it is written: what `lock`
+    /// resolves, `build` pins and lint checks, in one list.
+    pub fn images(&self) -> Vec<(&ImageRef, &Sp<String>)> {
+        let s = &self.spec;
+        let mut out = vec![(&self.postgres_image, &s.postgres.image), (&self.haproxy_image, &s.haproxy.image)];
+        if let (Some((members, etcd)), Some(p), Some(d)) = (&self.patroni_images, &s.patroni, &s.dcs) {
+            out.push((members, &p.image));
+            out.push((etcd, &d.image));
+        }
+        out
+    }
+
     /// The Patroni members' image and the etcd image (topology `patroni`).
     pub fn patroni_images(&self) -> Option<(&ImageRef, &ImageRef)> {
         self.patroni_images.as_ref().map(|(p, e)| (p, e))

@@ -56,8 +56,7 @@ fn check(cx: &StackCx<'_>, out: &mut Vec<Hit>) {
 }
 
 fn check_spec(cx: &SpecCx<'_>, out: &mut Vec<Hit>) {
-    let s = cx.spec.spec();
-    for (img, at) in [(cx.spec.postgres_image(), &s.postgres.image), (cx.spec.haproxy_image(), &s.haproxy.image)] {
+    for (img, at) in cx.spec.images() {
         let locked = cx.lock.is_some_and(|l| l.get(img.as_written()).is_some());
         if img.digest().is_none() && !locked {
             out.push(

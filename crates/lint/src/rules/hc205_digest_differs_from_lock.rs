@@ -51,8 +51,7 @@ fn check(cx: &StackCx<'_>, out: &mut Vec<Hit>) {
 
 fn check_spec(cx: &SpecCx<'_>, out: &mut Vec<Hit>) {
     let Some(lock) = cx.lock else { return };
-    let s = cx.spec.spec();
-    for (img, at) in [(cx.spec.postgres_image(), &s.postgres.image), (cx.spec.haproxy_image(), &s.haproxy.image)] {
+    for (img, at) in cx.spec.images() {
         if let (Some(own), Some(locked)) = (img.digest(), lock.digest_for(img.as_written()))
             && *own != locked
         {

@@ -2,6 +2,7 @@ use super::etcd;
 use super::{Check, Rule};
 use crate::context::StackCx;
 use crate::finding::{Family, Hit, Severity};
+use crate::spec::SpecCx;
 
 pub const RULE: Rule = Rule {
     code: "HC410",
@@ -16,7 +17,8 @@ command runs `etcd`, or whose environment configures an etcd server, such
 as `ETCD_NAME` or `ETCD_INITIAL_CLUSTER`) and counts them: by the distinct
 names in `ETCD_INITIAL_CLUSTER` or `--initial-cluster` when a member
 declares its cluster, else by the number of etcd services. Reports a
-cluster of one member, or of an even number of members.
+cluster of one member, or of an even number of members; in a cluster
+spec, a single `[[dcs.members]]` allowed by `development = true`.
 
 ## Why it matters
 etcd needs a majority of its members to write. One member is a single
@@ -42,8 +44,22 @@ services:
 Run 3 members (survive one loss) or 5 (survive two), one service each,
 placed on different nodes, and list all of them in the initial cluster.
 "#,
-    check: Check::Stack(check),
+    check: Check::StackAndSpec(check, check_spec),
 };
+
+/// A spec may ask for one member only by saying `development = true`
+/// (build refuses it otherwise); lint still warns, so it never reaches
+/// production unnoticed.
+fn check_spec(cx: &SpecCx<'_>, out: &mut Vec<Hit>) {
+    let members = cx.spec.dcs_services().len();
+    if members == 1 {
+        let at = cx.key_span(&["dcs", "development"]).unwrap_or(0..0);
+        out.push(
+            Hit::new(at, "the etcd cluster has a single member (`development = true`): no fault tolerance")
+                .help("for production, list 3 `[[dcs.members]]` (or 5) on different nodes and drop `development`"),
+        );
+    }
+}
 
 fn check(cx: &StackCx<'_>, out: &mut Vec<Hit>) {
     let members = etcd::members(cx);
