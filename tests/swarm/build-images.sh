@@ -63,4 +63,9 @@ facts=$(docker run --rm --cap-drop ALL --network none --entrypoint bash hacompil
     || { echo "build-images: hacompile-test/patroni:15 runs as: $facts" >&2; exit 1; }
 facts=$(docker run --rm --cap-drop ALL --network none --entrypoint /usr/local/bin/etcdctl hacompile-test/etcd:3.4 version)
 grep -q '^etcdctl version: 3\.4\.' <<< "$facts" || { echo "build-images: hacompile-test/etcd:3.4's etcdctl says: $facts" >&2; exit 1; }
+# The compiled etcd service runs as root with every capability dropped: it
+# can use its volume at /var/lib/etcd only if root owns it (as in the real
+# image), since no CAP_DAC_OVERRIDE reads another user's 0700 directory.
+facts=$(docker run --rm --cap-drop ALL --network none --entrypoint ls hacompile-test/etcd:3.4 -lnd /var/lib/etcd)
+grep -q '^drwxr-xr-x [0-9]* 0 0 ' <<< "$facts" || { echo "build-images: hacompile-test/etcd:3.4's /var/lib/etcd is not root's 0755: $facts" >&2; exit 1; }
 echo "build-images: hacompile-test/{postgres:15,haproxy:2.6,etcd:3.4,patroni:15} ready"
