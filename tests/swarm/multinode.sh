@@ -230,8 +230,9 @@ check_placement() { # service expected-node
     [ "$got" = "$2" ] || fail "$1 runs on node(s) '$(echo "$got" | tr '\n' ' ')', not node-$2 as its constraint names"
 }
 check_global() { # service nodes... -> one running task on each of them and none elsewhere
-    local got; got=$(running_nodes "$1" | tr '\n' ' ')
-    [ "$got" = "$(printf '%s ' "$@")" ] || fail "$1 runs on node(s) '$got', not one task on each of $*"
+    local svc=$1; shift
+    local got; got=$(running_nodes "$svc" | tr '\n' ' ')
+    [ "$got" = "$(printf '%s ' "$@")" ] || fail "$svc runs on node(s) '$got', not one task on each of nodes $*"
 }
 
 # A client writing rows id = base+1, base+2, ... through one node's proxy
@@ -274,9 +275,10 @@ log "pinned: labels, lock, build, deploy"
 dm node update --label-add pg.role=primary "${node_id[1]}" > /dev/null
 dm node update --label-add pg.role=replica "${node_id[2]}" > /dev/null
 sed "s|REGISTRY|$reg|g" "$here/multinode-pinned.toml" > "$work/pinned.toml"
-"$hc" lock "$work/pinned.toml" --insecure-registry "$reg" > /dev/null
+out=$("$hc" lock "$work/pinned.toml" --insecure-registry "$reg" 2>&1) || fail "hacompile lock: $out"
 "$hc" build "$work/pinned.toml" -o "$work/pinned" > /dev/null
-grep -q "encrypted: 'false'" "$work/pinned/docker-stack.yml" || fail "the pinned stack's network is not explicitly unencrypted"
+# encrypted = false leaves the option out (Docker's default: not encrypted).
+! grep -q "encrypted" "$work/pinned/docker-stack.yml" || fail "the pinned stack's network is encrypted: nothing would cross between nodes here"
 t_deploy=$(now)
 deploy "$stack" "$work/pinned"
 wait_for 300 "the pinned stack to converge" converged "$stack" 3 > /dev/null
@@ -355,13 +357,18 @@ t_runbook=$(now)
 # 1. Fence the old primary.
 dm_retry service scale --detach "${stack}_pg-primary=0" > /dev/null
 [ "$(dm service inspect --format '{{.Spec.Mode.Replicated.Replicas}}' "${stack}_pg-primary")" = 0 ] || fail "runbook 1: pg-primary not scaled to 0"
-# 2. The replica that received the most WAL (there is one) replays all of it.
-replica_task=$(task_on 2 "${stack}_pg-replica-1")
-[ -n "$replica_task" ] || fail "runbook 2: no replica task on node-2"
-rq() { dk 2 exec "$replica_task" psql -X -tA -U cluster_admin -d "$1" -c "$2"; }
-caught_up() { [ "$(rq postgres 'select pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn()')" = t ]; }
+# 2. The replica that received the most WAL (there is one) replays all of
+#    it. Asked in whichever task swarm runs for it now.
+rq() { dk 2 exec "$(task_on 2 "${stack}_pg-replica-1")" psql -X -tA -U cluster_admin -d "$1" -c "$2"; }
+replica_tasks_before=$(dm service ps -q "${stack}_pg-replica-1" | wc -l)
+# Replay equals receive, as the runbook says; or, with no WAL receiver left,
+# replay beyond receive: a replica task restarted after the primary was gone
+# reports the start of its last WAL segment as received (it never received
+# anything since). Either way nothing received is left to replay.
+caught_up() { [ "$(rq postgres "select pg_last_wal_replay_lsn() >= pg_last_wal_receive_lsn() and (pg_last_wal_replay_lsn() = pg_last_wal_receive_lsn() or not exists (select 1 from pg_stat_wal_receiver where status = 'streaming'))")" = t ]; }
 wait_for 60 "runbook 2: the replica replays all it received" caught_up > /dev/null
-received=$(rq postgres 'select pg_last_wal_receive_lsn()')
+lsns=$(rq postgres "select pg_last_wal_receive_lsn() || ' received, ' || pg_last_wal_replay_lsn() || ' replayed'")
+replica_restarts=$(( $(dm service ps -q "${stack}_pg-replica-1" | wc -l) - replica_tasks_before ))
 # 3. Promote it.
 [ "$(rq postgres 'select pg_promote(wait => true)')" = t ] || fail "runbook 3: pg_promote did not return true"
 [ "$(rq postgres 'select pg_is_in_recovery()')" = f ] || fail "runbook 3: the replica is still in recovery"
@@ -423,8 +430,8 @@ missing_after=$(comm -23 "$work/kept" <(sort "$work/after-runbook") | grep -c . 
 [ "$missing_after" = 0 ] || fail "$missing_after rows of the promoted server are missing after the redeploy"
 during=$(awk -v a="$t_kill" -v b="$t_redeploy" '$2 > a + 1 && $3 < b' "$work/pinned.acked" | wc -l)
 [ "$during" = 0 ] || fail "$during writes were acknowledged through HAProxy between the kill and the redeploy"
-log "pinned: primary's node killed; writes stopped; runbook steps 1-6 done; writes through node-3 again ${t_writes_back}s after the kill (runbook ${t_runbook_total}s); new replica on node-3 serving reads ${t_new_replica}s after the redeploy"
-log "pinned: ${acked_before} writes acknowledged before the kill: $((acked_before - lost)) on the promoted server (all that reached it, highest id $max_kept, received up to $received; $extra committed there but unacknowledged), ${lost} lost with the primary's node (asynchronous replication)"
+log "pinned: primary's node killed; writes stopped; runbook steps 1-6 done (replica tasks restarted by swarm meanwhile: $replica_restarts); writes through node-3 again ${t_writes_back}s after the kill (runbook ${t_runbook_total}s); new replica on node-3 serving reads ${t_new_replica}s after the redeploy"
+log "pinned: ${acked_before} writes acknowledged before the kill: $((acked_before - lost)) on the promoted server (all that reached it, highest id $max_kept; $lsns; $extra committed there but unacknowledged), ${lost} lost with the primary's node (asynchronous replication)"
 
 # --- the old primary's node returns
 t_return=$(now)
@@ -471,9 +478,9 @@ for i in 1 2 3; do dm node update --label-add "pg.member=$i" --label-add "etcd.m
 # Its own directory: its own hacompile.lock.
 mkdir -p "$work/patroni-spec"
 sed "s|REGISTRY|$reg|g" "$here/multinode-patroni.toml" > "$work/patroni-spec/spec.toml"
-"$hc" lock "$work/patroni-spec/spec.toml" --insecure-registry "$reg" > /dev/null
+out=$("$hc" lock "$work/patroni-spec/spec.toml" --insecure-registry "$reg" 2>&1) || fail "hacompile lock: $out"
 "$hc" build "$work/patroni-spec/spec.toml" -o "$work/patroni" > /dev/null
-grep -q "encrypted: 'false'" "$work/patroni/docker-stack.yml" || fail "the patroni stack's networks are not explicitly unencrypted"
+! grep -q "encrypted" "$work/patroni/docker-stack.yml" || fail "the patroni stack's networks are encrypted: nothing would cross between nodes here"
 ttl=$(sed -n 's/^ *ttl: *\([0-9]*\).*/\1/p' "$work/patroni/patroni-pg-1.yml" | head -n1)
 [ -n "$ttl" ] || fail "no ttl in the emitted patroni-pg-1.yml"
 t_deploy=$(now)
