@@ -229,10 +229,15 @@ check_placement() { # service expected-node
     local got; got=$(running_nodes "$1")
     [ "$got" = "$2" ] || fail "$1 runs on node(s) '$(echo "$got" | tr '\n' ' ')', not node-$2 as its constraint names"
 }
-check_global() { # service nodes... -> one running task on each of them and none elsewhere
+one_on_each() { # service nodes... -> one running task on each of them and none elsewhere
     local svc=$1; shift
-    local got; got=$(running_nodes "$svc" | tr '\n' ' ')
-    [ "$got" = "$(printf '%s ' "$@")" ] || fail "$svc runs on node(s) '$got', not one task on each of nodes $*"
+    [ "$(running_nodes "$svc" | tr '\n' ' ')" = "$(printf '%s ' "$@")" ]
+}
+# A global service: one task per node. Waited for (bounded): a node that has
+# just returned counts for the service only once swarm has placed its task.
+check_global() { # service nodes...
+    (wait_for 90 "$1 on exactly nodes ${*:2}" one_on_each "$@" > /dev/null) \
+        || fail "$1 runs on node(s) '$(running_nodes "$1" | tr '\n' ' ')', not one task on each of nodes ${*:2}"
 }
 
 # A client writing rows id = base+1, base+2, ... through one node's proxy
