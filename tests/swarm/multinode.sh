@@ -70,33 +70,45 @@ for tool in docker-registry psql curl openssl python3; do command -v "$tool" > /
 
 # The nodes' /var/lib/docker must be on a disk (overlay2 inside a node does
 # not work on overlayfs or tmpfs): under /var/tmp, not /tmp.
-work="$(mktemp -d /var/tmp/hacompile-multinode.XXXXXX)"
-prefix="hcmn-$$"
-net="$prefix"
-registry_pids=()
-writer_pids=()
-pushed=()
-cleanup() {
-    local rc=$?
-    trap - EXIT INT TERM
+if [ -z "${HCMN_WORK:-}" ]; then
+    # This shell only starts the run in a child, waits and cleans up: bash
+    # runs a trap only once its foreground command returns, and a docker
+    # client in the foreground may outlive `timeout`'s TERM until its KILL
+    # (which no trap sees); `wait` returns at once. Everything the run makes
+    # is named from HCMN_PREFIX or lives in HCMN_WORK, so the cleanup needs
+    # nothing from the child.
+    HCMN_WORK="$(mktemp -d /var/tmp/hacompile-multinode.XXXXXX)"
+    HCMN_PREFIX="hcmn-$$"
+    export HCMN_WORK HCMN_PREFIX HCMN_STARTED=$started
+    bash "$0" "$@" &
+    child=$!
+    trap 'kill -TERM "$child" 2> /dev/null || true' TERM INT
+    rc=0
+    wait "$child" || rc=$?
+    if kill -0 "$child" 2> /dev/null; then
+        log "interrupted (signal); stopping the run"
+        kill -TERM "$child" 2> /dev/null || true
+    fi
     log "cleaning up"
-    local p
-    for p in "${writer_pids[@]}"; do kill "$p" 2> /dev/null || true; done
     # Removing a node container ends its dockerd and every task in it; the
     # mounts its dockerd made live in the container's mount namespace and go
-    # with it.
-    for i in 1 2 3; do docker rm -f "$prefix-node-$i" > /dev/null 2>&1 || true; done
-    docker network rm "$net" > /dev/null 2>&1 || true
-    for p in "${registry_pids[@]}"; do kill "$p" 2> /dev/null || true; done
-    for p in "${pushed[@]}"; do docker rmi "$p" > /dev/null 2>&1 || true; done
-    rm -rf "$work"
-    [ ! -e "$work" ] || log "could not remove $work"
+    # with it. A client still talking to a node then fails at once.
+    for i in 1 2 3; do docker rm -f "$HCMN_PREFIX-node-$i" > /dev/null 2>&1 || true; done
+    docker network rm "$HCMN_PREFIX" > /dev/null 2>&1 || true
+    for f in registry.pids writer.pids; do
+        if [ -s "$HCMN_WORK/$f" ]; then xargs -r kill < "$HCMN_WORK/$f" 2> /dev/null || true; fi
+    done
+    if [ -s "$HCMN_WORK/pushed" ]; then xargs -r docker rmi < "$HCMN_WORK/pushed" > /dev/null 2>&1 || true; fi
+    rm -rf "$HCMN_WORK"
+    [ ! -e "$HCMN_WORK" ] || log "could not remove $HCMN_WORK"
+    kill -KILL "$child" 2> /dev/null || true
     log "done (exit $rc) after $(( $(date +%s) - started ))s"
     exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 143' TERM
-trap 'exit 130' INT
+fi
+started=${HCMN_STARTED:-$started}
+work=$HCMN_WORK
+prefix=$HCMN_PREFIX
+net="$prefix"
 
 # ------------------------------------------------------------------ images
 log "building images from Debian packages"
@@ -132,13 +144,13 @@ reg="$gw:$(free_port "$gw")"
 for addr in "$push_reg" "$reg"; do
     printf 'version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: %s/registry\nhttp:\n  addr: %s\n' "$work" "$addr" > "$work/registry-${addr##*:}.yml"
     docker-registry serve "$work/registry-${addr##*:}.yml" > "$work/registry-${addr##*:}.log" 2>&1 &
-    registry_pids+=($!)
+    echo $! >> "$work/registry.pids"
     wait_for 20 "the registry on $addr" curl -sf "http://$addr/v2/" > /dev/null
 done
 t_push=$(now)
 for image in postgres:15 haproxy:2.6 patroni:15 etcd:3.4; do
     docker tag "hacompile-test/$image" "$push_reg/hacompile-test/$image"
-    pushed+=("$push_reg/hacompile-test/$image")
+    echo "$push_reg/hacompile-test/$image" >> "$work/pushed"
     docker push -q "$push_reg/hacompile-test/$image" > /dev/null
 done
 log "images pushed to $push_reg, served to the nodes as $reg ($(since "$t_push")s)"
@@ -249,7 +261,7 @@ start_writer() { # name node port base
     : > "$work/$name.acked"
     (
         i=$base; deadline=$(( $(date +%s) + 600 ))
-        while [ ! -e "$work/$name.stop" ] && (( i < base + 20000 )) && (( $(date +%s) < deadline )); do
+        while [ -d "$work" ] && [ ! -e "$work/$name.stop" ] && (( i < base + 20000 )) && (( $(date +%s) < deadline )); do
             i=$((i + 1)); t0=$(date +%s.%N)
             if PGCONNECT_TIMEOUT=2 timeout 5 psql -X -q -h "$(node_ip "$node")" -p "$port" -U cluster_admin -d app \
                 -c "insert into acks (id) values ($i)" > /dev/null 2>&1; then
@@ -259,7 +271,7 @@ start_writer() { # name node port base
         done
         echo "$i" > "$work/$name.last"
     ) &
-    writer_pids+=($!)
+    echo $! >> "$work/writer.pids"
 }
 stop_writer() { # name
     touch "$work/$1.stop"
