@@ -19,6 +19,10 @@ have unshare || need_pkgs+=(util-linux)
 have curl || need_pkgs+=(curl)
 have man || need_pkgs+=(man-db)
 [ -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || need_pkgs+=(fonts-dejavu-core)
+# The swarm runs' Debian roots (stand-in images, multi-node swarm nodes), and
+# `ip` (multinode.sh picks a free subnet for its nodes).
+have debootstrap || need_pkgs+=(debootstrap)
+have ip || need_pkgs+=(iproute2)
 [ -x /usr/bin/time ] || need_pkgs+=(time)
 [ -x /usr/lib/postgresql/15/bin/postgres ] || need_pkgs+=(postgresql postgresql-client)
 python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || need_pkgs+=(python3-venv)
@@ -80,6 +84,8 @@ check /usr/bin/time --version
 check curl --version
 check man --version
 check test -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf
+check debootstrap --version
+check ip -4 route
 check /usr/lib/postgresql/15/bin/postgres --version
 check /usr/lib/postgresql/15/bin/pg_basebackup --version
 check psql --version
