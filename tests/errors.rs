@@ -571,3 +571,19 @@ fn issue_10_settings_are_checked_at_their_place() {
         assert!(run.stdout.is_empty());
     }
 }
+
+/// A replica's healthcheck waits up to 3 s for the primary: a shorter
+/// timeout made every replica unhealthy exactly when the primary's node was
+/// lost (found on the three-node swarm).
+#[test]
+fn a_healthcheck_timeout_shorter_than_the_replica_check_is_refused() {
+    let spec = example_with("[postgres.replication]", "healthcheck = { timeout = \"3s\" }\n\n[postgres.replication]");
+    let run = build(&spec);
+    assert_error(
+        &run,
+        "spec::healthcheck",
+        "`postgres.healthcheck.timeout` is shorter than 5s",
+        &locate(&spec, "\"3s\""),
+        "waits up to 3 s for the primary",
+    );
+}

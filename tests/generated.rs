@@ -99,7 +99,8 @@ fn spec(rng: &mut ChaCha8Rng, n: usize) -> String {
             w,
             "healthcheck = {{ interval = \"{}\", timeout = \"{}\", retries = {}, start_period = \"{}\" }}",
             duration(rng, 1, 30),
-            duration(rng, 1, 10),
+            // A replica's check waits up to 3 s for the primary: at least 5s.
+            duration(rng, 5, 10),
             rng.random_range(1..10),
             duration(rng, 0, 900)
         );

@@ -14,6 +14,8 @@ pub const HAPROXY_HEALTH_PORT: u16 = 8404;
 /// PostgreSQL's port inside the containers.
 pub const POSTGRES_PORT: u16 = 5432;
 const MAX_REPLICAS: usize = 16;
+/// The official flavor's healthcheck asks the primary with a 3 s bound.
+const HEALTHCHECK_MIN_TIMEOUT_MS: u64 = 5_000;
 
 /// The role of a database service.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -850,7 +852,26 @@ pub fn validate(spec: Spec, source: &SourceFile) -> Result<ValidSpec, SpecErrors
     }
     let h = &pg.healthcheck;
     c.duration("postgres.healthcheck.interval", &h.interval, 1_000);
-    c.duration("postgres.healthcheck.timeout", &h.timeout, 1_000);
+    // The official flavor's replica check waits up to 3 s for the primary (a
+    // lost node's address hangs rather than refusing): a shorter timeout
+    // kills the check exactly when the primary's node is lost, every
+    // replica turns unhealthy and swarm restarts them.
+    let min_timeout = if pg.flavor == Flavor::Official && *spec.topology.get() == TopologyKind::Pinned {
+        HEALTHCHECK_MIN_TIMEOUT_MS
+    } else {
+        1_000
+    };
+    if let Some(ms) = c.duration("postgres.healthcheck.timeout", &h.timeout, 1_000)
+        && ms < min_timeout
+    {
+        c.err(
+            "spec::healthcheck",
+            h.timeout.span(),
+            "`postgres.healthcheck.timeout` is shorter than 5s",
+            "too short",
+            "a replica's healthcheck waits up to 3 s for the primary, which hangs when the primary's node is lost; with less, every replica turns unhealthy then and swarm restarts it (default 5s)",
+        );
+    }
     c.duration("postgres.healthcheck.start_period", &h.start_period, 0);
     if *h.retries == 0 {
         c.err("spec::healthcheck", h.retries.span(), "`retries` must be at least 1", "too few", "default 5");
