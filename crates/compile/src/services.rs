@@ -298,3 +298,45 @@ pub fn shm_bytes(spec: &ValidSpec) -> u64 {
         }
     }
 }
+
+/// A database service's mounts: its own data volume, and a tmpfs at
+/// /dev/shm (parallel queries' shared memory; swarm gives 64 MB and stacks
+/// cannot set `shm_size`), then any others.
+pub(crate) fn db_mounts(spec: &ValidSpec, volume: &str, data_mount: &str, extra: Vec<st::Mount>) -> Vec<st::Mount> {
+    let mut mounts = vec![
+        st::Mount { kind: "volume".into(), source: Some(volume.to_owned()), target: data_mount.into(), tmpfs: None },
+        st::Mount {
+            kind: "tmpfs".into(),
+            source: None,
+            target: "/dev/shm".into(),
+            tmpfs: Some(st::Tmpfs { size: shm_bytes(spec) }),
+        },
+    ];
+    mounts.extend(extra);
+    mounts
+}
+
+/// One task that owns its data: replicated 1, on the nodes its constraints
+/// name, never two on a node, reached by its tasks' addresses (no VIP:
+/// clients reach the task directly, and IPVS never drops an idle connection
+/// after 900 s).
+pub(crate) fn pinned_task(
+    node: &hacompile_spec::DbNode,
+    resources: st::Resources,
+    restart_policy: st::RestartPolicy,
+    (update_config, rollback_config): (st::UpdateConfig, st::UpdateConfig),
+) -> st::Deploy {
+    st::Deploy {
+        mode: "replicated".into(),
+        replicas: Some(1),
+        endpoint_mode: Some("dnsrr".into()),
+        placement: Some(st::Placement {
+            constraints: node.constraints.iter().map(|c| c.get().clone()).collect(),
+            max_replicas_per_node: Some(1),
+        }),
+        resources,
+        restart_policy,
+        update_config,
+        rollback_config,
+    }
+}

@@ -24,7 +24,7 @@ use serde::Serialize;
 use super::Topology;
 use crate::names::*;
 use crate::proxy::{READ_LISTENER, WRITE_LISTENER, dynamic_server};
-use crate::services::{facts, logging, resources, restart, secret, server_settings, shm_bytes, update};
+use crate::services::{db_mounts, facts, logging, pinned_task, resources, restart, secret, server_settings, update};
 use crate::{OutputFile, PinnedImages};
 
 pub const ENTRYPOINT_SCRIPT: &str = include_str!("../../scripts/patroni-entrypoint.sh");
@@ -439,7 +439,6 @@ fn member_service(spec: &ValidSpec, image: &str, network: &str, dcs: &str, db: &
         entrypoint.splice(0..0, [crate::backup::WRAPPER_PATH.to_owned(), "launch".to_owned()]);
     }
     let h = &pg.healthcheck;
-    let (update_config, rollback_config) = update(&pg.update);
     st::Service {
         image: image.to_owned(),
         hostname: Some(db.name.clone()),
@@ -449,23 +448,7 @@ fn member_service(spec: &ValidSpec, image: &str, network: &str, dcs: &str, db: &
         environment,
         secrets,
         configs,
-        volumes: vec![
-            st::Mount {
-                kind: "volume".into(),
-                source: Some(db.volume.clone()),
-                target: f.data_mount.into(),
-                tmpfs: None,
-            },
-            st::Mount {
-                kind: "tmpfs".into(),
-                source: None,
-                target: "/dev/shm".into(),
-                tmpfs: Some(st::Tmpfs { size: shm_bytes(spec) }),
-            },
-        ]
-        .into_iter()
-        .chain(extra_mounts)
-        .collect(),
+        volumes: db_mounts(spec, &db.volume, f.data_mount, extra_mounts),
         networks: vec![network.to_owned(), dcs.to_owned()],
         ports: Vec::new(),
         // The image runs as postgres (UID 999): Patroni and PostgreSQL need
@@ -493,19 +476,12 @@ fn member_service(spec: &ValidSpec, image: &str, network: &str, dcs: &str, db: &
             start_period: h.start_period.get().clone(),
         }),
         logging: Some(logging(spec)),
-        deploy: Some(st::Deploy {
-            mode: "replicated".into(),
-            replicas: Some(1),
-            endpoint_mode: Some("dnsrr".into()),
-            placement: Some(st::Placement {
-                constraints: db.node.constraints.iter().map(|c| c.get().clone()).collect(),
-                max_replicas_per_node: Some(1),
-            }),
-            resources: resources(&pg.resources, 2.0, "2g", 0.5, "1g"),
-            restart_policy: restart(&pg.restart),
-            update_config,
-            rollback_config,
-        }),
+        deploy: Some(pinned_task(
+            db.node,
+            resources(&pg.resources, 2.0, "2g", 0.5, "1g"),
+            restart(&pg.restart),
+            update(&pg.update),
+        )),
     }
 }
 
@@ -530,7 +506,6 @@ fn etcd_service(spec: &ValidSpec, image: &str, dcs: &str, member: &DbService<'_>
         ("ETCD_AUTO_COMPACTION_MODE".to_owned(), "periodic".to_owned()),
         ("ETCD_AUTO_COMPACTION_RETENTION".to_owned(), "1h".to_owned()),
     ]);
-    let (update_config, rollback_config) = update(&s.postgres.update);
     st::Service {
         image: image.to_owned(),
         hostname: Some(name.clone()),
@@ -558,19 +533,12 @@ fn etcd_service(spec: &ValidSpec, image: &str, dcs: &str, member: &DbService<'_>
         // other before any of them can be.
         healthcheck: None,
         logging: Some(logging(spec)),
-        deploy: Some(st::Deploy {
-            mode: "replicated".into(),
-            replicas: Some(1),
-            endpoint_mode: Some("dnsrr".into()),
-            placement: Some(st::Placement {
-                constraints: member.node.constraints.iter().map(|c| c.get().clone()).collect(),
-                max_replicas_per_node: Some(1),
-            }),
-            resources: resources(&Default::default(), 1.0, "512m", 0.1, "128m"),
-            restart_policy: restart(&s.postgres.restart),
-            update_config,
-            rollback_config,
-        }),
+        deploy: Some(pinned_task(
+            member.node,
+            resources(&Default::default(), 1.0, "512m", 0.1, "128m"),
+            restart(&s.postgres.restart),
+            update(&s.postgres.update),
+        )),
     }
 }
 

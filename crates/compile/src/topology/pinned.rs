@@ -20,7 +20,7 @@ use hacompile_stack as st;
 use super::Topology;
 use crate::names::*;
 use crate::proxy::{READ_LISTENER, WRITE_LISTENER, dynamic_server};
-use crate::services::{facts, logging, resources, restart, secret, server_settings, shm_bytes, update};
+use crate::services::{db_mounts, facts, logging, pinned_task, resources, restart, secret, server_settings, update};
 use crate::{OutputFile, PinnedImages};
 
 pub const PRIMARY_INIT_SCRIPT: &str = include_str!("../../scripts/pg-primary-init.sh");
@@ -217,7 +217,6 @@ fn db_service(spec: &ValidSpec, images: &PinnedImages, network: &str, db: &DbSer
             Some([crate::backup::WRAPPER_PATH.to_owned(), "launch".to_owned()].into_iter().chain(rest).collect());
     }
     let h = &pg.healthcheck;
-    let (update_config, rollback_config) = update(&pg.update);
     st::Service {
         image: images.backup.clone().unwrap_or_else(|| images.postgres.clone()),
         hostname: Some(db.name.clone()),
@@ -227,24 +226,7 @@ fn db_service(spec: &ValidSpec, images: &PinnedImages, network: &str, db: &DbSer
         environment: env,
         secrets,
         configs,
-        volumes: vec![
-            st::Mount {
-                kind: "volume".into(),
-                source: Some(db.volume.clone()),
-                target: f.data_mount.into(),
-                tmpfs: None,
-            },
-            // Parallel queries' shared memory; swarm gives 64 MB and stacks cannot set shm_size.
-            st::Mount {
-                kind: "tmpfs".into(),
-                source: None,
-                target: "/dev/shm".into(),
-                tmpfs: Some(st::Tmpfs { size: shm_bytes(spec) }),
-            },
-        ]
-        .into_iter()
-        .chain(extra_mounts)
-        .collect(),
+        volumes: db_mounts(spec, &db.volume, f.data_mount, extra_mounts),
         networks: vec![network.to_owned()],
         ports: Vec::new(),
         cap_drop: vec!["ALL".into()],
@@ -260,20 +242,11 @@ fn db_service(spec: &ValidSpec, images: &PinnedImages, network: &str, db: &DbSer
             start_period: h.start_period.get().clone(),
         }),
         logging: Some(logging(spec)),
-        deploy: Some(st::Deploy {
-            mode: "replicated".into(),
-            replicas: Some(1),
-            // No VIP: clients (HAProxy, replicas) reach the task directly, and
-            // IPVS never drops an idle connection after 900 s.
-            endpoint_mode: Some("dnsrr".into()),
-            placement: Some(st::Placement {
-                constraints: db.node.constraints.iter().map(|c| c.get().clone()).collect(),
-                max_replicas_per_node: Some(1),
-            }),
-            resources: resources(&pg.resources, 2.0, "2g", 0.5, "1g"),
-            restart_policy: restart(&pg.restart),
-            update_config,
-            rollback_config,
-        }),
+        deploy: Some(pinned_task(
+            db.node,
+            resources(&pg.resources, 2.0, "2g", 0.5, "1g"),
+            restart(&pg.restart),
+            update(&pg.update),
+        )),
     }
 }
