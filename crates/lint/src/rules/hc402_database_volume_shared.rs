@@ -56,7 +56,7 @@ const DATA_PATHS: &[&str] = &["/var/lib/postgresql", "/bitnami/postgresql", "/va
 
 /// Whether a volume mount holds a data directory: a known data path, or
 /// one that contains the service's PGDATA (an unknown target counts too).
-fn holds_data(cx: &StackCx<'_>, mount: crate::yaml::NodeId, pgdata: Option<&str>) -> bool {
+pub(crate) fn holds_data(cx: &StackCx<'_>, mount: crate::yaml::NodeId, pgdata: Option<&str>) -> bool {
     let target = match cx.doc.scalar(mount) {
         Some(short) => short.split(':').nth(1),
         None => cx.str_at(mount, &["target"]),

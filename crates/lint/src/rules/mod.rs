@@ -6,6 +6,7 @@ use crate::finding::{Family, Hit, Severity};
 use crate::source::Source;
 use crate::spec::SpecCx;
 
+mod backup;
 mod etcd;
 pub(crate) mod images;
 pub(crate) mod interpolation;
@@ -48,6 +49,9 @@ mod hc410_etcd_cluster_size;
 mod hc411_etcd_member_replicated;
 mod hc412_patroni_role_blind_check;
 mod hc413_patroni_timing;
+mod hc414_database_without_wal_archiving;
+mod hc415_backup_without_retention;
+mod hc416_backup_repository_on_data_volume;
 mod hc501_privileged;
 mod hc502_docker_socket_mount;
 mod hc503_sensitive_host_mount;
@@ -65,6 +69,7 @@ mod hc514_selinux_labels_disabled;
 mod hc515_security_profile_unconfined;
 mod hc516_runs_as_root;
 mod hc517_dcs_port_published;
+mod hc518_backup_repository_unencrypted;
 
 /// A rule's check over a stack file.
 pub type StackCheck = fn(&StackCx<'_>, &mut Vec<Hit>);
@@ -164,6 +169,9 @@ pub const RULES: &[Rule] = &[
     hc411_etcd_member_replicated::RULE,
     hc412_patroni_role_blind_check::RULE,
     hc413_patroni_timing::RULE,
+    hc414_database_without_wal_archiving::RULE,
+    hc415_backup_without_retention::RULE,
+    hc416_backup_repository_on_data_volume::RULE,
     hc501_privileged::RULE,
     hc502_docker_socket_mount::RULE,
     hc503_sensitive_host_mount::RULE,
@@ -181,6 +189,7 @@ pub const RULES: &[Rule] = &[
     hc515_security_profile_unconfined::RULE,
     hc516_runs_as_root::RULE,
     hc517_dcs_port_published::RULE,
+    hc518_backup_repository_unencrypted::RULE,
 ];
 
 /// Retired codes, never reused, with what replaced them.
