@@ -111,6 +111,25 @@ pub fn write_atomic(path: &Path, contents: &[u8], executable: bool) -> io::Resul
     write_files(&[(path.to_path_buf(), contents, Mode::New { executable })]).map_err(WriteError::into_io)
 }
 
+/// Writes a new file at `path` through a synced temp file and a rename that
+/// never replaces: a file that appears there meanwhile is kept, and the error
+/// is `AlreadyExists`. A reader never sees a half-written file.
+pub fn write_new(path: &Path, contents: &[u8]) -> io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    clean_stale(&dir);
+    let mut tmp = locked_temp(&dir)?;
+    tmp.write_all(contents)?;
+    tmp.as_file().set_permissions(fs::Permissions::from_mode(mode_bits(Mode::New { executable: false }, None)))?;
+    tmp.as_file().sync_all()?;
+    tmp.persist_noclobber(path).map_err(|e| e.error)?;
+    let _ = sync_dir(&dir);
+    Ok(())
+}
+
 /// Tries to take the exclusive lock without waiting: `false` if another
 /// process holds it.
 fn try_lock(file: &File) -> io::Result<bool> {

@@ -9,8 +9,8 @@ use std::process::{Command, Stdio};
 
 use support::*;
 
-const SUBCOMMANDS: [&str; 9] =
-    ["build", "dockerfile", "lint", "explain", "lock", "pin", "schema", "completions", "man"];
+const SUBCOMMANDS: [&str; 10] =
+    ["build", "dockerfile", "init", "lint", "explain", "lock", "pin", "schema", "completions", "man"];
 
 #[test]
 fn completions_name_every_subcommand_and_bash_parses_them() {

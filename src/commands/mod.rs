@@ -3,6 +3,7 @@ pub mod completions;
 pub mod dockerfile;
 pub mod explain;
 pub mod graph;
+pub mod init;
 pub mod lint;
 pub mod lock;
 pub mod pin;

@@ -11,6 +11,7 @@ mod model;
 pub mod params;
 mod parse;
 mod schema;
+pub mod starter;
 mod validate;
 pub mod values;
 
