@@ -808,3 +808,47 @@ fn lock_pins_the_patroni_topologys_four_images() {
         }
     }
 }
+
+/// The first deploy of the patroni topology: its members' image does not
+/// exist before it is built from the recipe, and the recipe needs its base
+/// image locked. `lock --only` resolves just that one and keeps the rest of
+/// the lock; a plain `lock` fails on the missing image and writes nothing.
+#[test]
+fn lock_only_pins_the_recipes_base_before_the_image_it_builds_exists() {
+    let reg = Registry::start();
+    reg.push_fixtures("fx", "1", "only");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let h = &reg.host;
+    let base = format!("{h}/fx/oci-index:1");
+    let spec = fs::read_to_string(format!("{ROOT}/examples/ha-patroni.toml"))
+        .expect("example")
+        .replace("image = \"postgres:16\"", &format!("image = \"{base}\""))
+        .replace("image = \"haproxy:2.8\"", &format!("image = \"{h}/fx/docker-list:1\""))
+        .replace("image = \"registry.example.com/ha_db/patroni:16\"", &format!("image = \"{h}/fx/not-built-yet:1\""))
+        .replace("image = \"quay.io/coreos/etcd:v3.5.17\"", &format!("image = \"{h}/fx/docker-single:1\""));
+    fs::write(dir.path().join("spec.toml"), spec).expect("write");
+
+    let all = hc(dir.path(), &["lock", "spec.toml", "--insecure-registry", h]);
+    assert_eq!(all.status.code(), Some(2), "the image to build does not exist yet: {}", text(&all.stderr));
+    assert!(!dir.path().join("hacompile.lock").exists(), "a failed lock writes nothing");
+
+    let only = hc(dir.path(), &["lock", "spec.toml", "--only", &base, "--insecure-registry", h]);
+    assert!(only.status.success(), "{}", text(&only.stderr));
+    let locked = lock_digests(dir.path());
+    assert_eq!(locked.len(), 1, "only the base image: {locked:?}");
+    assert_eq!(locked[0].1, reg.skopeo_digest("fx/oci-index:1"));
+    let recipe = hc(dir.path(), &["dockerfile", "spec.toml"]);
+    assert!(recipe.status.success(), "{}", text(&recipe.stderr));
+    assert!(text(&recipe.stdout).contains(&format!("FROM {base}@{}", locked[0].1)));
+
+    // The image is built and pushed: a plain lock now adds the others and keeps the base.
+    reg.skopeo_copy(&format!("docker://{h}/fx/docker-single:1"), "fx/not-built-yet:1", &["--src-tls-verify=false"]);
+    let rest = hc(dir.path(), &["lock", "spec.toml", "--insecure-registry", h]);
+    assert!(rest.status.success(), "{}", text(&rest.stderr));
+    assert_eq!(lock_digests(dir.path()).len(), 4);
+    assert!(lock_digests(dir.path()).contains(&locked[0]), "the base entry kept");
+
+    let unknown = hc(dir.path(), &["lock", "spec.toml", "--only", "postgres:17", "--insecure-registry", h]);
+    assert_eq!(unknown.status.code(), Some(2));
+    assert!(text(&unknown.stderr).contains("the spec names no such image"), "{}", text(&unknown.stderr));
+}

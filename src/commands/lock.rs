@@ -29,6 +29,11 @@ pub struct Args {
     /// The lock file [default: hacompile.lock beside the spec].
     #[arg(long, value_name = "FILE")]
     lock: Option<PathBuf>,
+    /// Resolve only this image of the spec (as written there; repeatable);
+    /// the lock's other entries are kept as they are. For the first deploy of
+    /// an image you build: `--only postgres:16`, then `hacompile dockerfile`.
+    #[arg(long, value_name = "REFERENCE")]
+    only: Vec<String>,
     #[command(flatten)]
     registry: RegistryArgs,
 }
@@ -76,6 +81,24 @@ pub fn run(args: Args) -> u8 {
         if img.digest().is_none() && !images.iter().any(|i| i.as_written() == img.as_written()) {
             images.push(img.clone());
         }
+    }
+    // `--only`: the named images; the others keep their entries untouched.
+    let mut kept: Vec<LockEntry> = Vec::new();
+    if !args.only.is_empty() {
+        if let Some(unknown) = args.only.iter().find(|o| !images.iter().any(|i| i.as_written() == o.as_str())) {
+            let named: Vec<&str> = images.iter().map(|i| i.as_written()).collect();
+            report::error(
+                &format!("`--only {unknown}`: the spec names no such image"),
+                Some(&format!("name an image as the spec writes it: {}", named.join(", "))),
+            );
+            return exit::INPUT;
+        }
+        kept = images
+            .iter()
+            .filter(|i| !args.only.iter().any(|o| o == i.as_written()))
+            .filter_map(|i| old.get(i.as_written()).cloned())
+            .collect();
+        images.retain(|i| args.only.iter().any(|o| o == i.as_written()));
     }
     let to_resolve: Vec<ImageRef> = if args.update || args.check {
         images.clone()
@@ -136,6 +159,9 @@ pub fn run(args: Args) -> u8 {
     if failed {
         report::error("nothing was written", Some("fix the errors above and run again"));
         return exit::INPUT;
+    }
+    for entry in kept {
+        new.insert(entry);
     }
     if args.registry.format == Format::Json {
         let text = serde_json::to_string_pretty(

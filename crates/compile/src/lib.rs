@@ -88,28 +88,15 @@ pub fn pin_images(spec: &ValidSpec, lock: &LockFile) -> Result<PinnedImages, Spe
     let haproxy = keep(pin_one(spec, spec.haproxy_image(), &s.haproxy.image, lock));
     let patroni = match (spec.patroni_images(), &s.patroni, &s.dcs) {
         (Some((members, etcd)), Some(p), Some(d)) => {
-            let members = pin_one(spec, members, &p.image, lock).map_err(|d| {
-                // The one image a user builds: say how, not only that it is missing.
-                let help = format!(
-                    "build it first: `hacompile dockerfile {0} > patroni.Dockerfile`, `docker build -f patroni.Dockerfile -t {1} .`, `docker push {1}`, then `hacompile lock {0}`",
-                    spec.source().name(),
-                    members.as_written()
-                );
-                if d.code == "build::not-locked" { Box::new((*d).help(help)) } else { d }
-            });
+            let members = pin_one(spec, members, &p.image, lock).map_err(|d| built_here(spec, d, "patroni", members));
             Some((keep(members), keep(pin_one(spec, etcd, &d.image, lock))))
         }
         _ => None,
     };
     let backup = match (spec.backup_image(), s.backup.as_ref().and_then(|b| b.image.as_ref())) {
-        (Some(img), Some(at)) => Some(keep(pin_one(spec, img, at, lock).map_err(|d| {
-            let help = format!(
-                "build it first: `hacompile dockerfile {0} > postgres.Dockerfile`, `docker build -f postgres.Dockerfile -t {1} .`, `docker push {1}`, then `hacompile lock {0}`",
-                spec.source().name(),
-                img.as_written()
-            );
-            if d.code == "build::not-locked" { Box::new((*d).help(help)) } else { d }
-        }))),
+        (Some(img), Some(at)) => {
+            Some(keep(pin_one(spec, img, at, lock).map_err(|d| built_here(spec, d, "postgres", img))))
+        }
         _ => None,
     };
     let backup = match backup {
@@ -124,6 +111,22 @@ pub fn pin_images(spec: &ValidSpec, lock: &LockFile) -> Result<PinnedImages, Spe
         }
         _ => Err(SpecErrors { diagnostics: errors }),
     }
+}
+
+/// An image the user builds from a recipe hacompile emits has no lock entry
+/// until it is built: say how, not only that it is missing. The recipe needs
+/// only `postgres.image` locked, which `lock --only` does alone.
+fn built_here(spec: &ValidSpec, d: Box<SpecDiagnostic>, recipe: &str, img: &ImageRef) -> Box<SpecDiagnostic> {
+    if d.code != "build::not-locked" {
+        return d;
+    }
+    let help = format!(
+        "build it first: `hacompile lock {0} --only {2}` (the recipe's base), `hacompile dockerfile {0} > {recipe}.Dockerfile`, `docker build -f {recipe}.Dockerfile -t {1} .`, `docker push {1}`, then `hacompile lock {0}`",
+        spec.source().name(),
+        img.as_written(),
+        spec.postgres_image().as_written()
+    );
+    Box::new((*d).help(help))
 }
 
 fn pin_one(spec: &ValidSpec, img: &ImageRef, at: &Sp<String>, lock: &LockFile) -> Result<String, Box<SpecDiagnostic>> {

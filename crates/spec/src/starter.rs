@@ -103,7 +103,8 @@ fn header(t: &mut String, a: &Answers) {
         let img = &a.patroni_image;
         let _ = writeln!(
             t,
-            "#   hacompile dockerfile {file} > patroni.Dockerfile   # needs only {} locked\n\
+            "#   hacompile lock {file} --only {0}   # the recipe's base image first\n\
+             #   hacompile dockerfile {file} > patroni.Dockerfile   # needs only {0} locked\n\
              #   docker build -f patroni.Dockerfile -t {img} .\n\
              #   docker push {img}\n\
              #   hacompile lock {file}            # pins the members' image, etcd and the rest",
