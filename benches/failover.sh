@@ -8,9 +8,15 @@
 # the failovers, and pgbench TPC-B through the write port against direct to
 # the leader with the ratio.
 #
-#   benches/failover.sh [KILLS]      (default 5: about 19 minutes on 2 cores)
+#   benches/failover.sh [KILLS]      (default 5: about 25 minutes on 2 cores)
+#   NODES=1 benches/failover.sh [KILLS]
+#                                    (then also node loss on a three-node
+#                                    swarm: tests/swarm/multinode.sh with
+#                                    KILLS leader-node kills, about 10 more
+#                                    minutes; its figures printed after)
 #
-# Floors (issue #12): SIGKILL median <= ttl + 3 s; graceful stop and
+# Floors (issue #12): SIGKILL (the leader stays down) median <= ttl + 3 s;
+# node loss (issue #13) median <= ttl + 5 s; graceful stop and
 # switchover <= 5 s; no acknowledged write lost with synchronous mode. They
 # are printed beside the figures; one not met does not fail the run.
 # Runs as root (the servers run as the postgres user, as in the images).
@@ -25,3 +31,12 @@ tests/setup.sh
 # The dev profile: the measured parts are the servers, not this program, and
 # it reuses the test build.
 cargo bench --profile dev --bench failover -- "$kills"
+if [ "${NODES:-0}" = 1 ]; then
+    echo
+    echo "== node loss on a three-node swarm (tests/swarm/multinode.sh, KILLS=$kills) =="
+    log="$(mktemp)"
+    trap 'rm -f "$log"' EXIT
+    KILLS="$kills" timeout -k 60 1800 bash tests/swarm/multinode.sh > "$log" 2>&1 || { tail -n 40 "$log"; exit 1; }
+    # Its figures: the lines it prints after the checks.
+    grep -E 'first acknowledged write|median|lost|rejoin|streaming|runbook|converged|Down' "$log" || tail -n 30 "$log"
+fi
