@@ -114,7 +114,16 @@ fn a_leader_crash_fails_over_without_losing_acknowledged_writes_and_the_old_lead
     wait(&format!("{old_name} to have every acknowledged row"), || {
         try_ids(&p, old).is_some_and(|have| have.is_superset(&acked))
     });
-    let rewound = p.members[old].log_text().contains("running pg_rewind");
+    let log = p.members[old].log_text();
+    let rewound = log.contains("running pg_rewind");
+    // Patroni logs the rewind's connection: it names the rewind role, never
+    // the superuser (whose name is a secret of the spec).
+    for line in log.lines().filter(|l| l.contains("pg_rewind") && l.contains("user=")) {
+        assert!(line.contains("user=hacompile_rewind"), "{line}");
+    }
+    if let Some(line) = log.lines().find(|l| l.contains(support::cluster::SUPERUSER)) {
+        panic!("the superuser's name in the member's log: {line}");
+    }
 
     report(
         "leader SIGKILL (Patroni + postmaster), synchronous_mode on",

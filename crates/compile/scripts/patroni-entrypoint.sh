@@ -62,8 +62,12 @@ PATRONI_REPLICATION_USERNAME="${HACOMPILE_REPLICATION_USER:?HACOMPILE_REPLICATIO
 PATRONI_REPLICATION_PASSWORD="$(secret "${HACOMPILE_REPLICATION_PASSWORD_FILE:?HACOMPILE_REPLICATION_PASSWORD_FILE must be set}" 'replication password')"
 PATRONI_RESTAPI_USERNAME="${HACOMPILE_RESTAPI_USER:?HACOMPILE_RESTAPI_USER must be set}"
 PATRONI_RESTAPI_PASSWORD="$(secret "${HACOMPILE_RESTAPI_PASSWORD_FILE:?HACOMPILE_RESTAPI_PASSWORD_FILE must be set}" 'REST API password')"
-# pg_rewind of a former leader connects as the superuser.
-PATRONI_REWIND_USERNAME="$PATRONI_SUPERUSER_USERNAME"
+# pg_rewind of a former leader connects as a role of its own, which Patroni
+# creates at the first bootstrap with only the grants pg_rewind needs. Its
+# name is fixed and not secret: Patroni logs it with every rewind, where the
+# superuser's name (a secret in the spec) would otherwise appear. Its
+# password is the superuser's.
+PATRONI_REWIND_USERNAME="hacompile_rewind"
 PATRONI_REWIND_PASSWORD="$PATRONI_SUPERUSER_PASSWORD"
 export PATRONI_SUPERUSER_USERNAME PATRONI_SUPERUSER_PASSWORD \
     PATRONI_REWIND_USERNAME PATRONI_REWIND_PASSWORD \
