@@ -11,16 +11,10 @@ use support::*;
 const EXAMPLE: &str = include_str!("../examples/ha-postgres.toml");
 const LOCK: &str = include_str!("../examples/hacompile.lock");
 
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
 fn build_in(dir: &Path, spec: &[u8]) -> Run {
     fs::write(dir.join("spec.toml"), spec).expect("writable");
     let out = bin().current_dir(dir).args(["build", "spec.toml", "--stack-only"]).output().expect("runs");
-    Run { code: out.status.code().unwrap_or(-1), stdout: text(&out.stdout), stderr: text(&out.stderr) }
+    Run::of(&out)
 }
 
 fn build(spec: &str) -> Run {
@@ -33,28 +27,6 @@ fn build(spec: &str) -> Run {
 fn example_with(from: &str, to: &str) -> String {
     assert!(EXAMPLE.contains(from), "the example contains {from:?}");
     EXAMPLE.replacen(from, to, 1)
-}
-
-/// 1-based line and column of the first occurrence of `needle` in `text`.
-fn locate(text: &str, needle: &str) -> String {
-    locate_in(text, needle, needle)
-}
-
-/// The location of `inner` inside the first occurrence of `context`.
-fn locate_in(text: &str, context: &str, inner: &str) -> String {
-    let start = text.find(context).unwrap_or_else(|| panic!("{context:?} in spec"));
-    let at = start + context.find(inner).unwrap_or_else(|| panic!("{inner:?} in {context:?}"));
-    let line = text[..at].matches('\n').count() + 1;
-    let col = at - text[..at].rfind('\n').map_or(0, |i| i + 1) + 1;
-    format!("spec.toml:{line}:{col}")
-}
-
-fn assert_error(run: &Run, code: &str, message: &str, location: &str, help: &str) {
-    assert_eq!(run.code, 2, "exit code 2; stderr:\n{}", run.stderr);
-    assert!(run.stdout.is_empty(), "nothing on stdout on error");
-    for part in [code, message, location, help] {
-        assert!(run.stderr.contains(part), "stderr should contain {part:?}:\n{}", run.stderr);
-    }
 }
 
 #[test]

@@ -11,12 +11,6 @@ use support::*;
 
 const EXAMPLE: &str = include_str!("../examples/ha-patroni.toml");
 
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
 fn build(spec: &str) -> Run {
     let dir = tempfile::tempdir().expect("temp dir");
     examples_lock(dir.path());
@@ -26,27 +20,12 @@ fn build(spec: &str) -> Run {
         .args(["build", "spec.toml", "--lock", "examples.lock", "--stack-only"])
         .output()
         .expect("runs");
-    Run { code: out.status.code().unwrap_or(-1), stdout: text(&out.stdout), stderr: text(&out.stderr) }
+    Run::of(&out)
 }
 
 fn example_with(from: &str, to: &str) -> String {
     assert!(EXAMPLE.contains(from), "the example contains {from:?}");
     EXAMPLE.replacen(from, to, 1)
-}
-
-fn locate(text: &str, needle: &str) -> String {
-    let at = text.find(needle).unwrap_or_else(|| panic!("{needle:?} in spec"));
-    let line = text[..at].matches('\n').count() + 1;
-    let col = at - text[..at].rfind('\n').map_or(0, |i| i + 1) + 1;
-    format!("spec.toml:{line}:{col}")
-}
-
-fn assert_error(run: &Run, code: &str, message: &str, location: &str, help: &str) {
-    assert_eq!(run.code, 2, "exit code 2; stderr:\n{}", run.stderr);
-    assert!(run.stdout.is_empty(), "nothing on stdout on error");
-    for part in [code, message, location, help] {
-        assert!(run.stderr.contains(part), "stderr should contain {part:?}:\n{}", run.stderr);
-    }
 }
 
 #[test]
@@ -186,7 +165,7 @@ fn an_unlocked_patroni_image_says_how_to_build_it() {
     fs::write(dir.path().join("spec.toml"), EXAMPLE).expect("writable");
     fs::write(dir.path().join("hacompile.lock"), include_str!("../examples/hacompile.lock")).expect("writable");
     let out = bin().current_dir(dir.path()).args(["build", "spec.toml", "--stack-only"]).output().expect("runs");
-    let run = Run { code: out.status.code().unwrap_or(-1), stdout: text(&out.stdout), stderr: text(&out.stderr) };
+    let run = Run::of(&out);
     assert_error(
         &run,
         "build::not-locked",

@@ -94,3 +94,39 @@ pub fn referenced_files_exist(dir: &Path) -> Result<(), String> {
     }
     Ok(())
 }
+
+/// What a run of the binary printed and how it ended: for the error tests.
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    pub fn of(out: &Output) -> Run {
+        Run { code: out.status.code().unwrap_or(-1), stdout: text(&out.stdout), stderr: text(&out.stderr) }
+    }
+}
+
+/// `spec.toml:LINE:COL` of the first occurrence of `needle` in `text`.
+pub fn locate(text: &str, needle: &str) -> String {
+    locate_in(text, needle, needle)
+}
+
+/// The location of `inner` inside the first occurrence of `context`.
+pub fn locate_in(text: &str, context: &str, inner: &str) -> String {
+    let start = text.find(context).unwrap_or_else(|| panic!("{context:?} in spec"));
+    let at = start + context.find(inner).unwrap_or_else(|| panic!("{inner:?} in {context:?}"));
+    let line = text[..at].matches('\n').count() + 1;
+    let col = at - text[..at].rfind('\n').map_or(0, |i| i + 1) + 1;
+    format!("spec.toml:{line}:{col}")
+}
+
+/// Exit 2, nothing on stdout, and each part (code, message, location, help) on stderr.
+pub fn assert_error(run: &Run, code: &str, message: &str, location: &str, help: &str) {
+    assert_eq!(run.code, 2, "exit code 2; stderr:\n{}", run.stderr);
+    assert!(run.stdout.is_empty(), "nothing on stdout on error");
+    for part in [code, message, location, help] {
+        assert!(run.stderr.contains(part), "stderr should contain {part:?}:\n{}", run.stderr);
+    }
+}
