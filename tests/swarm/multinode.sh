@@ -237,9 +237,14 @@ one_db_task_per_node() { # stack service...
     local dup; dup=$(echo "$all" | grep . | sort | uniq -d)
     [ -z "$dup" ] || fail "two database tasks on node-$dup"
 }
+placed_on() { # service node -> its one running task is there
+    [ "$(running_nodes "$1")" = "$2" ]
+}
+# Waited for (bounded): right after a node loss or a redeploy a manager may
+# answer `service ps` with nothing while raft settles (seen once in CI).
 check_placement() { # service expected-node
-    local got; got=$(running_nodes "$1")
-    [ "$got" = "$2" ] || fail "$1 runs on node(s) '$(echo "$got" | tr '\n' ' ')', not node-$2 as its constraint names"
+    (wait_for 30 "$1 on node-$2" placed_on "$1" "$2" > /dev/null) \
+        || fail "$1 runs on node(s) '$(running_nodes "$1" | tr '\n' ' ')', not node-$2 as its constraint names"
 }
 one_on_each() { # service nodes... -> one running task on each of them and none elsewhere
     local svc=$1; shift
