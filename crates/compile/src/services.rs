@@ -340,3 +340,22 @@ pub(crate) fn pinned_task(
         rollback_config,
     }
 }
+
+/// A database service's healthcheck: its test with the spec's timing.
+pub(crate) fn db_healthcheck(spec: &ValidSpec, test: Vec<String>) -> st::Healthcheck {
+    let h = &spec.spec().postgres.healthcheck;
+    st::Healthcheck {
+        test,
+        interval: h.interval.get().clone(),
+        timeout: h.timeout.get().clone(),
+        retries: *h.retries,
+        start_period: h.start_period.get().clone(),
+    }
+}
+
+/// A database service's deploy section: one task on its node, with the
+/// `[postgres]` resources, restart and update policies.
+pub(crate) fn db_deploy(spec: &ValidSpec, node: &hacompile_spec::DbNode) -> st::Deploy {
+    let pg = &spec.spec().postgres;
+    pinned_task(node, resources(&pg.resources, 2.0, "2g", 0.5, "1g"), restart(&pg.restart), update(&pg.update))
+}

@@ -24,7 +24,10 @@ use serde::Serialize;
 use super::Topology;
 use crate::names::*;
 use crate::proxy::{READ_LISTENER, WRITE_LISTENER, dynamic_server};
-use crate::services::{db_mounts, facts, logging, pinned_task, resources, restart, secret, server_settings, update};
+use crate::services::{
+    db_deploy, db_healthcheck, db_mounts, facts, logging, pinned_task, resources, restart, secret, server_settings,
+    update,
+};
 use crate::{OutputFile, PinnedImages};
 
 pub const ENTRYPOINT_SCRIPT: &str = include_str!("../../scripts/patroni-entrypoint.sh");
@@ -438,7 +441,6 @@ fn member_service(spec: &ValidSpec, image: &str, network: &str, dcs: &str, db: &
         // The scheduler starts first, detached; Patroni then runs as before.
         entrypoint.splice(0..0, [crate::backup::WRAPPER_PATH.to_owned(), "launch".to_owned()]);
     }
-    let h = &pg.healthcheck;
     st::Service {
         image: image.to_owned(),
         hostname: Some(db.name.clone()),
@@ -461,8 +463,9 @@ fn member_service(spec: &ValidSpec, image: &str, network: &str, dcs: &str, db: &
         stop_grace_period: Some(pg.stop_grace_period.get().clone()),
         // Patroni's own liveness: its loop runs. Whether the member may take
         // writes or reads is HAProxy's question to the REST API, not swarm's.
-        healthcheck: Some(st::Healthcheck {
-            test: vec![
+        healthcheck: Some(db_healthcheck(
+            spec,
+            vec![
                 "CMD".into(),
                 "bash".into(),
                 "-c".into(),
@@ -470,18 +473,9 @@ fn member_service(spec: &ValidSpec, image: &str, network: &str, dcs: &str, db: &
                     "exec 3<>/dev/tcp/127.0.0.1/{REST_PORT} && printf 'GET /liveness HTTP/1.0\\r\\n\\r\\n' >&3 && head -c 12 <&3 | grep -q ' 200'"
                 ),
             ],
-            interval: h.interval.get().clone(),
-            timeout: h.timeout.get().clone(),
-            retries: *h.retries,
-            start_period: h.start_period.get().clone(),
-        }),
-        logging: Some(logging(spec)),
-        deploy: Some(pinned_task(
-            db.node,
-            resources(&pg.resources, 2.0, "2g", 0.5, "1g"),
-            restart(&pg.restart),
-            update(&pg.update),
         )),
+        logging: Some(logging(spec)),
+        deploy: Some(db_deploy(spec, db.node)),
     }
 }
 

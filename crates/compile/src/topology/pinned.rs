@@ -20,7 +20,7 @@ use hacompile_stack as st;
 use super::Topology;
 use crate::names::*;
 use crate::proxy::{READ_LISTENER, WRITE_LISTENER, dynamic_server};
-use crate::services::{db_mounts, facts, logging, pinned_task, resources, restart, secret, server_settings, update};
+use crate::services::{db_deploy, db_healthcheck, db_mounts, facts, logging, secret, server_settings};
 use crate::{OutputFile, PinnedImages};
 
 pub const PRIMARY_INIT_SCRIPT: &str = include_str!("../../scripts/pg-primary-init.sh");
@@ -216,7 +216,6 @@ fn db_service(spec: &ValidSpec, images: &PinnedImages, network: &str, db: &DbSer
         entrypoint =
             Some([crate::backup::WRAPPER_PATH.to_owned(), "launch".to_owned()].into_iter().chain(rest).collect());
     }
-    let h = &pg.healthcheck;
     st::Service {
         image: images.backup.clone().unwrap_or_else(|| images.postgres.clone()),
         hostname: Some(db.name.clone()),
@@ -234,19 +233,8 @@ fn db_service(spec: &ValidSpec, images: &PinnedImages, network: &str, db: &DbSer
         // Fast shutdown: abort transactions, checkpoint, exit.
         stop_signal: Some("SIGINT".into()),
         stop_grace_period: Some(pg.stop_grace_period.get().clone()),
-        healthcheck: Some(st::Healthcheck {
-            test: healthcheck_test,
-            interval: h.interval.get().clone(),
-            timeout: h.timeout.get().clone(),
-            retries: *h.retries,
-            start_period: h.start_period.get().clone(),
-        }),
+        healthcheck: Some(db_healthcheck(spec, healthcheck_test)),
         logging: Some(logging(spec)),
-        deploy: Some(pinned_task(
-            db.node,
-            resources(&pg.resources, 2.0, "2g", 0.5, "1g"),
-            restart(&pg.restart),
-            update(&pg.update),
-        )),
+        deploy: Some(db_deploy(spec, db.node)),
     }
 }
