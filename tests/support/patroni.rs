@@ -1030,27 +1030,10 @@ impl Member {
         let _ = Command::new("kill").args(["-CONT", &pid.to_string()]).status();
     }
 
-    /// Writes at least `bytes` of WAL here (the leader): rows, then a
-    /// segment switch per round. Bounded in rounds and time.
+    /// Writes at least `bytes` of WAL here (the leader), as the pinned
+    /// harness does ([`super::cluster::write_wal_at`]).
     pub fn write_wal(&self, bytes: u64) -> u64 {
-        self.sql("create table if not exists wal_filler (id serial primary key, pad text)").expect("create");
-        let from = self.sql("select pg_current_wal_lsn()").expect("lsn");
-        let start = Instant::now();
-        for _ in 0..64 {
-            self.sql("insert into wal_filler (pad) select repeat('w', 200) from generate_series(1, 4000)")
-                .expect("insert");
-            self.sql("select pg_switch_wal()").expect("switch");
-            let written: u64 = self
-                .sql(&format!("select pg_wal_lsn_diff(pg_current_wal_lsn(), '{from}')::bigint"))
-                .expect("lsn diff")
-                .parse()
-                .expect("a number");
-            if written >= bytes {
-                return written;
-            }
-            assert!(start.elapsed() < Duration::from_secs(90), "{written} of {bytes} bytes of WAL in 90 s");
-        }
-        panic!("fewer than {bytes} bytes of WAL after 64 rounds");
+        super::cluster::write_wal_at(self.ip, self.pg_port, bytes)
     }
 }
 
