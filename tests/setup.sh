@@ -33,6 +33,10 @@ have patroni || need_pkgs+=(patroni)
 /usr/bin/python3 -c 'import etcd' >/dev/null 2>&1 || need_pkgs+=(python3-etcd)
 have etcd || need_pkgs+=(etcd-server)
 have etcdctl || need_pkgs+=(etcd-client)
+# Backups (tests/backup_restore.rs, benches/backup.sh): pgBackRest 2.45.
+have pgbackrest || need_pkgs+=(pgbackrest)
+# The per-database metrics exporter (tests/cluster.rs): postgres_exporter.
+have prometheus-postgres-exporter || need_pkgs+=(prometheus-postgres-exporter)
 
 if [ "${#need_pkgs[@]}" -gt 0 ]; then
     echo "setup: installing ${need_pkgs[*]}"
@@ -95,6 +99,8 @@ check patronictl version
 check /usr/bin/python3 -c 'import etcd, urllib3, psycopg2' # Patroni's interpreter
 check etcd --version
 check env ETCDCTL_API=3 etcdctl version
+check pgbackrest version
+check prometheus-postgres-exporter --version
 # No packaged etcd left running on its default client port.
 check bash -c '! (exec 3<>/dev/tcp/127.0.0.1/2379) 2>/dev/null'
 check "$venv/bin/pre-commit" --version
