@@ -5,6 +5,7 @@
 
 mod commands;
 mod output;
+mod progress;
 mod report;
 
 use std::process::ExitCode;

@@ -852,3 +852,57 @@ fn lock_only_pins_the_recipes_base_before_the_image_it_builds_exists() {
     assert_eq!(unknown.status.code(), Some(2));
     assert!(text(&unknown.stderr).contains("the spec names no such image"), "{}", text(&unknown.stderr));
 }
+
+/// `lock` on a terminal draws a progress line (the count of images, the
+/// waits a registry imposes); with stderr in a pipe it draws nothing: the
+/// same run's stderr then holds no control sequence and no progress text.
+/// The terminal is a real pty (util-linux `script`).
+#[test]
+fn lock_shows_progress_on_a_terminal_and_nothing_in_a_pipe() {
+    let reg = Registry::start();
+    reg.push_fixtures("fx", "1", "progress");
+    let proxy = FaultProxy::start(reg.port, Fault::None);
+    let h = proxy.host.clone();
+    let dir = tempfile::tempdir().expect("temp dir");
+    spec_with(dir.path(), &format!("{h}/fx/oci-index:1"), &format!("{h}/fx/docker-list:1"));
+    let empty = dir.path().join(".docker-empty");
+    fs::create_dir_all(&empty).expect("mkdir");
+
+    // In a pipe: a 429 then success, and not one byte of progress.
+    proxy.set(Fault::TooManyThenOk(1));
+    let piped = hc(dir.path(), &["lock", "--update", "spec.toml", "--insecure-registry", &h]);
+    assert!(piped.status.success(), "{}", all(&piped));
+    let err = text(&piped.stderr);
+    assert!(!err.contains('\u{1b}') && !err.contains('\r'), "no control sequence in a pipe: {err:?}");
+    assert!(!err.contains("resolving images") && !err.contains("retrying"), "no progress in a pipe: {err}");
+    assert!(err.contains("unchanged") || err.contains("added"), "the result lines are still there: {err}");
+
+    // On a pty: the counter, and the wait the registry asked for.
+    proxy.set(Fault::TooManyThenOk(1));
+    let command = format!("{} lock --update spec.toml --insecure-registry {h}", env!("CARGO_BIN_EXE_hacompile"));
+    let o = std::process::Command::new("timeout")
+        .args(["60", "script", "-qfec", &command, "/dev/null"])
+        .current_dir(dir.path())
+        .env("DOCKER_CONFIG", &empty)
+        .env("TERM", "xterm")
+        .output()
+        .expect("script runs");
+    let shown = text(&o.stdout);
+    assert!(o.status.success(), "lock on a pty: {shown}");
+    assert!(shown.contains("resolving images"), "the progress line is drawn on a terminal: {shown:?}");
+    assert!(shown.contains("[2/2]"), "it counts both images: {shown:?}");
+    assert!(shown.contains(&format!("{h}: rate limited (429); retrying")), "the registry's wait is shown: {shown:?}");
+
+    // TERM=dumb: a terminal that cannot redraw a line gets none.
+    proxy.set(Fault::None);
+    let o = std::process::Command::new("timeout")
+        .args(["60", "script", "-qfec", &command, "/dev/null"])
+        .current_dir(dir.path())
+        .env("DOCKER_CONFIG", &empty)
+        .env("TERM", "dumb")
+        .output()
+        .expect("script runs");
+    let shown = text(&o.stdout);
+    assert!(o.status.success(), "lock on a dumb terminal: {shown}");
+    assert!(!shown.contains("resolving images"), "no progress line when TERM=dumb: {shown:?}");
+}

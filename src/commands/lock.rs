@@ -114,10 +114,9 @@ pub fn run(args: Args) -> u8 {
         }
     };
     let tty = std::io::stderr().is_terminal();
-    if tty && !to_resolve.is_empty() {
-        report::note(&format!("resolving {} image(s)...", to_resolve.len()));
-    }
-    let results = resolver.resolve_all(&to_resolve);
+    let progress = crate::progress::Images::start();
+    let results = resolver.with_progress(progress.clone()).resolve_all(&to_resolve);
+    progress.finish();
     let mut failed = false;
     let mut new = LockFile::default();
     let mut lines = Vec::new();

@@ -97,7 +97,9 @@ pub fn run(args: Args) -> u8 {
             return exit::INPUT;
         }
     };
-    let results = resolver.resolve_all(&refs);
+    let progress = crate::progress::Images::start();
+    let results = resolver.with_progress(progress.clone()).resolve_all(&refs);
+    progress.finish();
     if let Some(errors) = Some(results.iter().filter_map(|r| r.as_ref().err()).collect::<Vec<_>>())
         && !errors.is_empty()
     {

@@ -19,7 +19,7 @@ mod resolve;
 mod token;
 
 pub use credentials::{CredentialSource, Credentials, lookup as lookup_credentials};
-pub use resolve::{Platform, ResolveError, Resolved, Resolver, ResolverConfig};
+pub use resolve::{Platform, Progress, ResolveError, Resolved, Resolver, ResolverConfig};
 
 /// Accept header values, in preference order: index, list, single manifests.
 pub const MANIFEST_MEDIA_TYPES: [&str; 4] = [

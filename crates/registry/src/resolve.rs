@@ -196,9 +196,22 @@ type AuthCell = Arc<OnceCell<Auth>>;
 struct Inner {
     http: reqwest::Client,
     config: ResolverConfig,
+    progress: Option<Arc<dyn Progress>>,
     /// One token per registry and repository (the pull scope).
     tokens: Mutex<HashMap<(String, String), AuthCell>>,
     limits: Mutex<HashMap<String, Arc<Semaphore>>>,
+}
+
+/// What a caller may show while images resolve (a progress display). Called
+/// from the resolver's tasks; every method has a default that does nothing.
+pub trait Progress: Send + Sync {
+    /// `count` distinct images (repository and tag) are about to resolve.
+    fn queued(&self, _count: usize) {}
+    /// One image's resolution ended (`ok`: a digest was found).
+    fn finished(&self, _image: &str, _ok: bool) {}
+    /// A registry asked to wait (429 Retry-After) or a request failed in a
+    /// way worth retrying (5xx, timeout): the resolver sleeps `wait` first.
+    fn waiting(&self, _image: &str, _registry: &str, _wait: Duration, _why: &str) {}
 }
 
 /// Resolves references concurrently, bounded per registry.
@@ -267,10 +280,18 @@ impl Resolver {
             inner: Arc::new(Inner {
                 http,
                 config,
+                progress: None,
                 tokens: Mutex::new(HashMap::new()),
                 limits: Mutex::new(HashMap::new()),
             }),
         })
+    }
+
+    /// Reports each image's end and each retry wait to `progress`.
+    #[must_use]
+    pub fn with_progress(mut self, progress: Arc<dyn Progress>) -> Self {
+        Arc::get_mut(&mut self.inner).expect("a resolver is not shared before its first use").progress = Some(progress);
+        self
     }
 
     /// Resolves every reference by its tag (never by a digest it carries),
@@ -299,11 +320,20 @@ impl Resolver {
                     unique.push((key(r), r.clone()));
                 }
             }
+            if let Some(p) = &self.inner.progress {
+                p.queued(unique.len());
+            }
             let mut tasks = tokio::task::JoinSet::new();
             for (i, (_, r)) in unique.iter().enumerate() {
                 let inner = Arc::clone(&self.inner);
                 let r = r.clone();
-                tasks.spawn(async move { (i, inner.resolve(&r).await) });
+                tasks.spawn(async move {
+                    let result = inner.resolve(&r).await;
+                    if let Some(p) = &inner.progress {
+                        p.finished(r.as_written(), result.is_ok());
+                    }
+                    (i, result)
+                });
             }
             let mut results: Vec<Option<Result<Resolved, ResolveError>>> = vec![None; unique.len()];
             while let Some(done) = tasks.join_next().await {
@@ -791,6 +821,14 @@ impl Inner {
                         attempts,
                     },
                 });
+            }
+            if let Some(p) = &self.progress {
+                let why = match status {
+                    Some(429) => "rate limited (429)".to_owned(),
+                    Some(code) => format!("server error {code}"),
+                    None => "timed out".to_owned(),
+                };
+                p.waiting(&image, &registry, wait, &why);
             }
             tokio::time::sleep(wait).await;
             backoff = backoff.saturating_mul(2);
