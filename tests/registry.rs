@@ -880,29 +880,25 @@ fn lock_shows_progress_on_a_terminal_and_nothing_in_a_pipe() {
     // On a pty: the counter, and the wait the registry asked for.
     proxy.set(Fault::TooManyThenOk(1));
     let command = format!("{} lock --update spec.toml --insecure-registry {h}", env!("CARGO_BIN_EXE_hacompile"));
-    let o = std::process::Command::new("timeout")
-        .args(["60", "script", "-qfec", &command, "/dev/null"])
-        .current_dir(dir.path())
-        .env("DOCKER_CONFIG", &empty)
-        .env("TERM", "xterm")
-        .output()
-        .expect("script runs");
-    let shown = text(&o.stdout);
-    assert!(o.status.success(), "lock on a pty: {shown}");
+    let on_pty = |term: &str| {
+        let o = std::process::Command::new("timeout")
+            .args(["60", "script", "-qfec", &command, "/dev/null"])
+            .current_dir(dir.path())
+            .env("DOCKER_CONFIG", &empty)
+            .env("TERM", term)
+            .output()
+            .expect("script runs");
+        (o.status.success(), text(&o.stdout))
+    };
+    let (ok, shown) = on_pty("xterm");
+    assert!(ok, "lock on a pty: {shown}");
     assert!(shown.contains("resolving images"), "the progress line is drawn on a terminal: {shown:?}");
     assert!(shown.contains("[2/2]"), "it counts both images: {shown:?}");
     assert!(shown.contains(&format!("{h}: rate limited (429); retrying")), "the registry's wait is shown: {shown:?}");
 
     // TERM=dumb: a terminal that cannot redraw a line gets none.
     proxy.set(Fault::None);
-    let o = std::process::Command::new("timeout")
-        .args(["60", "script", "-qfec", &command, "/dev/null"])
-        .current_dir(dir.path())
-        .env("DOCKER_CONFIG", &empty)
-        .env("TERM", "dumb")
-        .output()
-        .expect("script runs");
-    let shown = text(&o.stdout);
-    assert!(o.status.success(), "lock on a dumb terminal: {shown}");
+    let (ok, shown) = on_pty("dumb");
+    assert!(ok, "lock on a dumb terminal: {shown}");
     assert!(!shown.contains("resolving images"), "no progress line when TERM=dumb: {shown:?}");
 }

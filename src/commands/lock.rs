@@ -106,16 +106,12 @@ pub fn run(args: Args) -> u8 {
         images.iter().filter(|i| old.get(i.as_written()).is_none()).cloned().collect()
     };
     args.registry.warn_platform();
-    let resolver = match args.registry.resolver() {
-        Ok(r) => r,
-        Err(e) => {
-            report::error(&e, None);
-            return exit::INPUT;
-        }
+    let progress = crate::progress::Images::start();
+    let Some(resolver) = args.registry.resolver(progress.clone()) else {
+        return exit::INPUT;
     };
     let tty = std::io::stderr().is_terminal();
-    let progress = crate::progress::Images::start();
-    let results = resolver.with_progress(progress.clone()).resolve_all(&to_resolve);
+    let results = resolver.resolve_all(&to_resolve);
     progress.finish();
     let mut failed = false;
     let mut new = LockFile::default();

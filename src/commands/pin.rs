@@ -90,15 +90,11 @@ pub fn run(args: Args) -> u8 {
     }
     let refs: Vec<ImageRef> = files.iter().flat_map(|f| f.sites.iter().map(|(_, r)| r.clone())).collect();
     args.registry.warn_platform();
-    let resolver = match args.registry.resolver() {
-        Ok(r) => r,
-        Err(e) => {
-            report::error(&e, None);
-            return exit::INPUT;
-        }
-    };
     let progress = crate::progress::Images::start();
-    let results = resolver.with_progress(progress.clone()).resolve_all(&refs);
+    let Some(resolver) = args.registry.resolver(progress.clone()) else {
+        return exit::INPUT;
+    };
+    let results = resolver.resolve_all(&refs);
     progress.finish();
     if let Some(errors) = Some(results.iter().filter_map(|r| r.as_ref().err()).collect::<Vec<_>>())
         && !errors.is_empty()

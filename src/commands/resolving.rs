@@ -51,9 +51,16 @@ impl RegistryArgs {
         })
     }
 
-    /// The resolver these options describe.
-    pub fn resolver(&self) -> Result<hacompile_registry::Resolver, String> {
-        self.config().and_then(hacompile_registry::Resolver::new)
+    /// The resolver these options describe, reporting to a progress line
+    /// on a terminal; a bad option is reported here.
+    pub fn resolver(&self, progress: std::sync::Arc<crate::progress::Images>) -> Option<hacompile_registry::Resolver> {
+        match self.config().and_then(hacompile_registry::Resolver::new) {
+            Ok(r) => Some(r.with_progress(progress)),
+            Err(e) => {
+                crate::report::error(&e, None);
+                None
+            }
+        }
     }
 
     /// Says, once, what `--platform` costs.
