@@ -111,9 +111,11 @@ fn a_replica_refuses_a_primary_from_another_cluster() {
     });
     let old_id = sql(c.primary.port, "select system_identifier from pg_control_system()").expect("id");
 
-    // The primary's volume is recreated (same service, same address), the
-    // replica keeps running: the primary is up and the replica cannot stream.
-    c.recreate_primary();
+    // The primary's volume is recreated (same service, same address) while
+    // the replica could not be asked (a partition: see the next test for
+    // when it can), the replica keeps running: the primary is up and the
+    // replica cannot stream.
+    c.recreate_primary_unasked();
     let new_id = sql(c.primary.port, "select system_identifier from pg_control_system()").expect("id");
     assert_ne!(old_id, new_id, "a new cluster");
     let detected = until_unhealthy_not_streaming(&c, "the replica's healthcheck unhealthy");
@@ -144,6 +146,38 @@ fn a_replica_refuses_a_primary_from_another_cluster() {
     assert!(line.contains(&new_id) && line.contains(&old_id), "says which clusters: {line}");
     figures.push(format!("restarted: exits with {status} after {:?}: {line}", start.elapsed()));
     report("primary from another cluster", &figures);
+}
+
+/// The primary's volume is lost (removed, recreated, or its task on a node
+/// without it) while the replica holds the data: the primary's entrypoint
+/// asks the replica and refuses to create a new, empty cluster, so no write
+/// goes to an empty database; the replica keeps serving the data.
+#[test]
+fn a_primary_whose_volume_was_lost_refuses_a_new_cluster_while_a_replica_holds_the_data() {
+    let mut c = Cluster::start(EXAMPLE);
+    sql(c.write_port, "create table kept (n int); insert into kept select generate_series(1, 100)").expect("write");
+    wait_for("the rows on the replica", Duration::from_secs(10), || {
+        sql(c.replica.port, "select count(*) from kept").is_ok_and(|n| n == "100")
+    });
+    let id = sql(c.primary.port, "select system_identifier from pg_control_system()").expect("id");
+
+    let start = Instant::now();
+    let log = c.recreate_primary().expect_err("the primary refuses to start on an empty volume");
+    let took = start.elapsed();
+    let line = log_lines(&log, "refusing to create a new, empty cluster");
+    assert!(line.contains(&id), "it names the replica's cluster: {log}");
+    assert!(line.contains("manual failover"), "it says what to do: {log}");
+    assert!(!log.contains("postgres_password") && !log.contains("replication_password"), "{log}");
+    assert!(sql(c.write_port, "select 1").is_err(), "no primary behind the write port");
+    assert_eq!(sql(c.read_port, "select count(*) from kept").as_deref(), Ok("100"), "reads go on, all rows");
+    assert!(c.healthcheck(REPLICA).healthy(), "the replica stays healthy with its primary unreachable");
+    report("primary volume lost", &[format!("the primary refused in {took:?}: {line}")]);
+
+    // With the replica down too, nothing can be asked: a new cluster starts
+    // (and the replica refuses it when it returns: the previous test).
+    c.replica.stop();
+    c.recreate_primary().expect("no replica answers: a first deploy");
+    assert_ne!(sql(c.primary.port, "select system_identifier from pg_control_system()").expect("id"), id);
 }
 
 #[test]

@@ -99,7 +99,8 @@ fn emitted_scripts_pass_shellcheck() {
     let dir = tempfile::tempdir().expect("temp dir");
     let run = bin().args(["build", "examples/ha-postgres.toml", "-o"]).arg(dir.path()).output().expect("runs");
     assert!(run.status.success());
-    let out = tool("shellcheck", &["pg-primary-init.sh", "pg-replica-entrypoint.sh"], dir.path());
+    let out =
+        tool("shellcheck", &["pg-primary-init.sh", "pg-primary-entrypoint.sh", "pg-replica-entrypoint.sh"], dir.path());
     assert!(out.status.success(), "shellcheck:\n{}", text(&out.stdout));
     let patroni = tempfile::tempdir().expect("temp dir");
     let run = bin()

@@ -319,13 +319,33 @@ fn new_pg(site: &Site, service: &str, dir: &str, port: u16) -> Pg {
 /// server with the service's command-line settings, the scripts in
 /// /docker-entrypoint-initdb.d, `host all all all scram-sha-256`), running
 /// the init script hacompile emitted, then starts the server.
-fn init_primary(site: &Site, port: u16) -> Pg {
+///
+/// First the primary's emitted entrypoint runs (its checks only, then
+/// `true` in place of the image's entrypoint), with the replica at
+/// `replica_port`: an `Err` holds its log when it refused to start.
+fn init_primary(site: &Site, port: u16, replica_port: u16, guarded: bool) -> Result<Pg, String> {
     let mut pg = new_pg(site, PRIMARY, "primary", port);
     let _ = std::fs::remove_dir_all(&pg.volume);
     std::fs::create_dir_all(&pg.socket).expect("mkdir");
     std::fs::create_dir_all(&pg.volume).expect("mkdir");
     chown_postgres(&site.root.join("primary"));
     let data = utf8(&pg.data).to_owned();
+    if guarded {
+        let svc = site.service(PRIMARY);
+        let entrypoint = svc.entrypoint.as_ref().expect("the primary runs the emitted entrypoint");
+        let script = entrypoint
+            .iter()
+            .find_map(|w| site.config_file(PRIMARY, w))
+            .expect("the primary's entrypoint is an emitted script");
+        let mut env = site.env(&pg, port);
+        let replicas = env.get("HACOMPILE_REPLICAS").expect("the primary knows its replicas");
+        assert_eq!(replicas, &format!("{REPLICA}:5432"), "the replica services, by name and port");
+        env.insert("HACOMPILE_REPLICAS".into(), format!("127.0.0.1:{replica_port}"));
+        let checked = as_postgres("bash").arg(&script).arg("true").envs(&env).output().expect("entrypoint");
+        if !checked.status.success() {
+            return Err(String::from_utf8_lossy(&checked.stderr).into_owned());
+        }
+    }
     ok(
         as_postgres("initdb")
             .args([
@@ -393,7 +413,7 @@ fn init_primary(site: &Site, port: u16) -> Pg {
     std::fs::write(pg.data.join("pg_hba.conf"), format!("{hba}host all all all scram-sha-256\n")).expect("write");
     pg.child = Some(spawn_postgres(site, &pg));
     wait_for("the primary to accept connections", Duration::from_secs(30), || sql(port, "select 1").is_ok());
-    pg
+    Ok(pg)
 }
 
 /// Runs the replica service's entrypoint (the emitted script) with its
@@ -681,8 +701,10 @@ impl Cluster {
     /// As [`Cluster::start`], the replica entrypoint getting `replica_env` too.
     pub fn start_with(spec_text: &str, replica_env: BTreeMap<String, String>) -> Cluster {
         let (root, site) = compile(spec_text);
-        let primary = init_primary(&site, free_port());
-        let mut replica = spawn_replica(&site, free_port(), primary.port, &replica_env);
+        let replica_port = free_port();
+        let primary = init_primary(&site, free_port(), replica_port, true)
+            .unwrap_or_else(|log| panic!("the first start of the primary refused:\n{log}"));
+        let mut replica = spawn_replica(&site, replica_port, primary.port, &replica_env);
         wait_replica(&mut replica, Duration::from_secs(60));
 
         let services = BTreeMap::from([
@@ -739,10 +761,20 @@ impl Cluster {
     }
 
     /// A new primary volume at the same address: stops the primary, removes
-    /// its data and initialises it again as a first start does.
-    pub fn recreate_primary(&mut self) {
+    /// its data and starts it as a first start does, its entrypoint asking
+    /// the replica first. `Err`: the entrypoint refused, with its log (the
+    /// primary stays stopped, its volume empty).
+    pub fn recreate_primary(&mut self) -> Result<(), String> {
         self.primary.stop();
-        self.primary = init_primary(&self.site, self.primary.port);
+        self.primary = init_primary(&self.site, self.primary.port, self.replica.port, true)?;
+        Ok(())
+    }
+
+    /// [`Cluster::recreate_primary`] as if the replica could not be asked
+    /// (a partition while the primary started): a new cluster beside it.
+    pub fn recreate_primary_unasked(&mut self) {
+        self.primary.stop();
+        self.primary = init_primary(&self.site, self.primary.port, self.replica.port, false).expect("not asked");
     }
 
     /// Runs a service's compiled healthcheck as Docker would in its

@@ -248,7 +248,9 @@ pub fn compile(spec: &ValidSpec, lock: &LockFile) -> Result<Compiled, SpecErrors
 }
 
 /// The pinned topology's scripts are fixed files, parameterised by environment.
-pub use topology::pinned::{HEALTHCHECK_SCRIPT, PRIMARY_INIT_SCRIPT, REPLICA_ENTRYPOINT_SCRIPT};
+pub use topology::pinned::{
+    HEALTHCHECK_SCRIPT, PRIMARY_ENTRYPOINT_SCRIPT, PRIMARY_INIT_SCRIPT, REPLICA_ENTRYPOINT_SCRIPT,
+};
 
 #[cfg(test)]
 mod tests {

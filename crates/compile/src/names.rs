@@ -5,6 +5,7 @@ pub const STACK_FILE: &str = "docker-stack.yml";
 pub const HAPROXY_CFG: &str = "haproxy.cfg";
 pub const PRIMARY_INIT: &str = "pg-primary-init.sh";
 pub const REPLICA_ENTRYPOINT: &str = "pg-replica-entrypoint.sh";
+pub const PRIMARY_ENTRYPOINT: &str = "pg-primary-entrypoint.sh";
 pub const HEALTHCHECK: &str = "pg-healthcheck.sh";
 
 pub const HAPROXY_SERVICE: &str = "haproxy";

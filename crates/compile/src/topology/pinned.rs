@@ -25,6 +25,7 @@ use crate::{OutputFile, PinnedImages};
 
 pub const PRIMARY_INIT_SCRIPT: &str = include_str!("../../scripts/pg-primary-init.sh");
 pub const REPLICA_ENTRYPOINT_SCRIPT: &str = include_str!("../../scripts/pg-replica-entrypoint.sh");
+pub const PRIMARY_ENTRYPOINT_SCRIPT: &str = include_str!("../../scripts/pg-primary-entrypoint.sh");
 pub const HEALTHCHECK_SCRIPT: &str = include_str!("../../scripts/pg-healthcheck.sh");
 const DOCKERFILE_TEMPLATE: &str = include_str!("../../scripts/postgres.Dockerfile");
 /// The database image recipe with `[backup]`, beside the stack.
@@ -32,8 +33,10 @@ pub const DOCKERFILE: &str = "postgres.Dockerfile";
 
 const CFG_KEY_PRIMARY_INIT: &str = "pg_primary_init";
 const CFG_KEY_REPLICA_ENTRYPOINT: &str = "pg_replica_entrypoint";
+const CFG_KEY_PRIMARY_ENTRYPOINT: &str = "pg_primary_entrypoint";
 const CFG_KEY_HEALTHCHECK: &str = "pg_healthcheck";
 const REPLICA_ENTRYPOINT_PATH: &str = "/usr/local/bin/hacompile-replica-entrypoint.sh";
+const PRIMARY_ENTRYPOINT_PATH: &str = "/usr/local/bin/hacompile-primary-entrypoint.sh";
 const PRIMARY_INIT_PATH: &str = "/docker-entrypoint-initdb.d/10-hacompile-replication.sh";
 const HEALTHCHECK_PATH: &str = "/usr/local/bin/hacompile-healthcheck.sh";
 const MODE_0555: u32 = 0o555;
@@ -47,6 +50,7 @@ impl Topology for Pinned {
         }
         let mut out = vec![
             OutputFile::config(PRIMARY_INIT, CFG_KEY_PRIMARY_INIT, PRIMARY_INIT_SCRIPT, true),
+            OutputFile::config(PRIMARY_ENTRYPOINT, CFG_KEY_PRIMARY_ENTRYPOINT, PRIMARY_ENTRYPOINT_SCRIPT, true),
             OutputFile::config(REPLICA_ENTRYPOINT, CFG_KEY_REPLICA_ENTRYPOINT, REPLICA_ENTRYPOINT_SCRIPT, true),
             OutputFile::config(HEALTHCHECK, CFG_KEY_HEALTHCHECK, HEALTHCHECK_SCRIPT, true),
         ];
@@ -156,7 +160,19 @@ fn db_service(spec: &ValidSpec, images: &PinnedImages, network: &str, db: &DbSer
             secrets.push(secret(&pg.replication.password.secret, f.uid));
             configs.push(config_ref(CFG_KEY_HEALTHCHECK, HEALTHCHECK_PATH, "0"));
             if db.role == Role::Primary {
-                command = Some(server);
+                // An empty volume under a primary whose replicas hold data
+                // is a lost volume, not a first deploy: the entrypoint asks
+                // them before the image's entrypoint creates a new cluster.
+                let replicas: Vec<String> = spec
+                    .db_services()
+                    .into_iter()
+                    .filter(|d| d.role != Role::Primary)
+                    .map(|d| format!("{}:{POSTGRES_PORT}", d.name))
+                    .collect();
+                set("HACOMPILE_REPLICAS", replicas.join(" "));
+                configs.push(config_ref(CFG_KEY_PRIMARY_ENTRYPOINT, PRIMARY_ENTRYPOINT_PATH, "0"));
+                entrypoint = Some(vec!["bash".to_owned(), PRIMARY_ENTRYPOINT_PATH.to_owned()]);
+                command = Some(std::iter::once("docker-entrypoint.sh".to_owned()).chain(server).collect());
                 set("POSTGRES_PASSWORD_FILE", secret_path(pg.password.secret.get()));
                 set("POSTGRES_DB", pg.database.get().clone());
                 secrets.insert(1, secret(&pg.password.secret, f.uid));
