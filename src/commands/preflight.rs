@@ -55,7 +55,11 @@ pub fn run(args: Args) -> u8 {
             return exit::INPUT;
         }
     };
-    let cli = DockerCli { program: args.docker.clone(), timeout: Duration::from_secs(args.timeout.max(1)), ..DockerCli::default() };
+    let cli = DockerCli {
+        program: args.docker.clone(),
+        timeout: Duration::from_secs(args.timeout.max(1)),
+        ..DockerCli::default()
+    };
     let swarm = match cli.snapshot() {
         Ok(s) => s,
         Err(e) => {

@@ -201,7 +201,10 @@ fn placement(stack: &StackFile, swarm: &Snapshot, report: &mut Report) -> Vec<No
         for n in &idle {
             if !n.availability.eq_ignore_ascii_case("active") && n.state.eq_ignore_ascii_case("ready") {
                 fixes.push(Fix {
-                    command: safe(&format!("docker node update --availability active {}", shell_quote(&node_ref(n, &planned)))),
+                    command: safe(&format!(
+                        "docker node update --availability active {}",
+                        shell_quote(&node_ref(n, &planned))
+                    )),
                     why: safe(&format!("{} matches but is {}", node_ref(n, &planned), n.availability)),
                 });
                 short = short.saturating_sub(1);
@@ -249,14 +252,22 @@ fn secrets(stack: &StackFile, swarm: &Snapshot, report: &mut Report) {
             message: safe(&format!("the external secret {name} does not exist")),
             fixes: vec![Fix {
                 command: safe(&format!("printf '%s' \"$VALUE\" | docker secret create {} -", shell_quote(name))),
-                why: "with its value in $VALUE (read it from your secret store; it never goes on a command line)".into(),
+                why: "with its value in $VALUE (read it from your secret store; it never goes on a command line)"
+                    .into(),
             }],
             help: None,
         });
     }
 }
 
-fn ports(stack_name: &str, stack: &StackFile, swarm: &Snapshot, planned: &[Node], probe: &dyn PortProbe, report: &mut Report) {
+fn ports(
+    stack_name: &str,
+    stack: &StackFile,
+    swarm: &Snapshot,
+    planned: &[Node],
+    probe: &dyn PortProbe,
+    report: &mut Report,
+) {
     let mut remote_ports = BTreeSet::new();
     for (name, service) in &stack.services {
         if service.ports.is_empty() {
@@ -272,7 +283,8 @@ fn ports(stack_name: &str, stack: &StackFile, swarm: &Snapshot, planned: &[Node]
             let mut conflict = false;
             let mut ours = false;
             for other in &swarm.services {
-                for held in other.ports.iter().filter(|p| p.published == port.published && p.protocol == port.protocol) {
+                for held in other.ports.iter().filter(|p| p.published == port.published && p.protocol == port.protocol)
+                {
                     if other.stack == stack_name {
                         ours = true;
                         continue;
@@ -331,33 +343,45 @@ fn ports(stack_name: &str, stack: &StackFile, swarm: &Snapshot, planned: &[Node]
                 continue;
             }
             let local_target = targets.contains(swarm.local_node_id.as_str());
+            let mut busy = false;
             if local_target && !ours && port.mode == "host" {
-                let node = planned.iter().find(|n| n.id == swarm.local_node_id).map(|n| node_ref(n, planned)).unwrap_or_default();
+                let node = planned
+                    .iter()
+                    .find(|n| n.id == swarm.local_node_id)
+                    .map(|n| node_ref(n, planned))
+                    .unwrap_or_default();
                 match probe.probe(port.published, &port.protocol) {
                     Probe::Free => {}
-                    Probe::InUse => report.findings.push(Finding {
-                        kind: "local-port",
-                        subject: safe(name),
-                        message: safe(&format!(
-                            "{name} publishes {}/{} in host mode, but a process on this node ({node}) holds it",
-                            port.published, port.protocol
-                        )),
-                        fixes: Vec::new(),
-                        help: Some(safe(&format!(
-                            "find it with `ss -lnp 'sport = :{}'` and stop it, or publish another port in the spec",
-                            port.published
-                        ))),
-                    }),
-                    Probe::Unknown(why) => report
-                        .unseen
-                        .push(safe(&format!("port {}/{} on this node ({node}): not tested ({why})", port.published, port.protocol))),
+                    Probe::InUse => {
+                        busy = true;
+                        report.findings.push(Finding {
+                            kind: "local-port",
+                            subject: safe(name),
+                            message: safe(&format!(
+                                "{name} publishes {}/{} in host mode, but a process on this node ({node}) holds it",
+                                port.published, port.protocol
+                            )),
+                            fixes: Vec::new(),
+                            help: Some(safe(&format!(
+                                "find it with `ss -lnp 'sport = :{}'` and stop it, or publish another port in the spec",
+                                port.published
+                            ))),
+                        });
+                    }
+                    Probe::Unknown(why) => report.unseen.push(safe(&format!(
+                        "port {}/{} on this node ({node}): not tested ({why})",
+                        port.published, port.protocol
+                    ))),
                 }
             }
             if targets.iter().any(|t| *t != swarm.local_node_id) && port.mode == "host" {
                 remote_ports.insert(port.published);
             }
-            if !conflict {
-                report.passed.push(safe(&format!("port: {}/{} of {name} is not published by another service", port.published, port.protocol)));
+            if !busy {
+                report.passed.push(safe(&format!(
+                    "port: {}/{} of {name} is not published by another service",
+                    port.published, port.protocol
+                )));
             }
         }
     }
@@ -380,7 +404,8 @@ struct Floor {
 fn floors(stack: &StackFile) -> Vec<Floor> {
     let mut out = vec![Floor { engine: (19, 3), api: (1, 40), why: "compose file format 3.8" }];
     let any = |f: &dyn Fn(&Service) -> bool| stack.services.values().any(f);
-    if any(&|s| s.deploy.as_ref().and_then(|d| d.placement.as_ref()).is_some_and(|p| p.max_replicas_per_node.is_some())) {
+    if any(&|s| s.deploy.as_ref().and_then(|d| d.placement.as_ref()).is_some_and(|p| p.max_replicas_per_node.is_some()))
+    {
         out.push(Floor { engine: (19, 3), api: (1, 40), why: "max_replicas_per_node" });
     }
     if any(&|s| !s.cap_add.is_empty() || !s.cap_drop.is_empty()) {
@@ -416,7 +441,11 @@ fn versions(stack: &StackFile, swarm: &Snapshot, report: &mut Report) {
             Some(v) if v >= engine => {}
             found => {
                 old += 1;
-                let have = if found.is_some() { node.engine_version.clone() } else { format!("unknown ({})", node.engine_version) };
+                let have = if found.is_some() {
+                    node.engine_version.clone()
+                } else {
+                    format!("unknown ({})", node.engine_version)
+                };
                 report.findings.push(Finding {
                     kind: "engine",
                     subject: safe(&node_ref(node, &swarm.nodes)),
@@ -433,7 +462,10 @@ fn versions(stack: &StackFile, swarm: &Snapshot, report: &mut Report) {
         }
     }
     if old == 0 {
-        report.passed.push(format!("engine: every node runs Docker Engine {}.{:02} or later ({engine_why})", engine.0, engine.1));
+        report.passed.push(format!(
+            "engine: every node runs Docker Engine {}.{:02} or later ({engine_why})",
+            engine.0, engine.1
+        ));
     }
     for (side, have) in [("docker CLI", &swarm.client_api), ("daemon", &swarm.server_api)] {
         match major_minor(have) {
@@ -441,7 +473,10 @@ fn versions(stack: &StackFile, swarm: &Snapshot, report: &mut Report) {
             _ => report.findings.push(Finding {
                 kind: "api",
                 subject: side.into(),
-                message: safe(&format!("the {side} speaks API {have}; the stack needs {}.{} ({api_why})", api.0, api.1)),
+                message: safe(&format!(
+                    "the {side} speaks API {have}; the stack needs {}.{} ({api_why})",
+                    api.0, api.1
+                )),
                 fixes: Vec::new(),
                 help: Some(format!("upgrade the {side}")),
             }),
@@ -455,7 +490,8 @@ mod tests {
     use crate::snapshot::{PublishedPort, ServiceInfo};
 
     fn stack(example: &str) -> StackFile {
-        let text = std::fs::read_to_string(format!("{}/../../examples/{example}", env!("CARGO_MANIFEST_DIR"))).expect("example");
+        let text = std::fs::read_to_string(format!("{}/../../examples/{example}", env!("CARGO_MANIFEST_DIR")))
+            .expect("example");
         let source = hacompile_spec::SourceFile::new(example, text);
         let spec = hacompile_spec::load(&source).expect("valid");
         crate::stack_of(&spec).expect("compiles")
@@ -619,7 +655,11 @@ mod tests {
         let write = stack.services["haproxy"].ports[0].published;
         let base = swarm(vec![labelled(node("a", "manager")), node("b", "worker")]);
         let ports = |s: &Snapshot, probe: &dyn PortProbe| {
-            check("ha_db", &stack, s, probe).findings.into_iter().filter(|f| f.kind.contains("port")).collect::<Vec<_>>()
+            check("ha_db", &stack, s, probe)
+                .findings
+                .into_iter()
+                .filter(|f| f.kind.contains("port"))
+                .collect::<Vec<_>>()
         };
         assert!(ports(&base, &FREE).is_empty());
         let mut s = base.clone();
@@ -640,6 +680,8 @@ mod tests {
         let found = ports(&base, &Fake(Probe::InUse));
         assert!(!found.is_empty() && found.iter().all(|f| f.kind == "local-port"), "{found:#?}");
         assert!(found[0].message.contains("a process on this node (host-a) holds it"));
+        let busy = check("ha_db", &stack, &base, &Fake(Probe::InUse));
+        assert!(!busy.passed.iter().any(|p| p.starts_with("port:")), "{:#?}", busy.passed);
         let r = check("ha_db", &stack, &base, &Fake(Probe::Unknown("permission denied".into())));
         assert!(r.unseen.iter().any(|u| u.contains("not tested (permission denied)")), "{:#?}", r.unseen);
         assert!(r.unseen.iter().any(|u| u.contains("on a node other than this one")), "{:#?}", r.unseen);
@@ -654,7 +696,11 @@ mod tests {
         s.server_api = "1.40".into();
         let r = check("ha_db", &stack, &s, &FREE);
         let engine = r.findings.iter().find(|f| f.kind == "engine").expect("engine finding");
-        assert!(engine.message.contains("host-b runs Docker Engine 19.03.15; the stack needs 20.10"), "{}", engine.message);
+        assert!(
+            engine.message.contains("host-b runs Docker Engine 19.03.15; the stack needs 20.10"),
+            "{}",
+            engine.message
+        );
         assert!(engine.message.contains("cap_add/cap_drop"));
         assert!(r.findings.iter().any(|f| f.kind == "api" && f.subject == "daemon"));
         assert!(!r.findings.iter().any(|f| f.kind == "api" && f.subject == "docker CLI"));

@@ -101,7 +101,13 @@ mod tests {
         for c in yes {
             assert!(all_match(&[c.to_owned()], &n), "{c}");
         }
-        let no = ["node.labels.pg.role == replica", "node.labels.absent == x", "node.role != manager", "node.ip == 1", "garbage"];
+        let no = [
+            "node.labels.pg.role == replica",
+            "node.labels.absent == x",
+            "node.role != manager",
+            "node.ip == 1",
+            "garbage",
+        ];
         for c in no {
             assert!(!all_match(&[c.to_owned()], &n), "{c}");
         }

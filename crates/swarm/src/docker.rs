@@ -134,13 +134,21 @@ impl DockerCli {
         }
         let (client_api, server_api) = snapshot::parse_version(&self.run(&["version", "--format", "{{json .}}"])?)?;
         let ids = words(&self.run(&["node", "ls", "-q"])?);
-        let nodes = if ids.is_empty() { Vec::new() } else { snapshot::parse_nodes(&self.run(&args(&["node", "inspect"], &ids))?)? };
+        let nodes = if ids.is_empty() {
+            Vec::new()
+        } else {
+            snapshot::parse_nodes(&self.run(&args(&["node", "inspect"], &ids))?)?
+        };
         let secrets = snapshot::parse_secrets(&self.run(&["secret", "ls", "--format", "{{json .}}"])?)?;
         let ids = words(&self.run(&["service", "ls", "-q"])?);
-        let mut services =
-            if ids.is_empty() { Vec::new() } else { snapshot::parse_services(&self.run(&args(&["service", "inspect"], &ids))?)? };
+        let mut services = if ids.is_empty() {
+            Vec::new()
+        } else {
+            snapshot::parse_services(&self.run(&args(&["service", "inspect"], &ids))?)?
+        };
         for s in services.iter_mut().filter(|s| s.ports.iter().any(|p| p.mode == "host")) {
-            let tasks = words(&self.run(&["service", "ps", "-q", "--no-trunc", "--filter", "desired-state=running", &s.id])?);
+            let tasks =
+                words(&self.run(&["service", "ps", "-q", "--no-trunc", "--filter", "desired-state=running", &s.id])?);
             if !tasks.is_empty() {
                 s.task_nodes = snapshot::parse_task_nodes(&self.run(&args(&["inspect", "--type", "task"], &tasks))?)?;
             }

@@ -300,10 +300,10 @@ pub fn parse_services(text: &str) -> Result<Vec<ServiceInfo>, ParseError> {
     Ok(raw
         .into_iter()
         .map(|s| {
-            // The ports swarm assigned (Endpoint) or, before that, the ones asked for.
-            let ports = s.endpoint.ports.or(s.spec.endpoint.ports).unwrap_or_default();
-            let ports = ports
-                .into_iter()
+            // The ports swarm assigned and the ones asked for (a host-mode
+            // port of a service without a running task is only in the spec).
+            let raw = s.endpoint.ports.unwrap_or_default().into_iter().chain(s.spec.endpoint.ports.unwrap_or_default());
+            let mut ports: Vec<PublishedPort> = raw
                 .filter(|p| p.published != 0)
                 .map(|p| PublishedPort {
                     published: p.published,
@@ -311,6 +311,8 @@ pub fn parse_services(text: &str) -> Result<Vec<ServiceInfo>, ParseError> {
                     mode: if p.mode.is_empty() { "ingress".into() } else { p.mode.to_ascii_lowercase() },
                 })
                 .collect();
+            ports.sort_by(|a, b| (a.published, &a.protocol, &a.mode).cmp(&(b.published, &b.protocol, &b.mode)));
+            ports.dedup();
             ServiceInfo {
                 id: s.id,
                 name: s.spec.name,
