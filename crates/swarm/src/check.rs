@@ -104,9 +104,22 @@ pub fn check(stack_name: &str, stack: &StackFile, swarm: &Snapshot, probe: &dyn 
         unseen: Vec::new(),
     };
     let planned = placement(stack, swarm, &mut report);
+    resources(stack, &planned, &mut report);
     secrets(stack, swarm, &mut report);
     ports(stack_name, stack, swarm, &planned, probe, &mut report);
     versions(stack, swarm, &mut report);
+    report.unseen.push(
+        "whether each node can pull the images (registry reachable, credentials: `docker stack deploy --with-registry-auth` for a private one)"
+            .into(),
+    );
+    let encrypted =
+        stack.networks.values().any(|n| n.driver_opts.get("encrypted").is_some_and(|v| v == "true" || v.is_empty()));
+    if report.nodes > 1 {
+        report.unseen.push(format!(
+            "traffic between nodes: 2377/tcp, 7946/tcp+udp, 4789/udp{} must pass between them",
+            if encrypted { " and, for the encrypted overlay, IP protocol 50 (ESP)" } else { "" }
+        ));
+    }
     report
 }
 
@@ -234,6 +247,94 @@ fn placement(stack: &StackFile, swarm: &Snapshot, report: &mut Report) -> Vec<No
         });
     }
     planned
+}
+
+/// A service's reservation: nano CPUs and bytes (0 when none or unreadable).
+fn reservation(service: &Service) -> (u64, u64) {
+    let Some(r) = service.deploy.as_ref().map(|d| &d.resources.reservations) else { return (0, 0) };
+    let cpus = r.cpus.parse::<f64>().map_or(0, |c| (c * 1e9).round() as u64);
+    let memory = hacompile_spec::values::parse_bytes(&r.memory).unwrap_or(0);
+    (cpus, memory)
+}
+
+fn shown_reservation(cpus: u64, memory: u64) -> String {
+    format!("{} CPU and {} MiB", cpus as f64 / 1e9, memory / (1024 * 1024))
+}
+
+/// Swarm places a task only on a node with its reservation free. Checked:
+/// each service against the size of the nodes it may run on, and each node
+/// against the sum of what must run there (services pinned to it alone,
+/// global ones). Tasks of other stacks are not subtracted (said in `unseen`).
+fn resources(stack: &StackFile, planned: &[Node], report: &mut Report) {
+    let mut load: Vec<(u64, u64, Vec<String>)> = vec![(0, 0, Vec::new()); planned.len()];
+    let mut any = false;
+    for (name, service) in &stack.services {
+        let (cpus, memory) = reservation(service);
+        if cpus == 0 && memory == 0 {
+            continue;
+        }
+        any = true;
+        let (needed, global) = nodes_needed(service);
+        let matching: Vec<usize> = (0..planned.len())
+            .filter(|&i| planned[i].schedulable() && all_match(constraints(service), &planned[i]))
+            .collect();
+        let fits = |n: &Node| n.nano_cpus >= cpus && n.memory_bytes >= memory;
+        let fitting = matching.iter().filter(|&&i| fits(&planned[i])).count();
+        if fitting < needed.min(matching.len()) {
+            let small: Vec<String> = matching
+                .iter()
+                .filter(|&&i| !fits(&planned[i]))
+                .map(|&i| {
+                    let n = &planned[i];
+                    format!("{} has {}", node_ref(n, planned), shown_reservation(n.nano_cpus, n.memory_bytes))
+                })
+                .collect();
+            report.findings.push(Finding {
+                kind: "resources",
+                subject: safe(name),
+                message: safe(&format!(
+                    "{name} reserves {}, more than its node(s) offer: {}",
+                    shown_reservation(cpus, memory),
+                    small.join(", ")
+                )),
+                fixes: Vec::new(),
+                help: Some("lower `reserve_cpus` / `reserve_memory` in the spec, or run it on a larger node".into()),
+            });
+        }
+        if global || matching.len() == needed {
+            for &i in &matching {
+                load[i].0 += cpus;
+                load[i].1 += memory;
+                load[i].2.push(name.clone());
+            }
+        }
+    }
+    for (i, (cpus, memory, services)) in load.iter().enumerate() {
+        let n = &planned[i];
+        if services.len() > 1 && (*cpus > n.nano_cpus || *memory > n.memory_bytes) {
+            report.findings.push(Finding {
+                kind: "resources",
+                subject: safe(&node_ref(n, planned)),
+                message: safe(&format!(
+                    "{} must run {} which together reserve {}; the node has {}",
+                    node_ref(n, planned),
+                    services.join(", "),
+                    shown_reservation(*cpus, *memory),
+                    shown_reservation(n.nano_cpus, n.memory_bytes)
+                )),
+                fixes: Vec::new(),
+                help: Some(
+                    "spread the services over more nodes (labels), or lower their reservations in the spec".into(),
+                ),
+            });
+        }
+    }
+    if any {
+        report.unseen.push(
+            "reservations of tasks already running on the nodes (other stacks) are not subtracted from what the nodes offer"
+                .into(),
+        );
+    }
 }
 
 fn secrets(stack: &StackFile, swarm: &Snapshot, report: &mut Report) {
@@ -505,6 +606,8 @@ mod tests {
             availability: "active".into(),
             state: "ready".into(),
             engine_version: "20.10.24+dfsg1".into(),
+            nano_cpus: 4_000_000_000,
+            memory_bytes: 8 << 30,
             os: "linux".into(),
             arch: "x86_64".into(),
             ..Default::default()
@@ -569,6 +672,7 @@ mod tests {
                 .collect();
             assert_eq!(targets.len(), 3, "{prefix}: {placement:#?}");
         }
+        assert!(report.unseen.iter().any(|u| u.contains("IP protocol 50 (ESP)")), "{:#?}", report.unseen);
         let pg1 = placement.iter().find(|f| f.subject == "pg-1").expect("pg-1");
         assert_eq!(pg1.fixes[0].command, "docker node update --label-add pg.member=1 host-a");
         let secrets: Vec<&Finding> = report.findings.iter().filter(|f| f.kind == "secret").collect();
@@ -717,6 +821,38 @@ mod tests {
         assert!(cmd.ends_with(r"'evil'\''; rm -rf /\u{001b}[2J'"), "{cmd}");
         let json = serde_json::to_string(&r).expect("json");
         assert!(!json.contains('\u{1b}') && !json.contains("\\u001b"), "{json}");
+    }
+
+    #[test]
+    fn reservations_larger_than_the_nodes_are_named() {
+        let stack = stack("ha-postgres.toml");
+        let mut small = labelled(node("a", "manager"));
+        small.memory_bytes = 512 << 20;
+        let r = check("ha_db", &stack, &swarm(vec![small]), &FREE);
+        let f = r.findings.iter().find(|f| f.kind == "resources" && f.subject == "pg-primary").expect("finding");
+        assert!(
+            f.message.contains("reserves 0.5 CPU and 1024 MiB") && f.message.contains("host-a has 4 CPU and 512 MiB"),
+            "{}",
+            f.message
+        );
+        // Each fits alone, not together: both are pinned to the one node.
+        let mut stack = stack;
+        let replica = stack.services.get_mut("pg-replica-1").expect("replica");
+        replica.deploy.as_mut().and_then(|d| d.placement.as_mut()).expect("placement").constraints =
+            vec!["node.labels.pg.replica == true".into()];
+        let mut one = labelled(node("a", "manager"));
+        one.labels.insert("pg.replica".into(), "true".into());
+        one.memory_bytes = 2 << 30;
+        let r = check("ha_db", &stack, &swarm(vec![one.clone()]), &FREE);
+        let f = r.findings.iter().find(|f| f.kind == "resources").expect("finding");
+        assert!(
+            f.message.contains("host-a must run haproxy, pg-primary, pg-replica-1 which together reserve"),
+            "{}",
+            f.message
+        );
+        one.memory_bytes = 8 << 30;
+        let r = check("ha_db", &stack, &swarm(vec![one]), &FREE);
+        assert!(!r.findings.iter().any(|f| f.kind == "resources"), "{:#?}", r.findings);
     }
 
     #[test]

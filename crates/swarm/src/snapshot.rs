@@ -37,6 +37,9 @@ pub struct Node {
     pub engine_version: String,
     pub os: String,
     pub arch: String,
+    /// What the node offers to reservations (0 when not reported).
+    pub nano_cpus: u64,
+    pub memory_bytes: u64,
 }
 
 impl Node {
@@ -169,6 +172,16 @@ struct RawNodeDescription {
     platform: RawPlatform,
     #[serde(rename = "Engine", default)]
     engine: RawEngine,
+    #[serde(rename = "Resources", default)]
+    resources: RawResources,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct RawResources {
+    #[serde(rename = "NanoCPUs", default)]
+    nano_cpus: u64,
+    #[serde(rename = "MemoryBytes", default)]
+    memory_bytes: u64,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -209,6 +222,8 @@ pub fn parse_nodes(text: &str) -> Result<Vec<Node>, ParseError> {
             engine_version: n.description.engine.version,
             os: n.description.platform.os,
             arch: n.description.platform.arch,
+            nano_cpus: n.description.resources.nano_cpus,
+            memory_bytes: n.description.resources.memory_bytes,
         })
         .collect())
 }
@@ -350,7 +365,8 @@ mod tests {
     fn a_node_reads_from_docker_node_inspect() {
         let text = r#"[{"ID":"abc","Spec":{"Labels":{"pg.role":"primary"},"Role":"manager","Availability":"active"},
             "Description":{"Hostname":"db-1","Platform":{"Architecture":"x86_64","OS":"linux"},
-            "Engine":{"EngineVersion":"20.10.24+dfsg1","Labels":null}},"Status":{"State":"ready","Addr":"10.0.0.1"},
+            "Engine":{"EngineVersion":"20.10.24+dfsg1","Labels":null},
+            "Resources":{"NanoCPUs":2000000000,"MemoryBytes":4124000256}},"Status":{"State":"ready","Addr":"10.0.0.1"},
             "Extra":{"ignored":true}}]"#;
         let nodes = parse_nodes(text).expect("parses");
         assert_eq!(nodes.len(), 1);
@@ -358,6 +374,7 @@ mod tests {
         assert_eq!((n.id.as_str(), n.hostname.as_str(), n.role.as_str()), ("abc", "db-1", "manager"));
         assert_eq!(n.labels.get("pg.role").map(String::as_str), Some("primary"));
         assert!(n.engine_labels.is_empty());
+        assert_eq!((n.nano_cpus, n.memory_bytes), (2_000_000_000, 4_124_000_256));
         assert!(n.schedulable());
     }
 
