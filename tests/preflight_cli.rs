@@ -130,3 +130,58 @@ fn an_invalid_spec_is_exit_2_before_docker_is_asked() {
     assert!(run.stderr.contains("unknown key `databse`"), "{}", run.stderr);
     assert!(!marker.exists(), "docker was run for an invalid spec");
 }
+
+/// A fake manager of a one-node swarm whose node has this machine's
+/// hostname: enough for preflight to get to its checks.
+fn one_node_swarm(case: &Case) -> PathBuf {
+    let hostname = fs::read_to_string("/proc/sys/kernel/hostname").expect("hostname");
+    let node = format!(
+        r#"[{{"ID":"n1","Spec":{{"Role":"manager","Availability":"active"}},"Description":{{"Hostname":"{}","Platform":{{"OS":"linux","Architecture":"x86_64"}},"Engine":{{"EngineVersion":"20.10.24"}},"Resources":{{"NanoCPUs":4000000000,"MemoryBytes":8589934592}}}},"Status":{{"State":"ready"}}}}]"#,
+        hostname.trim()
+    );
+    case.docker(&format!(
+        r#"case "$1 $2" in
+  "info --format") echo '{{"Swarm":{{"NodeID":"n1","LocalNodeState":"active","ControlAvailable":true}}}}' ;;
+  "version --format") echo '{{"Client":{{"ApiVersion":"1.41"}},"Server":{{"ApiVersion":"1.41"}}}}' ;;
+  "node ls") echo n1 ;;
+  "node inspect") echo '{node}' ;;
+  *) ;;
+esac"#
+    ))
+}
+
+/// Ports are tested by binding them only when the daemon is this machine:
+/// with DOCKER_HOST naming another one, a port held here says nothing
+/// about the swarm's node and is reported as not tested.
+#[test]
+fn ports_are_bound_here_only_when_the_daemon_is_here() {
+    let case = Case::new();
+    let held = std::net::TcpListener::bind(("0.0.0.0", 0)).expect("a free port");
+    let port = held.local_addr().expect("addr").port();
+    let free = || std::net::TcpListener::bind(("0.0.0.0", 0)).expect("bind").local_addr().expect("addr").port();
+    let spec = SPEC
+        .replacen("write_port = 5000", &format!("write_port = {port}"), 1)
+        .replacen("read_port = 5001", &format!("read_port = {}", free()), 1)
+        .replacen("port = 8080", &format!("port = {}", free()), 1);
+    fs::write(case.dir.path().join("spec.toml"), spec).expect("writable");
+    let docker = one_node_swarm(&case);
+    let docker = docker.to_str().expect("utf-8");
+    let here = case.run(&["--docker", docker], None);
+    assert_eq!(here.code, 1, "{}", here.stderr);
+    assert!(
+        here.stdout.contains(&format!("publishes {port}/tcp in host mode, but a process on this node")),
+        "{}",
+        here.stdout
+    );
+    let mut cmd = bin();
+    cmd.current_dir(case.dir.path()).args(["preflight", "spec.toml", "--docker", docker]);
+    let remote = Run::of(&cmd.env("DOCKER_HOST", "tcp://192.0.2.1:2376").output().expect("runs"));
+    assert!(!remote.stdout.contains("a process on this node"), "{}", remote.stdout);
+    assert!(
+        remote.stdout.contains(&format!("port {port}/tcp on this node"))
+            && remote.stdout.contains("not tested (the docker daemon is not on this machine)"),
+        "{}",
+        remote.stdout
+    );
+    drop(held);
+}

@@ -329,6 +329,9 @@ fn resources(stack: &StackFile, planned: &[Node], report: &mut Report) {
             });
         }
     }
+    if any && !report.findings.iter().any(|f| f.kind == "resources") {
+        report.passed.push("resources: every reservation fits the nodes it must run on".into());
+    }
     if any {
         report.unseen.push(
             "reservations of tasks already running on the nodes (other stacks) are not subtracted from what the nodes offer"
