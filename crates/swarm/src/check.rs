@@ -543,6 +543,14 @@ fn versions(stack: &StackFile, swarm: &Snapshot, report: &mut Report) {
     for node in &swarm.nodes {
         match major_minor(&node.engine_version) {
             Some(v) if v >= engine => {}
+            // Swarm places nothing on it: not in the way of this deploy.
+            _ if !node.schedulable() => report.passed.push(safe(&format!(
+                "engine: {} runs Docker Engine {} but is {}/{}: swarm places no task there",
+                node_ref(node, &swarm.nodes),
+                node.engine_version,
+                node.availability,
+                node.state
+            ))),
             found => {
                 old += 1;
                 let have = if found.is_some() {
@@ -811,6 +819,16 @@ mod tests {
         assert!(engine.message.contains("cap_add/cap_drop"));
         assert!(r.findings.iter().any(|f| f.kind == "api" && f.subject == "daemon"));
         assert!(!r.findings.iter().any(|f| f.kind == "api" && f.subject == "docker CLI"));
+        // Drained, as the help says: no longer in the way.
+        let mut drained = s.clone();
+        drained.nodes[1].availability = "drain".into();
+        let r = check("ha_db", &stack, &drained, &FREE);
+        assert!(!r.findings.iter().any(|f| f.kind == "engine"), "{:#?}", r.findings);
+        assert!(
+            r.passed.iter().any(|p| p.contains("host-b runs Docker Engine 19.03.15 but is drain/ready")),
+            "{:#?}",
+            r.passed
+        );
     }
 
     #[test]
