@@ -132,7 +132,10 @@ fn placement(stack: &StackFile, swarm: &Snapshot, report: &mut Report) -> Vec<No
         let matching: Vec<usize> =
             (0..planned.len()).filter(|&i| planned[i].schedulable() && all_match(wanted, &planned[i])).collect();
         let shown = if wanted.is_empty() { "no constraint".to_owned() } else { format!("`{}`", wanted.join("`, `")) };
-        let what = if global { "at least 1 node".to_owned() } else { format!("{needed} node(s)") };
+        let what = match (global, needed) {
+            (true, _) | (false, 1) => "a node".to_owned(),
+            _ => format!("{needed} distinct nodes"),
+        };
         if matching.len() >= needed {
             let on: Vec<String> = matching.iter().map(|&i| node_ref(&planned[i], &planned)).collect();
             report.passed.push(safe(&format!("placement: {name} ({shown}) can run on {}", on.join(", "))));
@@ -575,7 +578,7 @@ fn versions(stack: &StackFile, swarm: &Snapshot, report: &mut Report) {
     }
     if old == 0 {
         report.passed.push(format!(
-            "engine: every node runs Docker Engine {}.{:02} or later ({engine_why})",
+            "engine: every active node runs Docker Engine {}.{:02} or later ({engine_why})",
             engine.0, engine.1
         ));
     }
@@ -747,7 +750,7 @@ mod tests {
     }
 
     fn labelled(mut n: Node) -> Node {
-        for (k, v) in [("pg.role", "primary"), ("pg.role.r1", "x")] {
+        for (k, v) in [("pg.role", "primary")] {
             n.labels.insert(k.into(), v.into());
         }
         n
@@ -874,6 +877,30 @@ mod tests {
         one.memory_bytes = 8 << 30;
         let r = check("ha_db", &stack, &swarm(vec![one]), &FREE);
         assert!(!r.findings.iter().any(|f| f.kind == "resources"), "{:#?}", r.findings);
+    }
+
+    #[test]
+    fn replicas_one_per_node_need_that_many_nodes() {
+        let mut stack = stack("ha-postgres.toml");
+        let deploy = stack.services.get_mut("pg-replica-1").and_then(|s| s.deploy.as_mut()).expect("deploy");
+        deploy.replicas = Some(3);
+        assert_eq!(deploy.placement.as_ref().and_then(|p| p.max_replicas_per_node), Some(1));
+        let replica = |id: &str| {
+            let mut n = node(id, "worker");
+            n.labels.insert("pg.role".into(), "replica".into());
+            n
+        };
+        let nodes = vec![labelled(node("a", "manager")), replica("b"), replica("c"), node("d", "worker")];
+        let r = check("ha_db", &stack, &swarm(nodes), &FREE);
+        let f = r.findings.iter().find(|f| f.subject == "pg-replica-1").expect("finding");
+        assert!(
+            f.message.contains("needs 3 distinct nodes matching `node.labels.pg.role == replica`, one replica per node; 2 of 4 active node(s) match (host-b, host-c)"),
+            "{}",
+            f.message
+        );
+        // The bare node, not the primary's (which would lose its label).
+        assert_eq!(f.fixes.len(), 1, "{f:#?}");
+        assert_eq!(f.fixes[0].command, "docker node update --label-add pg.role=replica host-d");
     }
 
     #[test]
