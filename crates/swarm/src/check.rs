@@ -750,9 +750,7 @@ mod tests {
     }
 
     fn labelled(mut n: Node) -> Node {
-        for (k, v) in [("pg.role", "primary")] {
-            n.labels.insert(k.into(), v.into());
-        }
+        n.labels.insert("pg.role".into(), "primary".into());
         n
     }
 
