@@ -24,6 +24,10 @@ have man || need_pkgs+=(man-db)
 have debootstrap || need_pkgs+=(debootstrap)
 have ip || need_pkgs+=(iproute2)
 [ -x /usr/bin/time ] || need_pkgs+=(time)
+# tests/swarm/preflight.sh imports an image holding one static binary it
+# compiles (nothing is pulled): gcc and glibc's static libc.
+have gcc || need_pkgs+=(gcc)
+[ -f /usr/lib/x86_64-linux-gnu/libc.a ] || [ -f /usr/lib/aarch64-linux-gnu/libc.a ] || need_pkgs+=(libc6-dev)
 [ -x /usr/lib/postgresql/15/bin/postgres ] || need_pkgs+=(postgresql postgresql-client)
 python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || need_pkgs+=(python3-venv)
 # The patroni topology's process-level tests (tests/cluster_patroni.rs):
@@ -89,6 +93,7 @@ check curl --version
 check man --version
 check test -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf
 check debootstrap --version
+check sh -c 'printf "int main(void) { return 0; }\n" | gcc -static -x c -o /dev/null -'
 check ip -4 route
 check /usr/lib/postgresql/15/bin/postgres --version
 check /usr/lib/postgresql/15/bin/pg_basebackup --version

@@ -7,5 +7,6 @@ pub mod init;
 pub mod lint;
 pub mod lock;
 pub mod pin;
+pub mod preflight;
 mod resolving;
 pub mod schema;
