@@ -126,6 +126,35 @@ fn emitted_scripts_pass_shellcheck() {
     assert!(out.status.success(), "shellcheck:\n{}", text(&out.stdout));
 }
 
+/// The project's own scripts (the benches, the test drivers, the swarm runs
+/// and their stand-in images' entrypoints, the CI entry point) pass
+/// shellcheck like the emitted ones.
+#[test]
+fn bench_and_test_scripts_pass_shellcheck() {
+    fn scripts(dir: &std::path::Path, found: &mut Vec<String>) {
+        for entry in fs::read_dir(dir).expect("readable dir") {
+            let path = entry.expect("readable entry").path();
+            if path.is_dir() {
+                scripts(&path, found);
+            } else if path.extension().is_some_and(|e| e == "sh") {
+                let rel = path.strip_prefix(ROOT).expect("under the repository");
+                found.push(rel.to_str().expect("utf-8 path").to_owned());
+            }
+        }
+    }
+    let mut found = vec![".ci/run".to_owned()];
+    for dir in ["benches", "tests"] {
+        scripts(&std::path::Path::new(ROOT).join(dir), &mut found);
+    }
+    found.sort();
+    for expected in ["benches/backup.sh", "benches/failover.sh", "tests/setup.sh", "tests/swarm/run.sh"] {
+        assert!(found.iter().any(|f| f == expected), "{expected} is among the checked scripts: {found:?}");
+    }
+    let args: Vec<&str> = found.iter().map(String::as_str).collect();
+    let out = tool("shellcheck", &args, std::path::Path::new(ROOT));
+    assert!(out.status.success(), "shellcheck {}:\n{}", args.join(" "), text(&out.stdout));
+}
+
 /// Compiles `spec` (text) with the example lock and returns the stack model.
 fn compile_text(spec: &str) -> hacompile_stack::StackFile {
     let dir = tempfile::tempdir().expect("temp dir");

@@ -39,6 +39,8 @@ have etcd || need_pkgs+=(etcd-server)
 have etcdctl || need_pkgs+=(etcd-client)
 # Backups (tests/backup_restore.rs, benches/backup.sh): pgBackRest 2.45.
 have pgbackrest || need_pkgs+=(pgbackrest)
+# benches/backup.sh: tar | zstd -3 beside pgBackRest's zst level 3.
+have zstd || need_pkgs+=(zstd)
 # The per-database metrics exporter (tests/cluster.rs): postgres_exporter.
 have prometheus-postgres-exporter || need_pkgs+=(prometheus-postgres-exporter)
 
@@ -105,6 +107,7 @@ check /usr/bin/python3 -c 'import etcd, urllib3, psycopg2' # Patroni's interpret
 check etcd --version
 check env ETCDCTL_API=3 etcdctl version
 check pgbackrest version
+check zstd --version
 check prometheus-postgres-exporter --version
 # No packaged etcd left running on its default client port.
 check bash -c '! (exec 3<>/dev/tcp/127.0.0.1/2379) 2>/dev/null'

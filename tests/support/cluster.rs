@@ -228,6 +228,17 @@ impl Site {
         Some(self.out.join(file))
     }
 
+    /// The pgBackRest wrapper the service runs (`hacompile-pgbackrest`), as
+    /// the postgres user with the service's environment ([`Site::env`]), as
+    /// its container would run it; the caller adds the arguments.
+    pub fn pgbackrest(&self, pg: &Pg, primary_port: u16) -> Command {
+        let wrapper = self.localize_paths(&pg.service, "/usr/local/bin/hacompile-pgbackrest");
+        assert!(!wrapper.starts_with("/usr/local"), "{} mounts the pgBackRest wrapper", pg.service);
+        let mut cmd = as_postgres(&wrapper);
+        cmd.envs(self.env(pg, primary_port));
+        cmd
+    }
+
     /// The service's compiled environment, with only what differs on this
     /// machine changed: secrets and its data volume as local paths, the
     /// primary's host and port, and the server's own socket and port.
@@ -290,10 +301,17 @@ fn server_args(data: &Path, port: u16, socket: &Path) -> Vec<String> {
 }
 
 fn spawn_postgres(site: &Site, pg: &Pg) -> Child {
+    spawn_postgres_with(site, pg, &[])
+}
+
+/// [`spawn_postgres`] with `extra` arguments after the compiled settings
+/// (`-c name=value`: the last setting of a name wins).
+fn spawn_postgres_with(site: &Site, pg: &Pg, extra: &[&str]) -> Child {
     let log = std::fs::OpenOptions::new().create(true).append(true).open(&pg.log).expect("log");
     as_postgres("postgres")
         .envs(site.env(pg, pg.port))
         .args(site.settings(&pg.service))
+        .args(extra)
         .args(server_args(&pg.data, pg.port, &pg.socket))
         .stdout(Stdio::null())
         .stderr(log)
@@ -486,6 +504,40 @@ impl Drop for Cluster {
             let _ = h.kill();
             let _ = h.wait();
         }
+    }
+}
+
+/// A compiled primary alone, without replica or HAProxy: the database
+/// service as its first start sets it up ([`init_primary`]), for
+/// measurements of one server (benches/backup.rs). Stopped on drop, then
+/// its directory removed.
+pub struct Primary {
+    pub site: Site,
+    pub pg: Pg,
+    root: tempfile::TempDir,
+}
+
+impl Primary {
+    /// Compiles `spec_text` and starts its primary.
+    pub fn start(spec_text: &str) -> Primary {
+        let (root, site) = compile(spec_text);
+        let pg = init_primary(&site, free_port());
+        Primary { site, pg, root }
+    }
+
+    /// Fast shutdown, then the server again on its data with its compiled
+    /// settings followed by `extra` (`-c name=value`: the last of a name
+    /// wins); waits until it accepts connections.
+    pub fn restart_with(&mut self, extra: &[&str]) {
+        self.pg.stop();
+        self.pg.child = Some(spawn_postgres_with(&self.site, &self.pg, extra));
+        let port = self.pg.port;
+        wait_for("the primary to accept connections", Duration::from_secs(120), || sql(port, "select 1").is_ok());
+    }
+
+    /// The service's pgBackRest wrapper ([`Site::pgbackrest`]).
+    pub fn pgbackrest(&self) -> Command {
+        self.site.pgbackrest(&self.pg, self.pg.port)
     }
 }
 
@@ -731,10 +783,8 @@ impl Cluster {
     /// ARGS`) with a service's environment, as its container would.
     pub fn pgbackrest(&self, service: &str, args: &[&str], extra: &[(&str, &str)]) -> Output {
         let pg = if service == PRIMARY { &self.primary } else { &self.replica };
-        let wrapper = self.site.localize_paths(service, "/usr/local/bin/hacompile-pgbackrest");
-        assert!(!wrapper.starts_with("/usr/local"), "{service} mounts the pgBackRest wrapper");
-        let mut cmd = as_postgres(&wrapper);
-        cmd.args(args).envs(self.site.env(pg, self.primary.port));
+        let mut cmd = self.site.pgbackrest(pg, self.primary.port);
+        cmd.args(args);
         for (k, v) in extra {
             cmd.env(k, v);
         }

@@ -320,14 +320,21 @@ pub fn pgbench_tps(client: &Client, host: &str, port: u16, secs: u32, clients: u
     if !out.status.success() {
         return Err(all);
     }
-    all.lines()
+    tps(&all)
+}
+
+/// The tps a pgbench run reports without the initial connection time.
+pub fn tps(output: &str) -> Result<f64, String> {
+    output
+        .lines()
         .find_map(|l| l.strip_prefix("tps = ").filter(|_| l.contains("without initial connection")))
         .and_then(|l| l.split_whitespace().next())
         .and_then(|n| n.parse().ok())
-        .ok_or_else(|| format!("no tps in pgbench's output:\n{all}"))
+        .ok_or_else(|| format!("no tps in pgbench's output:\n{output}"))
 }
 
-fn pgbench(client: &Client, host: &str, port: u16) -> Command {
+/// pgbench (bounded: 600 s) with `client`'s connection environment, to `host:port`.
+pub fn pgbench(client: &Client, host: &str, port: u16) -> Command {
     let mut c = Command::new("timeout");
     c.args(["600", "pgbench"]);
     client.env_into(&mut c);
