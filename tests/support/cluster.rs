@@ -521,7 +521,8 @@ impl Primary {
     /// Compiles `spec_text` and starts its primary.
     pub fn start(spec_text: &str) -> Primary {
         let (root, site) = compile(spec_text);
-        let pg = init_primary(&site, free_port());
+        // No replica listens where its entrypoint asks: a first deploy.
+        let pg = init_primary(&site, free_port(), free_port(), true).expect("a primary alone starts");
         Primary { site, pg, root }
     }
 
