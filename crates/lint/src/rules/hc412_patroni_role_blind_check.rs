@@ -18,7 +18,7 @@ two or more Patroni members (PostgreSQL's port 5432, a check on port 8008,
 or a `patroni` name) when it checks them with TCP only (no `option httpchk`,
 or servers without `check`) or with `option pgsql-check`, in the section or
 inherited from `defaults`. Also reports a write listener (a name that does
-not say read, replica or standby) whose `httpchk` asks `/health`,
+not say read, replica, standby or any) whose `httpchk` asks `/health`,
 `/liveness` or `/readiness`: every running member answers those with 200.
 Not reported: a section of one member (a route to a node chosen by name,
 such as an admin tool's per-node port: it has no roles to mix), and a bare
@@ -155,10 +155,12 @@ fn is_role_path(uri: &str) -> bool {
     ROLE_PATHS.contains(&path_of(uri).as_str())
 }
 
-/// A listener named for reads (`postgres_read`, `pg-replicas`, `ro`).
+/// A listener named for reads (`postgres_read`, `pg-replicas`, `ro`) or
+/// for any member (`postgres_any`).
 fn read_listener(name: &str) -> bool {
     name.to_ascii_lowercase().split(['_', '-', '.']).any(|part| {
         part == "ro"
+            || part == "any"
             || ["read", "replica", "standby", "slave", "secondary", "reader", "follower"]
                 .iter()
                 .any(|w| part.starts_with(w))
@@ -406,6 +408,18 @@ backend postgres_read_primary\n    option httpchk OPTIONS /primary\n\
     /// A section of one member routes to a node chosen by its name (an admin
     /// tool's per-node port, a debugging listener), whatever its check: it
     /// has no roles to mix. Two members are judged.
+    /// A listener named for any member (`postgres_any`, seen in a public
+    /// configuration commented "any node, read-only with primary
+    /// fallback") means to take every running member: not a write listener.
+    #[test]
+    fn a_listener_named_any_is_not_a_write_listener() {
+        let any = "listen postgres_any\n    bind :5002\n    option httpchk GET /health\n\
+    server pg1 pg1:5432 check port 8008\n    server pg2 pg2:5432 check port 8008\n";
+        assert_eq!(hits(any), Vec::<String>::new());
+        let company = any.replace("postgres_any", "company_db");
+        assert_eq!(hits(&company).len(), 1, "a word that merely contains `any` is not the word");
+    }
+
     #[test]
     fn one_member_is_a_route_to_a_node() {
         let per_node = "listen postgres1\n    bind :5001\n    mode tcp\n    server server patroni1:5001 check port 5001\n\
