@@ -174,9 +174,8 @@ static CONNINFO_PASSWORD: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"(?:^|[\s,;:])password[ \t]*=[ \t]*('(?:[^'\\]|\\.)*'|[^\s'\x22,;]+)").expect("valid regex")
 });
 /// Another connection keyword: what tells a connection string from prose.
-static CONNINFO_KEYWORD: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"(?:^|[\s,;:])(?:host|hostaddr|port|dbname|user)[ \t]*=").expect("valid regex")
-});
+static CONNINFO_KEYWORD: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"(?:^|[\s,;:])(?:host|hostaddr|port|dbname|user)[ \t]*=").expect("valid regex"));
 
 /// Stands for a variable's value in a value being judged.
 const UNKNOWN: &str = "\u{1}";
@@ -193,8 +192,7 @@ pub fn conninfo_password(value: &str) -> Option<String> {
     CONNINFO_PASSWORD.captures_iter(&shipped).find_map(|caps| {
         let m = caps.get(1)?.as_str();
         let literal = m.trim_matches('\'').replace(UNKNOWN, "");
-        (!literal.is_empty() && !is_shell_reference(&literal))
-            .then(|| m.replace(UNKNOWN, ""))
+        (!literal.is_empty() && !is_shell_reference(&literal)).then(|| m.replace(UNKNOWN, ""))
     })
 }
 

@@ -50,7 +50,9 @@ fn check(cx: &StackCx<'_>, out: &mut Vec<Hit>) {
         }
         for v in values {
             let Some(text) = cx.doc.scalar(v) else { continue };
-            let found = url_password(text).map(|pw| (pw, "a URL")).or_else(|| conninfo_password(text).map(|pw| (pw, "a connection string")));
+            let found = url_password(text)
+                .map(|pw| (pw, "a URL"))
+                .or_else(|| conninfo_password(text).map(|pw| (pw, "a connection string")));
             if let Some((pw, what)) = found {
                 let span = cx.span(v);
                 let raw = &cx.src.text[span.clone()];

@@ -387,7 +387,8 @@ backend postgres_read_primary\n    option httpchk OPTIONS /primary\n\
         assert!(hits(one).is_empty());
         let two = "listen w\n    option httpchk GET /health\n    server-template a 1-2 a:5432 check port 8008\n";
         assert_eq!(hits(two).len(), 1);
-        let unchecked = "listen w\n    option httpchk OPTIONS /primary\nlisten v\n    server a a:5432\n    server b b:5432\n";
+        let unchecked =
+            "listen w\n    option httpchk OPTIONS /primary\nlisten v\n    server a a:5432\n    server b b:5432\n";
         assert!(hits(unchecked)[0].contains("without checking"));
     }
 
@@ -396,7 +397,8 @@ backend postgres_read_primary\n    option httpchk OPTIONS /primary\n\
     /// Patroni's own example haproxy.cfg does this, and it routes by role.
     #[test]
     fn the_root_path_is_the_primary_check() {
-        for check in ["option httpchk", "option httpchk /", "option httpchk GET /", "option httpchk OPTIONS / HTTP/1.1"] {
+        for check in ["option httpchk", "option httpchk /", "option httpchk GET /", "option httpchk OPTIONS / HTTP/1.1"]
+        {
             let text = format!(
                 "listen postgres\n    bind :5000\n    {check}\n    http-check expect status 200\n\
     server pg1 pg1:5432 check port 8008\n    server pg2 pg2:5432 check port 8008\n"
@@ -427,7 +429,8 @@ listen postgres2\n    bind :5002\n    option pgsql-check user x\n    server pg2 
 backend patroni1\n    mode tcp\n    server server patroni1:8001 check\n\
 listen unchecked\n    server patroni-3 patroni3:5432\n";
         assert_eq!(hits(per_node), Vec::<String>::new());
-        let two = "listen postgres\n    server patroni-1 patroni1:5432 check\n    server patroni-2 patroni2:5432 check\n";
+        let two =
+            "listen postgres\n    server patroni-1 patroni1:5432 check\n    server patroni-2 patroni2:5432 check\n";
         assert_eq!(hits(two).len(), 1);
     }
 }

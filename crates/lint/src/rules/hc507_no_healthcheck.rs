@@ -47,8 +47,8 @@ fn check(cx: &StackCx<'_>, out: &mut Vec<Hit>) {
         let proxy_name = |b: &str| b.contains("haproxy") || b.contains("pgbouncer") || b.contains("pgpool");
         // By image, or by command: Patroni's demo image runs HAProxy as
         // `command: haproxy`.
-        let proxy = cx.image_base(svc).is_some_and(|b| proxy_name(&b))
-            || cx.programs(svc.node).iter().any(|p| proxy_name(p));
+        let proxy =
+            cx.image_base(svc).is_some_and(|b| proxy_name(&b)) || cx.programs(svc.node).iter().any(|p| proxy_name(p));
         if !(cx.is_database(svc) || proxy) {
             continue;
         }
