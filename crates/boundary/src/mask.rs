@@ -407,7 +407,10 @@ pub fn scan_line(line: &str) -> Vec<Range<usize>> {
         let (Some(flag), Some(v)) = (c.get(1), c.get(2)) else { continue };
         let f = flag.as_str();
         let name = normalised(f.trim_start_matches('-'));
-        let short_password = PASSWORD_SHORT_FLAGS.contains(&f);
+        // `-p 5432` / `-P 3306` is a port (PostgreSQL's clients, mysql's
+        // `-P`); mysql's password is glued to `-p` (GLUED_P below).
+        let port = matches!(f, "-p" | "-P") && v.as_str().parse::<u16>().is_ok_and(|p| p > 0);
+        let short_password = PASSWORD_SHORT_FLAGS.contains(&f) && !port;
         if (is_credential_key(&name) || short_password) && !is_reference(v.as_str()) && !v.as_str().starts_with('-') {
             out.push(v.range());
         }
@@ -768,6 +771,19 @@ mod tests {
         {
             assert_eq!(masked(line), line, "nothing to hide");
         }
+        // A port after `-p`/`-P` (PostgreSQL's clients, mysql's `-P`), seen
+        // in public stacks' healthchecks: masking it hid every `6432` of the
+        // file, published ports in findings included (`****:****`).
+        for line in [
+            "      test: [\"CMD-SHELL\", \"pg_isready -h 127.0.0.1 -p 6432 || exit 1\"]",
+            "      test: [\"CMD\", \"pg_isready\", \"-p\", \"5431\"]",
+            "    command: psql -h db -p 5432 -U app",
+            "    command: mysqladmin ping -h db -P 3306",
+        ] {
+            assert_eq!(masked(line), line, "a port is not a password");
+        }
+        assert_eq!(masked("sshpass -p hunter2 ssh db"), "sshpass -p ******* ssh db");
+        assert_eq!(masked("mysql -p123456 app"), "mysql -p****** app", "glued to -p: mysql's password");
         assert_eq!(masked("POSTGRES_PASSWORD: ${PW}"), "POSTGRES_PASSWORD: ${PW}");
         assert_eq!(masked("PASSWORD: ${PW:-hunter2}"), "PASSWORD: ${PW:-*******}");
         assert_eq!(masked("PASSWORD: \"${PW:?set it}\""), "PASSWORD: \"${PW:?set it}\"");

@@ -134,6 +134,23 @@ const SERVERS: &[&str] = &[
     "stolon-keeper",
 ];
 
+/// Servers of other kinds that database images also ship (Patroni's and
+/// Spilo's demo images run etcd and HAProxy): a service whose command runs
+/// one of these and no database server is that server, not a database.
+const OTHER_SERVERS: &[&str] = &["etcd", "haproxy", "confd", "consul", "pgbouncer", "vip-manager", "keepalived"];
+
+/// Does an image's base name say PostgreSQL: `postgres` or `postgresql`
+/// followed by nothing, a version or a separator (`postgres`,
+/// `postgresql-repmgr`, `postgres16`, `docker-postgres`), not by more of
+/// another word (`postgrest`, PostgREST's REST server).
+fn names_postgres(base: &str) -> bool {
+    base.match_indices("postgres").any(|(i, m)| {
+        let rest = &base[i + m.len()..];
+        let rest = rest.strip_prefix("ql").unwrap_or(rest);
+        !rest.starts_with(|c: char| c.is_ascii_alphabetic())
+    })
+}
+
 /// Words after which the next word is still a command name (`gosu` and
 /// `su-exec` take a user first).
 const COMMAND_PREFIXES: &[&str] =
@@ -214,7 +231,9 @@ impl<'a> StackCx<'a> {
     }
 
     /// Is the service with this image base a database server, and a
-    /// PostgreSQL one? A database image run as a job is not a server: a
+    /// PostgreSQL one? A database image whose command starts another kind
+    /// of server (etcd, HAProxy) and no database is that server. A
+    /// database image run as a job is not a server: a
     /// swarm job (`mode: replicated-job`/`global-job`); a command that runs
     /// database clients (`pg_dump`, `pg_basebackup`, `psql -f`) and no
     /// server; or a command of its own that starts no server, run once
@@ -233,7 +252,7 @@ impl<'a> StackCx<'a> {
             let keeper = programs().iter().any(|p| p == "stolon-keeper");
             (keeper, keeper)
         } else {
-            let postgres = base.contains("postgres") || named(POSTGRES_IMAGES);
+            let postgres = names_postgres(base) || named(POSTGRES_IMAGES);
             (postgres || named(DATABASE_IMAGES), postgres)
         };
         if !database {
@@ -243,6 +262,7 @@ impl<'a> StackCx<'a> {
         let p = programs();
         let runs_server = p.iter().any(|w| SERVERS.contains(&w.as_str()));
         let runs_client = p.iter().any(|w| CLIENTS.contains(&w.as_str()));
+        let runs_other = p.iter().any(|w| OTHER_SERVERS.contains(&w.as_str()));
         // `condition: none` on the image's own command is a server that will
         // not come back (HC408's case); with a command of its own that starts
         // no server, it is a one-shot task.
@@ -250,7 +270,7 @@ impl<'a> StackCx<'a> {
             && !p.is_empty()
             && !runs_server;
         let job = matches!(mode, Some("replicated-job" | "global-job")) || (runs_client && !runs_server) || one_shot;
-        if job { (false, false) } else { (database, postgres) }
+        if job || (runs_other && !runs_server) { (false, false) } else { (database, postgres) }
     }
 
     /// The programs `entrypoint` and `command` run (the words in command
@@ -504,6 +524,39 @@ services:
             ("default", true, true),
             ("unknown", false, false),
             ("mysql", true, false),
+        ];
+        assert_eq!(got, want.map(|(n, d, p)| (n.to_owned(), d, p)));
+    }
+
+    /// Seen in public stacks: PostgREST's image is not PostgreSQL, and the
+    /// Patroni and Spilo demo stacks run their etcd and HAProxy from the
+    /// database image with a command of their own.
+    #[test]
+    fn other_programs_and_look_alike_names() {
+        let got = classify(
+            r#"
+services:
+  api: {image: "postgrest/postgrest:v12.2.3"}
+  rest: {image: "postgrest"}
+  etcd: {image: "${TEST_IMAGE:-patroni}", command: "etcd --name etcd1 --initial-advertise-peer-urls http://etcd1:2380"}
+  proxy: {image: "${TEST_IMAGE:-patroni}", command: haproxy}
+  dcs: {image: "spilo:3", command: "sh -c 'export A=$$(dpkg --print-architecture) && exec etcd -name etcd1'"}
+  member: {image: "${TEST_IMAGE:-patroni}"}
+  both: {image: "postgres:16", command: "sh -c 'pgbouncer -d /etc/pgbouncer.ini && exec postgres'"}
+  versioned: {image: "example/postgres16:1"}
+  repmgr: {image: "bitnami/postgresql-repmgr:17"}
+"#,
+        );
+        let want = [
+            ("api", false, false),
+            ("rest", false, false),
+            ("etcd", false, false),
+            ("proxy", false, false),
+            ("dcs", false, false),
+            ("member", true, true),
+            ("both", true, true),
+            ("versioned", true, true),
+            ("repmgr", true, true),
         ];
         assert_eq!(got, want.map(|(n, d, p)| (n.to_owned(), d, p)));
     }

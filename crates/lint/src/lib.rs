@@ -727,6 +727,17 @@ fn env_secrets(text: &str) -> Vec<(&'static str, Hit)> {
                 )
                 .help("keep the password in a Docker secret and pass it separately (a `_FILE` variable or a passfile)"),
             ));
+        } else if let Some(pw) = secrets::conninfo_password(inner)
+            && let Some(at) = inner.find(pw.as_str())
+        {
+            hits.push((
+                "HC102",
+                Hit::new(
+                    start + at..start + at + pw.len(),
+                    format!("the connection string in `{key}` in the env file carries a literal password"),
+                )
+                .help("keep the password in a Docker secret and pass it separately (a `_FILE` variable or a passfile)"),
+            ));
         } else if let Some((kind, at)) = secrets::provider_token(inner) {
             hits.push((
                 "HC105",
@@ -1183,5 +1194,19 @@ mod sniff_tests {
         ] {
             assert!(!has_top_level_services(no), "{no:?}");
         }
+    }
+}
+
+#[cfg(test)]
+mod env_file_tests {
+    use super::env_secrets;
+
+    /// A libpq keyword/value connection string in an env file is a DSN with
+    /// a password (HC102), as in a stack's `environment`.
+    #[test]
+    fn connection_strings_in_env_files() {
+        let text = "PG_CONNSTRING=host=db port=5432 user=app password=hunter2 dbname=app\nCONN=\"host=db user=app passfile=/run/secrets/pgpass\"\n";
+        let found: Vec<(&str, &str)> = env_secrets(text).iter().map(|(c, h)| (*c, &text[h.span.clone()])).collect();
+        assert_eq!(found, [("HC102", "hunter2")]);
     }
 }

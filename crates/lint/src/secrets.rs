@@ -168,8 +168,33 @@ static URL_QUERY_PASSWORD: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"(?i)://[^\s?]*\?(?:[^\s#]*&)?(?:password|passwd|pwd)=([^\s&#]+)").expect("valid regex")
 });
 
+/// `password=x` in a libpq keyword/value connection string
+/// (`host=db user=app password=x`), quoted or not.
+static CONNINFO_PASSWORD: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?:^|[\s,;:])password[ \t]*=[ \t]*('(?:[^'\\]|\\.)*'|[^\s'\x22,;]+)").expect("valid regex")
+});
+/// Another connection keyword: what tells a connection string from prose.
+static CONNINFO_KEYWORD: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"(?:^|[\s,;:])(?:host|hostaddr|port|dbname|user)[ \t]*=").expect("valid regex"));
+
 /// Stands for a variable's value in a value being judged.
 const UNKNOWN: &str = "\u{1}";
+
+/// A literal password in a libpq keyword/value connection string
+/// (`host=db user=app password=x`, one with another connection keyword),
+/// judged on the value as shipped like [`url_password`]: the password as
+/// shipped, quotes included.
+pub fn conninfo_password(value: &str) -> Option<String> {
+    if !value.contains("password") || !CONNINFO_KEYWORD.is_match(value) {
+        return None;
+    }
+    let shipped = interpolation::with_defaults_or(value, UNKNOWN)?;
+    CONNINFO_PASSWORD.captures_iter(&shipped).find_map(|caps| {
+        let m = caps.get(1)?.as_str();
+        let literal = m.trim_matches('\'').replace(UNKNOWN, "");
+        (!literal.is_empty() && !is_shell_reference(&literal)).then(|| m.replace(UNKNOWN, ""))
+    })
+}
 
 /// A URL with a literal password (`scheme://user:pass@host`, or
 /// `?password=pass` in its query), judged on the value as shipped:

@@ -1,7 +1,7 @@
 use super::{Check, Rule};
 use crate::context::StackCx;
 use crate::finding::{Family, Hit, Severity};
-use crate::secrets::url_password;
+use crate::secrets::{conninfo_password, url_password};
 
 pub const RULE: Rule = Rule {
     code: "HC102",
@@ -13,8 +13,10 @@ pub const RULE: Rule = Rule {
 ## What it does
 Reports URLs with a literal password in environment values, labels, `command`,
 `entrypoint` and `healthcheck.test`: `postgres://app:hunter2@db/app`,
-`redis://:pw@cache`, `https://user:pw@registry`. A `${VAR}` in the password
-position is not reported; a literal default there (`${PW:-pw}`) is.
+`redis://:pw@cache`, `https://user:pw@registry`, and libpq keyword/value
+connection strings (`host=db user=app password=hunter2`, told from prose by
+another connection keyword). A `${VAR}` in the password position is not
+reported; a literal default there (`${PW:-pw}`) is.
 
 ## Why it matters
 A connection string is a password with a host attached. It is copied into
@@ -48,15 +50,55 @@ fn check(cx: &StackCx<'_>, out: &mut Vec<Hit>) {
         }
         for v in values {
             let Some(text) = cx.doc.scalar(v) else { continue };
-            if let Some(pw) = url_password(text) {
+            let found = url_password(text)
+                .map(|pw| (pw, "a URL"))
+                .or_else(|| conninfo_password(text).map(|pw| (pw, "a connection string")));
+            if let Some((pw, what)) = found {
                 let span = cx.span(v);
                 let raw = &cx.src.text[span.clone()];
                 let at = raw.find(pw.as_str()).map_or(span.clone(), |i| span.start + i..span.start + i + pw.len());
                 out.push(
-                    Hit::new(at, format!("a URL in service `{}` carries a literal password", svc.name))
+                    Hit::new(at, format!("{what} in service `{}` carries a literal password", svc.name))
                         .help("keep the password in a Docker secret and pass it separately (a `_FILE` variable or a passfile), or use `${VAR}` filled from the environment at deploy time"),
                 );
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::context::StackCx;
+    use crate::source::Source;
+
+    /// The passwords reported in a stack, as written.
+    fn found(yaml: &str) -> Vec<String> {
+        let src = Source::new("t.yml", yaml.to_owned());
+        let doc = crate::yaml::Doc::parse(&src).expect("valid YAML");
+        let cx = StackCx::new(&src, &doc, doc.root.expect("a root"), None, None);
+        let mut out = Vec::new();
+        super::check(&cx, &mut out);
+        out.into_iter().map(|h| src.text[h.span].to_owned()).collect()
+    }
+
+    /// libpq's keyword/value connection strings are DSNs too (seen in
+    /// public stacks: `PG_CONNSTRING`, a list of them in one value).
+    #[test]
+    fn keyword_value_connection_strings() {
+        let yaml = r#"
+services:
+  client:
+    image: app:1
+    environment:
+      PG_CONNSTRING: "host=haproxy port=5000 dbname=app user=app password=hunter2 connect_timeout=5"
+      TARGETS: "n1:host=n1 port=5432 user=app password=s3cret,n2:host=n2 port=5432 user=app password=s3cret"
+      QUOTED: "host=db user=app password='two words' dbname=app"
+      DEFAULTED: "host=db user=app password=${PW:-fallback}"
+      FROM_ENV: "host=db user=app password=${PW}"
+      PASSFILE: "host=db user=app passfile=/run/secrets/pgpass"
+      PROSE: "set password=... in the form"
+    command: ["psql", "host=db dbname=app user=app password=pw2"]
+"#;
+        assert_eq!(found(yaml), ["hunter2", "s3cret", "'two words'", "fallback", "pw2"]);
     }
 }

@@ -13,15 +13,18 @@ pub const RULE: Rule = Rule {
 Reads haproxy.cfg files that route to Patroni: a server checked on
 Patroni's REST API (`port 8008`), a server named or addressed `patroni`, or
 an `option httpchk` on one of Patroni's role endpoints anywhere in the file.
-In such a file, reports a `backend` or `listen` section whose servers are
-Patroni members (PostgreSQL's port 5432, a check on port 8008, or a
-`patroni` name) when it checks them with TCP only (no `option httpchk`, or
-servers without `check`) or with `option pgsql-check`, in the section or
+In such a file, reports a `backend` or `listen` section that balances over
+two or more Patroni members (PostgreSQL's port 5432, a check on port 8008,
+or a `patroni` name) when it checks them with TCP only (no `option httpchk`,
+or servers without `check`) or with `option pgsql-check`, in the section or
 inherited from `defaults`. Also reports a write listener (a name that does
-not say read, replica or standby) over several members whose `httpchk`
-asks `/`, `/health`, `/liveness` or `/readiness`: every running member
-answers those with 200. A file with no sign of Patroni is not judged, so a
-pinned primary/replica configuration with `pgsql-check` is left to HC407.
+not say read, replica, standby or any) whose `httpchk` asks `/health`,
+`/liveness` or `/readiness`: every running member answers those with 200.
+Not reported: a section of one member (a route to a node chosen by name,
+such as an admin tool's per-node port: it has no roles to mix), and a bare
+`option httpchk` or one on `/`, which Patroni answers like `/primary`. A
+file with no sign of Patroni is not judged, so a pinned primary/replica
+configuration with `pgsql-check` is left to HC407.
 
 ## Why it matters
 With Patroni, any member can be the primary: the role moves at failover.
@@ -67,8 +70,11 @@ const ROLE_PATHS: &[&str] = &[
     "/asynchronous",
 ];
 
-/// Patroni endpoints that answer 200 on every running member.
-const ANY_MEMBER_PATHS: &[&str] = &["/", "/health", "/liveness", "/readiness", "/patroni"];
+/// Patroni endpoints that answer 200 on every running member. Not `/`:
+/// Patroni answers it as `/primary` (`path = '/primary' if self.path == '/'`
+/// in its REST API), and a bare `option httpchk` asks it, as Patroni's own
+/// example haproxy.cfg does.
+const ANY_MEMBER_PATHS: &[&str] = &["/health", "/liveness", "/readiness", "/patroni"];
 
 const SECTIONS: &[&str] = &[
     "global",
@@ -113,7 +119,6 @@ struct Proxy {
     /// Active (not `backup`) servers that are Patroni members, counting a
     /// `server-template`'s servers.
     members: usize,
-    any_member: bool,
     checked: bool,
 }
 
@@ -150,10 +155,12 @@ fn is_role_path(uri: &str) -> bool {
     ROLE_PATHS.contains(&path_of(uri).as_str())
 }
 
-/// A listener named for reads (`postgres_read`, `pg-replicas`, `ro`).
+/// A listener named for reads (`postgres_read`, `pg-replicas`, `ro`) or
+/// for any member (`postgres_any`).
 fn read_listener(name: &str) -> bool {
     name.to_ascii_lowercase().split(['_', '-', '.']).any(|part| {
         part == "ro"
+            || part == "any"
             || ["read", "replica", "standby", "slave", "secondary", "reader", "follower"]
                 .iter()
                 .any(|w| part.starts_with(w))
@@ -281,7 +288,6 @@ fn check(src: &Source, out: &mut Vec<Hit>) {
                     1
                 };
                 p.members += count;
-                p.any_member = true;
                 p.checked |= w.contains(&"check");
             }
             _ => {}
@@ -291,7 +297,9 @@ fn check(src: &Source, out: &mut Vec<Hit>) {
 }
 
 fn judge(p: &Proxy, defaults: Option<&Proxy>, out: &mut Vec<Hit>) {
-    if !p.any_member {
+    // One member is a route to a node chosen by name (an admin tool's
+    // per-node port), not a choice among roles: only two or more can mix.
+    if p.members < 2 {
         return;
     }
     let name = &p.name;
@@ -314,7 +322,7 @@ fn judge(p: &Proxy, defaults: Option<&Proxy>, out: &mut Vec<Hit>) {
             )
         }
         Method::Http(uri, span) => {
-            if !read_listener(name) && p.members > 1 && ANY_MEMBER_PATHS.contains(&path_of(&uri).as_str()) {
+            if !read_listener(name) && ANY_MEMBER_PATHS.contains(&path_of(&uri).as_str()) {
                 let at = if p.method.is_some() || p.send_uri.is_some() { span } else { p.header.clone() };
                 out.push(
                     Hit::new(at, format!("`{name}` checks {} Patroni members with `{uri}`, which every running member answers with 200: writes reach replicas", p.members))
@@ -371,15 +379,58 @@ backend postgres_read_primary\n    option httpchk OPTIONS /primary\n\
     /// server cannot mix roles), two are.
     #[test]
     fn signs_and_inheritance() {
-        let tcp = "listen db\n    server patroni-1 10.0.0.1:5432 check\n";
+        let tcp = "listen db\n    server patroni-1 10.0.0.1:5432 check\n    server patroni-2 10.0.0.2:5432 check\n";
         assert_eq!(hits(tcp).len(), 1, "{:?}", hits(tcp));
-        let inherited = "defaults\n    option pgsql-check user x\nlisten db\n    server a a:5432 check port 8008\n";
+        let inherited = "defaults\n    option pgsql-check user x\nlisten db\n    server a a:5432 check port 8008\n    server b b:5432 check port 8008\n";
         assert_eq!(hits(inherited).len(), 1);
         let one = "listen w\n    option httpchk GET /health\n    server a a:5432 check port 8008\n";
         assert!(hits(one).is_empty());
-        let two = "listen w\n    option httpchk GET /\n    server-template a 1-2 a:5432 check port 8008\n";
+        let two = "listen w\n    option httpchk GET /health\n    server-template a 1-2 a:5432 check port 8008\n";
         assert_eq!(hits(two).len(), 1);
-        let unchecked = "listen w\n    option httpchk OPTIONS /primary\nlisten v\n    server a a:5432\n";
+        let unchecked =
+            "listen w\n    option httpchk OPTIONS /primary\nlisten v\n    server a a:5432\n    server b b:5432\n";
         assert!(hits(unchecked)[0].contains("without checking"));
+    }
+
+    /// Patroni answers `/` as it answers `/primary` (its REST API maps the
+    /// one to the other), and a bare `option httpchk` asks `OPTIONS /`:
+    /// Patroni's own example haproxy.cfg does this, and it routes by role.
+    #[test]
+    fn the_root_path_is_the_primary_check() {
+        for check in ["option httpchk", "option httpchk /", "option httpchk GET /", "option httpchk OPTIONS / HTTP/1.1"]
+        {
+            let text = format!(
+                "listen postgres\n    bind :5000\n    {check}\n    http-check expect status 200\n\
+    server pg1 pg1:5432 check port 8008\n    server pg2 pg2:5432 check port 8008\n"
+            );
+            assert_eq!(hits(&text), Vec::<String>::new(), "{check}");
+        }
+    }
+
+    /// A section of one member routes to a node chosen by its name (an admin
+    /// tool's per-node port, a debugging listener), whatever its check: it
+    /// has no roles to mix. Two members are judged.
+    /// A listener named for any member (`postgres_any`, seen in a public
+    /// configuration commented "any node, read-only with primary
+    /// fallback") means to take every running member: not a write listener.
+    #[test]
+    fn a_listener_named_any_is_not_a_write_listener() {
+        let any = "listen postgres_any\n    bind :5002\n    option httpchk GET /health\n\
+    server pg1 pg1:5432 check port 8008\n    server pg2 pg2:5432 check port 8008\n";
+        assert_eq!(hits(any), Vec::<String>::new());
+        let company = any.replace("postgres_any", "company_db");
+        assert_eq!(hits(&company).len(), 1, "a word that merely contains `any` is not the word");
+    }
+
+    #[test]
+    fn one_member_is_a_route_to_a_node() {
+        let per_node = "listen postgres1\n    bind :5001\n    mode tcp\n    server server patroni1:5001 check port 5001\n\
+listen postgres2\n    bind :5002\n    option pgsql-check user x\n    server pg2 pg2:5432 check port 8008\n\
+backend patroni1\n    mode tcp\n    server server patroni1:8001 check\n\
+listen unchecked\n    server patroni-3 patroni3:5432\n";
+        assert_eq!(hits(per_node), Vec::<String>::new());
+        let two =
+            "listen postgres\n    server patroni-1 patroni1:5432 check\n    server patroni-2 patroni2:5432 check\n";
+        assert_eq!(hits(two).len(), 1);
     }
 }

@@ -10,11 +10,12 @@ pub const RULE: Rule = Rule {
     summary: "A database or proxy service has no healthcheck (or disables it)",
     doc: r#"
 ## What it does
-Reports database servers and proxy services (PostgreSQL, MySQL, HAProxy, ...)
-without a `healthcheck`, or with `healthcheck.disable: true`. (The image may
-define one; state it in the file so the policy is reviewable.) A job that
-uses a database image (a backup, a schema load: see HC401 for how one is told
-apart) serves nothing and is not reported.
+Reports database servers and proxy services (PostgreSQL, MySQL, HAProxy, ...,
+told by image or by the command they run) without a `healthcheck`, or with
+`healthcheck.disable: true`. (The image may define one; state it in the file
+so the policy is reviewable.) A job that uses a database image (a backup, a
+schema load: see HC401 for how one is told apart) serves nothing and is not
+reported.
 
 ## Why it matters
 Swarm adds a task to service DNS when it is healthy and replaces unhealthy
@@ -43,9 +44,11 @@ healthcheck:
 
 fn check(cx: &StackCx<'_>, out: &mut Vec<Hit>) {
     for svc in cx.services() {
-        let proxy = cx
-            .image_base(svc)
-            .is_some_and(|b| b.contains("haproxy") || b.contains("pgbouncer") || b.contains("pgpool"));
+        let proxy_name = |b: &str| b.contains("haproxy") || b.contains("pgbouncer") || b.contains("pgpool");
+        // By image, or by command: Patroni's demo image runs HAProxy as
+        // `command: haproxy`.
+        let proxy =
+            cx.image_base(svc).is_some_and(|b| proxy_name(&b)) || cx.programs(svc.node).iter().any(|p| proxy_name(p));
         if !(cx.is_database(svc) || proxy) {
             continue;
         }
