@@ -28,6 +28,8 @@ pub const PASSWORD: &str = "Pw-for-tests-only-1";
 pub const REPL_PASSWORD: &str = "Repl:pw\\for-tests";
 pub const API_PASSWORD: &str = "Api-pw for tests only";
 pub const CIPHER_PASS: &str = "Cipher-pass-for-tests-only";
+/// The monitoring role's: a quote and a backslash, which the init script must carry as they are.
+pub const MONITOR_PASSWORD: &str = "Monitor'pw\\for tests";
 pub const STATS_USER: (&str, &str) = ("admin", "test");
 pub const PRIMARY: &str = "pg-primary";
 pub const REPLICA: &str = "pg-replica-1";
@@ -574,12 +576,13 @@ impl Health {
 }
 
 /// Test values of the secrets a compiled stack declares, by secret name.
-pub const SECRETS: [(&str, &str); 5] = [
+pub const SECRETS: [(&str, &str); 6] = [
     ("postgres_user", SUPERUSER),
     ("postgres_password", PASSWORD),
     ("replication_password", REPL_PASSWORD),
     ("patroni_api_password", API_PASSWORD),
     ("backup_cipher_pass", CIPHER_PASS),
+    ("monitor_password", MONITOR_PASSWORD),
 ];
 
 /// Runs `hacompile build` on `spec_text` in a new temp dir (owned by

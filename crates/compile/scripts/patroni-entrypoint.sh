@@ -17,6 +17,7 @@
 #   hacompile-patroni-entrypoint.sh post-bootstrap DSN
 #                                            Patroni's `post_bootstrap` hook, on the
 #                                            first leader only: creates the database
+#                                            and the monitoring role
 #
 # Parameters (environment), so it also runs outside a container:
 #   HACOMPILE_PATRONI_CONFIG             patroni.yml (no credential in it)
@@ -27,14 +28,36 @@
 #   HACOMPILE_RESTAPI_USER               the REST API's user (unsafe endpoints)
 #   HACOMPILE_RESTAPI_PASSWORD_FILE      file holding its password
 #   HACOMPILE_DATABASE                   the application database (post-bootstrap)
+#   HACOMPILE_MONITOR_USER               optional: the exporters' role (post-bootstrap),
+#                                        LOGIN and pg_monitor only
+#   HACOMPILE_MONITOR_PASSWORD_FILE      file holding its password
 set -euo pipefail
 
 if [ "${1:-}" = post-bootstrap ]; then
     # Patroni passes a DSN and a PGPASSFILE; the name goes in as a psql
     # variable, quoted by psql, never spliced into the SQL text.
     db="${HACOMPILE_DATABASE:?HACOMPILE_DATABASE must be set}"
-    [ "$db" = postgres ] && exit 0
-    printf 'CREATE DATABASE :"db";\n' | psql -X -q -v ON_ERROR_STOP=1 -v db="$db" -d "${2:?the DSN Patroni passes}"
+    dsn="${2:?the DSN Patroni passes}"
+    if [ "$db" != postgres ]; then
+        printf 'CREATE DATABASE :"db";\n' | psql -X -q -v ON_ERROR_STOP=1 -v db="$db" -d "$dsn"
+    fi
+    monitor_user="${HACOMPILE_MONITOR_USER:-}"
+    if [ -n "$monitor_user" ]; then
+        if [ ! -r "${HACOMPILE_MONITOR_PASSWORD_FILE:?HACOMPILE_MONITOR_PASSWORD_FILE must be set}" ]; then
+            echo "hacompile-patroni: cannot read the monitoring password secret at $HACOMPILE_MONITOR_PASSWORD_FILE" >&2
+            exit 78
+        fi
+        # psql reads the password file itself (backquotes) and format()
+        # quotes it: it is on no command line, and no statement is logged.
+        psql -X -q -v ON_ERROR_STOP=1 -v monitor_user="$monitor_user" -d "$dsn" <<'SQL'
+SET log_statement = 'none';
+SET log_min_duration_statement = -1;
+SET log_min_error_statement = 'panic';
+\set monitor_password `cat "$HACOMPILE_MONITOR_PASSWORD_FILE"`
+SELECT format('CREATE ROLE %I WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS PASSWORD %L IN ROLE pg_monitor', :'monitor_user', :'monitor_password')
+WHERE NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = :'monitor_user') \gexec
+SQL
+    fi
     exit 0
 fi
 

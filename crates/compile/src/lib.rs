@@ -6,6 +6,7 @@
 
 mod backup;
 pub mod graph;
+pub mod metrics;
 mod names;
 mod proxy;
 mod services;
@@ -71,6 +72,8 @@ pub struct PinnedImages {
     pub patroni: Option<(String, String)>,
     /// The database services' image with pgBackRest (topology `pinned` with `[backup]`).
     pub backup: Option<String>,
+    /// The postgres_exporter image (with `[postgres.exporter]`).
+    pub exporter: Option<String>,
 }
 
 /// Pins each image from its own digest or from the lock.
@@ -104,10 +107,20 @@ pub fn pin_images(spec: &ValidSpec, lock: &LockFile) -> Result<PinnedImages, Spe
         Some(Some(b)) => Some(b),
         None => None,
     };
+    let exporter = match (spec.exporter_image(), &s.postgres.exporter) {
+        (Some(img), Some(e)) => match pin_one(spec, img, &e.image, lock) {
+            Ok(pinned) => Some(pinned),
+            Err(d) => {
+                errors.push(*d);
+                return Err(SpecErrors { diagnostics: errors });
+            }
+        },
+        _ => None,
+    };
     match (postgres, haproxy, patroni) {
-        (Some(postgres), Some(haproxy), None) => Ok(PinnedImages { postgres, haproxy, patroni: None, backup }),
+        (Some(postgres), Some(haproxy), None) => Ok(PinnedImages { postgres, haproxy, patroni: None, backup, exporter }),
         (Some(postgres), Some(haproxy), Some((Some(members), Some(etcd)))) => {
-            Ok(PinnedImages { postgres, haproxy, patroni: Some((members, etcd)), backup })
+            Ok(PinnedImages { postgres, haproxy, patroni: Some((members, etcd)), backup, exporter })
         }
         _ => Err(SpecErrors { diagnostics: errors }),
     }
