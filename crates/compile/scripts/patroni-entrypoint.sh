@@ -47,6 +47,18 @@ if [ "${1:-}" = post-bootstrap ]; then
             echo "hacompile-patroni: cannot read the monitoring password secret at $HACOMPILE_MONITOR_PASSWORD_FILE" >&2
             exit 78
         fi
+        # postgres_exporter puts the password into a connection string of its own;
+        # 0.11 fails on a quote or backslash and logs that string, password and all.
+        # So only URL- and base64-safe characters (openssl rand -hex 32 or -base64 32
+        # give such); the value itself is never printed.
+        monitor_password="$(< "$HACOMPILE_MONITOR_PASSWORD_FILE")"
+        case "$monitor_password" in
+            '' | *[!A-Za-z0-9._~+/=-]*)
+                echo "hacompile-patroni: the monitoring password secret is empty or has characters other than A-Z a-z 0-9 . _ ~ + / = - (postgres_exporter would log it); make one with: openssl rand -hex 32" >&2
+                exit 78
+                ;;
+        esac
+        unset monitor_password
         # psql reads the password file itself (backquotes) and format()
         # quotes it: it is on no command line, and no statement is logged.
         psql -X -q -v ON_ERROR_STOP=1 -v monitor_user="$monitor_user" -d "$dsn" <<'SQL'

@@ -49,6 +49,18 @@ if [ -n "$monitor_user" ]; then
         echo "hacompile: cannot read the monitoring password file $monitor_file" >&2
         exit 1
     fi
+    # postgres_exporter puts the password into a connection string of its own;
+    # 0.11 fails on a quote or backslash and logs that string, password and all.
+    # So only URL- and base64-safe characters (openssl rand -hex 32 or -base64 32
+    # give such); the value itself is never printed.
+    monitor_password="$(< "$monitor_file")"
+    case "$monitor_password" in
+        '' | *[!A-Za-z0-9._~+/=-]*)
+            echo "hacompile: the monitoring password in $monitor_file is empty or has characters other than A-Z a-z 0-9 . _ ~ + / = - (postgres_exporter would log it); make one with: openssl rand -hex 32" >&2
+            exit 1
+            ;;
+    esac
+    unset monitor_password
     psql -v ON_ERROR_STOP=1 --no-psqlrc --quiet \
         --username "${POSTGRES_USER:-postgres}" --dbname postgres \
         --set monitor_user="$monitor_user" <<'SQL'

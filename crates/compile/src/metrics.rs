@@ -9,9 +9,9 @@ use std::collections::BTreeMap;
 use hacompile_spec::{DbService, METRICS_PATH, POSTGRES_PORT, ValidSpec};
 use hacompile_stack as st;
 
-use crate::PinnedImages;
-use crate::names::secret_path;
+use crate::names::{EXPORTER_QUERIES, secret_path};
 use crate::services::{logging, resources, restart, secret, update};
+use crate::{OutputFile, PinnedImages};
 
 /// Deploy labels Prometheus' relabelling keys on.
 pub const LABEL_SCRAPE: &str = "prometheus.io/scrape";
@@ -28,6 +28,20 @@ const EXPORTER_USER: &str = "65534:65534";
 const EXPORTER_UID: &str = "65534";
 /// The database every server has; `pg_stat_*` views cover the others.
 const EXPORTER_DATABASE: &str = "postgres";
+
+/// Replication lag in seconds, as queries the exporter runs on every scrape.
+pub const QUERIES: &str = include_str!("../scripts/postgres-exporter-queries.yaml");
+const CFG_KEY_QUERIES: &str = "pg_exporter_queries";
+const QUERIES_PATH: &str = "/etc/postgres_exporter/queries.yaml";
+const MODE_0440: u32 = 0o440;
+
+/// The exporters' queries file, with `[postgres.exporter]`.
+pub(crate) fn companions(spec: &ValidSpec) -> Vec<OutputFile> {
+    match spec.exporter() {
+        Some(_) => vec![OutputFile::config(EXPORTER_QUERIES, CFG_KEY_QUERIES, QUERIES, false)],
+        None => Vec::new(),
+    }
+}
 
 /// The exporter service watching a database service.
 pub fn exporter_name(db: &str) -> String {
@@ -54,7 +68,10 @@ pub(crate) fn haproxy_labels(spec: &ValidSpec) -> BTreeMap<String, String> {
 /// One exporter per database service, in the database services' order.
 pub(crate) fn services(spec: &ValidSpec, images: &PinnedImages, network: &str) -> Vec<(String, st::Service)> {
     let (Some(e), Some(image)) = (spec.exporter(), &images.exporter) else { return Vec::new() };
-    spec.db_services().iter().map(|db| (exporter_name(&db.name), exporter_service(spec, e, image, network, db))).collect()
+    spec.db_services()
+        .iter()
+        .map(|db| (exporter_name(&db.name), exporter_service(spec, e, image, network, db)))
+        .collect()
 }
 
 fn exporter_service(
@@ -82,9 +99,16 @@ fn exporter_service(
     st::Service {
         image: image.to_owned(),
         user: Some(EXPORTER_USER.into()),
-        command: Some(vec![format!("--web.listen-address=:{port}")]),
+        command: Some(vec![format!("--web.listen-address=:{port}"), format!("--extend.query-path={QUERIES_PATH}")]),
         environment,
         secrets: vec![secret(&e.password.secret, EXPORTER_UID)],
+        configs: vec![st::FileRef {
+            source: CFG_KEY_QUERIES.into(),
+            target: QUERIES_PATH.into(),
+            uid: EXPORTER_UID.into(),
+            gid: EXPORTER_UID.into(),
+            mode: MODE_0440,
+        }],
         networks: vec![network.to_owned()],
         cap_drop: vec!["ALL".into()],
         read_only: Some(true),

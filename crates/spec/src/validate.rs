@@ -1081,17 +1081,15 @@ pub fn validate(spec: Spec, source: &SourceFile) -> Result<ValidSpec, SpecErrors
     }
 
     match (c.found.is_empty(), postgres_image, haproxy_image) {
-        (true, Some(postgres_image), Some(haproxy_image)) => {
-            Ok(ValidSpec {
-                spec,
-                postgres_image,
-                haproxy_image,
-                patroni_images,
-                backup_image,
-                exporter_image,
-                source: source.clone(),
-            })
-        }
+        (true, Some(postgres_image), Some(haproxy_image)) => Ok(ValidSpec {
+            spec,
+            postgres_image,
+            haproxy_image,
+            patroni_images,
+            backup_image,
+            exporter_image,
+            source: source.clone(),
+        }),
         _ => Err(SpecErrors { diagnostics: c.found }),
     }
 }
