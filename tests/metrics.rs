@@ -7,13 +7,27 @@
 
 mod support;
 
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use support::cluster::{Cluster, PRIMARY, REPLICA, STATS_USER, sample, sql, stats_get, wait_for, write_wal};
 use support::exporter::Exporter;
+use support::patroni::Patroni;
+use support::text;
 
 const EXAMPLE: &str = include_str!("../examples/ha-postgres.toml");
 const MONITOR: &str = "hacompile_monitor";
+const PATRONI_EXAMPLE: &str = include_str!("../examples/ha-patroni.toml");
+/// What the role query answers for a role with LOGIN and no other attribute.
+const LOGIN_ONLY: &str = "f|f|f|f|f|t";
+const ATTRIBUTES: &str = "select rolsuper, rolcreaterole, rolcreatedb, rolreplication, rolbypassrls, rolcanlogin \
+                          from pg_roles where rolname = 'hacompile_monitor'";
+const GRANTED: &str = "select string_agg(g.rolname, ',' order by g.rolname) from pg_auth_members m \
+                       join pg_roles g on g.oid = m.roleid join pg_roles u on u.oid = m.member \
+                       where u.rolname = 'hacompile_monitor'";
+/// A password postgres_exporter 0.11 cannot parse (the space), and then logs.
+const LEAKY_PASSWORD: &str = "Leaky pw for tests";
 
 /// The example with an exporter.
 fn spec() -> String {
@@ -47,8 +61,9 @@ fn scrape(e: &Exporter) -> String {
 #[test]
 fn the_compiled_exporters_serve_up_sessions_and_lag_and_follow_a_replica_that_stops() {
     let mut c = Cluster::start(&spec());
-    let primary = Exporter::start(&c.site, &format!("{PRIMARY}-exporter"), c.primary.port);
-    let replica = Exporter::start(&c.site, &format!("{REPLICA}-exporter"), c.replica.port);
+    let at = |port| SocketAddrV4::new(Ipv4Addr::LOCALHOST, port);
+    let primary = Exporter::start(&c.site, &format!("{PRIMARY}-exporter"), at(c.primary.port));
+    let replica = Exporter::start(&c.site, &format!("{REPLICA}-exporter"), at(c.replica.port));
     assert_eq!(primary.env.get("DATA_SOURCE_USER").map(String::as_str), Some(MONITOR), "the monitoring role");
     assert!(!primary.env.contains_key("DATA_SOURCE_NAME"), "no connection string with a password");
 
@@ -56,15 +71,10 @@ fn the_compiled_exporters_serve_up_sessions_and_lag_and_follow_a_replica_that_st
     let (p, r) = (scrape(&primary), scrape(&replica));
     assert_eq!(plain(&p, "pg_up"), Some(1.0), "the primary's exporter connects:\n{}", primary.log(&c.site));
     assert_eq!(plain(&r, "pg_up"), Some(1.0), "the replica's exporter connects:\n{}", replica.log(&c.site));
-    let attributes = "select rolsuper, rolcreaterole, rolcreatedb, rolreplication, rolbypassrls, rolcanlogin \
-                      from pg_roles where rolname = 'hacompile_monitor'";
     for port in [c.primary.port, c.replica.port] {
-        assert_eq!(sql(port, attributes).as_deref(), Ok("f|f|f|f|f|t"), "LOGIN only, no other attribute");
+        assert_eq!(sql(port, ATTRIBUTES).as_deref(), Ok(LOGIN_ONLY), "LOGIN only, no other attribute");
     }
-    let granted = "select string_agg(g.rolname, ',' order by g.rolname) from pg_auth_members m \
-                   join pg_roles g on g.oid = m.roleid join pg_roles u on u.oid = m.member \
-                   where u.rolname = 'hacompile_monitor'";
-    assert_eq!(sql(c.primary.port, granted).as_deref(), Ok("pg_monitor"), "member of pg_monitor only");
+    assert_eq!(sql(c.primary.port, GRANTED).as_deref(), Ok("pg_monitor"), "member of pg_monitor only");
     let sessions = "select count(*) from pg_stat_activity where usename = 'hacompile_monitor'";
     assert!(sql(c.primary.port, sessions).is_ok_and(|n| n != "0"), "the exporter's session is the monitoring role's");
 
@@ -128,4 +138,125 @@ fn the_compiled_exporters_serve_up_sessions_and_lag_and_follow_a_replica_that_st
     );
     wait_for("HAProxy's /metrics to have the replica DOWN", Duration::from_secs(40), || down(&c) == Some(1.0));
     println!("replica stopped: exporters and HAProxy agreed within {:.1} s", stopped.elapsed().as_secs_f64());
+}
+
+/// Patroni: the first leader's post-bootstrap creates the same role, and
+/// every member's exporter connects with it, the leader serving each
+/// standby's lag and the standbys theirs.
+#[test]
+fn patroni_creates_the_monitoring_role_at_bootstrap_and_every_members_exporter_connects() {
+    let p = Patroni::start(PATRONI_EXAMPLE);
+    let leader = p.leader().expect("a leader");
+    assert_eq!(p.members[leader].sql(ATTRIBUTES).as_deref(), Ok(LOGIN_ONLY), "LOGIN only, no other attribute");
+    assert_eq!(p.members[leader].sql(GRANTED).as_deref(), Ok("pg_monitor"), "member of pg_monitor only");
+    let exporters: Vec<Exporter> = p
+        .members
+        .iter()
+        .map(|m| Exporter::start(&p.site, &format!("{}-exporter", m.name), SocketAddrV4::new(m.ip, m.pg_port)))
+        .collect();
+    for (i, e) in exporters.iter().enumerate() {
+        let m = scrape(e);
+        assert_eq!(plain(&m, "pg_up"), Some(1.0), "{} connects:\n{}", e.service, e.log(&p.site));
+        let replica = if i == leader { 0.0 } else { 1.0 };
+        assert_eq!(sample(&m, "pg_replica_is_replica", &[]), Some(replica), "{}", e.service);
+    }
+    let on_leader = scrape(&exporters[leader]);
+    for (i, m) in p.members.iter().enumerate().filter(|(i, _)| *i != leader) {
+        let standby = format!("application_name=\"{}\"", m.name);
+        wait_for("the standby's lag series on the leader", Duration::from_secs(30), || {
+            sample(&scrape(&exporters[leader]), "pg_stat_replication_pg_wal_lsn_diff", &[&standby]).is_some()
+        });
+        assert!(sample(&on_leader, "pg_standby_replay_lag_seconds", &[&standby]).is_some(), "member {i}");
+    }
+}
+
+/// The role's password is checked before the init script creates anything:
+/// one postgres_exporter 0.11 cannot parse would be logged whole by it (seen
+/// below), so it is refused, without being shown.
+#[test]
+fn a_monitoring_password_the_exporter_would_log_is_refused_before_anything_is_created() {
+    let (_root, site) = support::cluster::compile(&spec());
+    let leaky = site.root.join("leaky_password");
+    std::fs::write(&leaky, LEAKY_PASSWORD).expect("write");
+    let env = |service: &str| -> Vec<(String, String)> {
+        site.service(service)
+            .environment
+            .iter()
+            .map(|(k, v)| {
+                let v = match v.strip_prefix("/run/secrets/") {
+                    Some("monitor_password") => leaky.to_str().expect("utf-8").to_owned(),
+                    Some(name) => site.secrets.join(name).to_str().expect("utf-8").to_owned(),
+                    None => v.clone(),
+                };
+                (k.clone(), v)
+            })
+            .collect()
+    };
+    // Nothing listens here: a script that got as far as psql would fail there instead.
+    let nowhere = site.root.join("no-server");
+    std::fs::create_dir_all(&nowhere).expect("mkdir");
+    let script = site.config_file(PRIMARY, "/docker-entrypoint-initdb.d/10-hacompile-replication.sh").expect("init");
+    let out = Command::new("bash")
+        .arg(&script)
+        .env_clear()
+        .envs(env(PRIMARY))
+        .env("PATH", "/usr/lib/postgresql/15/bin:/usr/bin:/bin")
+        .env("PGHOST", &nowhere)
+        .output()
+        .expect("bash");
+    refused(&out, "the primary's init script");
+
+    // Patroni's post-bootstrap, with the Patroni example's compiled member.
+    let (_root, site) = support::cluster::compile(PATRONI_EXAMPLE);
+    let leaky = site.root.join("leaky_password");
+    std::fs::write(&leaky, LEAKY_PASSWORD).expect("write");
+    let member = site.service("pg-1");
+    let entrypoint = site
+        .config_file("pg-1", member.entrypoint.as_ref().expect("an entrypoint").last().expect("its script"))
+        .expect("the entrypoint beside the stack");
+    let mut cmd = Command::new("bash");
+    cmd.arg(&entrypoint).arg("post-bootstrap").arg(format!("host={} dbname=postgres", nowhere.display()));
+    cmd.env_clear().env("PATH", "/usr/lib/postgresql/15/bin:/usr/bin:/bin");
+    for (k, v) in &member.environment {
+        let v = match v.strip_prefix("/run/secrets/") {
+            Some("monitor_password") => leaky.to_str().expect("utf-8").to_owned(),
+            Some(name) => site.secrets.join(name).to_str().expect("utf-8").to_owned(),
+            None => v.clone(),
+        };
+        cmd.env(k, v);
+    }
+    refused(&cmd.output().expect("bash"), "Patroni's post-bootstrap");
+
+    // Why: Debian's postgres_exporter 0.11 with such a password.
+    let out = Command::new("timeout")
+        .args(["10", support::exporter::EXPORTER_BIN, "--web.listen-address=127.0.0.1:0"])
+        .env_clear()
+        .env("DATA_SOURCE_URI", "127.0.0.1:1/postgres?sslmode=disable")
+        .env("DATA_SOURCE_USER", MONITOR)
+        .env("DATA_SOURCE_PASS_FILE", &leaky)
+        .output()
+        .expect("the exporter runs");
+    let said = format!("{}{}", text(&out.stdout), text(&out.stderr));
+    assert!(
+        !out.status.success(),
+        "postgres_exporter 0.11 refuses such a password:\n{}",
+        said.replace("Leaky", "<password>")
+    );
+    assert!(
+        said.contains("Leaky"),
+        "and logs it (why the scripts refuse it):\n{}",
+        said.replace("Leaky", "<password>")
+    );
+    println!(
+        "postgres_exporter 0.11 with a space in the password: {}",
+        said.trim().replace(LEAKY_PASSWORD, "<password>")
+    );
+}
+
+fn refused(out: &std::process::Output, what: &str) {
+    let said = format!("{}{}", text(&out.stdout), text(&out.stderr));
+    assert!(!out.status.success(), "{what} accepted the password:\n{said}");
+    assert!(said.contains("monitoring password"), "{what} says why:\n{said}");
+    assert!(!said.contains("Leaky") && !said.contains("tests"), "{what} shows no part of it:\n{said}");
+    assert!(!said.contains("psql") && !said.contains("connection"), "{what} stopped before psql:\n{said}");
 }

@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 use std::collections::BTreeMap;
+use std::net::SocketAddrV4;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -24,10 +25,10 @@ pub struct Exporter {
 
 impl Exporter {
     /// Starts the exporter of compiled service `service` (e.g.
-    /// `pg-primary-exporter`) against the database listening on `db_port`,
+    /// `pg-primary-exporter`) against the database listening at `db`,
     /// as the unprivileged user `nobody` the official image runs as; waits
     /// until it serves /metrics.
-    pub fn start(site: &Site, service: &str, db_port: u16) -> Exporter {
+    pub fn start(site: &Site, service: &str, db: SocketAddrV4) -> Exporter {
         let svc = site.service(service);
         let mut env = BTreeMap::new();
         for (k, v) in &svc.environment {
@@ -36,7 +37,7 @@ impl Exporter {
                     let (host, rest) = v.split_once(':').expect("DATA_SOURCE_URI is host:port/...");
                     let rest = rest.strip_prefix("5432/").expect("the database's own port");
                     assert!(!host.is_empty() && !host.contains(['@', '/']), "a bare service name: {v}");
-                    format!("127.0.0.1:{db_port}/{rest}")
+                    format!("{db}/{rest}")
                 }
                 _ => match v.strip_prefix("/run/secrets/") {
                     Some(name) => utf8(&site.secrets.join(name)).to_owned(),

@@ -38,19 +38,18 @@ if [ "${1:-}" = post-bootstrap ]; then
     # variable, quoted by psql, never spliced into the SQL text.
     db="${HACOMPILE_DATABASE:?HACOMPILE_DATABASE must be set}"
     dsn="${2:?the DSN Patroni passes}"
-    if [ "$db" != postgres ]; then
-        printf 'CREATE DATABASE :"db";\n' | psql -X -q -v ON_ERROR_STOP=1 -v db="$db" -d "$dsn"
-    fi
+    # The monitoring role's password is checked before anything is created.
     monitor_user="${HACOMPILE_MONITOR_USER:-}"
     if [ -n "$monitor_user" ]; then
         if [ ! -r "${HACOMPILE_MONITOR_PASSWORD_FILE:?HACOMPILE_MONITOR_PASSWORD_FILE must be set}" ]; then
             echo "hacompile-patroni: cannot read the monitoring password secret at $HACOMPILE_MONITOR_PASSWORD_FILE" >&2
             exit 78
         fi
-        # postgres_exporter puts the password into a connection string of its own;
-        # 0.11 fails on a quote or backslash and logs that string, password and all.
-        # So only URL- and base64-safe characters (openssl rand -hex 32 or -base64 32
-        # give such); the value itself is never printed.
+        # postgres_exporter turns the password into a connection string of its own:
+        # 0.11 refuses one with a space as malformed and logs the whole string,
+        # password and all. Rather than chase its quoting, only URL- and
+        # base64-safe characters are taken (openssl rand -hex 32 or -base64 32 give
+        # such); the value itself is never printed.
         monitor_password="$(< "$HACOMPILE_MONITOR_PASSWORD_FILE")"
         case "$monitor_password" in
             '' | *[!A-Za-z0-9._~+/=-]*)
@@ -59,6 +58,11 @@ if [ "${1:-}" = post-bootstrap ]; then
                 ;;
         esac
         unset monitor_password
+    fi
+    if [ "$db" != postgres ]; then
+        printf 'CREATE DATABASE :"db";\n' | psql -X -q -v ON_ERROR_STOP=1 -v db="$db" -d "$dsn"
+    fi
+    if [ -n "$monitor_user" ]; then
         # psql reads the password file itself (backquotes) and format()
         # quotes it: it is on no command line, and no statement is logged.
         psql -X -q -v ON_ERROR_STOP=1 -v monitor_user="$monitor_user" -d "$dsn" <<'SQL'

@@ -24,6 +24,29 @@ if [ ! -r "$password_file" ]; then
     exit 1
 fi
 
+# The monitoring role's password is checked before anything is created.
+monitor_user="${HACOMPILE_MONITOR_USER:-}"
+if [ -n "$monitor_user" ]; then
+    monitor_file="${HACOMPILE_MONITOR_PASSWORD_FILE:?HACOMPILE_MONITOR_PASSWORD_FILE must be set with HACOMPILE_MONITOR_USER}"
+    if [ ! -r "$monitor_file" ]; then
+        echo "hacompile: cannot read the monitoring password file $monitor_file" >&2
+        exit 1
+    fi
+    # postgres_exporter turns the password into a connection string of its own:
+    # 0.11 refuses one with a space as malformed and logs the whole string,
+    # password and all. Rather than chase its quoting, only URL- and
+    # base64-safe characters are taken (openssl rand -hex 32 or -base64 32 give
+    # such); the value itself is never printed.
+    monitor_password="$(< "$monitor_file")"
+    case "$monitor_password" in
+        '' | *[!A-Za-z0-9._~+/=-]*)
+            echo "hacompile: the monitoring password in $monitor_file is empty or has characters other than A-Z a-z 0-9 . _ ~ + / = - (postgres_exporter would log it); make one with: openssl rand -hex 32" >&2
+            exit 1
+            ;;
+    esac
+    unset monitor_password
+fi
+
 # The password never appears on a command line: psql reads the file itself
 # (backquote expansion), and format() quotes both values.
 psql -v ON_ERROR_STOP=1 --no-psqlrc --quiet \
@@ -42,25 +65,7 @@ SQL
 # The exporters' role: it may log in and read the monitoring views
 # (pg_monitor), nothing more. The image's `host all all all scram-sha-256`
 # rule lets it connect; replicas get the role by replication.
-monitor_user="${HACOMPILE_MONITOR_USER:-}"
 if [ -n "$monitor_user" ]; then
-    monitor_file="${HACOMPILE_MONITOR_PASSWORD_FILE:?HACOMPILE_MONITOR_PASSWORD_FILE must be set with HACOMPILE_MONITOR_USER}"
-    if [ ! -r "$monitor_file" ]; then
-        echo "hacompile: cannot read the monitoring password file $monitor_file" >&2
-        exit 1
-    fi
-    # postgres_exporter puts the password into a connection string of its own;
-    # 0.11 fails on a quote or backslash and logs that string, password and all.
-    # So only URL- and base64-safe characters (openssl rand -hex 32 or -base64 32
-    # give such); the value itself is never printed.
-    monitor_password="$(< "$monitor_file")"
-    case "$monitor_password" in
-        '' | *[!A-Za-z0-9._~+/=-]*)
-            echo "hacompile: the monitoring password in $monitor_file is empty or has characters other than A-Z a-z 0-9 . _ ~ + / = - (postgres_exporter would log it); make one with: openssl rand -hex 32" >&2
-            exit 1
-            ;;
-    esac
-    unset monitor_password
     psql -v ON_ERROR_STOP=1 --no-psqlrc --quiet \
         --username "${POSTGRES_USER:-postgres}" --dbname postgres \
         --set monitor_user="$monitor_user" <<'SQL'
