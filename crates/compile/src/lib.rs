@@ -96,27 +96,21 @@ pub fn pin_images(spec: &ValidSpec, lock: &LockFile) -> Result<PinnedImages, Spe
         }
         _ => None,
     };
+    // Every image is tried, so one build reports every missing entry.
     let backup = match (spec.backup_image(), s.backup.as_ref().and_then(|b| b.image.as_ref())) {
         (Some(img), Some(at)) => {
             Some(keep(pin_one(spec, img, at, lock).map_err(|d| built_here(spec, d, "postgres", img))))
         }
         _ => None,
     };
-    let backup = match backup {
-        Some(None) => return Err(SpecErrors { diagnostics: errors }),
-        Some(Some(b)) => Some(b),
-        None => None,
-    };
     let exporter = match (spec.exporter_image(), &s.postgres.exporter) {
-        (Some(img), Some(e)) => match pin_one(spec, img, &e.image, lock) {
-            Ok(pinned) => Some(pinned),
-            Err(d) => {
-                errors.push(*d);
-                return Err(SpecErrors { diagnostics: errors });
-            }
-        },
+        (Some(img), Some(e)) => Some(keep(pin_one(spec, img, &e.image, lock))),
         _ => None,
     };
+    if !errors.is_empty() {
+        return Err(SpecErrors { diagnostics: errors });
+    }
+    let (backup, exporter) = (backup.flatten(), exporter.flatten());
     match (postgres, haproxy, patroni) {
         (Some(postgres), Some(haproxy), None) => {
             Ok(PinnedImages { postgres, haproxy, patroni: None, backup, exporter })
