@@ -35,7 +35,8 @@ have etcd || need_pkgs+=(etcd-server)
 have etcdctl || need_pkgs+=(etcd-client)
 # Backups (tests/backup_restore.rs, benches/backup.sh): pgBackRest 2.45.
 have pgbackrest || need_pkgs+=(pgbackrest)
-# The per-database metrics exporter (tests/cluster.rs): postgres_exporter.
+# The per-database metrics exporter (tests/metrics.rs): postgres_exporter 0.11,
+# run as `nobody` with the compiled exporter services' environment.
 have prometheus-postgres-exporter || need_pkgs+=(prometheus-postgres-exporter)
 
 if [ "${#need_pkgs[@]}" -gt 0 ]; then
