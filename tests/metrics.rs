@@ -260,3 +260,42 @@ fn refused(out: &std::process::Output, what: &str) {
     assert!(!said.contains("Leaky") && !said.contains("tests"), "{what} shows no part of it:\n{said}");
     assert!(!said.contains("psql") && !said.contains("connection"), "{what} stopped before psql:\n{said}");
 }
+
+/// The scrape configuration the README shows (docs/prometheus-dockerswarm.yml):
+/// Prometheus' own checker accepts it, and every service label it keys on is
+/// one the compiled stack carries, on the exporters and on HAProxy.
+#[test]
+fn the_documented_scrape_config_is_valid_and_keys_on_labels_the_stack_carries() {
+    let (root, site) = support::cluster::compile(&spec());
+    let doc = std::fs::read_to_string(format!("{}/docs/prometheus-dockerswarm.yml", support::ROOT)).expect("the doc");
+    let password = root.path().join("metrics_password");
+    std::fs::write(&password, "x").expect("write");
+    let local = root.path().join("prometheus.yml");
+    let doc_local = doc.replace("/run/secrets/haproxy_metrics_password", password.to_str().expect("utf-8"));
+    std::fs::write(&local, doc_local).expect("write");
+    let out =
+        Command::new("promtool").arg("check").arg("config").arg(&local).output().expect("promtool (tests/setup.sh)");
+    assert!(out.status.success(), "promtool check config:\n{}{}", text(&out.stdout), text(&out.stderr));
+    // Prometheus names a service label `a.b/c` as `__meta_dockerswarm_service_label_a_b_c`.
+    let meta = |label: &str| {
+        let clean: String = label.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '_' }).collect();
+        format!("__meta_dockerswarm_service_label_{clean}")
+    };
+    let mut carried = std::collections::BTreeSet::new();
+    for (name, svc) in &site.stack.services {
+        let labels = &svc.deploy.as_ref().expect("deploy").labels;
+        if name.ends_with("-exporter") || name == "haproxy" {
+            assert!(!labels.is_empty(), "{name} carries scrape labels");
+        }
+        carried.extend(labels.keys().map(|k| meta(k)));
+    }
+    let used: Vec<&str> = doc
+        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .filter(|w| w.starts_with("__meta_dockerswarm_service_label_"))
+        .collect();
+    assert!(used.len() >= 4, "the config keys on the labels: {used:?}");
+    for u in used {
+        assert!(carried.contains(u), "{u} is not a label of the compiled stack: {carried:?}");
+    }
+    assert!(doc.contains(&format!("regex: {}_pg_net", "ha_db")), "the stack's network, as swarm names it");
+}

@@ -38,6 +38,8 @@ have pgbackrest || need_pkgs+=(pgbackrest)
 # The per-database metrics exporter (tests/metrics.rs): postgres_exporter 0.11,
 # run as `nobody` with the compiled exporter services' environment.
 have prometheus-postgres-exporter || need_pkgs+=(prometheus-postgres-exporter)
+# promtool checks the documented scrape configuration (tests/metrics.rs).
+have promtool || need_pkgs+=(prometheus)
 
 if [ "${#need_pkgs[@]}" -gt 0 ]; then
     echo "setup: installing ${need_pkgs[*]}"
@@ -102,6 +104,7 @@ check etcd --version
 check env ETCDCTL_API=3 etcdctl version
 check pgbackrest version
 check prometheus-postgres-exporter --version
+check promtool --version
 # No packaged etcd left running on its default client port.
 check bash -c '! (exec 3<>/dev/tcp/127.0.0.1/2379) 2>/dev/null'
 check "$venv/bin/pre-commit" --version
