@@ -12,7 +12,8 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use support::cluster::{
-    Cluster, PRIMARY, REPLICA, STATS_USER, in_recovery, measure, servers, sql, stats_csv, wait_child, wait_for,
+    Cluster, PRIMARY, REPLICA, STATS_USER, in_recovery, measure, sample, servers, sql, stats_csv, stats_get,
+    wait_child, wait_for,
 };
 use support::*;
 
@@ -278,27 +279,6 @@ fn statement_logging_never_logs_the_replication_password() {
     assert!(part.len() >= 6, "a distinctive part of the password");
     assert!(log.contains("statement:"), "statements are logged:\n{log}");
     assert!(!log.contains(part), "the replication password is in the primary's log:\n{log}");
-}
-
-/// GET on the stats listener: (status, body).
-fn stats_get(port: u16, path: &str, user: Option<(&str, &str)>) -> (u16, String) {
-    let mut cmd = Command::new("curl");
-    cmd.args(["-s", "-o", "-", "-w", "\n%{http_code}", "--max-time", "5"]);
-    if let Some((u, p)) = user {
-        cmd.args(["-u", &format!("{u}:{p}")]);
-    }
-    let out = cmd.arg(format!("http://127.0.0.1:{port}{path}")).output().expect("curl runs");
-    let all = text(&out.stdout);
-    let (body, code) = all.rsplit_once('\n').unwrap_or(("", "0"));
-    (code.trim().parse().unwrap_or(0), body.to_owned())
-}
-
-/// The value of one Prometheus sample whose labels include all of `labels`.
-fn sample(metrics: &str, name: &str, labels: &[&str]) -> Option<f64> {
-    metrics.lines().filter(|l| l.starts_with(&format!("{name}{{"))).find_map(|l| {
-        let (head, value) = l.rsplit_once(' ')?;
-        labels.iter().all(|want| head.contains(want)).then(|| value.parse().ok()).flatten()
-    })
 }
 
 /// HAProxy's built-in Prometheus exporter on the stats listener: behind the

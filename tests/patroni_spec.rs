@@ -205,15 +205,21 @@ fn no_credential_reaches_the_stack_or_a_patroni_config() {
     let stack: hacompile_stack::StackFile =
         serde_yaml_ng::from_str(&fs::read_to_string(out.path().join("docker-stack.yml")).expect("stack"))
             .expect("parses");
-    for (name, svc) in stack.services.iter().filter(|(n, _)| n.starts_with("pg-")) {
+    for (name, svc) in stack.services.iter().filter(|(n, _)| n.starts_with("pg-") && !n.ends_with("-exporter")) {
         let secrets: Vec<&str> = svc.secrets.iter().map(|s| s.source.as_str()).collect();
         assert_eq!(
             secrets,
-            ["postgres_user", "postgres_password", "replication_password", "patroni_api_password"],
+            ["postgres_user", "postgres_password", "replication_password", "patroni_api_password", "monitor_password"],
             "{name}"
         );
         assert!(svc.environment.keys().all(|k| !k.starts_with("PATRONI_")), "{name}: no PATRONI_* value in the stack");
         assert_eq!(svc.networks, ["pg_net", "pg_net_dcs"], "{name}");
+        assert!(svc.ports.is_empty(), "{name}: nothing published");
+    }
+    for (name, svc) in stack.services.iter().filter(|(n, _)| n.ends_with("-exporter")) {
+        let secrets: Vec<&str> = svc.secrets.iter().map(|s| s.source.as_str()).collect();
+        assert_eq!(secrets, ["monitor_password"], "{name}: the monitoring role's password only");
+        assert_eq!(svc.networks, ["pg_net"], "{name}: never on the DCS network");
         assert!(svc.ports.is_empty(), "{name}: nothing published");
     }
     for (name, svc) in stack.services.iter().filter(|(n, _)| n.starts_with("etcd-")) {

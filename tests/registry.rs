@@ -762,20 +762,23 @@ fn a_digest_claimed_in_another_algorithm_is_verified_before_it_is_pinned() {
     );
 }
 
-/// The patroni topology names four images: `lock` resolves every one, each
-/// equal to skopeo's digest, and `build` then pins all four.
+/// The patroni example names five images (with its exporter): `lock`
+/// resolves every one, each equal to skopeo's digest, and `build` then pins
+/// them all.
 #[test]
-fn lock_pins_the_patroni_topologys_four_images() {
+fn lock_pins_the_patroni_topologys_five_images() {
     let reg = Registry::start();
     reg.push_fixtures("fx", "1", "patroni");
     let dir = tempfile::tempdir().expect("temp dir");
     let h = &reg.host;
+    reg.skopeo_copy(&format!("docker://{h}/fx/docker-single:1"), "fx/exporter:1", &["--src-tls-verify=false"]);
     let example = fs::read_to_string(format!("{ROOT}/examples/ha-patroni.toml")).expect("example");
     let refs = [
         ("postgres:16", format!("{h}/fx/oci-index:1")),
         ("haproxy:2.8", format!("{h}/fx/docker-list:1")),
         ("registry.example.com/ha_db/patroni:16", format!("{h}/fx/oci-single:1")),
         ("quay.io/coreos/etcd:v3.5.17", format!("{h}/fx/docker-single:1")),
+        ("quay.io/prometheuscommunity/postgres-exporter:v0.16.0", format!("{h}/fx/exporter:1")),
     ];
     let mut spec = example.clone();
     for (from, to) in &refs {
@@ -787,7 +790,7 @@ fn lock_pins_the_patroni_topologys_four_images() {
     let o = hc(dir.path(), &["lock", "spec.toml", "--insecure-registry", h]);
     assert!(o.status.success(), "{}", all(&o));
     let locked = lock_digests(dir.path());
-    assert_eq!(locked.len(), 4, "every image of the spec: {locked:?}");
+    assert_eq!(locked.len(), 5, "every image of the spec: {locked:?}");
     for (reference, digest, _) in &locked {
         let repo_tag = reference.strip_prefix(&format!("{h}/")).expect("prefix");
         assert_eq!(*digest, reg.skopeo_digest(repo_tag), "{reference}: hacompile and skopeo agree");
@@ -825,7 +828,11 @@ fn lock_only_pins_the_recipes_base_before_the_image_it_builds_exists() {
         .replace("image = \"postgres:16\"", &format!("image = \"{base}\""))
         .replace("image = \"haproxy:2.8\"", &format!("image = \"{h}/fx/docker-list:1\""))
         .replace("image = \"registry.example.com/ha_db/patroni:16\"", &format!("image = \"{h}/fx/not-built-yet:1\""))
-        .replace("image = \"quay.io/coreos/etcd:v3.5.17\"", &format!("image = \"{h}/fx/docker-single:1\""));
+        .replace("image = \"quay.io/coreos/etcd:v3.5.17\"", &format!("image = \"{h}/fx/docker-single:1\""))
+        .replace(
+            "image = \"quay.io/prometheuscommunity/postgres-exporter:v0.16.0\"",
+            &format!("image = \"{h}/fx/docker-single:1\""),
+        );
     fs::write(dir.path().join("spec.toml"), spec).expect("write");
 
     let all = hc(dir.path(), &["lock", "spec.toml", "--insecure-registry", h]);
@@ -845,7 +852,7 @@ fn lock_only_pins_the_recipes_base_before_the_image_it_builds_exists() {
     reg.skopeo_copy(&format!("docker://{h}/fx/docker-single:1"), "fx/not-built-yet:1", &["--src-tls-verify=false"]);
     let rest = hc(dir.path(), &["lock", "spec.toml", "--insecure-registry", h]);
     assert!(rest.status.success(), "{}", text(&rest.stderr));
-    assert_eq!(lock_digests(dir.path()).len(), 4);
+    assert_eq!(lock_digests(dir.path()).len(), 4, "the exporter shares etcd's fixture image");
     assert!(lock_digests(dir.path()).contains(&locked[0]), "the base entry kept");
 
     let unknown = hc(dir.path(), &["lock", "spec.toml", "--only", "postgres:17", "--insecure-registry", h]);

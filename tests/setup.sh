@@ -41,8 +41,11 @@ have etcdctl || need_pkgs+=(etcd-client)
 have pgbackrest || need_pkgs+=(pgbackrest)
 # benches/backup.sh: tar | zstd -3 beside pgBackRest's zst level 3.
 have zstd || need_pkgs+=(zstd)
-# The per-database metrics exporter (tests/cluster.rs): postgres_exporter.
+# The per-database metrics exporter (tests/metrics.rs): postgres_exporter 0.11,
+# run as `nobody` with the compiled exporter services' environment.
 have prometheus-postgres-exporter || need_pkgs+=(prometheus-postgres-exporter)
+# promtool checks the documented scrape configuration (tests/metrics.rs).
+have promtool || need_pkgs+=(prometheus)
 
 if [ "${#need_pkgs[@]}" -gt 0 ]; then
     echo "setup: installing ${need_pkgs[*]}"
@@ -109,6 +112,7 @@ check env ETCDCTL_API=3 etcdctl version
 check pgbackrest version
 check zstd --version
 check prometheus-postgres-exporter --version
+check promtool --version
 # No packaged etcd left running on its default client port.
 check bash -c '! (exec 3<>/dev/tcp/127.0.0.1/2379) 2>/dev/null'
 check "$venv/bin/pre-commit" --version

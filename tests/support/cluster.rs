@@ -28,6 +28,9 @@ pub const PASSWORD: &str = "Pw-for-tests-only-1";
 pub const REPL_PASSWORD: &str = "Repl:pw\\for-tests";
 pub const API_PASSWORD: &str = "Api-pw for tests only";
 pub const CIPHER_PASS: &str = "Cipher-pass-for-tests-only";
+/// The monitoring role's: every kind of character the scripts allow there
+/// (those of base64 and of URLs' unreserved set).
+pub const MONITOR_PASSWORD: &str = "Monitor+pw/for=tests_1.~-";
 pub const STATS_USER: (&str, &str) = ("admin", "test");
 pub const PRIMARY: &str = "pg-primary";
 pub const REPLICA: &str = "pg-replica-1";
@@ -647,12 +650,13 @@ impl Health {
 }
 
 /// Test values of the secrets a compiled stack declares, by secret name.
-pub const SECRETS: [(&str, &str); 5] = [
+pub const SECRETS: [(&str, &str); 6] = [
     ("postgres_user", SUPERUSER),
     ("postgres_password", PASSWORD),
     ("replication_password", REPL_PASSWORD),
     ("patroni_api_password", API_PASSWORD),
     ("backup_cipher_pass", CIPHER_PASS),
+    ("monitor_password", MONITOR_PASSWORD),
 ];
 
 /// Runs `hacompile build` on `spec_text` in a new temp dir (owned by
@@ -928,6 +932,27 @@ pub fn write_wal_at(host: Ipv4Addr, port: u16, bytes: u64) -> u64 {
         assert!(start.elapsed() < Duration::from_secs(90), "{written} of {bytes} bytes of WAL in 90 s");
     }
     panic!("fewer than {bytes} bytes of WAL after 64 rounds");
+}
+
+/// GET on the stats listener: (status, body).
+pub fn stats_get(port: u16, path: &str, user: Option<(&str, &str)>) -> (u16, String) {
+    let mut cmd = Command::new("curl");
+    cmd.args(["-s", "-o", "-", "-w", "\n%{http_code}", "--max-time", "5"]);
+    if let Some((u, p)) = user {
+        cmd.args(["-u", &format!("{u}:{p}")]);
+    }
+    let out = cmd.arg(format!("http://127.0.0.1:{port}{path}")).output().expect("curl runs");
+    let all = text(&out.stdout);
+    let (body, code) = all.rsplit_once('\n').unwrap_or(("", "0"));
+    (code.trim().parse().unwrap_or(0), body.to_owned())
+}
+
+/// The value of one Prometheus sample whose labels include all of `labels`.
+pub fn sample(metrics: &str, name: &str, labels: &[&str]) -> Option<f64> {
+    metrics.lines().filter(|l| l.starts_with(&format!("{name}{{"))).find_map(|l| {
+        let (head, value) = l.rsplit_once(' ')?;
+        labels.iter().all(|want| head.contains(want)).then(|| value.parse().ok()).flatten()
+    })
 }
 
 /// `application_name|state` of each walsender on the server at `port`.

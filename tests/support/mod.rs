@@ -9,6 +9,7 @@ use std::process::{Command, Output};
 pub const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 
 pub mod cluster;
+pub mod exporter;
 pub mod patroni;
 pub mod registry;
 pub mod traffic;

@@ -17,6 +17,7 @@
 #   hacompile-patroni-entrypoint.sh post-bootstrap DSN
 #                                            Patroni's `post_bootstrap` hook, on the
 #                                            first leader only: creates the database
+#                                            and the monitoring role
 #
 # Parameters (environment), so it also runs outside a container:
 #   HACOMPILE_PATRONI_CONFIG             patroni.yml (no credential in it)
@@ -27,14 +28,52 @@
 #   HACOMPILE_RESTAPI_USER               the REST API's user (unsafe endpoints)
 #   HACOMPILE_RESTAPI_PASSWORD_FILE      file holding its password
 #   HACOMPILE_DATABASE                   the application database (post-bootstrap)
+#   HACOMPILE_MONITOR_USER               optional: the exporters' role (post-bootstrap),
+#                                        LOGIN and pg_monitor only
+#   HACOMPILE_MONITOR_PASSWORD_FILE      file holding its password
 set -euo pipefail
 
 if [ "${1:-}" = post-bootstrap ]; then
     # Patroni passes a DSN and a PGPASSFILE; the name goes in as a psql
     # variable, quoted by psql, never spliced into the SQL text.
     db="${HACOMPILE_DATABASE:?HACOMPILE_DATABASE must be set}"
-    [ "$db" = postgres ] && exit 0
-    printf 'CREATE DATABASE :"db";\n' | psql -X -q -v ON_ERROR_STOP=1 -v db="$db" -d "${2:?the DSN Patroni passes}"
+    dsn="${2:?the DSN Patroni passes}"
+    # The monitoring role's password is checked before anything is created.
+    monitor_user="${HACOMPILE_MONITOR_USER:-}"
+    if [ -n "$monitor_user" ]; then
+        if [ ! -r "${HACOMPILE_MONITOR_PASSWORD_FILE:?HACOMPILE_MONITOR_PASSWORD_FILE must be set}" ]; then
+            echo "hacompile-patroni: cannot read the monitoring password secret at $HACOMPILE_MONITOR_PASSWORD_FILE" >&2
+            exit 78
+        fi
+        # postgres_exporter turns the password into a connection string of its own:
+        # 0.11 refuses one with a space as malformed and logs the whole string,
+        # password and all. Rather than chase its quoting, only URL- and
+        # base64-safe characters are taken (openssl rand -hex 32 or -base64 32 give
+        # such); the value itself is never printed.
+        monitor_password="$(< "$HACOMPILE_MONITOR_PASSWORD_FILE")"
+        case "$monitor_password" in
+            '' | *[!A-Za-z0-9._~+/=-]*)
+                echo "hacompile-patroni: the monitoring password secret is empty or has characters other than A-Z a-z 0-9 . _ ~ + / = - (postgres_exporter would log it); make one with: openssl rand -hex 32" >&2
+                exit 78
+                ;;
+        esac
+        unset monitor_password
+    fi
+    if [ "$db" != postgres ]; then
+        printf 'CREATE DATABASE :"db";\n' | psql -X -q -v ON_ERROR_STOP=1 -v db="$db" -d "$dsn"
+    fi
+    if [ -n "$monitor_user" ]; then
+        # psql reads the password file itself (backquotes) and format()
+        # quotes it: it is on no command line, and no statement is logged.
+        psql -X -q -v ON_ERROR_STOP=1 -v monitor_user="$monitor_user" -d "$dsn" <<'SQL'
+SET log_statement = 'none';
+SET log_min_duration_statement = -1;
+SET log_min_error_statement = 'panic';
+\set monitor_password `cat "$HACOMPILE_MONITOR_PASSWORD_FILE"`
+SELECT format('CREATE ROLE %I WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS PASSWORD %L IN ROLE pg_monitor', :'monitor_user', :'monitor_password')
+WHERE NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = :'monitor_user') \gexec
+SQL
+    fi
     exit 0
 fi
 

@@ -88,12 +88,12 @@ pub fn graph(spec: &ValidSpec) -> Graph {
             Role::Replica(_) => "streaming replica",
             Role::Member(_) => "Patroni member",
         };
-        nodes.push(GraphNode {
-            id: db.name.clone(),
-            title: db.name.clone(),
-            lines: vec![role.to_owned(), format!("on {}", placement(&constraints)), format!("volume {}", db.volume)],
-            kind: NodeKind::Database,
-        });
+        let mut lines =
+            vec![role.to_owned(), format!("on {}", placement(&constraints)), format!("volume {}", db.volume)];
+        if let Some(e) = spec.exporter() {
+            lines.push(format!("metrics: {} :{}", crate::metrics::exporter_name(&db.name), e.port.get()));
+        }
+        nodes.push(GraphNode { id: db.name.clone(), title: db.name.clone(), lines, kind: NodeKind::Database });
         let (write, read, read_fallback) = match db.role {
             Role::Primary => (true, true, true),
             Role::Replica(_) => (false, true, false),

@@ -7,6 +7,7 @@ pub const PRIMARY_INIT: &str = "pg-primary-init.sh";
 pub const REPLICA_ENTRYPOINT: &str = "pg-replica-entrypoint.sh";
 pub const PRIMARY_ENTRYPOINT: &str = "pg-primary-entrypoint.sh";
 pub const HEALTHCHECK: &str = "pg-healthcheck.sh";
+pub const EXPORTER_QUERIES: &str = "postgres-exporter-queries.yaml";
 
 pub const HAPROXY_SERVICE: &str = "haproxy";
 /// Where the official haproxy image reads its config.

@@ -67,6 +67,7 @@ pub fn stack(spec: &ValidSpec, images: &PinnedImages, companions: &[OutputFile])
     services.insert(HAPROXY_SERVICE.to_owned(), haproxy_service(spec, images, &network));
     let topology = crate::topology::of(spec);
     services.extend(topology.services(spec, images, &network));
+    services.extend(crate::metrics::services(spec, images, &network));
 
     let mut networks = IndexMap::new();
     let mut driver_opts = BTreeMap::new();
@@ -237,6 +238,7 @@ fn haproxy_service(spec: &ValidSpec, images: &PinnedImages, network: &str) -> st
             mode: "global".into(),
             replicas: None,
             endpoint_mode: None,
+            labels: crate::metrics::haproxy_labels(spec),
             placement: (!hp.constraints.is_empty()).then(|| st::Placement {
                 constraints: hp.constraints.iter().map(|c| c.get().clone()).collect(),
                 max_replicas_per_node: None,
@@ -330,6 +332,7 @@ pub(crate) fn pinned_task(
         mode: "replicated".into(),
         replicas: Some(1),
         endpoint_mode: Some("dnsrr".into()),
+        labels: BTreeMap::new(),
         placement: Some(st::Placement {
             constraints: node.constraints.iter().map(|c| c.get().clone()).collect(),
             max_replicas_per_node: Some(1),

@@ -374,6 +374,10 @@ pub struct Postgres {
     /// The superuser password, from a secret.
     pub password: SecretRef,
     pub replication: Replication,
+    /// A Prometheus `postgres_exporter` beside every database service,
+    /// connecting as a monitoring role that has only `pg_monitor`.
+    #[serde(default)]
+    pub exporter: Option<Sp<Exporter>>,
     /// The primary's placement (topology `pinned`).
     #[serde(default)]
     pub primary: Option<Sp<DbNode>>,
@@ -497,6 +501,44 @@ pub struct Replication {
 
 fn default_repl_user() -> Sp<String> {
     sp("replicator".into())
+}
+
+/// `postgres_exporter`: one service per database service (the primary and
+/// each replica, or each Patroni member), on the database network, nothing
+/// published, with deploy labels for Prometheus' Docker Swarm discovery.
+/// The role is created once, when the cluster is first initialised (the
+/// primary's init script, or Patroni's post-bootstrap), with `LOGIN` and
+/// `pg_monitor` only; its password comes from a secret.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Exporter {
+    /// The exporter image with a tag (e.g.
+    /// `quay.io/prometheuscommunity/postgres-exporter:v0.16.0`), pinned by
+    /// `hacompile lock`.
+    pub image: Sp<String>,
+    /// The monitoring role the exporter connects as.
+    #[serde(default = "default_monitor_user")]
+    pub user: Sp<String>,
+    /// Its password, from a secret.
+    pub password: SecretRef,
+    /// The port the exporter serves `/metrics` on, inside the network.
+    #[serde(default = "default_exporter_port")]
+    pub port: Sp<u16>,
+    /// Limits and reservations per exporter (defaults: 0.25 CPU, 128m; reserve 0.05 CPU, 32m).
+    #[serde(default)]
+    pub resources: Resources,
+}
+
+/// The monitoring role's default name.
+pub const DEFAULT_MONITOR_USER: &str = "hacompile_monitor";
+/// postgres_exporter's own default port.
+pub const DEFAULT_EXPORTER_PORT: u16 = 9187;
+
+fn default_monitor_user() -> Sp<String> {
+    sp(DEFAULT_MONITOR_USER.into())
+}
+fn default_exporter_port() -> Sp<u16> {
+    sp(DEFAULT_EXPORTER_PORT)
 }
 
 /// One database service: where it may run and the volume it owns.

@@ -46,6 +46,8 @@ pub struct ValidSpec {
     patroni_images: Option<(ImageRef, ImageRef)>,
     /// The database image with pgBackRest (topology `pinned` with `[backup]`).
     backup_image: Option<ImageRef>,
+    /// The postgres_exporter image (with `[postgres.exporter]`).
+    exporter_image: Option<ImageRef>,
     source: SourceFile,
 }
 
@@ -79,7 +81,20 @@ impl ValidSpec {
         if let (Some(img), Some(at)) = (&self.backup_image, s.backup.as_ref().and_then(|b| b.image.as_ref())) {
             out.push((img, at));
         }
+        if let (Some(img), Some(e)) = (&self.exporter_image, &s.postgres.exporter) {
+            out.push((img, &e.image));
+        }
         out
+    }
+
+    /// The postgres_exporter image (with `[postgres.exporter]`).
+    pub fn exporter_image(&self) -> Option<&ImageRef> {
+        self.exporter_image.as_ref()
+    }
+
+    /// The exporter settings, when the spec has `[postgres.exporter]`.
+    pub fn exporter(&self) -> Option<&Exporter> {
+        self.spec.postgres.exporter.as_ref().map(|e| e.get())
     }
 
     /// The database image with pgBackRest (topology `pinned` with `[backup]`).
@@ -697,6 +712,66 @@ fn backup(c: &mut Checker<'_>, spec: &Spec) -> Option<ImageRef> {
     image
 }
 
+/// `[postgres.exporter]`: its image, a role of its own that is not a
+/// superuser, a password of its own, a port it can bind.
+fn exporter(c: &mut Checker<'_>, spec: &Spec) -> Option<ImageRef> {
+    let pg = &spec.postgres;
+    let e = pg.exporter.as_ref()?;
+    let image = c.image("postgres.exporter.image", &e.image);
+    if pg.flavor != Flavor::Official {
+        c.err(
+            "spec::exporter",
+            e.span(),
+            "the exporter needs the official `postgres` image flavor",
+            "with the Bitnami flavor",
+            "hacompile creates the monitoring role in the official image's init script (or Patroni's bootstrap); the Bitnami image runs no script of ours. Use `flavor = \"official\"`, or remove [postgres.exporter]",
+        );
+    }
+    if let Err(why) = check_pg_identifier(&e.user) {
+        c.err(
+            "spec::name",
+            e.user.span(),
+            "`postgres.exporter.user` is not a plain PostgreSQL identifier",
+            "invalid identifier",
+            why,
+        );
+    } else if e.user.get() == "postgres" || e.user.starts_with("pg_") || e.user.get() == pg.replication.user.get() {
+        c.err(
+            "spec::exporter",
+            e.user.span(),
+            format!("the exporter cannot connect as `{}`", e.user.get()),
+            "not a monitoring role",
+            format!(
+                "give it a role of its own (default `{DEFAULT_MONITOR_USER}`): hacompile creates it with only `pg_monitor`; `postgres`, the replication role and `pg_*` names are taken"
+            ),
+        );
+    }
+    c.secret_ref(&spec.secrets, &e.password);
+    for (other, what) in [(&pg.password, "the superuser's"), (&pg.replication.password, "the replication role's")] {
+        if other.secret.get() == e.password.secret.get() {
+            c.err(
+                "spec::exporter",
+                e.password.secret.span(),
+                format!("the monitoring role's password is {what} password"),
+                "shared secret",
+                "give it a secret of its own: the exporter's container holds it, and a leak there must not open a stronger role",
+            );
+        }
+    }
+    let port = *e.port.get();
+    if port < 1024 || port == POSTGRES_PORT {
+        c.err(
+            "spec::port",
+            e.port.span(),
+            format!("`postgres.exporter.port` {port} is not usable"),
+            "invalid port",
+            format!("the exporter runs as an unprivileged user and cannot bind ports below 1024, and {POSTGRES_PORT} is PostgreSQL's; the default is {DEFAULT_EXPORTER_PORT}"),
+        );
+    }
+    c.resources(&e.resources);
+    image
+}
+
 /// Validates a parsed spec; collects every problem.
 pub fn validate(spec: Spec, source: &SourceFile) -> Result<ValidSpec, SpecErrors> {
     let mut c = Checker { source, found: Vec::new() };
@@ -812,6 +887,7 @@ pub fn validate(spec: Spec, source: &SourceFile) -> Result<ValidSpec, SpecErrors
         TopologyKind::Patroni => patroni_services(&mut c, &spec),
     };
     let backup_image = backup(&mut c, &spec);
+    let exporter_image = exporter(&mut c, &spec);
     let mut volumes: BTreeMap<String, (String, Range<usize>)> = BTreeMap::new();
     for svc in db_services(&spec).into_iter().chain(dcs_services(&spec)) {
         let span = svc.node.volume.as_ref().map_or(0..0, Sp::span);
@@ -1005,9 +1081,15 @@ pub fn validate(spec: Spec, source: &SourceFile) -> Result<ValidSpec, SpecErrors
     }
 
     match (c.found.is_empty(), postgres_image, haproxy_image) {
-        (true, Some(postgres_image), Some(haproxy_image)) => {
-            Ok(ValidSpec { spec, postgres_image, haproxy_image, patroni_images, backup_image, source: source.clone() })
-        }
+        (true, Some(postgres_image), Some(haproxy_image)) => Ok(ValidSpec {
+            spec,
+            postgres_image,
+            haproxy_image,
+            patroni_images,
+            backup_image,
+            exporter_image,
+            source: source.clone(),
+        }),
         _ => Err(SpecErrors { diagnostics: c.found }),
     }
 }

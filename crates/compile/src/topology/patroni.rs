@@ -426,6 +426,12 @@ fn member_service(spec: &ValidSpec, image: &str, network: &str, dcs: &str, db: &
         secret(&pg.replication.password.secret, f.uid),
         secret(&patroni.rest_api.password.secret, f.uid),
     ];
+    // Every member: whichever bootstraps the cluster creates the exporters' role.
+    if let Some(e) = spec.exporter() {
+        environment.insert("HACOMPILE_MONITOR_USER".to_owned(), e.user.get().clone());
+        environment.insert("HACOMPILE_MONITOR_PASSWORD_FILE".to_owned(), secret_path(e.password.secret.get()));
+        secrets.push(secret(&e.password.secret, f.uid));
+    }
     let mut configs = vec![
         config_ref(CFG_KEY_ENTRYPOINT, ENTRYPOINT_PATH, "0", MODE_0555),
         config_ref(&cfg_key(&db.name), CONFIG_PATH, f.uid, MODE_0440),
@@ -476,6 +482,7 @@ fn member_service(spec: &ValidSpec, image: &str, network: &str, dcs: &str, db: &
         )),
         logging: Some(logging(spec)),
         deploy: Some(db_deploy(spec, db.node)),
+        ..Default::default()
     }
 }
 
@@ -533,6 +540,7 @@ fn etcd_service(spec: &ValidSpec, image: &str, dcs: &str, member: &DbService<'_>
             restart(&s.postgres.restart),
             update(&s.postgres.update),
         )),
+        ..Default::default()
     }
 }
 

@@ -177,6 +177,12 @@ fn db_service(spec: &ValidSpec, images: &PinnedImages, network: &str, db: &DbSer
                 set("POSTGRES_DB", pg.database.get().clone());
                 secrets.insert(1, secret(&pg.password.secret, f.uid));
                 configs.push(config_ref(CFG_KEY_PRIMARY_INIT, PRIMARY_INIT_PATH, f.uid));
+                // The init script creates the exporters' role.
+                if let Some(e) = spec.exporter() {
+                    set("HACOMPILE_MONITOR_USER", e.user.get().clone());
+                    set("HACOMPILE_MONITOR_PASSWORD_FILE", secret_path(e.password.secret.get()));
+                    secrets.push(secret(&e.password.secret, f.uid));
+                }
             } else {
                 set("HACOMPILE_PGPASS_FILE", format!("{}/hacompile.pgpass", f.data_mount));
                 if spec.replication_slots() {
@@ -252,5 +258,6 @@ fn db_service(spec: &ValidSpec, images: &PinnedImages, network: &str, db: &DbSer
         healthcheck: Some(db_healthcheck(spec, healthcheck_test)),
         logging: Some(logging(spec)),
         deploy: Some(db_deploy(spec, db.node)),
+        ..Default::default()
     }
 }

@@ -70,6 +70,7 @@ mod hc515_security_profile_unconfined;
 mod hc516_runs_as_root;
 mod hc517_dcs_port_published;
 mod hc518_backup_repository_unencrypted;
+mod hc519_exporter_as_superuser;
 
 /// A rule's check over a stack file.
 pub type StackCheck = fn(&StackCx<'_>, &mut Vec<Hit>);
@@ -190,6 +191,7 @@ pub const RULES: &[Rule] = &[
     hc516_runs_as_root::RULE,
     hc517_dcs_port_published::RULE,
     hc518_backup_repository_unencrypted::RULE,
+    hc519_exporter_as_superuser::RULE,
 ];
 
 /// Retired codes, never reused, with what replaced them.
