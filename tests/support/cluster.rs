@@ -354,8 +354,10 @@ fn init_primary(site: &Site, port: u16, replica_port: u16, guarded: bool) -> Res
     if guarded {
         let svc = site.service(PRIMARY);
         let entrypoint = svc.entrypoint.as_ref().expect("the primary runs the emitted entrypoint");
+        // After the backup scheduler's `launch`, if any (the tests run it themselves).
         let script = entrypoint
             .iter()
+            .skip(if entrypoint.get(1).is_some_and(|w| w == "launch") { 2 } else { 0 })
             .find_map(|w| site.config_file(PRIMARY, w))
             .expect("the primary's entrypoint is an emitted script");
         let mut env = site.env(&pg, port);

@@ -282,7 +282,7 @@ mod tests {
         let spec = hacompile_spec::load(&source).expect("a valid spec");
         let lock = LockFile::parse(include_str!("../../../examples/hacompile.lock")).expect("the example lock");
         let compiled = compile(&spec, &lock).expect("compiles");
-        assert_eq!(compiled.stack.configs.len(), 4, "haproxy.cfg and the official flavor's three scripts");
+        assert_eq!(compiled.stack.configs.len(), 5, "haproxy.cfg and the official flavor's four scripts");
         for config in compiled.stack.configs.values() {
             assert!(config.name.len() <= SWARM_MAX_CONFIG_NAME, "{}", config.name);
         }
