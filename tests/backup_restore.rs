@@ -172,6 +172,65 @@ fn a_dropped_table_comes_back_to_a_point_in_time_in_a_fresh_data_directory() {
     }
 }
 
+/// Issue #14: a new cluster archives from its first WAL switch, before the
+/// scheduler's first run: the archive command creates the stanza itself
+/// when the repository has none, so no attempt fails and no WAL piles up.
+#[test]
+fn the_first_wal_is_archived_before_any_backup_without_a_failure() {
+    let c = Cluster::start(&spec());
+    let port = c.primary.port;
+    // No scheduler run: no backup, and the stanza only if the archiver made
+    // it already (the replica's base backup switched WAL).
+    let info = text(&ok(c.pgbackrest(PRIMARY, &["info"], &[]), "pgbackrest info").stdout);
+    assert!(!info.contains("full backup:"), "no backup before the scheduler runs:\n{info}");
+    sql(port, "create table first_rows as select g from generate_series(1, 1000) g").expect("write");
+    let segment = sql(port, "select pg_walfile_name(pg_current_wal_lsn())").expect("segment");
+    let started = Instant::now();
+    sql(port, "select pg_switch_wal()").expect("switch");
+    let archived = wait_for_archived(port, &segment, Duration::from_secs(60));
+    let (last, failed) = archiver(port);
+    assert!(
+        archived,
+        "{segment} not archived in 60 s (last archived {last:?}, {failed} failures):\n{}",
+        log_lines(&c.primary.log_text(), "")
+    );
+    let took = started.elapsed();
+    assert_eq!(failed, 0, "no archive attempt failed:\n{}", log_lines(&c.primary.log_text(), ""));
+    let info = text(&ok(c.pgbackrest(PRIMARY, &["info"], &[]), "pgbackrest info").stdout);
+    assert!(info.contains("wal archive min/max"), "the archive holds WAL:\n{info}");
+    let log = c.primary.log_text();
+    assert!(log.contains("creating it"), "the wrapper said it created the stanza:\n{}", log_lines(&log, ""));
+    assert!(!log.contains("ERROR"), "no pgBackRest error in the server's log:\n{}", log_lines(&log, "ERROR"));
+    // Then the scheduler's first run finds the stanza and backs up.
+    ok(c.pgbackrest(PRIMARY, &["scheduler"], &[("HACOMPILE_BACKUP_ROUNDS", "1")]), "the first backup");
+    let info = text(&ok(c.pgbackrest(PRIMARY, &["info"], &[]), "pgbackrest info").stdout);
+    assert!(info.contains("full backup:"), "{info}");
+    println!("\n=== first archive before any backup (posix repository, encrypted) ===");
+    println!("  a WAL switch to archived, no backup taken yet: {:.1} s", took.as_secs_f64());
+    println!("  pg_stat_archiver.failed_count: {failed}");
+}
+
+/// `last_archived_wal` and `failed_count` of the server's archiver.
+fn archiver(port: u16) -> (String, u64) {
+    let row = sql(port, "select coalesce(last_archived_wal, '') || '|' || failed_count from pg_stat_archiver")
+        .expect("pg_stat_archiver");
+    let (last, failed) = row.split_once('|').expect("two columns");
+    (last.to_owned(), failed.parse().expect("a count"))
+}
+
+/// Whether `segment` (or a later one) is archived within `limit`.
+fn wait_for_archived(port: u16, segment: &str, limit: Duration) -> bool {
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        let (last, _) = archiver(port);
+        if last.len() == 24 && last.as_str() >= segment {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    false
+}
+
 #[test]
 fn a_replica_down_past_wal_keep_size_catches_up_from_the_archive() {
     let mut c = Cluster::start(&spec());
