@@ -28,6 +28,8 @@ pub const PASSWORD: &str = "Pw-for-tests-only-1";
 pub const REPL_PASSWORD: &str = "Repl:pw\\for-tests";
 pub const API_PASSWORD: &str = "Api-pw for tests only";
 pub const CIPHER_PASS: &str = "Cipher-pass-for-tests-only";
+pub const S3_KEY: &str = "AKIAHACOMPILETEST0001";
+pub const S3_KEY_SECRET: &str = "S3-key-secret/for+tests-only-7Qx";
 pub const STATS_USER: (&str, &str) = ("admin", "test");
 pub const PRIMARY: &str = "pg-primary";
 pub const REPLICA: &str = "pg-replica-1";
@@ -259,10 +261,19 @@ impl Site {
         for v in env.values_mut() {
             *v = self.localize_paths(&pg.service, v);
         }
-        // pgBackRest: the repository's volume, and the server's socket and
-        // port, which are its defaults in the container.
+        // pgBackRest: a posix repository's volume, a private CA's secret, and
+        // the server's socket and port, which are its defaults in the container.
         if env.contains_key("PGBACKREST_CONFIG") {
-            env.insert("PGBACKREST_REPO1_PATH".into(), utf8(&self.root.join("repo")).into());
+            let conf = self
+                .config_file(&pg.service, "/etc/pgbackrest/pgbackrest.conf")
+                .map(|f| std::fs::read_to_string(f).expect("pgbackrest.conf written"))
+                .expect("the service mounts pgbackrest.conf");
+            if conf.lines().any(|l| l == "repo1-type=posix") {
+                env.insert("PGBACKREST_REPO1_PATH".into(), utf8(&self.root.join("repo")).into());
+            }
+            if let Some(ca) = conf.lines().find_map(|l| l.strip_prefix("repo1-storage-ca-file=/run/secrets/")) {
+                env.insert("PGBACKREST_REPO1_STORAGE_CA_FILE".into(), utf8(&self.secrets.join(ca)).into());
+            }
             env.insert("PGBACKREST_PG1_SOCKET_PATH".into(), utf8(&pg.socket).into());
             env.insert("PGBACKREST_PG1_PORT".into(), pg.port.to_string());
             env.insert("PGBACKREST_LOCK_PATH".into(), utf8(&self.root.join(format!("lock-{}", pg.service))).into());
@@ -574,12 +585,14 @@ impl Health {
 }
 
 /// Test values of the secrets a compiled stack declares, by secret name.
-pub const SECRETS: [(&str, &str); 5] = [
+pub const SECRETS: [(&str, &str); 7] = [
     ("postgres_user", SUPERUSER),
     ("postgres_password", PASSWORD),
     ("replication_password", REPL_PASSWORD),
     ("patroni_api_password", API_PASSWORD),
     ("backup_cipher_pass", CIPHER_PASS),
+    ("backup_s3_key", S3_KEY),
+    ("backup_s3_key_secret", S3_KEY_SECRET),
 ];
 
 /// Runs `hacompile build` on `spec_text` in a new temp dir (owned by
@@ -680,7 +693,21 @@ impl Cluster {
 
     /// As [`Cluster::start`], the replica entrypoint getting `replica_env` too.
     pub fn start_with(spec_text: &str, replica_env: BTreeMap<String, String>) -> Cluster {
+        Self::start_full(spec_text, replica_env, &[])
+    }
+
+    /// As [`Cluster::start`], with more Docker secrets as files (name, the
+    /// file that holds its value) before any server starts.
+    pub fn start_with_secrets(spec_text: &str, secrets: &[(&str, &Path)]) -> Cluster {
+        Self::start_full(spec_text, BTreeMap::new(), secrets)
+    }
+
+    fn start_full(spec_text: &str, replica_env: BTreeMap<String, String>, secrets: &[(&str, &Path)]) -> Cluster {
         let (root, site) = compile(spec_text);
+        for (name, file) in secrets {
+            std::fs::copy(file, site.secrets.join(name)).expect("copy a secret");
+        }
+        chown_postgres(&site.secrets);
         let primary = init_primary(&site, free_port());
         let mut replica = spawn_replica(&site, free_port(), primary.port, &replica_env);
         wait_replica(&mut replica, Duration::from_secs(60));

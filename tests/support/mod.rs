@@ -11,6 +11,7 @@ pub const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 pub mod cluster;
 pub mod patroni;
 pub mod registry;
+pub mod s3;
 pub mod traffic;
 
 /// A userlist like the one the stats secret holds (hash of "test").
