@@ -735,6 +735,11 @@ impl Cluster {
     /// Runs the pgBackRest wrapper the services run (`hacompile-pgbackrest
     /// ARGS`) with a service's environment, as its container would.
     pub fn pgbackrest(&self, service: &str, args: &[&str], extra: &[(&str, &str)]) -> Output {
+        self.pgbackrest_command(service, args, extra).output().expect("the wrapper runs")
+    }
+
+    /// The command [`Cluster::pgbackrest`] runs, to start it without waiting.
+    pub fn pgbackrest_command(&self, service: &str, args: &[&str], extra: &[(&str, &str)]) -> Command {
         let pg = if service == PRIMARY { &self.primary } else { &self.replica };
         let wrapper = self.site.localize_paths(service, "/usr/local/bin/hacompile-pgbackrest");
         assert!(!wrapper.starts_with("/usr/local"), "{service} mounts the pgBackRest wrapper");
@@ -743,7 +748,7 @@ impl Cluster {
         for (k, v) in extra {
             cmd.env(k, v);
         }
-        cmd.output().expect("the wrapper runs")
+        cmd
     }
 
     /// Starts the replica's entrypoint again and waits until it serves.
