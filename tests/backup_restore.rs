@@ -237,6 +237,31 @@ fn the_first_wal_is_archived_before_any_backup_without_a_failure() {
 #[test]
 fn two_primaries_racing_to_create_the_stanza_lose_no_wal() {
     let c = Cluster::start(&spec());
+    let report = race(&c, |round| {
+        let repo = c.site.root.join(format!("race-repo-{round}"));
+        std::fs::create_dir_all(&repo).expect("mkdir");
+        chown_postgres(&repo);
+        repo.to_str().expect("utf-8").to_owned()
+    });
+    println!("\n=== two primaries racing to create the stanza (posix, encrypted) ===\n{report}");
+}
+
+/// The same race on the S3 repository, where creating the stanza takes
+/// several requests, each round under a new prefix of the bucket.
+#[test]
+fn two_primaries_racing_on_s3_lose_no_wal() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let s3 = support::s3::S3::start(dir.path());
+    s3.create_bucket(BUCKET);
+    let c = Cluster::start_with_secrets(&s3_spec(&s3.endpoint()), &[("backup_s3_ca", &s3.ca)]);
+    let report = race(&c, |round| format!("/race-{round}"));
+    println!("\n=== two primaries racing to create the stanza (S3, encrypted) ===\n{report}");
+}
+
+/// Promotes the replica (the primary still runs), then rounds of both
+/// servers' first pushes at once into the empty repository `repo(round)`
+/// (`repo1-path`); checks every segment comes back; returns the figures.
+fn race(c: &Cluster, repo: impl Fn(usize) -> String) -> String {
     let replica = c.replica.port;
     sql(replica, "select pg_promote(true, 60)").expect("promote");
     let mut pushed = Vec::new();
@@ -260,10 +285,8 @@ fn two_primaries_racing_to_create_the_stanza_lose_no_wal() {
     let path = |segment: &str| keep.join(segment).to_str().expect("utf-8").to_owned();
     let mut took = Vec::new();
     for (round, lag_ms) in [0u64, 50, 150, 300].into_iter().enumerate() {
-        let repo = c.site.root.join(format!("race-repo-{round}"));
-        std::fs::create_dir_all(&repo).expect("mkdir");
-        chown_postgres(&repo);
-        let env = [("PGBACKREST_REPO1_PATH", repo.to_str().expect("utf-8"))];
+        let repo = repo(round);
+        let env = [("PGBACKREST_REPO1_PATH", repo.as_str())];
         let (a, b) = (&pushed[0], &pushed[2]);
         let started = Instant::now();
         let (first, second) = std::thread::scope(|scope| {
@@ -298,13 +321,17 @@ fn two_primaries_racing_to_create_the_stanza_lose_no_wal() {
             );
         }
     }
-    println!("\n=== two primaries racing to create the stanza (posix, encrypted) ===");
-    for (round, (t, created)) in took.iter().enumerate() {
-        println!(
-            "  round {round}: {created} of 2 servers found no stanza and ran stanza-create; both first pushes done in {:.1} s; 4 segments read back intact",
-            t.as_secs_f64()
-        );
-    }
+    let lines: Vec<String> = took
+        .iter()
+        .enumerate()
+        .map(|(round, (t, created))| {
+            format!(
+                "  round {round}: {created} of 2 servers found no stanza and ran stanza-create; both first pushes done in {:.1} s; 4 segments read back intact",
+                t.as_secs_f64()
+            )
+        })
+        .collect();
+    lines.join("\n")
 }
 
 /// `last_archived_wal` and `failed_count` of the server's archiver.
