@@ -57,46 +57,10 @@ fn wait_archived(c: &Cluster) {
     }
 }
 
-/// A server this test started, stopped (fast shutdown) however the test ends.
-struct Stopped(std::process::Child);
-
-impl Drop for Stopped {
-    fn drop(&mut self) {
-        let _ = Command::new("kill").args(["-INT", &self.0.id().to_string()]).status();
-        let _ = self.0.wait();
-    }
-}
-
-#[test]
-fn a_dropped_table_comes_back_to_a_point_in_time_in_a_fresh_data_directory() {
-    let c = Cluster::start(&spec());
+/// 100 rows committed before a recorded time, 50 after, then `DROP TABLE`,
+/// archived; returns the time.
+fn the_mistake(c: &Cluster) -> String {
     let port = c.primary.port;
-    let mut figures = Vec::new();
-
-    // The scheduler, one round: no backup recorded yet, so a full one is due.
-    let started = Instant::now();
-    let sched = c.pgbackrest(PRIMARY, &["scheduler"], &[("HACOMPILE_BACKUP_ROUNDS", "1")]);
-    ok(sched, "one round of the scheduler");
-    figures.push(format!("first full backup by the scheduler: {:.1} s", started.elapsed().as_secs_f64()));
-    let info = ok(c.pgbackrest(PRIMARY, &["info"], &[]), "pgbackrest info");
-    let info = text(&info.stdout);
-    assert!(info.contains("full backup:"), "a full backup is in the repository:\n{info}");
-    assert!(info.contains("cipher: aes-256-cbc"), "the repository is encrypted:\n{info}");
-    // Recorded: the next round finds nothing due.
-    let again = ok(c.pgbackrest(PRIMARY, &["scheduler"], &[("HACOMPILE_BACKUP_ROUNDS", "1")]), "second round");
-    assert!(!text(&again.stderr).contains("starting a"), "nothing due after the recorded backup");
-    // The replica's scheduler never backs up.
-    let on_replica = ok(
-        c.pgbackrest(
-            support::cluster::REPLICA,
-            &["scheduler"],
-            &[("HACOMPILE_BACKUP_ROUNDS", "1"), ("HACOMPILE_BACKUP_STATE_DIR", "/tmp/hacompile-replica-state")],
-        ),
-        "the replica's scheduler",
-    );
-    assert!(!text(&on_replica.stderr).contains("starting a"), "a replica takes no backup");
-
-    // Rows committed before the recorded time, rows after, then the mistake.
     sql(port, "create table orders (id int primary key, note text)").expect("create");
     sql(port, "insert into orders select g, 'before' from generate_series(1, 100) g").expect("insert");
     std::thread::sleep(Duration::from_millis(1100));
@@ -105,26 +69,24 @@ fn a_dropped_table_comes_back_to_a_point_in_time_in_a_fresh_data_directory() {
     std::thread::sleep(Duration::from_millis(1100));
     sql(port, "insert into orders select g, 'after' from generate_series(101, 150) g").expect("insert");
     sql(port, "drop table orders").expect("drop");
-    wait_archived(&c);
+    wait_archived(c);
     assert!(sql(port, "select count(*) from orders").is_err(), "the table is gone on the primary");
+    at
+}
 
-    // A non-empty target is refused, whatever it holds.
-    let occupied = c.site.root.join("occupied");
-    std::fs::create_dir_all(&occupied).expect("mkdir");
-    std::fs::write(occupied.join("PG_VERSION"), "15\n").expect("write");
-    chown_postgres(&occupied);
-    let refused = c.pgbackrest(PRIMARY, &["restore-into", occupied.to_str().expect("utf-8"), "time", &at], &[]);
-    assert!(!refused.status.success(), "a restore over data must fail");
-    assert!(text(&refused.stderr).contains("not empty"), "{}", text(&refused.stderr));
-    assert_eq!(std::fs::read_to_string(occupied.join("PG_VERSION")).expect("kept"), "15\n");
-
+/// `restore-into` a fresh directory to `at`, a server started on it as the
+/// service would start it, and exactly the 100 rows committed before `at`.
+/// Returns what the wrapper and the server printed.
+fn restore_to(c: &Cluster, at: &str, figures: &mut Vec<String>) -> String {
+    let port = c.primary.port;
     // Restore to the recorded time into a fresh directory.
     let target = c.site.root.join("restored");
     std::fs::create_dir_all(&target).expect("mkdir");
     chown_postgres(&target);
     let data = target.join("pgdata");
     let started = Instant::now();
-    ok(c.pgbackrest(PRIMARY, &["restore-into", data.to_str().expect("utf-8"), "time", &at], &[]), "restore-into");
+    let restored =
+        ok(c.pgbackrest(PRIMARY, &["restore-into", data.to_str().expect("utf-8"), "time", at], &[]), "restore-into");
     figures.push(format!("restore of the backup: {:.1} s", started.elapsed().as_secs_f64()));
 
     // Start it as the service would (its compiled settings, restore_command
@@ -166,10 +128,231 @@ fn a_dropped_table_comes_back_to_a_point_in_time_in_a_fresh_data_directory() {
     assert_eq!(rows, "100|100|0", "exactly the rows committed before {at}");
     assert!(plog.contains("recovery stopping before commit"), "recovery stopped at the target:\n{plog}");
 
+    format!("{}{}{plog}", text(&restored.stdout), text(&restored.stderr))
+}
+
+/// A server this test started, stopped (fast shutdown) however the test ends.
+struct Stopped(std::process::Child);
+
+impl Drop for Stopped {
+    fn drop(&mut self) {
+        let _ = Command::new("kill").args(["-INT", &self.0.id().to_string()]).status();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn a_dropped_table_comes_back_to_a_point_in_time_in_a_fresh_data_directory() {
+    let c = Cluster::start(&spec());
+    let mut figures = Vec::new();
+
+    // The scheduler, one round: no backup recorded yet, so a full one is due.
+    let started = Instant::now();
+    let sched = c.pgbackrest(PRIMARY, &["scheduler"], &[("HACOMPILE_BACKUP_ROUNDS", "1")]);
+    ok(sched, "one round of the scheduler");
+    figures.push(format!("first full backup by the scheduler: {:.1} s", started.elapsed().as_secs_f64()));
+    let info = ok(c.pgbackrest(PRIMARY, &["info"], &[]), "pgbackrest info");
+    let info = text(&info.stdout);
+    assert!(info.contains("full backup:"), "a full backup is in the repository:\n{info}");
+    assert!(info.contains("cipher: aes-256-cbc"), "the repository is encrypted:\n{info}");
+    // Recorded: the next round finds nothing due.
+    let again = ok(c.pgbackrest(PRIMARY, &["scheduler"], &[("HACOMPILE_BACKUP_ROUNDS", "1")]), "second round");
+    assert!(!text(&again.stderr).contains("starting a"), "nothing due after the recorded backup");
+    // The replica's scheduler never backs up.
+    let on_replica = ok(
+        c.pgbackrest(
+            support::cluster::REPLICA,
+            &["scheduler"],
+            &[("HACOMPILE_BACKUP_ROUNDS", "1"), ("HACOMPILE_BACKUP_STATE_DIR", "/tmp/hacompile-replica-state")],
+        ),
+        "the replica's scheduler",
+    );
+    assert!(!text(&on_replica.stderr).contains("starting a"), "a replica takes no backup");
+
+    let at = the_mistake(&c);
+
+    // A non-empty target is refused, whatever it holds.
+    let occupied = c.site.root.join("occupied");
+    std::fs::create_dir_all(&occupied).expect("mkdir");
+    std::fs::write(occupied.join("PG_VERSION"), "15\n").expect("write");
+    chown_postgres(&occupied);
+    let refused = c.pgbackrest(PRIMARY, &["restore-into", occupied.to_str().expect("utf-8"), "time", &at], &[]);
+    assert!(!refused.status.success(), "a restore over data must fail");
+    assert!(text(&refused.stderr).contains("not empty"), "{}", text(&refused.stderr));
+    assert_eq!(std::fs::read_to_string(occupied.join("PG_VERSION")).expect("kept"), "15\n");
+
+    let _ = restore_to(&c, &at, &mut figures);
+
     println!("\n=== point-in-time restore (posix repository, encrypted) ===");
     for f in figures {
         println!("  {f}");
     }
+}
+
+/// Issue #14: a new cluster archives from its first WAL switch, before the
+/// scheduler's first run: the archive command creates the stanza itself
+/// when the repository has none, so no attempt fails and no WAL piles up.
+#[test]
+fn the_first_wal_is_archived_before_any_backup_without_a_failure() {
+    let c = Cluster::start(&spec());
+    let port = c.primary.port;
+    // No scheduler run: no backup, and the stanza only if the archiver made
+    // it already (the replica's base backup switched WAL).
+    let info = text(&ok(c.pgbackrest(PRIMARY, &["info"], &[]), "pgbackrest info").stdout);
+    assert!(!info.contains("full backup:"), "no backup before the scheduler runs:\n{info}");
+    sql(port, "create table first_rows as select g from generate_series(1, 1000) g").expect("write");
+    let segment = sql(port, "select pg_walfile_name(pg_current_wal_lsn())").expect("segment");
+    let started = Instant::now();
+    sql(port, "select pg_switch_wal()").expect("switch");
+    let archived = wait_for_archived(port, &segment, Duration::from_secs(60));
+    let (last, failed) = archiver(port);
+    assert!(
+        archived,
+        "{segment} not archived in 60 s (last archived {last:?}, {failed} failures):\n{}",
+        log_lines(&c.primary.log_text(), "")
+    );
+    let took = started.elapsed();
+    assert_eq!(failed, 0, "no archive attempt failed:\n{}", log_lines(&c.primary.log_text(), ""));
+    let info = text(&ok(c.pgbackrest(PRIMARY, &["info"], &[]), "pgbackrest info").stdout);
+    assert!(info.contains("wal archive min/max"), "the archive holds WAL:\n{info}");
+    let log = c.primary.log_text();
+    assert!(log.contains("creating it"), "the wrapper said it created the stanza:\n{}", log_lines(&log, ""));
+    assert!(!log.contains("ERROR"), "no pgBackRest error in the server's log:\n{}", log_lines(&log, "ERROR"));
+    // Then the scheduler's first run finds the stanza and backs up.
+    ok(c.pgbackrest(PRIMARY, &["scheduler"], &[("HACOMPILE_BACKUP_ROUNDS", "1")]), "the first backup");
+    let info = text(&ok(c.pgbackrest(PRIMARY, &["info"], &[]), "pgbackrest info").stdout);
+    assert!(info.contains("full backup:"), "{info}");
+    println!("\n=== first archive before any backup (posix repository, encrypted) ===");
+    println!("  a WAL switch to archived, no backup taken yet: {:.1} s", took.as_secs_f64());
+    println!("  pg_stat_archiver.failed_count: {failed}");
+}
+
+/// Two primaries of one cluster (a split brain: the replica promoted while
+/// the primary runs) push their first WAL into an empty encrypted
+/// repository at the same moment, so both archive commands create the
+/// stanza: every segment either pushed is then readable from the archive,
+/// byte for byte (a push under an overwritten encryption key would not
+/// decrypt), and each server's next push succeeds. Several rounds, the
+/// second server starting later each round, each on a fresh repository.
+#[test]
+fn two_primaries_racing_to_create_the_stanza_lose_no_wal() {
+    let c = Cluster::start(&spec());
+    let report = race(&c, |round| {
+        let repo = c.site.root.join(format!("race-repo-{round}"));
+        std::fs::create_dir_all(&repo).expect("mkdir");
+        chown_postgres(&repo);
+        repo.to_str().expect("utf-8").to_owned()
+    });
+    println!("\n=== two primaries racing to create the stanza (posix, encrypted) ===\n{report}");
+}
+
+/// The same race on the S3 repository, where creating the stanza takes
+/// several requests, each round under a new prefix of the bucket.
+#[test]
+fn two_primaries_racing_on_s3_lose_no_wal() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let s3 = support::s3::S3::start(dir.path());
+    s3.create_bucket(BUCKET);
+    let c = Cluster::start_with_secrets(&s3_spec(&s3.endpoint()), &[("backup_s3_ca", &s3.ca)]);
+    let report = race(&c, |round| format!("/race-{round}"));
+    println!("\n=== two primaries racing to create the stanza (S3, encrypted) ===\n{report}");
+}
+
+/// Promotes the replica (the primary still runs), then rounds of both
+/// servers' first pushes at once into the empty repository `repo(round)`
+/// (`repo1-path`); checks every segment comes back; returns the figures.
+fn race(c: &Cluster, repo: impl Fn(usize) -> String) -> String {
+    let replica = c.replica.port;
+    sql(replica, "select pg_promote(true, 60)").expect("promote");
+    let mut pushed = Vec::new();
+    let keep = c.site.root.join("race");
+    std::fs::create_dir_all(&keep).expect("mkdir");
+    chown_postgres(&keep);
+    // Two finished segments from each server, copied before the server recycles them.
+    for (service, port, pg_wal) in [
+        (PRIMARY, c.primary.port, c.primary.data.join("pg_wal")),
+        (support::cluster::REPLICA, replica, c.replica.data.join("pg_wal")),
+    ] {
+        for _ in 0..2 {
+            sql(port, "create table if not exists t as select 1 as x").expect("write");
+            let segment = sql(port, "select pg_walfile_name(pg_current_wal_lsn())").expect("segment");
+            sql(port, "select pg_switch_wal()").expect("switch");
+            std::fs::copy(pg_wal.join(&segment), keep.join(&segment)).expect("copy the segment");
+            pushed.push((service, segment));
+        }
+    }
+    chown_postgres(&keep);
+    let path = |segment: &str| keep.join(segment).to_str().expect("utf-8").to_owned();
+    let mut took = Vec::new();
+    for (round, lag_ms) in [0u64, 50, 150, 300].into_iter().enumerate() {
+        let repo = repo(round);
+        let env = [("PGBACKREST_REPO1_PATH", repo.as_str())];
+        let (a, b) = (&pushed[0], &pushed[2]);
+        let started = Instant::now();
+        let (first, second) = std::thread::scope(|scope| {
+            let first = scope.spawn(|| c.pgbackrest_command(a.0, &["archive-push", &path(&a.1)], &env).output());
+            std::thread::sleep(Duration::from_millis(lag_ms));
+            let second = c.pgbackrest_command(b.0, &["archive-push", &path(&b.1)], &env).output().expect("runs");
+            (first.join().expect("thread").expect("runs"), second)
+        });
+        let created = [&first, &second].iter().filter(|o| text(&o.stderr).contains("creating it")).count();
+        took.push((started.elapsed(), created));
+        // A loser may fail (the other's files half written); PostgreSQL
+        // pushes the segment again: so does this test, once.
+        for (who, out) in [(a, first), (b, second)] {
+            if !out.status.success() {
+                ok(c.pgbackrest(who.0, &["archive-push", &path(&who.1)], &env), "the retried push");
+            }
+        }
+        // The next segments of both servers.
+        for who in [&pushed[1], &pushed[3]] {
+            ok(c.pgbackrest(who.0, &["archive-push", &path(&who.1)], &env), "a later push");
+        }
+        for who in &pushed {
+            let got = keep.join(format!("got-{round}-{}", who.1));
+            ok(
+                c.pgbackrest(who.0, &["archive-get", &who.1, got.to_str().expect("utf-8")], &env),
+                &format!("round {round}: archive-get {}", who.1),
+            );
+            assert!(
+                std::fs::read(&got).expect("fetched") == std::fs::read(keep.join(&who.1)).expect("kept"),
+                "round {round}: {} comes back byte for byte",
+                who.1
+            );
+        }
+    }
+    let lines: Vec<String> = took
+        .iter()
+        .enumerate()
+        .map(|(round, (t, created))| {
+            format!(
+                "  round {round}: {created} of 2 servers found no stanza and ran stanza-create; both first pushes done in {:.1} s; 4 segments read back intact",
+                t.as_secs_f64()
+            )
+        })
+        .collect();
+    lines.join("\n")
+}
+
+/// `last_archived_wal` and `failed_count` of the server's archiver.
+fn archiver(port: u16) -> (String, u64) {
+    let row = sql(port, "select coalesce(last_archived_wal, '') || '|' || failed_count from pg_stat_archiver")
+        .expect("pg_stat_archiver");
+    let (last, failed) = row.split_once('|').expect("two columns");
+    (last.to_owned(), failed.parse().expect("a count"))
+}
+
+/// Whether `segment` (or a later one) is archived within `limit`.
+fn wait_for_archived(port: u16, segment: &str, limit: Duration) -> bool {
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        let (last, _) = archiver(port);
+        if last.len() == 24 && last.as_str() >= segment {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    false
 }
 
 #[test]
@@ -201,12 +384,157 @@ fn a_replica_down_past_wal_keep_size_catches_up_from_the_archive() {
     println!("  caught up in {:.1} s", took.as_secs_f64());
 }
 
+const BUCKET: &str = "ha-db-backups";
+
+/// The backup example with an S3 repository at `endpoint`: path-style URIs,
+/// the keys and the server's private CA from Docker secrets.
+fn s3_spec(endpoint: &str) -> String {
+    let posix = "[backup.repository]\ntype = \"posix\"\nvolume = \"pgbackrest-repo\"\npath = \"/var/lib/pgbackrest\"\n\
+                 nfs = { address = \"10.0.0.5\", export = \"/export/pgbackrest\" }\n";
+    assert!(EXAMPLE.contains(posix));
+    let s3 = format!(
+        "[backup.repository]\ntype = \"s3\"\nbucket = \"{BUCKET}\"\nendpoint = \"{endpoint}\"\nregion = \"eu-west-1\"\n\
+         uri_style = \"path\"\nkey = {{ secret = \"backup_s3_key\" }}\nkey_secret = {{ secret = \"backup_s3_key_secret\" }}\n\
+         ca = {{ secret = \"backup_s3_ca\" }}\n"
+    );
+    let declared = "[secrets.backup_cipher_pass]\n";
+    assert!(EXAMPLE.contains(declared));
+    EXAMPLE.replace(posix, &s3).replace(
+        declared,
+        &format!("{declared}[secrets.backup_s3_key]\n[secrets.backup_s3_key_secret]\n[secrets.backup_s3_ca]\n"),
+    )
+}
+
+/// The environment of a process, as /proc shows it to root.
+fn environ(pid: u32) -> String {
+    text(&std::fs::read(format!("/proc/{pid}/environ")).unwrap_or_default())
+}
+
+/// The postmaster of the data directory and its children (the archiver among them).
+fn server_processes(data: &std::path::Path) -> Vec<u32> {
+    let pid_file = std::fs::read_to_string(data.join("postmaster.pid")).expect("postmaster.pid");
+    let postmaster: u32 = pid_file.lines().next().and_then(|l| l.trim().parse().ok()).expect("a pid");
+    let mut pids = vec![postmaster];
+    for entry in std::fs::read_dir("/proc").expect("/proc").flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else { continue };
+        let stat = std::fs::read_to_string(entry.path().join("stat")).unwrap_or_default();
+        // pid (comm) state ppid ...: comm may hold spaces, so split after its closing parenthesis.
+        let ppid = stat.rsplit_once(')').and_then(|(_, rest)| rest.split_whitespace().nth(1)?.parse::<u32>().ok());
+        if ppid == Some(postmaster) {
+            pids.push(pid);
+        }
+    }
+    pids
+}
+
+/// The S3 repository against a real S3-compatible server on loopback (moto
+/// behind HAProxy's TLS, a CA made here): pgBackRest verifies the server's
+/// certificate against the CA given as `repository.ca`, archives from the
+/// first WAL switch, the scheduler takes the full backup into the bucket,
+/// and a dropped table comes back to a point in time. The keys are in no
+/// file the build wrote, no log or output of what it emitted, and not in
+/// the servers' environment.
+#[test]
+fn an_s3_repository_on_a_tls_server_with_a_private_ca_restores_a_dropped_table() {
+    use support::cluster::{S3_KEY, S3_KEY_SECRET};
+    let dir = tempfile::tempdir().expect("temp dir");
+    let s3 = support::s3::S3::start(dir.path());
+    s3.create_bucket(BUCKET);
+    let c = Cluster::start_with_secrets(&s3_spec(&s3.endpoint()), &[("backup_s3_ca", &s3.ca)]);
+    let port = c.primary.port;
+    let mut figures = Vec::new();
+    // What the emitted wrapper and the servers print, searched for the keys at the end.
+    let mut logs = Vec::new();
+    let printed = |o: &Output| format!("{}{}", text(&o.stdout), text(&o.stderr));
+
+    let conf = std::fs::read_to_string(c.site.out.join("pgbackrest.conf")).expect("pgbackrest.conf");
+    for line in [
+        "repo1-type=s3",
+        &format!("repo1-s3-bucket={BUCKET}"),
+        &format!("repo1-s3-endpoint={}", s3.endpoint()),
+        "repo1-s3-uri-style=path",
+        "repo1-storage-verify-tls=y",
+        "repo1-storage-ca-file=/run/secrets/backup_s3_ca",
+    ] {
+        assert!(conf.lines().any(|l| l == line), "pgbackrest.conf has {line}:\n{conf}");
+    }
+
+    // The certificate is verified: with the system CAs instead of the
+    // spec's, pgBackRest refuses the server.
+    let untrusted =
+        c.pgbackrest(PRIMARY, &["info"], &[("PGBACKREST_REPO1_STORAGE_CA_FILE", "/etc/ssl/certs/ca-certificates.crt")]);
+    let untrusted = format!("{}{}", text(&untrusted.stdout), text(&untrusted.stderr));
+    assert!(untrusted.contains("unable to verify certificate"), "the server's certificate is checked:\n{untrusted}");
+
+    // Archiving works from the first WAL switch, before any backup.
+    sql(port, "create table first_rows as select g from generate_series(1, 1000) g").expect("write");
+    let segment = sql(port, "select pg_walfile_name(pg_current_wal_lsn())").expect("segment");
+    let started = Instant::now();
+    sql(port, "select pg_switch_wal()").expect("switch");
+    let archived = wait_for_archived(port, &segment, Duration::from_secs(60));
+    let (last, failed) = archiver(port);
+    assert!(archived, "{segment} not archived in 60 s (last {last:?}):\n{}\n{}", c.primary.log_text(), s3.log());
+    assert_eq!(failed, 0, "no archive attempt failed:\n{}", log_lines(&c.primary.log_text(), ""));
+    figures.push(format!("a WAL switch to archived in S3: {:.1} s", started.elapsed().as_secs_f64()));
+
+    // The full backup by one round of the scheduler.
+    let started = Instant::now();
+    let sched = ok(c.pgbackrest(PRIMARY, &["scheduler"], &[("HACOMPILE_BACKUP_ROUNDS", "1")]), "the scheduler");
+    figures.push(format!("first full backup by the scheduler: {:.1} s", started.elapsed().as_secs_f64()));
+    let info = ok(c.pgbackrest(PRIMARY, &["info"], &[]), "pgbackrest info");
+    let info_text = text(&info.stdout);
+    assert!(info_text.contains("full backup:"), "a full backup is in the bucket:\n{info_text}");
+    assert!(info_text.contains("cipher: aes-256-cbc"), "{info_text}");
+    logs.extend([printed(&sched), printed(&info)]);
+
+    let at = the_mistake(&c);
+    logs.push(restore_to(&c, &at, &mut figures));
+    let (objects, bytes) = s3.usage(BUCKET, "/pgbackrest");
+    figures.push(format!("in the bucket: {objects} objects, {:.1} MB", bytes as f64 / 1e6));
+
+    // The keys: in no file the build wrote, ...
+    let mut files = vec![c.site.out.clone()];
+    while let Some(p) = files.pop() {
+        if p.is_dir() {
+            files.extend(std::fs::read_dir(&p).expect("readable").map(|e| e.expect("entry").path()));
+        } else {
+            let body = text(&std::fs::read(&p).expect("readable"));
+            for key in [S3_KEY, S3_KEY_SECRET] {
+                assert!(!body.contains(key), "an S3 key is in {}", p.display());
+            }
+        }
+    }
+    // ... no output of the wrapper or log of the servers, ...
+    logs.extend([c.primary.log_text(), c.replica.log_text()]);
+    for log in &logs {
+        for key in [S3_KEY, S3_KEY_SECRET] {
+            assert!(!log.contains(key), "an S3 key is in a log:\n{}", log.replace(key, "<the key>"));
+        }
+    }
+    // ... and not in the servers' environment: only the secrets' paths.
+    for data in [&c.primary.data, &c.replica.data] {
+        for pid in server_processes(data) {
+            let env = environ(pid);
+            for key in [S3_KEY, S3_KEY_SECRET] {
+                assert!(!env.contains(key), "an S3 key is in the environment of process {pid}");
+            }
+        }
+    }
+    let primary_env = environ(server_processes(&c.primary.data)[0]);
+    assert!(primary_env.contains("HACOMPILE_BACKUP_S3_KEY_FILE="), "the server has the key's path, not the key");
+
+    println!("\n=== S3 repository (moto {} behind HAProxy TLS, private CA, encrypted) ===", support::s3::MOTO_VERSION);
+    for f in figures {
+        println!("  {f}");
+    }
+}
+
 /// `[backup]` mistakes are refused with a code and a span on what is wrong.
 #[test]
 fn backup_mistakes_are_refused_where_they_are_written() {
-    let refused = |from: &str, to: &str, code: &str, at: &str| {
-        assert!(EXAMPLE.contains(from), "{from}");
-        let text = EXAMPLE.replace(from, to);
+    let refused_in = |base: &str, from: &str, to: &str, code: &str, at: &str| {
+        assert!(base.contains(from), "{from}");
+        let text = base.replace(from, to);
         let source = hacompile_spec::SourceFile::new("spec.toml", text.clone());
         let errors = hacompile_spec::load(&source).expect_err(to);
         let hit = errors
@@ -216,12 +544,31 @@ fn backup_mistakes_are_refused_where_they_are_written() {
             .unwrap_or_else(|| panic!("{to}: no {code} in {:?}", errors.diagnostics));
         assert!(text[hit.span.clone()].contains(at), "{to}: span {:?} not at `{at}`", hit.span);
     };
+    let refused = |from: &str, to: &str, code: &str, at: &str| refused_in(EXAMPLE, from, to, code, at);
     refused("cipher_pass = { secret = \"backup_cipher_pass\" }\n", "", "spec::backup", "[backup]");
     refused("volume = \"pgbackrest-repo\"", "volume = \"pg-primary-data\"", "spec::shared-volume", "pg-primary-data");
     refused("full = \"sun 01:00\"", "full = \"sunday 01:00\"", "spec::backup", "sunday");
     refused("retention_full = 2", "retention_full = 0", "spec::backup", "0");
     refused("type = \"posix\"", "type = \"s3\"", "spec::backup", "pgbackrest-repo"); // `volume` is not for s3
     refused("compress_level = 3", "compress_level = 22", "spec::backup", "22");
+    // A private CA: only for s3, only when the certificate is verified, a declared secret.
+    let ca = "ca = { secret = \"backup_cipher_pass\" }\n";
+    refused(
+        "path = \"/var/lib/pgbackrest\"\n",
+        &format!("path = \"/var/lib/pgbackrest\"\n{ca}"),
+        "spec::backup",
+        "backup_cipher_pass",
+    );
+    let s3 = s3_spec("s3.internal:9000");
+    hacompile_spec::load(&hacompile_spec::SourceFile::new("spec.toml", s3.clone())).expect("the S3 spec is valid");
+    refused_in(
+        &s3,
+        "uri_style = \"path\"\n",
+        "uri_style = \"path\"\nverify_tls = false\n",
+        "spec::backup",
+        "backup_s3_ca",
+    );
+    refused_in(&s3, "[secrets.backup_s3_ca]\n", "", "spec::undeclared-secret", "backup_s3_ca");
     // Unencrypted is allowed only when said.
     let text = EXAMPLE.replace("cipher_pass = { secret = \"backup_cipher_pass\" }\n", "encrypt = false\n");
     hacompile_spec::load(&hacompile_spec::SourceFile::new("spec.toml", text)).expect("encrypt = false is valid");

@@ -76,6 +76,18 @@ if ! "$venv/bin/python" -m pip show -q "${pins[@]%%==*}" >/dev/null 2>&1 \
     "$venv/bin/python" -m pip install -q --disable-pip-version-check "${pins[@]}"
 fi
 
+# The S3-compatible server the S3 backup test runs on loopback (moto's
+# server; tests/support/s3.rs), pinned, in a venv of its own: its many
+# dependencies stay apart from the tools above.
+s3venv=target/moto-venv
+s3pin='moto[server]==5.2.5'
+moto_version() { "$s3venv/bin/python" -m pip show moto 2>/dev/null | sed -n 's/^Version: //p'; }
+if [ "$(moto_version)" != 5.2.5 ] || ! "$s3venv/bin/python" -c 'import moto.server, flask' >/dev/null 2>&1; then
+    echo "setup: installing $s3pin into $s3venv"
+    python3 -m venv "$s3venv"
+    "$s3venv/bin/python" -m pip install -q --disable-pip-version-check "$s3pin"
+fi
+
 missing=0
 check() {
     if ! "$@" >/dev/null 2>&1; then
@@ -117,6 +129,9 @@ check promtool --version
 check bash -c '! (exec 3<>/dev/tcp/127.0.0.1/2379) 2>/dev/null'
 check "$venv/bin/pre-commit" --version
 check "$venv/bin/compose-lint" --version
+check "$s3venv/bin/moto_server" --help
+check "$s3venv/bin/python" -c 'import moto.server, flask'
+check test "$(moto_version)" = 5.2.5
 check cargo nextest --version
 check cargo clippy --version
 check cargo fmt --version
@@ -128,3 +143,4 @@ echo "setup: $(haproxy -v | head -n1)"
 echo "setup: $(patroni --version), etcd $(etcd --version | sed -n 's/^etcd Version: //p')"
 echo "setup: docker CLI $(docker version --format '{{.Client.Version}}' 2>/dev/null || echo '?')"
 echo "setup: $("$venv/bin/compose-lint" --version), $("$venv/bin/pre-commit" --version)"
+echo "setup: moto $(moto_version) (S3-compatible server for tests/backup_restore.rs)"

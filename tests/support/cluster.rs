@@ -31,6 +31,8 @@ pub const CIPHER_PASS: &str = "Cipher-pass-for-tests-only";
 /// The monitoring role's: every kind of character the scripts allow there
 /// (those of base64 and of URLs' unreserved set).
 pub const MONITOR_PASSWORD: &str = "Monitor+pw/for=tests_1.~-";
+pub const S3_KEY: &str = "AKIAHACOMPILETEST0001";
+pub const S3_KEY_SECRET: &str = "S3-key-secret/for+tests-only-7Qx";
 pub const STATS_USER: (&str, &str) = ("admin", "test");
 pub const PRIMARY: &str = "pg-primary";
 pub const REPLICA: &str = "pg-replica-1";
@@ -273,10 +275,19 @@ impl Site {
         for v in env.values_mut() {
             *v = self.localize_paths(&pg.service, v);
         }
-        // pgBackRest: the repository's volume, and the server's socket and
-        // port, which are its defaults in the container.
+        // pgBackRest: a posix repository's volume, a private CA's secret, and
+        // the server's socket and port, which are its defaults in the container.
         if env.contains_key("PGBACKREST_CONFIG") {
-            env.insert("PGBACKREST_REPO1_PATH".into(), utf8(&self.root.join("repo")).into());
+            let conf = self
+                .config_file(&pg.service, "/etc/pgbackrest/pgbackrest.conf")
+                .map(|f| std::fs::read_to_string(f).expect("pgbackrest.conf written"))
+                .expect("the service mounts pgbackrest.conf");
+            if conf.lines().any(|l| l == "repo1-type=posix") {
+                env.insert("PGBACKREST_REPO1_PATH".into(), utf8(&self.root.join("repo")).into());
+            }
+            if let Some(ca) = conf.lines().find_map(|l| l.strip_prefix("repo1-storage-ca-file=/run/secrets/")) {
+                env.insert("PGBACKREST_REPO1_STORAGE_CA_FILE".into(), utf8(&self.secrets.join(ca)).into());
+            }
             env.insert("PGBACKREST_PG1_SOCKET_PATH".into(), utf8(&pg.socket).into());
             env.insert("PGBACKREST_PG1_PORT".into(), pg.port.to_string());
             env.insert("PGBACKREST_LOCK_PATH".into(), utf8(&self.root.join(format!("lock-{}", pg.service))).into());
@@ -652,13 +663,15 @@ impl Health {
 }
 
 /// Test values of the secrets a compiled stack declares, by secret name.
-pub const SECRETS: [(&str, &str); 6] = [
+pub const SECRETS: [(&str, &str); 8] = [
     ("postgres_user", SUPERUSER),
     ("postgres_password", PASSWORD),
     ("replication_password", REPL_PASSWORD),
     ("patroni_api_password", API_PASSWORD),
     ("backup_cipher_pass", CIPHER_PASS),
     ("monitor_password", MONITOR_PASSWORD),
+    ("backup_s3_key", S3_KEY),
+    ("backup_s3_key_secret", S3_KEY_SECRET),
 ];
 
 /// Runs `hacompile build` on `spec_text` in a new temp dir (owned by
@@ -759,7 +772,21 @@ impl Cluster {
 
     /// As [`Cluster::start`], the replica entrypoint getting `replica_env` too.
     pub fn start_with(spec_text: &str, replica_env: BTreeMap<String, String>) -> Cluster {
+        Self::start_full(spec_text, replica_env, &[])
+    }
+
+    /// As [`Cluster::start`], with more Docker secrets as files (name, the
+    /// file that holds its value) before any server starts.
+    pub fn start_with_secrets(spec_text: &str, secrets: &[(&str, &Path)]) -> Cluster {
+        Self::start_full(spec_text, BTreeMap::new(), secrets)
+    }
+
+    fn start_full(spec_text: &str, replica_env: BTreeMap<String, String>, secrets: &[(&str, &Path)]) -> Cluster {
         let (root, site) = compile(spec_text);
+        for (name, file) in secrets {
+            std::fs::copy(file, site.secrets.join(name)).expect("copy a secret");
+        }
+        chown_postgres(&site.secrets);
         let replica_port = free_port();
         let primary = init_primary(&site, free_port(), replica_port, true)
             .unwrap_or_else(|log| panic!("the first start of the primary refused:\n{log}"));
@@ -789,13 +816,18 @@ impl Cluster {
     /// Runs the pgBackRest wrapper the services run (`hacompile-pgbackrest
     /// ARGS`) with a service's environment, as its container would.
     pub fn pgbackrest(&self, service: &str, args: &[&str], extra: &[(&str, &str)]) -> Output {
+        self.pgbackrest_command(service, args, extra).output().expect("the wrapper runs")
+    }
+
+    /// The command [`Cluster::pgbackrest`] runs, to start it without waiting.
+    pub fn pgbackrest_command(&self, service: &str, args: &[&str], extra: &[(&str, &str)]) -> Command {
         let pg = if service == PRIMARY { &self.primary } else { &self.replica };
         let mut cmd = self.site.pgbackrest(pg, self.primary.port);
         cmd.args(args);
         for (k, v) in extra {
             cmd.env(k, v);
         }
-        cmd.output().expect("the wrapper runs")
+        cmd
     }
 
     /// Starts the replica's entrypoint again and waits until it serves.

@@ -12,6 +12,7 @@ pub mod cluster;
 pub mod exporter;
 pub mod patroni;
 pub mod registry;
+pub mod s3;
 pub mod traffic;
 
 /// A userlist like the one the stats secret holds (hash of "test").

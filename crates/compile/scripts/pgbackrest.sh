@@ -4,7 +4,8 @@
 # the server's environment. Used by archive_command, restore_command, the
 # backup scheduler and restores.
 #
-#   hacompile-pgbackrest COMMAND [OPTIONS]   pgbackrest COMMAND (archive-push %p, archive-get %f %p, info, ...)
+#   hacompile-pgbackrest COMMAND [OPTIONS]   pgbackrest COMMAND (archive-get %f %p, info, ...)
+#   hacompile-pgbackrest archive-push WAL    pgbackrest archive-push, creating the stanza if the repository has none
 #   hacompile-pgbackrest launch CMD...       start the scheduler detached, then exec CMD (the image's entrypoint)
 #   hacompile-pgbackrest scheduler           base backups on the schedule while this server is the primary
 #   hacompile-pgbackrest restore-into DIR latest|time|name [TARGET]
@@ -23,6 +24,7 @@
 #   HACOMPILE_BACKUP_STATE_DIR             where the scheduler records its last runs (the data volume)
 #   HACOMPILE_BACKUP_POLL                  seconds between schedule checks (default 30)
 #   HACOMPILE_BACKUP_ROUNDS                scheduler rounds before it exits (default 0: never)
+#   HACOMPILE_BACKUP_SETTLE                seconds between creating the stanza and the first push (default 5)
 set -euo pipefail
 
 log() { echo "hacompile-pgbackrest: $*" >&2; }
@@ -92,6 +94,53 @@ due() {
     done_at="$(cat "$stamp" 2>/dev/null || echo 0)"
     [[ "$done_at" =~ ^[0-9]+$ ]] || done_at=0
     [ "$done_at" -eq 0 ] || [ "$slot" -gt "$done_at" ]
+}
+
+# Whether the repository has no stanza yet (`pgbackrest info`: status 1,
+# missing stanza path, or 3, missing stanza data). Any other answer, and an
+# unreachable repository, is not "missing": nothing is created then.
+stanza_missing() {
+    local info
+    info="$(pgbackrest info --output=json 2>/dev/null)" || return 1
+    [[ "$info" == *'"status":{"code":1,'* || "$info" == *'"status":{"code":3,'* ]]
+}
+
+# archive_command. Until the stanza exists every push fails, and a new
+# cluster would pile up WAL until the scheduler's first backup; so a push
+# that fails on a repository with no stanza creates it and pushes once more.
+# Bounded: at most push, info, stanza-create, a pause, push (each under
+# pgBackRest's own timeouts); a failure is left to PostgreSQL, which retries
+# the segment. The first attempt's errors are shown only if the push fails
+# in the end (the expected one would only alarm whoever reads the log).
+archive_push() {
+    local err settle="${HACOMPILE_BACKUP_SETTLE:-5}"
+    [[ "$settle" =~ ^[0-9]+$ ]] || settle=5
+    if err="$({ pgbackrest archive-push "$@" 2>&1 1>&3 3>&-; } 3>&1)"; then
+        [ -z "$err" ] || printf '%s\n' "$err" >&2
+        return 0
+    fi
+    if ! stanza_missing; then
+        printf '%s\n' "$err" >&2
+        return 1
+    fi
+    log "the repository has no stanza yet: creating it before the first archive"
+    # `--no-online`: the version and system id from pg_control, without a
+    # connection, which a server refuses while it starts or shuts down (the
+    # image's temporary init server archives as it stops). Only a primary
+    # archives, so this is the primary's data. stanza-create writes the info
+    # files only when none exists and checks them otherwise; it refuses a
+    # repository of another cluster. Two primaries that race (a split brain)
+    # may both write them: with encryption each writes its own random
+    # subkey and the last writer's wins; the pause lets a racing writer
+    # finish before this server pushes anything under the key it reads.
+    # A loser of the race (its lock held, or the other's files half
+    # written) fails: PostgreSQL retries, and finds the winner's stanza.
+    if ! pgbackrest stanza-create --no-online; then
+        log "could not create the stanza; PostgreSQL will retry this WAL file"
+        return 1
+    fi
+    sleep "$settle"
+    pgbackrest archive-push "$@"
 }
 
 scheduler() {
@@ -166,6 +215,11 @@ case "${1:-}" in
         shift
         credentials
         restore_into "$@"
+        ;;
+    archive-push)
+        shift
+        credentials
+        archive_push "$@"
         ;;
     *)
         credentials

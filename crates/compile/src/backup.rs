@@ -89,6 +89,10 @@ pub fn config(spec: &ValidSpec) -> Option<String> {
             global.push(("repo1-s3-uri-style", style.into()));
             let verify = r.verify_tls.as_ref().is_none_or(|v| *v.get());
             global.push(("repo1-storage-verify-tls", if verify { "y" } else { "n" }.into()));
+            // A private CA, as the Docker secret the services mount (a path, not a credential).
+            if let Some(ca) = &r.ca {
+                global.push(("repo1-storage-ca-file", secret_path(ca.secret.get())));
+            }
         }
     }
     global.push(("repo1-retention-full", b.retention_full.to_string()));
@@ -166,6 +170,9 @@ pub fn service_parts(spec: &ValidSpec, pgdata: &str, uid: &str, password: bool) 
         set("HACOMPILE_BACKUP_S3_KEY_SECRET_FILE", secret_path(s.secret.get()));
         secrets.push(secret(&k.secret, uid));
         secrets.push(secret(&s.secret, uid));
+    }
+    if let Some(ca) = &r.ca {
+        secrets.push(secret(&ca.secret, uid));
     }
     let (full_days, full_time) = parse_schedule(&b.schedule.full).expect("schedules were validated");
     let days = |d: Vec<u8>| d.iter().map(u8::to_string).collect::<Vec<_>>().join(" ");

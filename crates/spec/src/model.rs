@@ -941,7 +941,7 @@ pub enum RepoType {
 
 /// The repository. `type = "posix"`: `volume` and `path`. `type = "s3"`:
 /// `bucket`, `endpoint`, `region`, `key`, `key_secret` (and optionally
-/// `path`, `uri_style`, `verify_tls`).
+/// `path`, `uri_style`, `verify_tls`, `ca`).
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Repository {
@@ -982,6 +982,11 @@ pub struct Repository {
     /// s3: verify the endpoint's TLS certificate (default on).
     #[serde(default)]
     pub verify_tls: Option<Sp<bool>>,
+    /// s3: the CA certificate(s), PEM, that the endpoint's certificate must
+    /// chain to, from a secret: for a server with a private CA (default: the
+    /// image's system CAs). Not with `verify_tls = false`.
+    #[serde(default)]
+    pub ca: Option<SecretRef>,
 }
 
 /// S3 URI style.

@@ -543,6 +543,7 @@ fn backup(c: &mut Checker<'_>, spec: &Spec) -> Option<ImageRef> {
                     ("key_secret", secret_span(&r.key_secret)),
                     ("uri_style", r.uri_style.as_ref().map(Sp::span)),
                     ("verify_tls", r.verify_tls.as_ref().map(Sp::span)),
+                    ("ca", secret_span(&r.ca)),
                 ],
             );
             if let Some(v) = &r.volume {
@@ -623,8 +624,19 @@ fn backup(c: &mut Checker<'_>, spec: &Spec) -> Option<ImageRef> {
                     }
                 }
             }
-            for k in [&r.key, &r.key_secret].into_iter().flatten() {
+            for k in [&r.key, &r.key_secret, &r.ca].into_iter().flatten() {
                 c.secret_ref(&spec.secrets, k);
+            }
+            if let (Some(ca), Some(verify)) = (&r.ca, &r.verify_tls)
+                && !*verify.get()
+            {
+                c.err(
+                    "spec::backup",
+                    ca.secret.span(),
+                    "`repository.ca` is not used with `verify_tls = false`",
+                    "not used",
+                    "a CA only matters when the certificate is verified: remove `verify_tls = false` (keep `ca` for a private CA), or remove `ca`",
+                );
             }
         }
     }
