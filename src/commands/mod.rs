@@ -8,4 +8,5 @@ pub mod lint;
 pub mod lock;
 pub mod pin;
 mod resolving;
+pub mod restore;
 pub mod schema;

@@ -9,6 +9,10 @@
 #   hacompile-pgbackrest scheduler           base backups on the schedule while this server is the primary
 #   hacompile-pgbackrest restore-into DIR latest|time|name [TARGET]
 #                                            restore into DIR, which must be empty or absent
+#   hacompile-pgbackrest recover-into DIR latest|time|name [TARGET]
+#                                            restore-into, then replay the archive to the target on a
+#                                            server of its own (socket only), promote, stop cleanly: DIR
+#                                            then starts anywhere without the repository
 #
 # Parameters (environment), so it also runs outside a container:
 #   PGBACKREST_CONFIG, PGBACKREST_STANZA, PGBACKREST_PG1_PATH  read by pgbackrest itself
@@ -23,6 +27,7 @@
 #   HACOMPILE_BACKUP_STATE_DIR             where the scheduler records its last runs (the data volume)
 #   HACOMPILE_BACKUP_POLL                  seconds between schedule checks (default 30)
 #   HACOMPILE_BACKUP_ROUNDS                scheduler rounds before it exits (default 0: never)
+#   HACOMPILE_RECOVER_TIMEOUT              recover-into: seconds the replay may take (default 3600)
 set -euo pipefail
 
 log() { echo "hacompile-pgbackrest: $*" >&2; }
@@ -150,6 +155,40 @@ restore_into() {
     log "restored into $dir; start a server on it to replay the archive to the target"
 }
 
+# Replays the archive into a restored DIR with a server that listens on a
+# private socket only and inherits this script's environment (the
+# repository's credentials reach the restore_command pgBackRest wrote, and
+# nothing else), waits until it reached the target and promoted, and stops
+# it cleanly. A target the archive does not reach stops the server with
+# FATAL; its log is shown.
+recover() {
+    local dir="$1" timeout="${HACOMPILE_RECOVER_TIMEOUT:-3600}" work waited=0 status=0
+    [[ "$timeout" =~ ^[0-9]+$ ]] && [ "$timeout" -ge 1 ] || timeout=3600
+    work="$(mktemp -d)"
+    log "replaying the archive into $dir"
+    if ! pg_ctl -D "$dir" -l "$work/postgres.log" -w -t "$timeout" \
+        -o "-c listen_addresses= -c unix_socket_directories=$work -c archive_mode=off" start > /dev/null; then
+        status=1
+    fi
+    while [ "$status" = 0 ] && [ -e "$dir/recovery.signal" ]; do
+        if ! pg_ctl -D "$dir" status > /dev/null || [ "$waited" -ge "$timeout" ]; then
+            status=1
+            break
+        fi
+        sleep 1
+        waited=$((waited + 1))
+    done
+    pg_ctl -D "$dir" -m fast -w -t "$timeout" stop > /dev/null 2>&1 || true
+    # The server's own account: where recovery stopped, or why it failed.
+    grep -E 'recovery stopping|recovery has paused|selected new timeline|FATAL|PANIC' "$work/postgres.log" >&2 || true
+    rm -rf "$work"
+    if [ "$status" != 0 ] || [ -e "$dir/recovery.signal" ]; then
+        log "the replay into $dir did not reach its target (the server's log is above)"
+        exit 1
+    fi
+    log "recovered into $dir: promoted and stopped cleanly; start a server on it"
+}
+
 case "${1:-}" in
     launch)
         shift
@@ -166,6 +205,12 @@ case "${1:-}" in
         shift
         credentials
         restore_into "$@"
+        ;;
+    recover-into)
+        shift
+        credentials
+        restore_into "$@"
+        recover "$1"
         ;;
     *)
         credentials

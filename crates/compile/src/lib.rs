@@ -8,6 +8,7 @@ mod backup;
 pub mod graph;
 mod names;
 mod proxy;
+pub mod restore;
 mod services;
 pub mod topology;
 
