@@ -360,7 +360,7 @@ pub fn plan(spec: &ValidSpec, lock: &LockFile, req: &Request) -> Result<Plan, Re
 
 /// Waits (bounded) for the job's one task; its log either way.
 const WAIT: &str = r#"( for _ in $(seq 3600); do
-    state=$(docker service ps "$restore_job" --format '{{.CurrentState}}' | head -n 1)
+    state=$(docker service ps "$restore_job" --format '{{.CurrentState}}' 2> /dev/null) || state=
     case "$state" in
       Complete*) exit 0 ;;
       Failed* | Rejected* | Shutdown* | Orphaned*)
