@@ -63,10 +63,6 @@ credentials() {
     fi
 }
 
-as_postgres() {
-    if [ "$(id -u)" = 0 ]; then gosu postgres "$@"; else "$@"; fi
-}
-
 is_primary() {
     local user
     user="$(read_secret "${HACOMPILE_BACKUP_PG_USER_FILE:?HACOMPILE_BACKUP_PG_USER_FILE must be set}")"
@@ -194,7 +190,14 @@ case "${1:-}" in
         shift
         # Detached twice: the container's init (stack `init: true`) adopts the
         # scheduler, never the postmaster, which must see only its own children.
-        (as_postgres setsid bash "$0" scheduler </dev/null &)
+        # `exec` in the background job: no shell stays behind as its parent.
+        (
+            if [ "$(id -u)" = 0 ]; then
+                exec gosu postgres setsid bash "$0" scheduler < /dev/null &
+            else
+                exec setsid bash "$0" scheduler < /dev/null &
+            fi
+        )
         exec "$@"
         ;;
     scheduler)
