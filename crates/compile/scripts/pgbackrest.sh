@@ -95,6 +95,27 @@ due() {
     [ "$done_at" -eq 0 ] || [ "$slot" -gt "$done_at" ]
 }
 
+# A stanza-create killed mid-write (the container's SIGKILL, a lost node)
+# leaves pgBackRest's temp file in a stanza directory that has no info file
+# yet; stanza-create then refuses that directory for ever ("archive
+# directory not empty") and nothing is backed up or archived. Such a file is
+# never data: remove it when it is all the directory holds (posix
+# repositories; an S3 object is written whole).
+clear_interrupted_create() {
+    local conf="${PGBACKREST_CONFIG:-/etc/pgbackrest/pgbackrest.conf}" type repo kind dir
+    type="${PGBACKREST_REPO1_TYPE:-$(sed -n 's/^repo1-type=//p' "$conf" 2> /dev/null)}"
+    repo="${PGBACKREST_REPO1_PATH:-$(sed -n 's/^repo1-path=//p' "$conf" 2> /dev/null)}"
+    [ "$type" = posix ] && [ -n "$repo" ] || return 0
+    for kind in archive backup; do
+        dir="$repo/$kind/${PGBACKREST_STANZA:?PGBACKREST_STANZA must be set}"
+        [ -d "$dir" ] || continue
+        [ -e "$dir/$kind.info" ] || [ -e "$dir/$kind.info.copy" ] && continue
+        [ -z "$(find "$dir" -mindepth 1 ! -name '*.pgbackrest.tmp' -print -quit)" ] || continue
+        find "$dir" -mindepth 1 -maxdepth 1 -type f -name '*.pgbackrest.tmp' -print -delete \
+            | while read -r f; do log "removed $f, left by an interrupted stanza-create"; done
+    done
+}
+
 scheduler() {
     local state="${HACOMPILE_BACKUP_STATE_DIR:?HACOMPILE_BACKUP_STATE_DIR must be set}"
     local poll="${HACOMPILE_BACKUP_POLL:-30}" rounds="${HACOMPILE_BACKUP_ROUNDS:-0}" round=0 type
@@ -113,6 +134,7 @@ scheduler() {
             local started
             started="$(date -u +%s)"
             log "starting a $type backup"
+            clear_interrupted_create
             # Idempotent: creates the stanza on first use, checks it after.
             if pgbackrest stanza-create && pgbackrest backup --type="$type"; then
                 echo "$started" > "$state/$type"
