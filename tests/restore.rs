@@ -19,13 +19,8 @@ const TIME: &str = "2026-11-26 17:54:10.123456+00";
 fn restore_in(dir: &Path, spec: &str, args: &[&str]) -> Run {
     fs::write(dir.join("spec.toml"), spec).expect("writable");
     let lock = examples_lock(dir);
-    let out = bin()
-        .current_dir(dir)
-        .args(["restore", "spec.toml", "--lock"])
-        .arg(&lock)
-        .args(args)
-        .output()
-        .expect("runs");
+    let out =
+        bin().current_dir(dir).args(["restore", "spec.toml", "--lock"]).arg(&lock).args(args).output().expect("runs");
     Run::of(&out)
 }
 
@@ -38,7 +33,8 @@ fn restore(spec: &str, args: &[&str]) -> Run {
 fn built(dir: &Path, spec: &str) -> serde_yaml_ng::Value {
     fs::write(dir.join("spec.toml"), spec).expect("writable");
     let lock = examples_lock(dir);
-    let out = bin().current_dir(dir).args(["build", "spec.toml", "-o", "out", "--lock"]).arg(&lock).output().expect("runs");
+    let out =
+        bin().current_dir(dir).args(["build", "spec.toml", "-o", "out", "--lock"]).arg(&lock).output().expect("runs");
     assert!(out.status.success(), "build: {}", text(&out.stderr));
     serde_yaml_ng::from_str(&fs::read_to_string(dir.join("out/docker-stack.yml")).expect("stack")).expect("yaml")
 }
@@ -64,6 +60,32 @@ fn run_with_fake_docker(dir: &Path, script: &str) -> Vec<Vec<String>> {
         .filter(|c| !c.is_empty())
         .map(|c| c.split('\0').map(str::to_owned).collect())
         .collect()
+}
+
+/// A failed job makes the printed commands fail (exit status), with its log
+/// on stderr and the job left for inspection: run as a script, a failed
+/// restore must not look like a success. (Before: the status was that of
+/// the `docker service rm` after it, 0; found on the swarm run.)
+#[test]
+fn a_failed_job_fails_the_commands() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let run = restore_in(dir.path(), BACKUP, &["--into", "restored", "--latest"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    fs::write(dir.path().join("restore.sh"), &run.stdout).expect("writable");
+    let harness = r#"docker() {
+    printf '%s\n' "$*" >> calls
+    if [ "$1 $2" = "service ps" ]; then echo "Failed 1 second ago"; fi
+    if [ "$1 $2" = "service logs" ]; then echo "refusing to restore: it is not empty"; fi
+}
+. ./restore.sh
+"#;
+    let out = tool("dash", &["-c", harness], dir.path());
+    assert!(!out.status.success(), "the commands fail when the job failed");
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("the restore job ended: Failed"), "{stderr}");
+    assert!(stderr.contains("not empty"), "the job's log on stderr: {stderr}");
+    let calls = fs::read_to_string(dir.path().join("calls")).expect("calls");
+    assert!(!calls.contains("service rm"), "the failed job is kept for inspection: {calls}");
 }
 
 /// The value after each occurrence of `flag` in a call.
@@ -106,7 +128,10 @@ fn the_job_uses_what_the_stack_uses() {
         values(create, "--config"),
         [
             format!("source={},target=/etc/pgbackrest/pgbackrest.conf,uid=0,gid=0,mode=0444", name("pgbackrest_conf")),
-            format!("source={},target=/usr/local/bin/hacompile-pgbackrest,uid=0,gid=0,mode=0555", name("pgbackrest_wrapper")),
+            format!(
+                "source={},target=/usr/local/bin/hacompile-pgbackrest,uid=0,gid=0,mode=0555",
+                name("pgbackrest_wrapper")
+            ),
         ]
     );
     // The stack's own entry, as the services mount it (uid/gid/mode).
@@ -170,8 +195,12 @@ fn patroni_members_image_and_environment() {
     assert_eq!(create[create.len() - 4], member["image"].as_str().expect("image"), "the members' image");
     let stanza = member["environment"]["PGBACKREST_STANZA"].as_str().expect("stanza");
     assert!(values(create, "--env").contains(&format!("PGBACKREST_STANZA={stanza}").as_str()));
-    let constraints: Vec<&str> =
-        member["deploy"]["placement"]["constraints"].as_sequence().expect("c").iter().map(|c| c.as_str().expect("s")).collect();
+    let constraints: Vec<&str> = member["deploy"]["placement"]["constraints"]
+        .as_sequence()
+        .expect("c")
+        .iter()
+        .map(|c| c.as_str().expect("s"))
+        .collect();
     assert_eq!(values(create, "--constraint"), constraints, "the first member's node");
     assert_eq!(values(create, "--mount")[0], "type=volume,source=ha_db_pgbackrest-repo,target=/var/lib/pgbackrest");
 }
@@ -202,9 +231,10 @@ fn hostile_spec_values_stay_one_word() {
     let path = "/srv/pg;touch pwned-path&(x)|`id`*";
     let path = path.replace(' ', ""); // spaces are refused by validation
     let opts = "nfsvers=4,rw;touch\"pwned-opts\"`id`&";
-    let spec = BACKUP
-        .replace("path = \"/var/lib/pgbackrest\"", &format!("path = \"{path}\""))
-        .replace("nfs = { address = \"10.0.0.5\", export = \"/export/pgbackrest\" }", &format!("nfs = {{ address = \"10.0.0.5\", export = \"/export/pgbackrest\", options = '{opts}' }}"));
+    let spec = BACKUP.replace("path = \"/var/lib/pgbackrest\"", &format!("path = \"{path}\"")).replace(
+        "nfs = { address = \"10.0.0.5\", export = \"/export/pgbackrest\" }",
+        &format!("nfs = {{ address = \"10.0.0.5\", export = \"/export/pgbackrest\", options = '{opts}' }}"),
+    );
     let dir = tempfile::tempdir().expect("temp dir");
     let run = restore_in(dir.path(), &spec, &["--into", "restored", "--latest"]);
     assert_eq!(run.code, 0, "{}", run.stderr);
@@ -234,14 +264,26 @@ fn a_volume_of_the_stack_is_refused() {
     ] {
         let run = restore(BACKUP, &["--into", into, "--latest"]);
         let loc = locate(BACKUP, needle);
-        assert_error(&run, "restore::stack-volume", &format!("`--into {into}` names the volume"), &loc, "never goes over the running cluster");
+        assert_error(
+            &run,
+            "restore::stack-volume",
+            &format!("`--into {into}` names the volume"),
+            &loc,
+            "never goes over the running cluster",
+        );
     }
 }
 
 #[test]
 fn a_spec_without_backup_is_refused() {
     let run = restore(PLAIN, &["--into", "restored", "--latest"]);
-    assert_error(&run, "restore::no-backup", "this spec has no `[backup]`", &locate(PLAIN, "\"ha_db\""), "add a `[backup]` table");
+    assert_error(
+        &run,
+        "restore::no-backup",
+        "this spec has no `[backup]`",
+        &locate(PLAIN, "\"ha_db\""),
+        "add a `[backup]` table",
+    );
 }
 
 #[test]
@@ -281,7 +323,8 @@ fn bad_targets_nodes_and_volumes_are_refused_before_anything_is_printed() {
 
 #[test]
 fn times_postgresql_reads_the_same_everywhere_are_accepted() {
-    for t in ["2026-11-26 17:54:10+00", "2024-02-29 23:59:59.5-08", "2026-01-01 00:00:00+05:30", "2026-11-26 17:54:10Z"] {
+    for t in ["2026-11-26 17:54:10+00", "2024-02-29 23:59:59.5-08", "2026-01-01 00:00:00+05:30", "2026-11-26 17:54:10Z"]
+    {
         let run = restore(BACKUP, &["--into", "r", "--time", t]);
         assert_eq!(run.code, 0, "{t}: {}", run.stderr);
     }

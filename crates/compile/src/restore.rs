@@ -98,7 +98,8 @@ const RESTORE_ENV: &[&str] = &[
 /// `YYYY-MM-DD HH:MM:SS[.ffffff](Z|+HH[:MM]|-HH[:MM])`: a time with its zone,
 /// which PostgreSQL reads the same whatever the server's `TimeZone`.
 pub fn check_time(text: &str) -> Result<(), &'static str> {
-    const WHY: &str = "write `YYYY-MM-DD HH:MM:SS[.ffffff]` and a zone (`+00`, `+05:30`, `-08`, `Z`), e.g. `2026-11-26 17:54:10+00`";
+    const WHY: &str =
+        "write `YYYY-MM-DD HH:MM:SS[.ffffff]` and a zone (`+00`, `+05:30`, `-08`, `Z`), e.g. `2026-11-26 17:54:10+00`";
     let b = text.as_bytes();
     let num = |r: Range<usize>| -> Option<u32> {
         let s = b.get(r)?;
@@ -143,7 +144,11 @@ pub fn check_time(text: &str) -> Result<(), &'static str> {
                 _ => false,
             }
         }
-        [] => return Err("the time has no zone: PostgreSQL would read it in the server's time zone; add one, e.g. `+00`"),
+        [] => {
+            return Err(
+                "the time has no zone: PostgreSQL would read it in the server's time zone; add one, e.g. `+00`",
+            );
+        }
         _ => false,
     };
     if ok { Ok(()) } else { Err(WHY) }
@@ -171,7 +176,10 @@ pub fn check_hostname(text: &str) -> Result<(), &'static str> {
 /// (a `'` inside closed, escaped and reopened).
 pub fn shell_word(s: &str) -> String {
     let plain = !s.is_empty()
-        && s.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b'/' | b':' | b',' | b'@' | b'%' | b'+' | b'='));
+        && s.bytes().all(|b| {
+            b.is_ascii_alphanumeric()
+                || matches!(b, b'_' | b'-' | b'.' | b'/' | b':' | b',' | b'@' | b'%' | b'+' | b'=')
+        });
     if plain { s.to_owned() } else { format!("'{}'", s.replace('\'', r"'\''")) }
 }
 
@@ -210,17 +218,17 @@ fn stack_volumes(spec: &ValidSpec) -> Vec<(String, Range<usize>)> {
         .chain(s.patroni.iter().flat_map(|p| &p.members))
         .chain(s.dcs.iter().flat_map(|d| &d.members))
         .collect();
-    let mut out: Vec<(String, Range<usize>)> = spec
-        .db_services()
-        .iter()
-        .chain(&spec.dcs_services())
-        .map(|d| {
-            let span = d.node.volume.as_ref().map(Sp::span).unwrap_or_else(|| {
-                tables.iter().find(|t| std::ptr::eq(t.get(), d.node)).map_or(0..0, |t| t.span())
-            });
-            (d.volume.clone(), span)
-        })
-        .collect();
+    let mut out: Vec<(String, Range<usize>)> =
+        spec.db_services()
+            .iter()
+            .chain(&spec.dcs_services())
+            .map(|d| {
+                let span = d.node.volume.as_ref().map(Sp::span).unwrap_or_else(|| {
+                    tables.iter().find(|t| std::ptr::eq(t.get(), d.node)).map_or(0..0, |t| t.span())
+                });
+                (d.volume.clone(), span)
+            })
+            .collect();
     if let (Some(v), Some(b)) = (spec.backup_volume(), spec.backup()) {
         let r = &b.repository;
         out.push((v, r.volume.as_ref().map_or_else(|| r.span(), Sp::span)));
@@ -240,7 +248,11 @@ pub fn plan(spec: &ValidSpec, lock: &LockFile, req: &Request) -> Result<Plan, Re
         )));
     };
     if let Err(why) = hacompile_spec::values::check_object_name(&req.into) {
-        return Err(arg("--into", format!("`{}` is not a volume name: {why}", req.into), "name a new volume, e.g. `--into ha_db_restored`"));
+        return Err(arg(
+            "--into",
+            format!("`{}` is not a volume name: {why}", req.into),
+            "name a new volume, e.g. `--into ha_db_restored`",
+        ));
     }
     // Never over the running cluster: a volume of the stack, as written in
     // the spec or as `docker stack deploy` names it (`<stack>_<volume>`).
@@ -260,11 +272,25 @@ pub fn plan(spec: &ValidSpec, lock: &LockFile, req: &Request) -> Result<Plan, Re
     }
     match &req.target {
         Target::Latest => {}
-        Target::Time(t) => check_time(t).map_err(|why| arg("--time", format!("`{t}` is not a time to restore to: {why}"), "e.g. `--time \"2026-11-26 17:54:10+00\"`; `select now()` on the primary prints one"))?,
-        Target::Name(n) => check_restore_point(n).map_err(|why| arg("--name", format!("`{n}` is not a restore point name: {why}"), "the name given to `select pg_create_restore_point('NAME')`"))?,
+        Target::Time(t) => check_time(t).map_err(|why| {
+            arg(
+                "--time",
+                format!("`{t}` is not a time to restore to: {why}"),
+                "e.g. `--time \"2026-11-26 17:54:10+00\"`; `select now()` on the primary prints one",
+            )
+        })?,
+        Target::Name(n) => check_restore_point(n).map_err(|why| {
+            arg(
+                "--name",
+                format!("`{n}` is not a restore point name: {why}"),
+                "the name given to `select pg_create_restore_point('NAME')`",
+            )
+        })?,
     }
     if let Some(node) = &req.node {
-        check_hostname(node).map_err(|why| arg("--node", format!("`{node}` is not a node's hostname: {why}"), "`docker node ls` shows them"))?;
+        check_hostname(node).map_err(|why| {
+            arg("--node", format!("`{node}` is not a node's hostname: {why}"), "`docker node ls` shows them")
+        })?;
     }
 
     let compiled = crate::compile(spec, lock).map_err(RestoreError::Spec)?;
@@ -276,12 +302,13 @@ pub fn plan(spec: &ValidSpec, lock: &LockFile, req: &Request) -> Result<Plan, Re
     let service = format!("{stack}_restore");
     let constraints = match &req.node {
         Some(node) => vec![format!("node.hostname=={node}")],
-        None => svc.deploy.as_ref().and_then(|d| d.placement.as_ref()).map(|p| p.constraints.clone()).unwrap_or_default(),
+        None => {
+            svc.deploy.as_ref().and_then(|d| d.placement.as_ref()).map(|p| p.constraints.clone()).unwrap_or_default()
+        }
     };
 
-    let mut create: Vec<String> = ["docker", "service", "create", "--detach", "--quiet", "--with-registry-auth"]
-        .map(str::to_owned)
-        .to_vec();
+    let mut create: Vec<String> =
+        ["docker", "service", "create", "--detach", "--quiet", "--with-registry-auth"].map(str::to_owned).to_vec();
     let mut push = |flag: &str, value: String| {
         create.push(flag.to_owned());
         create.push(value);
@@ -302,11 +329,15 @@ pub fn plan(spec: &ValidSpec, lock: &LockFile, req: &Request) -> Result<Plan, Re
         push("--config", file_ref(name, r));
     }
     // Only the repository's credentials.
-    let wanted: Vec<&str> = [b.cipher_pass.as_ref().filter(|_| *b.encrypt.get()), b.repository.key.as_ref(), b.repository.key_secret.as_ref()]
-        .into_iter()
-        .flatten()
-        .map(|r| r.secret.get().as_str())
-        .collect();
+    let wanted: Vec<&str> = [
+        b.cipher_pass.as_ref().filter(|_| *b.encrypt.get()),
+        b.repository.key.as_ref(),
+        b.repository.key_secret.as_ref(),
+    ]
+    .into_iter()
+    .flatten()
+    .map(|r| r.secret.get().as_str())
+    .collect();
     for r in svc.secrets.iter().filter(|r| wanted.contains(&r.source.as_str())) {
         // `docker stack deploy` prefixes the secrets it creates from a file;
         // an external one keeps its name.
@@ -321,7 +352,8 @@ pub fn plan(spec: &ValidSpec, lock: &LockFile, req: &Request) -> Result<Plan, Re
     // The repository: the stack's volume, with its NFS options, so a node
     // that has not mounted it yet mounts the same export.
     if let Some(repo) = spec.backup_volume() {
-        let m = svc.volumes.iter().find(|m| m.source.as_deref() == Some(repo.as_str())).expect("the repository is mounted");
+        let m =
+            svc.volumes.iter().find(|m| m.source.as_deref() == Some(repo.as_str())).expect("the repository is mounted");
         let mut fields = vec![format!("type=volume"), format!("source={stack}_{repo}"), format!("target={}", m.target)];
         if let Some((_, v)) = backup::volume(spec) {
             if !v.driver_opts.is_empty() {
@@ -358,19 +390,24 @@ pub fn plan(spec: &ValidSpec, lock: &LockFile, req: &Request) -> Result<Plan, Re
     })
 }
 
-/// Waits (bounded) for the job's one task; its log either way.
+/// Waits (bounded) for the job's one task and shows its log. Its exit
+/// status is the script's: 0 only when the job completed (then the job is
+/// removed); a failed job is kept for `docker service ps`.
 const WAIT: &str = r#"( for _ in $(seq 3600); do
     state=$(docker service ps "$restore_job" --format '{{.CurrentState}}' 2> /dev/null) || state=
     case "$state" in
-      Complete*) exit 0 ;;
+      Complete*)
+        docker service logs --raw "$restore_job"
+        docker service rm "$restore_job" > /dev/null
+        exit 0 ;;
       Failed* | Rejected* | Shutdown* | Orphaned*)
         docker service logs --raw "$restore_job" >&2
-        echo "the restore job ended: $state" >&2
+        echo "the restore job ended: $state (kept: docker service ps --no-trunc $restore_job; docker service rm $restore_job)" >&2
         exit 1 ;;
     esac
     sleep 1
   done
-  echo "the restore job did not finish within an hour: docker service ps $restore_job" >&2
+  echo "the restore job did not finish within an hour: docker service ps --no-trunc $restore_job" >&2
   exit 1 )
 "#;
 
@@ -416,8 +453,6 @@ impl Plan {
         out.push('\n');
         out.push_str("# Wait for it (an hour at most); its log says where recovery stopped.\n");
         out.push_str(WAIT);
-        out.push_str("docker service logs --raw \"$restore_job\"\n");
-        out.push_str("docker service rm \"$restore_job\" > /dev/null\n");
         out.push_str(&format!(
             "# Then, on that node (a local volume lives there): a server on the restored copy, with\n\
              # no network, to read it back or dump what was lost. Or name {into} as a data volume\n\
