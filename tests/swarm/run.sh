@@ -55,6 +55,8 @@ wait_for() {
 
 command -v docker >/dev/null || fail "the docker CLI is needed"
 docker info > /dev/null 2>&1 || fail "the Docker daemon is not running"
+# A repository left by an earlier run holds another passphrase's stanza.
+[ -z "$(docker volume ls -q | grep "^${stack}_" || true)" ] || fail "volumes of an earlier $stack are left: docker volume rm \$(docker volume ls -q | grep ^${stack}_)"
 for tool in docker-registry psql curl openssl; do command -v "$tool" >/dev/null || fail "$tool is needed (tests/setup.sh)"; done
 # getcap reads the file capabilities of the HAProxy task's binary from the host.
 command -v getcap >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libcap2-bin >/dev/null; }
@@ -83,6 +85,9 @@ cleanup() {
         [ -z "$(docker ps -aq --filter "label=com.docker.swarm.service.name=${stack}_restore")" ] && break
         sleep 1
     done
+    # A job's finished task container can outlive its service: it holds the
+    # repository's volume, which would then outlive the stack.
+    docker ps -aq --filter "label=com.docker.swarm.service.name=${stack}_restore" | xargs -r docker rm -f > /dev/null 2>&1 || true
     docker volume rm "$restore_volume" > /dev/null 2>&1 || true
     for s in postgres_user postgres_password replication_password haproxy_stats_users backup_cipher_pass; do docker secret rm "$s" > /dev/null 2>&1 || true; done
     docker network ls -q --filter "label=com.docker.stack.namespace=$stack" | xargs -r docker network rm > /dev/null 2>&1 || true
