@@ -268,8 +268,12 @@ cid=$(task_container "${members[0]}")
 for s in postgres_user postgres_password replication_password patroni_api_password; do
     grep -qF -- "${value[$s]}" <<< "$(docker exec "$cid" cat "/run/secrets/$s")" || fail "control: the $s secret's value is not in ${members[0]}'s /run/secrets/$s"
 done
-grep -qF -- "${value[postgres_password]}" <<< "$(docker exec "$cid" sh -c 'tr "\0" "\n" < /proc/1/environ')" \
-    || fail "control: Patroni (PID 1) has no superuser password in its environment (how did it bootstrap?)"
+# Patroni: PID 1 without [backup]; with it PID 1 is docker's init (the
+# stack's `init: true`) and Patroni its child.
+patroni_pid=$(docker exec "$cid" sh -c 'for p in /proc/[0-9]*; do case "$(tr "\0" " " < "$p/cmdline" 2> /dev/null)" in *bin/patroni\ *) echo "${p#/proc/}"; break ;; esac; done')
+[ -n "$patroni_pid" ] || fail "control: no Patroni process in ${members[0]}"
+grep -qF -- "${value[postgres_password]}" <<< "$(docker exec "$cid" sh -c "tr '\0' '\n' < /proc/$patroni_pid/environ")" \
+    || fail "control: Patroni (PID $patroni_pid) has no superuser password in its environment (how did it bootstrap?)"
 check_credentials() { # when -> fails on a secret value outside its place
     local when=$1 m cid pid ids cmdlines logs named
     mapfile -t ids < <(docker service ls -q --filter "label=com.docker.stack.namespace=$stack")
