@@ -573,3 +573,25 @@ fn backup_mistakes_are_refused_where_they_are_written() {
     let text = EXAMPLE.replace("cipher_pass = { secret = \"backup_cipher_pass\" }\n", "encrypt = false\n");
     hacompile_spec::load(&hacompile_spec::SourceFile::new("spec.toml", text)).expect("encrypt = false is valid");
 }
+
+/// A stanza-create killed mid-write (the container's SIGKILL, a lost node)
+/// leaves pgBackRest's temp file in a stanza directory without its info
+/// file: stanza-create then refused the directory for ever ("archive
+/// directory not empty"), so no backup was ever taken and nothing archived.
+/// Found on the swarm (tests/swarm/run.sh kills the primary during its first
+/// backup). The scheduler clears such a leftover, and only that.
+#[test]
+fn a_stanza_create_killed_mid_write_does_not_wedge_the_repository() {
+    let c = Cluster::start(&spec());
+    let stanza_dir = c.site.root.join("repo/archive/ha_db");
+    std::fs::create_dir_all(&stanza_dir).expect("mkdir");
+    std::fs::write(stanza_dir.join("archive.info.pgbackrest.tmp"), "[backrest]\nbackrest-format=5\n").expect("write");
+    chown_postgres(&c.site.root.join("repo"));
+    let sched = c.pgbackrest(PRIMARY, &["scheduler"], &[("HACOMPILE_BACKUP_ROUNDS", "1")]);
+    let log = format!("{}{}", text(&sched.stdout), text(&sched.stderr));
+    assert!(log.contains("full backup complete"), "the first full backup despite the leftover:\n{log}");
+    assert!(log.contains("archive.info.pgbackrest.tmp"), "the removal is logged:\n{log}");
+    let info = text(&ok(c.pgbackrest(PRIMARY, &["info"], &[]), "pgbackrest info").stdout);
+    assert!(info.contains("full backup:"), "{info}");
+    assert!(stanza_dir.join("archive.info").exists(), "the stanza was created");
+}

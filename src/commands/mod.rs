@@ -9,4 +9,5 @@ pub mod lock;
 pub mod pin;
 pub mod preflight;
 mod resolving;
+pub mod restore;
 pub mod schema;

@@ -13,6 +13,7 @@
 #   3. on top of the postgres stand-in, what the emitted patroni.Dockerfile
 #      makes of the official postgres image:
 #        hacompile-test/patroni:15   (USER postgres; patroni from the root)
+#        hacompile-test/postgres-pgbackrest:15  (postgres.Dockerfile's `[backup]` image: pgbackrest from the root)
 # A cached root and unchanged Dockerfiles build in a few seconds (the
 # classic builder's cache).
 # Then checks the images' configuration; run.sh checks the running tasks.
@@ -27,7 +28,7 @@ if ! docker image inspect "$base" > /dev/null 2>&1; then
     docker import "$tarball" "$base" > /dev/null
 fi
 # image=base, in build order (patroni builds on the postgres stand-in).
-for pair in "postgres:15=$base" "haproxy:2.6=$base" "etcd:3.4=$base" "patroni:15=hacompile-test/postgres:15"; do
+for pair in "postgres:15=$base" "haproxy:2.6=$base" "etcd:3.4=$base" "patroni:15=hacompile-test/postgres:15" "postgres-pgbackrest:15=hacompile-test/postgres:15"; do
     image=${pair%%=*}
     previous=$(docker image inspect --format '{{.Id}}' "hacompile-test/$image" 2> /dev/null || true)
     # The classic builder warns that it is deprecated: shown only on failure.
@@ -61,8 +62,17 @@ facts=$(docker run --rm --cap-drop ALL --network none --entrypoint bash hacompil
     'echo "$(id -u):$(id -g) $(command -v postgres) $(command -v pg_rewind) $(command -v patroni) $(command -v patronictl) $(stat -c %U /var/lib/postgresql/data)"; python3 -c "import etcd, urllib3, psycopg2"')
 [ "$facts" = "999:999 /usr/lib/postgresql/15/bin/postgres /usr/lib/postgresql/15/bin/pg_rewind /usr/bin/patroni /usr/bin/patronictl postgres" ] \
     || { echo "build-images: hacompile-test/patroni:15 runs as: $facts" >&2; exit 1; }
+# What the backup wrapper (hacompile-pgbackrest) runs, in both images that
+# carry it, as the server's user with no capability.
+for image in postgres-pgbackrest:15 patroni:15; do
+    facts=$(docker run --rm --cap-drop ALL --network none --user 999:999 --entrypoint bash "hacompile-test/$image" -c \
+        'echo "$(pgbackrest version) $(command -v pg_ctl) $(command -v psql) $(command -v setsid) $(command -v gosu)"')
+    [ "$facts" = "pgBackRest 2.45 /usr/lib/postgresql/15/bin/pg_ctl /usr/bin/psql /usr/bin/setsid /usr/sbin/gosu" ] \
+        || { echo "build-images: hacompile-test/$image lacks what the backup wrapper needs: $facts" >&2; exit 1; }
+done
+check hacompile-test/postgres-pgbackrest:15 '{{.Config.User}}|{{.Config.StopSignal}}|{{json .Config.Entrypoint}} {{json .Config.Cmd}}' '|SIGINT|["docker-entrypoint.sh"] ["postgres"]'
 facts=$(docker run --rm --cap-drop ALL --network none --entrypoint /usr/local/bin/etcdctl hacompile-test/etcd:3.4 version)
 grep -q '^etcdctl version: 3\.4\.' <<< "$facts" || { echo "build-images: hacompile-test/etcd:3.4's etcdctl says: $facts" >&2; exit 1; }
 facts=$(docker run --rm --cap-drop ALL --network none --entrypoint stat hacompile-test/etcd:3.4 -c '%U %a' /var/lib/etcd)
 [ "$facts" = "root 755" ] || { echo "build-images: hacompile-test/etcd:3.4's /var/lib/etcd is $facts, not root 755 as in the real image" >&2; exit 1; }
-echo "build-images: hacompile-test/{postgres:15,haproxy:2.6,etcd:3.4,patroni:15} ready"
+echo "build-images: hacompile-test/{postgres:15,postgres-pgbackrest:15,haproxy:2.6,etcd:3.4,patroni:15} ready"

@@ -22,7 +22,13 @@
 #     the write port every 0.2 s: the outage (first failed to next
 #     acknowledged write), the new leader, every acknowledged write still
 #     there, and the killed member back (swarm restarts its task) as a
-#     streaming replica on the new timeline (Patroni's pg_rewind).
+#     streaming replica on the new timeline (Patroni's pg_rewind);
+#   - backups ([backup], encrypted posix repository): the first leader's
+#     scheduler takes the first full backup before the kills; after the
+#     failovers the leader then (a promoted replica) archives:
+#     pg_stat_archiver on it counts archived WAL and no failure, and
+#     `hacompile-pgbackrest check` in its task passes (a WAL switch pushed
+#     and found in the repository).
 # Removes the stack, secrets, registry and (if it created it) the swarm,
 # also on failure. Prints the figures. Runs after run.sh (.ci/run), not
 # inside it: its own stack, ports and cleanup, and it can run alone.
@@ -38,7 +44,7 @@ stats_port=18090
 members=(pg-1 pg-2 pg-3)
 etcds=(etcd-1 etcd-2 etcd-3)
 images=(postgres:15 patroni:15 etcd:3.4 haproxy:2.6)
-secret_names=(postgres_user postgres_password replication_password patroni_api_password haproxy_stats_users)
+secret_names=(postgres_user postgres_password replication_password patroni_api_password haproxy_stats_users backup_cipher_pass)
 started=$(date +%s)
 log() { printf '[patroni %4ss] %s\n' "$(( $(date +%s) - started ))" "$*"; }
 # To stderr: a failure inside $(...) must not vanish into a variable.
@@ -143,9 +149,10 @@ value[postgres_user]="admin_$(openssl rand -hex 6)"
 value[postgres_password]="Pw-$(openssl rand -hex 12)"
 value[replication_password]="Repl-$(openssl rand -hex 12)"
 value[patroni_api_password]="Api-$(openssl rand -hex 12)"
+value[backup_cipher_pass]="Cipher-$(openssl rand -hex 24)"
 stats_hash=$(openssl passwd -6 swarm-stats)
 value[haproxy_stats_users]=${stats_hash##*\$} # the hash's digest part
-for s in postgres_user postgres_password replication_password patroni_api_password; do
+for s in postgres_user postgres_password replication_password patroni_api_password backup_cipher_pass; do
     printf '%s' "${value[$s]}" | docker secret create "$s" - > /dev/null
 done
 printf 'userlist hacompile_stats\n    user admin password %s\n' "$stats_hash" | docker secret create haproxy_stats_users - > /dev/null
@@ -261,8 +268,12 @@ cid=$(task_container "${members[0]}")
 for s in postgres_user postgres_password replication_password patroni_api_password; do
     grep -qF -- "${value[$s]}" <<< "$(docker exec "$cid" cat "/run/secrets/$s")" || fail "control: the $s secret's value is not in ${members[0]}'s /run/secrets/$s"
 done
-grep -qF -- "${value[postgres_password]}" <<< "$(docker exec "$cid" sh -c 'tr "\0" "\n" < /proc/1/environ')" \
-    || fail "control: Patroni (PID 1) has no superuser password in its environment (how did it bootstrap?)"
+# Patroni: PID 1 without [backup]; with it PID 1 is docker's init (the
+# stack's `init: true`) and Patroni its child.
+patroni_pid=$(docker exec "$cid" sh -c 'for p in /proc/[0-9]*; do case "$(tr "\0" " " < "$p/cmdline" 2> /dev/null)" in *bin/patroni\ *) echo "${p#/proc/}"; break ;; esac; done')
+[ -n "$patroni_pid" ] || fail "control: no Patroni process in ${members[0]}"
+grep -qF -- "${value[postgres_password]}" <<< "$(docker exec "$cid" sh -c "tr '\0' '\n' < /proc/$patroni_pid/environ")" \
+    || fail "control: Patroni (PID $patroni_pid) has no superuser password in its environment (how did it bootstrap?)"
 check_credentials() { # when -> fails on a secret value outside its place
     local when=$1 m cid pid ids cmdlines logs named
     mapfile -t ids < <(docker service ls -q --filter "label=com.docker.stack.namespace=$stack")
@@ -298,6 +309,12 @@ check_credentials() { # when -> fails on a secret value outside its place
 check_credentials "after bootstrap"
 postmasters=$(docker exec "$(task_container "$first_leader")" sh -c 'grep -l "^postgres$" /proc/[0-9]*/comm 2> /dev/null | wc -l')
 log "credentials: none in docker inspect (services, containers), command lines of every member (the superuser's name only in PostgreSQL's backend titles), the environment of $postmasters postgres processes on the leader (and the replicas'), service logs (passwords) or compiled files; the control finds each in /run/secrets and Patroni's environment"
+
+# The first leader's scheduler: the stanza and the first full backup.
+backrest() { docker exec --user postgres "$(task_container "$1")" hacompile-pgbackrest "${@:2}"; }
+has_full() { backrest "$(leader)" info --output=json | python3 -c 'import json, sys; sys.exit(0 if any(b["type"] == "full" for s in json.load(sys.stdin) for b in s["backup"]) else 1)'; }
+t_backup=$(wait_for 240 "the first full backup (hacompile-pgbackrest info)" has_full)
+log "first full backup in the repository ${t_backup}s into the backup check"
 
 # --- the leader fails while a writer inserts through the write port every
 # 0.2 s. Lines "ok ID START END" (acknowledged) or "fail - START END" in
@@ -390,6 +407,19 @@ round hang
 case "$r_role" in Replica | Sync_Standby) ;; *) fail "$r_victim came back as '$r_role', not a replica" ;; esac
 log "hang: leader $r_victim frozen, another leader after ${r_promoted}s, then SIGKILLed: writes acknowledged again ${r_writes}s after the freeze (writer's outage ${r_outage}s, $r_failed failed polls); $r_leader leads; $r_victim's task restarted ${r_restarted}s after the kill and back as $r_role on timeline $r_tl ${r_back}s after the freeze (pg_rewind in its log: $r_rewind); all $r_acked acknowledged writes present"
 
+# The leader after the failovers, a promoted replica, archives.
+now_leader=$(leader)
+[ "$now_leader" != "$first_leader" ] || fail "no failover happened: $first_leader still leads"
+t_check=$(date +%s.%N)
+check_out=$(backrest "$now_leader" check 2>&1) || fail "pgbackrest check on the new leader $now_leader: $check_out"
+t_check=$(awk -v a="$t_check" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }')
+# Through the write port: the leader only.
+archiver=$(q "$write_port" "select archived_count || ' ' || failed_count || ' ' || coalesce(last_archived_wal, '-') from pg_stat_archiver where not pg_is_in_recovery()")
+read -r a_count a_failed a_last <<< "$archiver"
+[ "${a_count:-0}" -gt 0 ] || fail "the new leader $now_leader archived nothing: $archiver"
+[ "${a_failed:-1}" = 0 ] || fail "the new leader $now_leader failed to archive: $archiver"
+log "new leader $now_leader (was a replica) archives: pg_stat_archiver archived $a_count, failed $a_failed, last $a_last; pgbackrest check passed in ${t_check}s"
+
 check_credentials "after the failovers"
 log "after the failovers: routing ok, write servers UP $(write_servers_up), credentials still nowhere else"
 
@@ -402,6 +432,7 @@ cat <<REPORT
   leader SIGKILL -> writes acknowledged:  ${k_writes}s (writer's outage ${k_outage}s, ${k_failed} failed polls at 0.2 s); task restarted ${k_restarted}s
                                           ${k_what}
   leader frozen -> another leader:        ${r_promoted}s; writes acknowledged: ${r_writes}s (outage ${r_outage}s, ${r_failed} failed polls)
+  first full backup (scheduler):         ${t_backup}s into its check; new leader archives, pgbackrest check ${t_check}s
   frozen leader SIGKILLed -> replica:     task restarted ${r_restarted}s after the kill; a running ${r_role} ${r_back}s after the freeze (pg_rewind: ${r_rewind})
   acknowledged writes lost:               0 of $(( k_acked + r_acked ))
 REPORT

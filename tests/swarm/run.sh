@@ -10,12 +10,23 @@
 #     stand-ins share with the official images: HAProxy's PID 1 is the
 #     master (`haproxy -W -db`), master and worker run as UID 99 with no
 #     capabilities and its binary has no file capability; every PostgreSQL
-#     server process, PID 1 included, runs as UID 999;
+#     server process runs as UID 999; with [backup] PID 1 is docker's init
+#     (`init: true`), whose children are the postmaster and the detached
+#     backup scheduler, both UID 999;
 #   - kills the primary's and the replica's containers (SIGKILL, exit 137)
 #     and measures the time until swarm replaced them and traffic works;
 #   - force-restarts the HAProxy task: swarm must stop the old one with
 #     SIGUSR1 alone, the master must exit 0 within the grace period; then
-#     checks it comes back.
+#     checks it comes back;
+#   - backups ([backup]: encrypted posix repository on a local volume): the
+#     scheduler's first full backup (hacompile-pgbackrest info in the
+#     primary's task), pg_stat_archiver archiving without new failures; rows
+#     before a recorded time, rows after, DROP TABLE, pg_switch_wal(), that
+#     WAL archived; `hacompile restore --into` a stack volume refused; then
+#     exactly what `hacompile restore --into <new volume> --time T` prints,
+#     eval'd: the replicated job restores and replays; a one-off server of
+#     the same image on the new volume holds exactly the rows before T; the
+#     same commands again are refused by the job (the volume is not empty).
 # Removes the stack, secrets, registry and (if it created it) the swarm,
 # also on failure. Prints the figures.
 #
@@ -44,6 +55,8 @@ wait_for() {
 
 command -v docker >/dev/null || fail "the docker CLI is needed"
 docker info > /dev/null 2>&1 || fail "the Docker daemon is not running"
+# A repository left by an earlier run holds another passphrase's stanza.
+[ -z "$(docker volume ls -q | grep "^${stack}_" || true)" ] || fail "volumes of an earlier $stack are left: docker volume rm \$(docker volume ls -q | grep ^${stack}_)"
 for tool in docker-registry psql curl openssl; do command -v "$tool" >/dev/null || fail "$tool is needed (tests/setup.sh)"; done
 # getcap reads the file capabilities of the HAProxy task's binary from the host.
 command -v getcap >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libcap2-bin >/dev/null; }
@@ -54,6 +67,8 @@ created_swarm=0
 registry_pid=""
 reg=""
 probe_proxy=""
+restored=""
+restore_volume=${stack}_restored
 cleanup() {
     local rc=$?
     log "cleaning up"
@@ -64,7 +79,17 @@ cleanup() {
     done
     docker ps -aq --filter "label=com.docker.stack.namespace=$stack" | xargs -r docker rm -f > /dev/null 2>&1 || true
     if [ -n "$probe_proxy" ]; then docker rm -f "$probe_proxy" > /dev/null 2>&1 || true; fi
-    for s in postgres_user postgres_password replication_password haproxy_stats_users; do docker secret rm "$s" > /dev/null 2>&1 || true; done
+    if [ -n "$restored" ]; then docker rm -f "$restored" > /dev/null 2>&1 || true; fi
+    docker service rm "${stack}_restore" > /dev/null 2>&1 || true
+    for _ in $(seq 30); do
+        [ -z "$(docker ps -aq --filter "label=com.docker.swarm.service.name=${stack}_restore")" ] && break
+        sleep 1
+    done
+    # A job's finished task container can outlive its service: it holds the
+    # repository's volume, which would then outlive the stack.
+    docker ps -aq --filter "label=com.docker.swarm.service.name=${stack}_restore" | xargs -r docker rm -f > /dev/null 2>&1 || true
+    docker volume rm "$restore_volume" > /dev/null 2>&1 || true
+    for s in postgres_user postgres_password replication_password haproxy_stats_users backup_cipher_pass; do docker secret rm "$s" > /dev/null 2>&1 || true; done
     docker network ls -q --filter "label=com.docker.stack.namespace=$stack" | xargs -r docker network rm > /dev/null 2>&1 || true
     docker volume ls -q --filter "label=com.docker.stack.namespace=$stack" | xargs -r docker volume rm > /dev/null 2>&1 || true
     if [ "$created_swarm" = 1 ]; then
@@ -73,7 +98,7 @@ cleanup() {
     fi
     if [ -n "$registry_pid" ]; then kill "$registry_pid" 2>/dev/null || true; fi
     if [ -n "$reg" ]; then
-        for image in postgres:15 haproxy:2.6; do docker rmi "$reg/hacompile-test/$image" > /dev/null 2>&1 || true; done
+        for image in postgres:15 postgres-pgbackrest:15 haproxy:2.6; do docker rmi "$reg/hacompile-test/$image" > /dev/null 2>&1 || true; done
     fi
     rm -rf "$work"
     exit "$rc"
@@ -91,7 +116,7 @@ printf 'version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdir
 docker-registry serve "$work/registry.yml" > "$work/registry.log" 2>&1 &
 registry_pid=$!
 wait_for 20 "the registry" curl -sf "http://$reg/v2/" > /dev/null
-for image in postgres:15 haproxy:2.6; do
+for image in postgres:15 postgres-pgbackrest:15 haproxy:2.6; do
     docker tag "hacompile-test/$image" "$reg/hacompile-test/$image"
     docker push -q "$reg/hacompile-test/$image" > /dev/null
 done
@@ -122,7 +147,7 @@ sed "s|REGISTRY|$reg|g" "$here/spec.toml" > "$work/spec.toml"
 "$hc" lock "$work/spec.toml" --insecure-registry "$reg"
 "$hc" build "$work/spec.toml" -o "$work/deploy"
 "$hc" lint "$work/deploy/docker-stack.yml" --format github --fail-on warning
-for image in postgres haproxy; do
+for image in postgres-pgbackrest haproxy; do
     digest=$(grep -A4 "reference = \"$reg/hacompile-test/$image" "$work/hacompile.lock" | sed -n 's/^digest = "\(.*\)"/\1/p')
     grep -q "image: $reg/hacompile-test/$image:[0-9.]*@$digest" "$work/deploy/docker-stack.yml" || fail "$image is not pinned to the locked $digest"
 done
@@ -138,6 +163,7 @@ printf '%s' cluster_admin | docker secret create postgres_user - > /dev/null
 printf '%s' "Pw-$(openssl rand -hex 12)" > "$work/pw"
 docker secret create postgres_password "$work/pw" > /dev/null
 printf '%s' "Repl-$(openssl rand -hex 12)" | docker secret create replication_password - > /dev/null
+openssl rand -base64 48 | tr -d '\n' | docker secret create backup_cipher_pass - > /dev/null
 printf 'userlist hacompile_stats\n    user admin password %s\n' "$(openssl passwd -6 swarm-stats)" | docker secret create haproxy_stats_users - > /dev/null
 export PGPASSWORD; PGPASSWORD=$(cat "$work/pw")
 
@@ -215,10 +241,13 @@ log "  haproxy: PID 1 '$pid1'(master), $workers worker(s); every process UID 99,
 for svc in pg-primary pg-replica-1; do
     cid=$(task_container "$svc")
     procs=$(processes "$cid")
-    grep -q "^postgres 1 0 999 999 " <<< "$procs" || fail "$svc: PID 1 is not the server as UID 999: $procs"
+    grep -q "^docker-init 1 0 " <<< "$procs" || fail "$svc: PID 1 is not docker's init (init: true): $procs"
+    grep -q "^postgres [0-9]* 1 999 999 " <<< "$procs" || fail "$svc: the postmaster is not init's child as UID 999: $procs"
     echo "$procs" | awk '$1 == "postgres" && !($4 == 999 && $5 == 999) { bad = 1 } END { exit bad }' \
         || fail "$svc: a server process runs with another UID: $procs"
-    log "  $svc: PID 1 '$(docker exec "$cid" sh -c 'tr "\0" " " < /proc/1/cmdline')', $(echo "$procs" | awk '$1 == "postgres"' | wc -l) server processes, all UID 999"
+    scheduler=$(docker exec "$cid" sh -c 'for p in /proc/[0-9]*; do tr "\0" " " < $p/cmdline; echo " $(stat -c %u $p) $(awk "/^PPid:/ { print \$2 }" $p/status)"; done 2> /dev/null' | grep ' scheduler ' || true)
+    grep -q ' 999 1$' <<< "$scheduler" || fail "$svc: the backup scheduler is not init's child as UID 999: '$scheduler'"
+    log "  $svc: PID 1 '$(docker exec "$cid" sh -c 'tr "\0" " " < /proc/1/cmdline')', $(echo "$procs" | awk '$1 == "postgres"' | wc -l) server processes, all UID 999; scheduler '$scheduler'"
 done
 
 kill_task() { # service -> container id killed with SIGKILL
@@ -289,6 +318,81 @@ wait_for 60 "stats: every backend UP again" stats_up > /dev/null
 rows=$(q 15001 "select count(*) from heal")
 log "rows written during the run, read back from the replica: $rows"
 
+# Backups. The scheduler takes the first full backup at once (none is
+# recorded), as the primary's server user, with the repository's secret.
+primary_task() { task_container pg-primary; }
+backrest() { docker exec --user postgres "$(primary_task)" hacompile-pgbackrest "$@"; }
+has_full() { backrest info --output=json | python3 -c 'import json, sys; sys.exit(0 if any(b["type"] == "full" for s in json.load(sys.stdin) for b in s["backup"]) else 1)'; }
+t_first_backup=$(wait_for 240 "the scheduler's first full backup (hacompile-pgbackrest info)" has_full)
+info=$(backrest info)
+grep -q 'cipher: aes-256-cbc' <<< "$info" || fail "the repository is not encrypted: $info"
+backup_secs=$(backrest info --output=json | python3 -c 'import json, sys; b = [b for s in json.load(sys.stdin) for b in s["backup"] if b["type"] == "full"][0]; print(b["timestamp"]["stop"] - b["timestamp"]["start"])')
+log "first full backup in the repository ${t_first_backup}s into the backup checks (the backup itself: ${backup_secs}s)"
+archiver() { q 15000 "select archived_count || ' ' || failed_count || ' ' || coalesce(last_archived_wal, '-') from pg_stat_archiver"; }
+read -r archived_before failed_before _ <<< "$(archiver)"
+[ "${archived_before:-0}" -gt 0 ] || fail "pg_stat_archiver: nothing archived ($(archiver))"
+
+q 15000 "create table restore_probe (id int primary key, note text)" > /dev/null || fail "create restore_probe"
+q 15000 "insert into restore_probe select g, 'before' from generate_series(1, 100) g" > /dev/null || fail "insert before"
+sleep 1.1
+at=$(q 15000 "select to_char(clock_timestamp() at time zone 'UTC', 'YYYY-MM-DD HH24:MI:SS.US') || '+00'")
+sleep 1.1
+q 15000 "insert into restore_probe select g, 'after' from generate_series(101, 150) g" > /dev/null || fail "insert after"
+q 15000 "drop table restore_probe" > /dev/null || fail "drop table"
+switched=$(q 15000 "select pg_walfile_name(pg_switch_wal())")
+archived_upto() { [[ "$(archiver | awk '{ print $3 }')" > "$switched" || "$(archiver | awk '{ print $3 }')" == "$switched" ]]; }
+t_archived=$(wait_for 120 "the WAL with the DROP ($switched) archived" archived_upto)
+read -r archived_after failed_after _ <<< "$(archiver)"
+[ "$failed_after" = "$failed_before" ] || fail "pg_stat_archiver: archiving failed after the first backup ($failed_before -> $failed_after)"
+[ "$archived_after" -gt "$archived_before" ] || fail "pg_stat_archiver: archived_count did not grow ($archived_before -> $archived_after)"
+log "pg_stat_archiver: archived $archived_before -> $archived_after, failed $failed_before (before the stanza existed) -> $failed_after; $switched archived ${t_archived}s after pg_switch_wal()"
+
+# Never over the running cluster: a volume of the stack is refused.
+for volume in "${stack}_pg-primary-data" pgbackrest-repo; do
+    set +e
+    "$hc" restore "$work/spec.toml" --into "$volume" --time "$at" > "$work/refused.out" 2> "$work/refused.err"
+    rc=$?
+    set -e
+    { [ "$rc" = 2 ] && [ ! -s "$work/refused.out" ] && grep -q 'restore::stack-volume' "$work/refused.err"; } \
+        || fail "restore --into $volume: exit $rc, $(cat "$work/refused.out" "$work/refused.err")"
+done
+log "restore --into ${stack}_pg-primary-data / pgbackrest-repo: refused (exit 2, restore::stack-volume)"
+
+"$hc" restore "$work/spec.toml" --into "$restore_volume" --time "$at" > "$work/restore.sh"
+shellcheck -s sh "$work/restore.sh" || fail "the printed restore commands fail shellcheck"
+grep -q "$reg/hacompile-test/postgres-pgbackrest:15@sha256:" "$work/restore.sh" || fail "the restore job's image is not pinned by digest"
+started_restore=$(date +%s.%N)
+# Exactly what was printed.
+if ! (eval "$(cat "$work/restore.sh")") > "$work/restore.out" 2>&1; then
+    cat "$work/restore.out" >&2
+    fail "the printed restore commands failed"
+fi
+t_restore=$(awk -v a="$started_restore" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }')
+grep -q 'recovery stopping before commit' "$work/restore.out" || fail "the job's log does not say where recovery stopped: $(cat "$work/restore.out")"
+log "restore job (restore + replay to $at + promote + clean stop) done in ${t_restore}s: $(grep -o 'recovery stopping before commit.*' "$work/restore.out" | head -n 1)"
+
+# A one-off server of the same image on the restored volume: no repository,
+# no secret, no network.
+image=$(grep -o "$reg/hacompile-test/postgres-pgbackrest:15@sha256:[0-9a-f]*" "$work/restore.sh" | head -n 1)
+restored=$(docker run -d --network none --volume "$restore_volume:/var/lib/postgresql/data" --env PGDATA=/var/lib/postgresql/data/pgdata "$image")
+rq() { docker exec --user postgres "$restored" psql -X -tA -U cluster_admin -d app -c "$1"; }
+t_server=$(wait_for 60 "a server on the restored volume" rq 'select 1')
+rows=$(rq "select count(*) || '|' || max(id) || '|' || count(*) filter (where note = 'after') from restore_probe")
+[ "$rows" = "100|100|0" ] || fail "the restored copy holds '$rows' (count|max|after), not exactly the 100 rows before $at"
+[ "$(rq 'select pg_is_in_recovery()')" = f ] || fail "the restored copy is still in recovery"
+[ "$(rq 'show archive_mode')" = off ] || fail "the restored copy would archive into the production repository"
+docker rm -f "$restored" > /dev/null
+restored=""
+log "one-off server on $restore_volume up after ${t_server}s: exactly the 100 rows before $at, none after; archive_mode off"
+
+# The same commands again: the volume now holds a copy, and the job refuses.
+if (eval "$(cat "$work/restore.sh")") > "$work/again.out" 2>&1; then
+    fail "a second restore into $restore_volume succeeded: $(cat "$work/again.out")"
+fi
+grep -q 'it is not empty' "$work/again.out" || fail "the second restore failed for another reason: $(cat "$work/again.out")"
+docker service rm "${stack}_restore" > /dev/null 2>&1 || true
+log "the same commands again: the job refused (the volume is not empty)"
+
 cat <<REPORT
 
 === hacompile on a single-node swarm (encrypted overlay: $(docker network inspect "${stack}_pg_net" --format '{{index .Options "encrypted"}}')) ===
@@ -296,4 +400,7 @@ cat <<REPORT
   primary SIGKILL -> replacement task:  ${t_replaced}s; writes through HAProxy: ${t_writes}s (${failed} failed polls)
   replica SIGKILL -> replacement task:  ${t_replaced_r}s; reads on the replica: ${t_reads}s (${failed_r} failed polls)
   HAProxy task force-restarted -> SIGUSR1 at ${t_signal}s, master exited 0 ${t_signal_exit}s later (grace ${grace}s); routing: ${t_haproxy}s (${failed_h} failed polls)
+  first full backup by the scheduler:    ${backup_secs}s (pgbackrest info: start to stop)
+  WAL of the DROP archived after switch: ${t_archived}s
+  hacompile restore --time (the job):    ${t_restore}s (restore, replay, promote, stop); a server on the copy after ${t_server}s
 REPORT

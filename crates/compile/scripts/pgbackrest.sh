@@ -10,6 +10,10 @@
 #   hacompile-pgbackrest scheduler           base backups on the schedule while this server is the primary
 #   hacompile-pgbackrest restore-into DIR latest|time|name [TARGET]
 #                                            restore into DIR, which must be empty or absent
+#   hacompile-pgbackrest recover-into DIR latest|time|name [TARGET]
+#                                            restore-into, then replay the archive to the target on a
+#                                            server of its own (socket only), promote, stop cleanly: DIR
+#                                            then starts anywhere without the repository
 #
 # Parameters (environment), so it also runs outside a container:
 #   PGBACKREST_CONFIG, PGBACKREST_STANZA, PGBACKREST_PG1_PATH  read by pgbackrest itself
@@ -25,6 +29,7 @@
 #   HACOMPILE_BACKUP_POLL                  seconds between schedule checks (default 30)
 #   HACOMPILE_BACKUP_ROUNDS                scheduler rounds before it exits (default 0: never)
 #   HACOMPILE_BACKUP_SETTLE                seconds between creating the stanza and the first push (default 5)
+#   HACOMPILE_RECOVER_TIMEOUT              recover-into: seconds the replay may take (default 3600)
 set -euo pipefail
 
 log() { echo "hacompile-pgbackrest: $*" >&2; }
@@ -58,10 +63,6 @@ credentials() {
         PGPASSWORD="$(read_secret "$HACOMPILE_BACKUP_PG_PASSWORD_FILE")"
         export PGPASSWORD
     fi
-}
-
-as_postgres() {
-    if [ "$(id -u)" = 0 ]; then gosu postgres "$@"; else "$@"; fi
 }
 
 is_primary() {
@@ -135,12 +136,34 @@ archive_push() {
     # finish before this server pushes anything under the key it reads.
     # A loser of the race (its lock held, or the other's files half
     # written) fails: PostgreSQL retries, and finds the winner's stanza.
+    clear_interrupted_create
     if ! pgbackrest stanza-create --no-online; then
         log "could not create the stanza; PostgreSQL will retry this WAL file"
         return 1
     fi
     sleep "$settle"
     pgbackrest archive-push "$@"
+}
+
+# A stanza-create killed mid-write (the container's SIGKILL, a lost node)
+# leaves pgBackRest's temp file in a stanza directory that has no info file
+# yet; stanza-create then refuses that directory for ever ("archive
+# directory not empty") and nothing is backed up or archived. Such a file is
+# never data: remove it when it is all the directory holds (posix
+# repositories; an S3 object is written whole).
+clear_interrupted_create() {
+    local conf="${PGBACKREST_CONFIG:-/etc/pgbackrest/pgbackrest.conf}" type repo kind dir
+    type="${PGBACKREST_REPO1_TYPE:-$(sed -n 's/^repo1-type=//p' "$conf" 2> /dev/null)}"
+    repo="${PGBACKREST_REPO1_PATH:-$(sed -n 's/^repo1-path=//p' "$conf" 2> /dev/null)}"
+    [ "$type" = posix ] && [ -n "$repo" ] || return 0
+    for kind in archive backup; do
+        dir="$repo/$kind/${PGBACKREST_STANZA:?PGBACKREST_STANZA must be set}"
+        [ -d "$dir" ] || continue
+        [ -e "$dir/$kind.info" ] || [ -e "$dir/$kind.info.copy" ] && continue
+        [ -z "$(find "$dir" -mindepth 1 ! -name '*.pgbackrest.tmp' -print -quit)" ] || continue
+        find "$dir" -mindepth 1 -maxdepth 1 -type f -name '*.pgbackrest.tmp' -print -delete \
+            | while read -r f; do log "removed $f, left by an interrupted stanza-create"; done
+    done
 }
 
 scheduler() {
@@ -161,6 +184,7 @@ scheduler() {
             local started
             started="$(date -u +%s)"
             log "starting a $type backup"
+            clear_interrupted_create
             # Idempotent: creates the stanza on first use, checks it after.
             if pgbackrest stanza-create && pgbackrest backup --type="$type"; then
                 echo "$started" > "$state/$type"
@@ -199,12 +223,53 @@ restore_into() {
     log "restored into $dir; start a server on it to replay the archive to the target"
 }
 
+# Replays the archive into a restored DIR with a server that listens on a
+# private socket only and inherits this script's environment (the
+# repository's credentials reach the restore_command pgBackRest wrote, and
+# nothing else), waits until it reached the target and promoted, and stops
+# it cleanly. A target the archive does not reach stops the server with
+# FATAL; its log is shown.
+recover() {
+    local dir="$1" timeout="${HACOMPILE_RECOVER_TIMEOUT:-3600}" work waited=0 status=0
+    [[ "$timeout" =~ ^[0-9]+$ ]] && [ "$timeout" -ge 1 ] || timeout=3600
+    work="$(mktemp -d)"
+    log "replaying the archive into $dir"
+    if ! pg_ctl -D "$dir" -l "$work/postgres.log" -w -t "$timeout" \
+        -o "-c listen_addresses= -c unix_socket_directories=$work -c archive_mode=off" start > /dev/null; then
+        status=1
+    fi
+    while [ "$status" = 0 ] && [ -e "$dir/recovery.signal" ]; do
+        if ! pg_ctl -D "$dir" status > /dev/null || [ "$waited" -ge "$timeout" ]; then
+            status=1
+            break
+        fi
+        sleep 1
+        waited=$((waited + 1))
+    done
+    pg_ctl -D "$dir" -m fast -w -t "$timeout" stop > /dev/null 2>&1 || true
+    # The server's own account: where recovery stopped, or why it failed.
+    grep -E 'recovery stopping|recovery has paused|selected new timeline|FATAL|PANIC' "$work/postgres.log" >&2 || true
+    rm -rf "$work"
+    if [ "$status" != 0 ] || [ -e "$dir/recovery.signal" ]; then
+        log "the replay into $dir did not reach its target (the server's log is above)"
+        exit 1
+    fi
+    log "recovered into $dir: promoted and stopped cleanly; start a server on it"
+}
+
 case "${1:-}" in
     launch)
         shift
         # Detached twice: the container's init (stack `init: true`) adopts the
         # scheduler, never the postmaster, which must see only its own children.
-        (as_postgres setsid bash "$0" scheduler </dev/null &)
+        # `exec` in the background job: no shell stays behind as its parent.
+        (
+            if [ "$(id -u)" = 0 ]; then
+                exec gosu postgres setsid bash "$0" scheduler < /dev/null &
+            else
+                exec setsid bash "$0" scheduler < /dev/null &
+            fi
+        )
         exec "$@"
         ;;
     scheduler)
@@ -220,6 +285,12 @@ case "${1:-}" in
         shift
         credentials
         archive_push "$@"
+        ;;
+    recover-into)
+        shift
+        credentials
+        restore_into "$@"
+        recover "$1"
         ;;
     *)
         credentials

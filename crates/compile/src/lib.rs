@@ -9,6 +9,7 @@ pub mod graph;
 pub mod metrics;
 mod names;
 mod proxy;
+pub mod restore;
 mod services;
 pub mod topology;
 
