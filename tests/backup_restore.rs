@@ -579,14 +579,23 @@ fn backup_mistakes_are_refused_where_they_are_written() {
 /// file: stanza-create then refused the directory for ever ("archive
 /// directory not empty"), so no backup was ever taken and nothing archived.
 /// Found on the swarm (tests/swarm/run.sh kills the primary during its first
-/// backup). The scheduler clears such a leftover, and only that.
+/// backup). Both places that create the stanza clear such a leftover, and
+/// only that: the scheduler, and the first archive-push.
 #[test]
 fn a_stanza_create_killed_mid_write_does_not_wedge_the_repository() {
     let c = Cluster::start(&spec());
-    let stanza_dir = c.site.root.join("repo/archive/ha_db");
-    std::fs::create_dir_all(&stanza_dir).expect("mkdir");
-    std::fs::write(stanza_dir.join("archive.info.pgbackrest.tmp"), "[backrest]\nbackrest-format=5\n").expect("write");
-    chown_postgres(&c.site.root.join("repo"));
+    let repo = c.site.root.join("repo");
+    let stanza_dir = repo.join("archive/ha_db");
+    // A repository where the stanza's first creation was killed half-way
+    // (the cluster's first archive created the stanza already: start over).
+    let wedge = || {
+        let _ = std::fs::remove_dir_all(&repo);
+        std::fs::create_dir_all(&stanza_dir).expect("mkdir");
+        std::fs::write(stanza_dir.join("archive.info.pgbackrest.tmp"), "[backrest]\nbackrest-format=5\n")
+            .expect("write");
+        chown_postgres(&repo);
+    };
+    wedge();
     let sched = c.pgbackrest(PRIMARY, &["scheduler"], &[("HACOMPILE_BACKUP_ROUNDS", "1")]);
     let log = format!("{}{}", text(&sched.stdout), text(&sched.stderr));
     assert!(log.contains("full backup complete"), "the first full backup despite the leftover:\n{log}");
@@ -594,4 +603,19 @@ fn a_stanza_create_killed_mid_write_does_not_wedge_the_repository() {
     let info = text(&ok(c.pgbackrest(PRIMARY, &["info"], &[]), "pgbackrest info").stdout);
     assert!(info.contains("full backup:"), "{info}");
     assert!(stanza_dir.join("archive.info").exists(), "the stanza was created");
+
+    // The same leftover met first by the archiver.
+    wedge();
+    let port = c.primary.port;
+    sql(port, "create table after_wedge as select g from generate_series(1, 1000) g").expect("write");
+    let segment = sql(port, "select pg_walfile_name(pg_current_wal_lsn())").expect("segment");
+    sql(port, "select pg_switch_wal()").expect("switch");
+    let archived = wait_for_archived(port, &segment, Duration::from_secs(60));
+    let server_log = c.primary.log_text();
+    assert!(archived, "{segment} archived despite the leftover:\n{}", log_lines(&server_log, ""));
+    assert!(
+        server_log.contains("archive.info.pgbackrest.tmp, left by an interrupted stanza-create"),
+        "the archiver's removal is logged:\n{}",
+        log_lines(&server_log, "hacompile")
+    );
 }
