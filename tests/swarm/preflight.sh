@@ -44,7 +44,7 @@ cleanup() {
         sleep 1
     done
     if [ -n "$node" ]; then docker node update --label-rm hcpf.primary --label-rm hcpf.replica "$node" > /dev/null 2>&1 || true; fi
-    for s in postgres_user postgres_password replication_password haproxy_stats_users; do docker secret rm "hcpf_$s" > /dev/null 2>&1 || true; done
+    for s in postgres_user postgres_password replication_password haproxy_stats_users backup_cipher_pass; do docker secret rm "hcpf_$s" > /dev/null 2>&1 || true; done
     if [ "$created_swarm" = 1 ]; then
         docker swarm leave --force > /dev/null 2>&1 || true
         docker network rm docker_gwbridge > /dev/null 2>&1 || true
@@ -71,7 +71,7 @@ if [ "$write" = "$read" ] || [ "$read" = "$stats" ] || [ "$write" = "$stats" ]; 
 # behind (labels hc.*, secrets postgres_*) can make the first check pass.
 sed -e 's|REGISTRY|127.0.0.1:5000|g' -e 's|^stack = .*|stack = "hcpf"|' \
     -e 's|node.labels.hc\.|node.labels.hcpf.|g' \
-    -e 's/\(postgres_user\|postgres_password\|replication_password\|haproxy_stats_users\)/hcpf_\1/g' \
+    -e 's/\(postgres_user\|postgres_password\|replication_password\|haproxy_stats_users\|backup_cipher_pass\)/hcpf_\1/g' \
     -e "s|^write_port = .*|write_port = $write|" -e "s|^read_port = .*|read_port = $read|" -e "s|^port = 18080|port = $stats|" \
     "$here/spec.toml" > "$work/spec.toml"
 for want in "write_port = $write" "read_port = $read" "port = $stats" 'stack = "hcpf"' hcpf.primary hcpf_postgres_user; do
@@ -99,7 +99,7 @@ expect before "docker node update --label-add hcpf.replica=true $hostname"
 for s in postgres_user postgres_password replication_password haproxy_stats_users; do
     expect before "printf '%s' \"\$VALUE\" | docker secret create hcpf_$s -"
 done
-expect before "the deploy would not converge: 6 problem(s)"
+expect before "the deploy would not converge: 7 problem(s)"
 
 log "2. running the printed fixes"
 mapfile -t fixes < <(sed -n 's/^    fix: //p' "$work/before.out")
