@@ -284,9 +284,28 @@ fn port_client_before(before: &str, flag: &str) -> bool {
 /// command (`CMD`, a shell, `exec`).
 fn is_program_like(word: &str) -> bool {
     const OTHERS: &[&str] = &[
-        "sshpass", "mongo", "mongosh", "mongodump", "mongorestore", "mongoexport", "mongoimport", "sqlcmd", "bcp",
-        "mosquitto_pub", "mosquitto_sub", "zip", "unzip", "7z", "7za", "smbclient", "CMD", "CMD-SHELL", "sh",
-        "bash", "exec", "test",
+        "sshpass",
+        "mongo",
+        "mongosh",
+        "mongodump",
+        "mongorestore",
+        "mongoexport",
+        "mongoimport",
+        "sqlcmd",
+        "bcp",
+        "mosquitto_pub",
+        "mosquitto_sub",
+        "zip",
+        "unzip",
+        "7z",
+        "7za",
+        "smbclient",
+        "CMD",
+        "CMD-SHELL",
+        "sh",
+        "bash",
+        "exec",
+        "test",
     ];
     OTHERS.contains(&word)
 }
@@ -808,7 +827,10 @@ mod tests {
     fn a_numeric_password_after_p_is_masked() {
         for (line, want) in [
             ("sshpass -p 123456 ssh db", "sshpass -p ****** ssh db"),
-            ("      test: [\"CMD\", \"sshpass\", \"-p\", \"2024\", \"ssh\", \"db\"]", "      test: [\"CMD\", \"sshpass\", \"-p\", \"****\", \"ssh\", \"db\"]"),
+            (
+                "      test: [\"CMD\", \"sshpass\", \"-p\", \"2024\", \"ssh\", \"db\"]",
+                "      test: [\"CMD\", \"sshpass\", \"-p\", \"****\", \"ssh\", \"db\"]",
+            ),
             ("mongosh -u admin -p 31337 db", "mongosh -u admin -p ***** db"),
             ("sqlcmd -S db -U sa -P 12345", "sqlcmd -S db -U sa -P *****"),
             ("pg_isready -p 5432 && sshpass -p 4242 ssh db", "pg_isready -p 5432 && sshpass -p **** ssh db"),
