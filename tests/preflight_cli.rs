@@ -268,3 +268,60 @@ esac"#,
     assert!(!run.stdout.lines().any(|l| l.contains("fix:") && l.contains("rm -rf")), "{}", run.stdout);
     assert!(run.stdout.contains("fix: docker node update --label-add pg.role=replica -- n4"), "{}", run.stdout);
 }
+
+/// A swarm that lists many services publishing host-mode ports, its CLI
+/// slow on each `service ps`: preflight's docker calls are bounded in
+/// number whatever the swarm holds (each call has its deadline, so the
+/// whole read is bounded in time), not one call per service.
+#[test]
+fn docker_calls_are_bounded_whatever_the_number_of_services() {
+    let case = Case::new();
+    let hostname = fs::read_to_string("/proc/sys/kernel/hostname").expect("hostname");
+    let node = format!(
+        r#"[{{"ID":"n1","Spec":{{"Role":"manager","Availability":"active"}},"Description":{{"Hostname":"{}","Engine":{{"EngineVersion":"20.10.24"}}}},"Status":{{"State":"ready"}}}}]"#,
+        hostname.trim()
+    );
+    let count = 40;
+    let services: Vec<String> = (0..count)
+        .map(|i| {
+            format!(
+                r#"{{"ID":"s{i}","Spec":{{"Name":"other_{i}","Labels":{{"com.docker.stack.namespace":"other"}},"EndpointSpec":{{"Ports":[{{"Protocol":"tcp","PublishedPort":{},"PublishMode":"host"}}]}}}}}}"#,
+                40000 + i
+            )
+        })
+        .collect();
+    fs::write(case.dir.path().join("services.json"), format!("[{}]", services.join(","))).expect("w");
+    fs::write(case.dir.path().join("node.json"), node).expect("w");
+    let ids: String = (0..count).map(|i| format!("s{i}\n")).collect();
+    let calls = case.dir.path().join("calls");
+    let tasks: String = (0..count)
+        .map(|i| format!(r#"{{"ID":"t{i}","ServiceID":"s{i}","NodeID":"n1"}}"#))
+        .collect::<Vec<_>>()
+        .join(",");
+    let docker = case.docker(&format!(
+        r#"echo "$*" >> '{calls}'
+case "$1 $2" in
+  "info --format") echo '{{"Swarm":{{"NodeID":"n1","LocalNodeState":"active","ControlAvailable":true}}}}' ;;
+  "version --format") echo '{{"Client":{{"ApiVersion":"1.41"}},"Server":{{"ApiVersion":"1.41"}}}}' ;;
+  "node ls") echo n1 ;;
+  "node inspect") cat '{dir}/node.json' ;;
+  "service ls") printf '{ids}' ;;
+  "service inspect") cat '{dir}/services.json' ;;
+  "service ps") sleep 0.2; for s in "$@"; do case "$s" in s*) echo "t${{s#s}}" ;; esac; done ;;
+  "inspect --type") echo '[{tasks}]' ;;
+  *) ;;
+esac"#,
+        calls = calls.display(),
+        dir = case.dir.path().display(),
+        ids = ids.replace('\n', "\\n"),
+    ));
+    let run = case.run(&["--docker", docker.to_str().expect("utf-8")], None);
+    assert!(run.code == 0 || run.code == 1, "{}", run.stderr);
+    let calls = fs::read_to_string(&calls).expect("calls");
+    let n = calls.lines().count();
+    println!("{n} docker calls for {count} services with host-mode ports");
+    assert!(n <= 9, "{n} docker calls:\n{calls}");
+    // The tasks were read: service ps and task inspect once each.
+    assert_eq!(calls.lines().filter(|l| l.starts_with("service ps")).count(), 1, "{calls}");
+    assert_eq!(calls.lines().filter(|l| l.starts_with("inspect --type task")).count(), 1, "{calls}");
+}

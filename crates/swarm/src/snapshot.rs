@@ -345,16 +345,20 @@ pub fn parse_services(text: &str) -> Result<Vec<ServiceInfo>, ParseError> {
 
 #[derive(Debug, Deserialize)]
 struct RawTask {
+    #[serde(rename = "ServiceID", default)]
+    service: String,
     #[serde(rename = "NodeID", default)]
     node: String,
 }
 
-pub fn parse_task_nodes(text: &str) -> Result<Vec<String>, ParseError> {
+/// (service ID, node ID) of each placed task, sorted, without repeats.
+pub fn parse_task_nodes(text: &str) -> Result<Vec<(String, String)>, ParseError> {
     let raw: Vec<RawTask> = parse("docker inspect (tasks)", text)?;
-    let mut nodes: Vec<String> = raw.into_iter().map(|t| t.node).filter(|n| !n.is_empty()).collect();
-    nodes.sort();
-    nodes.dedup();
-    Ok(nodes)
+    let mut placed: Vec<(String, String)> =
+        raw.into_iter().filter(|t| !t.node.is_empty()).map(|t| (t.service, t.node)).collect();
+    placed.sort();
+    placed.dedup();
+    Ok(placed)
 }
 
 #[cfg(test)]
