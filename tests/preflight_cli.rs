@@ -319,7 +319,6 @@ esac"#,
     assert!(run.code == 0 || run.code == 1, "{}", run.stderr);
     let calls = fs::read_to_string(&calls).expect("calls");
     let n = calls.lines().count();
-    println!("{n} docker calls for {count} services with host-mode ports");
     assert!(n <= 9, "{n} docker calls:\n{calls}");
     // The tasks were read: service ps and task inspect once each.
     assert_eq!(calls.lines().filter(|l| l.starts_with("service ps")).count(), 1, "{calls}");
