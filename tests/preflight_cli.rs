@@ -324,3 +324,31 @@ esac"#,
     assert_eq!(calls.lines().filter(|l| l.starts_with("service ps")).count(), 1, "{calls}");
     assert_eq!(calls.lines().filter(|l| l.starts_with("inspect --type task")).count(), 1, "{calls}");
 }
+
+/// A CLI that answers with tens of thousands of nodes (7 MB, under the
+/// output bound) is refused, exit 2: checking every service against every
+/// node took minutes.
+#[test]
+fn more_nodes_than_preflight_reads_is_exit_2() {
+    let case = Case::new();
+    let nodes: Vec<String> = (0..60_000)
+        .map(|i| {
+            format!(
+                r#"{{"ID":"n{i}","Description":{{"Hostname":"h{i}"}},"Spec":{{"Availability":"active"}},"Status":{{"State":"ready"}}}}"#
+            )
+        })
+        .collect();
+    fs::write(case.dir.path().join("nodes.json"), format!("[{}]", nodes.join(","))).expect("w");
+    let docker = case.docker(&format!(
+        r#"case "$1 $2" in
+  "info --format") echo '{{"Swarm":{{"NodeID":"n1","LocalNodeState":"active","ControlAvailable":true}}}}' ;;
+  "version --format") echo '{{"Client":{{"ApiVersion":"1.41"}},"Server":{{"ApiVersion":"1.41"}}}}' ;;
+  "node ls") echo n1 ;;
+  "node inspect") cat '{}' ;;
+  *) ;;
+esac"#,
+        case.dir.path().join("nodes.json").display()
+    ));
+    let run = case.run(&["--docker", docker.to_str().expect("utf-8")], None);
+    assert_exit2(&run, "60000 nodes, more than the 5000 preflight reads", "not the answer of a docker CLI");
+}

@@ -161,8 +161,12 @@ impl DockerCli {
             let tasks = words(&self.run(&args(&ps, &host))?);
             if !tasks.is_empty() {
                 let placed = snapshot::parse_task_nodes(&self.run(&args(&["inspect", "--type", "task"], &tasks))?)?;
+                let mut by_service: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+                for (service, node) in placed {
+                    by_service.entry(service).or_default().push(node);
+                }
                 for s in &mut services {
-                    s.task_nodes = placed.iter().filter(|(id, _)| *id == s.id).map(|(_, node)| node.clone()).collect();
+                    s.task_nodes = by_service.remove(&s.id).unwrap_or_default();
                 }
             }
         }

@@ -206,9 +206,20 @@ struct RawNodeStatus {
     state: String,
 }
 
+/// The most nodes preflight reads: more than the largest swarms run, and
+/// few enough that checking each service against every node stays quick
+/// (a hostile CLI's 60,000 nodes, 7 MB of JSON, took minutes).
+pub const MAX_NODES: usize = 5000;
+
 /// `docker node inspect ID...` (a JSON array).
 pub fn parse_nodes(text: &str) -> Result<Vec<Node>, ParseError> {
     let raw: Vec<RawNode> = parse("docker node inspect", text)?;
+    if raw.len() > MAX_NODES {
+        return Err(ParseError {
+            call: "docker node inspect",
+            message: format!("{} nodes, more than the {MAX_NODES} preflight reads", raw.len()),
+        });
+    }
     Ok(raw
         .into_iter()
         .map(|n| Node {
