@@ -410,3 +410,121 @@ fn until_unhealthy_not_streaming(c: &Cluster, what: &str) -> Duration {
     assert!(h.output.contains("not streaming"), "says why: {}", h.output);
     detected
 }
+
+/// A replica's answer as a PostgreSQL server would give it, from a fake on
+/// loopback (a real server cannot be made to hang this way on demand).
+#[derive(Clone, Copy)]
+enum Answer {
+    /// FATAL 57P03 at startup, as a replica that is starting up answers.
+    StartingUp,
+    /// Authentication ok, then the IDENTIFY_SYSTEM query is never answered.
+    Hang,
+}
+
+/// Serves `answer` on a loopback port to every connection, for a minute.
+fn fake_replica(answer: Answer) -> u16 {
+    use std::io::Read;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    std::thread::spawn(move || {
+        for conn in listener.incoming().take(32) {
+            let Ok(mut conn) = conn else { continue };
+            std::thread::spawn(move || {
+                let _ = conn.set_read_timeout(Some(Duration::from_secs(60)));
+                let read_message = |conn: &mut std::net::TcpStream| -> Option<Vec<u8>> {
+                    let mut len = [0u8; 4];
+                    conn.read_exact(&mut len).ok()?;
+                    let mut body = vec![0u8; (u32::from_be_bytes(len) as usize).saturating_sub(4).min(1 << 16)];
+                    conn.read_exact(&mut body).ok()?;
+                    Some(body)
+                };
+                // SSL and GSS encryption requests are refused with `N`;
+                // then comes the startup message.
+                loop {
+                    let Some(body) = read_message(&mut conn) else { return };
+                    if body.len() == 4
+                        && matches!(u32::from_be_bytes(body[..4].try_into().expect("4")), 80877103 | 80877104)
+                    {
+                        let _ = conn.write_all(b"N");
+                        continue;
+                    }
+                    break;
+                }
+                match answer {
+                    Answer::StartingUp => {
+                        let mut fields = Vec::new();
+                        for (k, v) in [
+                            (b'S', "FATAL"),
+                            (b'V', "FATAL"),
+                            (b'C', "57P03"),
+                            (b'M', "the database system is starting up"),
+                        ] {
+                            fields.push(k);
+                            fields.extend_from_slice(v.as_bytes());
+                            fields.push(0);
+                        }
+                        fields.push(0);
+                        let mut msg = vec![b'E'];
+                        msg.extend_from_slice(&(fields.len() as u32 + 4).to_be_bytes());
+                        msg.extend_from_slice(&fields);
+                        let _ = conn.write_all(&msg);
+                    }
+                    Answer::Hang => {
+                        let _ = conn.write_all(&[b'R', 0, 0, 0, 8, 0, 0, 0, 0, b'Z', 0, 0, 0, 5, b'I']);
+                        let mut sink = [0u8; 1024];
+                        while conn.read(&mut sink).is_ok_and(|n| n > 0) {}
+                    }
+                }
+            });
+        }
+    });
+    port
+}
+
+/// Runs the emitted primary entrypoint on an empty data directory against
+/// `replicas`, as the postgres user, `touch STARTED` in place of the
+/// image's entrypoint. A hang guard kills it after 3 minutes.
+fn primary_entrypoint(replicas: &str, extra: &[(&str, &str)]) -> (bool, std::process::Output) {
+    let dir = tempfile::tempdir().expect("tmp");
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(&data).expect("mkdir");
+    let password = dir.path().join("replication_password");
+    std::fs::write(&password, "s3cr:et\\pw\n").expect("w");
+    support::cluster::chown_postgres(dir.path());
+    let started = dir.path().join("STARTED");
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/crates/compile/scripts/pg-primary-entrypoint.sh");
+    let mut cmd = support::cluster::as_postgres("timeout");
+    cmd.args(["180", "bash", script, "touch"])
+        .arg(&started)
+        .env("PATH", format!("{}:/usr/local/bin:/usr/bin:/bin", support::cluster::PG_BIN))
+        .env("PGDATA", &data)
+        .env("HACOMPILE_REPLICAS", replicas)
+        .env("HACOMPILE_REPLICATION_USER", "replicator")
+        .env("HACOMPILE_REPLICATION_PASSWORD_FILE", &password)
+        .envs(extra.iter().copied());
+    let out = cmd.output().expect("the entrypoint runs");
+    assert_ne!(out.status.code(), Some(124), "the entrypoint hung: {}", String::from_utf8_lossy(&out.stderr));
+    (started.exists(), out)
+}
+
+/// A replica that answers as a PostgreSQL server (so it holds a cluster)
+/// but not the question (starting up, or hung after authentication) does
+/// not let an empty primary start, and does not hold it for ever; one that
+/// cannot be reached does not stop a first deploy.
+#[test]
+fn a_replica_that_answers_but_not_the_question_keeps_an_empty_primary_from_starting_in_bounded_time() {
+    let fast = [("HACOMPILE_ASK_ATTEMPTS", "2"), ("HACOMPILE_ASK_TIMEOUT", "6")];
+    for answer in [Answer::StartingUp, Answer::Hang] {
+        let port = fake_replica(answer);
+        let (started, out) = primary_entrypoint(&format!("127.0.0.1:{port}"), &fast);
+        let log = String::from_utf8_lossy(&out.stderr);
+        assert!(!started && !out.status.success(), "an empty primary started beside a replica that answers: {log}");
+        assert!(log.contains("refusing to create a new, empty cluster"), "{log}");
+        assert!(!log.contains("s3cr"), "the password is not shown: {log}");
+        println!("{log}");
+    }
+    // Nothing listens there: a first deploy goes on.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
+    let (started, out) = primary_entrypoint(&format!("127.0.0.1:{closed}"), &fast);
+    assert!(started, "{}", String::from_utf8_lossy(&out.stderr));
+}

@@ -185,3 +185,170 @@ fn ports_are_bound_here_only_when_the_daemon_is_here() {
     );
     drop(held);
 }
+
+/// A swarm whose nodes are named to turn the printed fixes against the
+/// user: a hostname that is a flag, a node ID that is a flag and a shell
+/// word, a hostname with terminal escapes. Every printed fix must parse in
+/// bash, and run (against a recording `docker`) it must name an existing
+/// node exactly and pass no option the fix does not mean.
+#[test]
+fn printed_fixes_name_hostile_nodes_safely_and_do_what_they_say() {
+    let case = Case::new();
+    let node = |id: &str, host: &str, availability: &str, labels: &str| {
+        format!(
+            r#"{{"ID":{id},"Spec":{{"Role":"worker","Availability":"{availability}","Labels":{{{labels}}}}},"Description":{{"Hostname":{host},"Platform":{{"OS":"linux","Architecture":"x86_64"}},"Engine":{{"EngineVersion":"20.10.24"}},"Resources":{{"NanoCPUs":4000000000,"MemoryBytes":8589934592}}}},"Status":{{"State":"ready"}}}}"#,
+            id = serde_json::to_string(id).expect("json"),
+            host = serde_json::to_string(host).expect("json"),
+        )
+    };
+    let nodes = [
+        ("n1", "--availability=drain", "active", ""),
+        ("n2", "evil\u{1b}]0;x\u{7}", "drain", r#""pg.role":"primary""#),
+        ("-x;rm -rf ~", "dup", "active", ""),
+        ("n4", "dup", "active", ""),
+    ];
+    let json = format!("[{}]", nodes.iter().map(|(i, h, a, l)| node(i, h, a, l)).collect::<Vec<_>>().join(","));
+    fs::write(case.dir.path().join("nodes.json"), &json).expect("w");
+    let docker = case.docker(&format!(
+        r#"case "$1 $2" in
+  "info --format") echo '{{"Swarm":{{"NodeID":"n4","LocalNodeState":"active","ControlAvailable":true}}}}' ;;
+  "version --format") echo '{{"Client":{{"ApiVersion":"1.41"}},"Server":{{"ApiVersion":"1.41"}}}}' ;;
+  "node ls") printf 'n1\nn2\nn3\nn4\n' ;;
+  "node inspect") cat '{}' ;;
+  *) ;;
+esac"#,
+        case.dir.path().join("nodes.json").display()
+    ));
+    let run = case.run(&["--docker", docker.to_str().expect("utf-8")], None);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(!run.stdout.contains('\u{1b}') && !run.stdout.contains('\u{7}'), "{:?}", run.stdout);
+    let fixes: Vec<&str> = run
+        .stdout
+        .lines()
+        .filter_map(|l| l.trim_start().strip_prefix("fix: "))
+        .filter(|c| c.contains("node"))
+        .collect();
+    assert!(fixes.len() >= 2, "{}", run.stdout);
+    // A recording docker: one argument per line.
+    let rec = case.dir.path().join("rec");
+    fs::create_dir_all(&rec).expect("dir");
+    let argv = case.dir.path().join("argv");
+    fs::write(rec.join("docker"), format!("#!/bin/sh\nprintf '%s\\n' \"$@\" > '{}'\n", argv.display())).expect("w");
+    fs::set_permissions(rec.join("docker"), fs::Permissions::from_mode(0o755)).expect("chmod");
+    let ids: Vec<&str> = nodes.iter().map(|n| n.0).collect();
+    let unique_hosts = ["--availability=drain"];
+    for fix in fixes {
+        let syntax = std::process::Command::new("bash").args(["-n", "-c", fix]).output().expect("bash");
+        assert!(syntax.status.success(), "bash -n refuses {fix:?}");
+        let _ = fs::remove_file(&argv);
+        let ran = std::process::Command::new("/bin/bash").args(["-c", fix]).env("PATH", &rec).output().expect("bash");
+        assert!(ran.status.success(), "{fix:?}: {}", String::from_utf8_lossy(&ran.stderr));
+        let args =
+            fs::read_to_string(&argv).unwrap_or_else(|e| panic!("{fix:?}: docker did not run ({e}):\n{}", run.stdout));
+        let args: Vec<&str> = args.lines().collect();
+        assert_eq!(&args[..2], ["node", "update"], "{fix:?}");
+        // Options the fix means, each with its value; then `--` and the node.
+        let mut i = 2;
+        while i < args.len() && matches!(args[i], "--label-add" | "--label-rm" | "--availability") {
+            i += 2;
+        }
+        assert_eq!(args.get(i), Some(&"--"), "{fix:?} passes an option it does not mean: {args:?}");
+        assert_eq!(args.len(), i + 2, "{fix:?}: one node: {args:?}");
+        let target = args[i + 1];
+        // A hostname only when unique and not a flag's look-alike would
+        // do; a plain node ID always does.
+        assert!(
+            (ids.contains(&target) && target.bytes().all(|b| b.is_ascii_alphanumeric()))
+                || unique_hosts.contains(&target),
+            "{fix:?} names {target:?}, not a node"
+        );
+    }
+    // The node with a hostile ID and a shared hostname cannot be named: no
+    // command for it; the other node of that hostname is named by its ID.
+    assert!(!run.stdout.lines().any(|l| l.contains("fix:") && l.contains("rm -rf")), "{}", run.stdout);
+    assert!(run.stdout.contains("fix: docker node update --label-add pg.role=replica -- n4"), "{}", run.stdout);
+}
+
+/// A swarm that lists many services publishing host-mode ports, its CLI
+/// slow on each `service ps`: preflight's docker calls are bounded in
+/// number whatever the swarm holds (each call has its deadline, so the
+/// whole read is bounded in time), not one call per service.
+#[test]
+fn docker_calls_are_bounded_whatever_the_number_of_services() {
+    let case = Case::new();
+    let hostname = fs::read_to_string("/proc/sys/kernel/hostname").expect("hostname");
+    let node = format!(
+        r#"[{{"ID":"n1","Spec":{{"Role":"manager","Availability":"active"}},"Description":{{"Hostname":"{}","Engine":{{"EngineVersion":"20.10.24"}}}},"Status":{{"State":"ready"}}}}]"#,
+        hostname.trim()
+    );
+    let count = 40;
+    let services: Vec<String> = (0..count)
+        .map(|i| {
+            format!(
+                r#"{{"ID":"s{i}","Spec":{{"Name":"other_{i}","Labels":{{"com.docker.stack.namespace":"other"}},"EndpointSpec":{{"Ports":[{{"Protocol":"tcp","PublishedPort":{},"PublishMode":"host"}}]}}}}}}"#,
+                40000 + i
+            )
+        })
+        .collect();
+    fs::write(case.dir.path().join("services.json"), format!("[{}]", services.join(","))).expect("w");
+    fs::write(case.dir.path().join("node.json"), node).expect("w");
+    let ids: String = (0..count).map(|i| format!("s{i}\n")).collect();
+    let calls = case.dir.path().join("calls");
+    let tasks: String = (0..count)
+        .map(|i| format!(r#"{{"ID":"t{i}","ServiceID":"s{i}","NodeID":"n1"}}"#))
+        .collect::<Vec<_>>()
+        .join(",");
+    let docker = case.docker(&format!(
+        r#"echo "$*" >> '{calls}'
+case "$1 $2" in
+  "info --format") echo '{{"Swarm":{{"NodeID":"n1","LocalNodeState":"active","ControlAvailable":true}}}}' ;;
+  "version --format") echo '{{"Client":{{"ApiVersion":"1.41"}},"Server":{{"ApiVersion":"1.41"}}}}' ;;
+  "node ls") echo n1 ;;
+  "node inspect") cat '{dir}/node.json' ;;
+  "service ls") printf '{ids}' ;;
+  "service inspect") cat '{dir}/services.json' ;;
+  "service ps") sleep 0.2; for s in "$@"; do case "$s" in s*) echo "t${{s#s}}" ;; esac; done ;;
+  "inspect --type") echo '[{tasks}]' ;;
+  *) ;;
+esac"#,
+        calls = calls.display(),
+        dir = case.dir.path().display(),
+        ids = ids.replace('\n', "\\n"),
+    ));
+    let run = case.run(&["--docker", docker.to_str().expect("utf-8")], None);
+    assert!(run.code == 0 || run.code == 1, "{}", run.stderr);
+    let calls = fs::read_to_string(&calls).expect("calls");
+    let n = calls.lines().count();
+    assert!(n <= 9, "{n} docker calls:\n{calls}");
+    // The tasks were read: service ps and task inspect once each.
+    assert_eq!(calls.lines().filter(|l| l.starts_with("service ps")).count(), 1, "{calls}");
+    assert_eq!(calls.lines().filter(|l| l.starts_with("inspect --type task")).count(), 1, "{calls}");
+}
+
+/// A CLI that answers with tens of thousands of nodes (7 MB, under the
+/// output bound) is refused, exit 2: checking every service against every
+/// node took minutes.
+#[test]
+fn more_nodes_than_preflight_reads_is_exit_2() {
+    let case = Case::new();
+    let nodes: Vec<String> = (0..60_000)
+        .map(|i| {
+            format!(
+                r#"{{"ID":"n{i}","Description":{{"Hostname":"h{i}"}},"Spec":{{"Availability":"active"}},"Status":{{"State":"ready"}}}}"#
+            )
+        })
+        .collect();
+    fs::write(case.dir.path().join("nodes.json"), format!("[{}]", nodes.join(","))).expect("w");
+    let docker = case.docker(&format!(
+        r#"case "$1 $2" in
+  "info --format") echo '{{"Swarm":{{"NodeID":"n1","LocalNodeState":"active","ControlAvailable":true}}}}' ;;
+  "version --format") echo '{{"Client":{{"ApiVersion":"1.41"}},"Server":{{"ApiVersion":"1.41"}}}}' ;;
+  "node ls") echo n1 ;;
+  "node inspect") cat '{}' ;;
+  *) ;;
+esac"#,
+        case.dir.path().join("nodes.json").display()
+    ));
+    let run = case.run(&["--docker", docker.to_str().expect("utf-8")], None);
+    assert_exit2(&run, "60000 nodes, more than the 5000 preflight reads", "not the answer of a docker CLI");
+}

@@ -94,8 +94,8 @@ expect() { grep -qF -- "$2" "$work/$1.out" || fail "preflight ($1) does not say:
 
 log "1. a bare swarm: labels and secrets missing"
 preflight before 1
-expect before "docker node update --label-add hcpf.primary=true $hostname"
-expect before "docker node update --label-add hcpf.replica=true $hostname"
+expect before "docker node update --label-add hcpf.primary=true -- $hostname"
+expect before "docker node update --label-add hcpf.replica=true -- $hostname"
 for s in postgres_user postgres_password replication_password haproxy_stats_users; do
     expect before "printf '%s' \"\$VALUE\" | docker secret create hcpf_$s -"
 done
@@ -132,9 +132,9 @@ for _ in $(seq 60); do holder_up && break; sleep 1; done
 holder_up || fail "the holder service did not start: $(docker service ps --no-trunc "$holder" 2>&1 | tail -n 3)"
 preflight conflict 1
 expect conflict "$holder (stack hcpf_other) publishes it in host mode on $hostname"
-expect conflict "fix: docker service rm $holder"
+expect conflict "fix: docker service rm -- $holder"
 fix=$(sed -n 's/^    fix: //p' "$work/conflict.out")
-[ "$fix" = "docker service rm $holder" ] || fail "expected one fix, the holder's removal: $fix"
+[ "$fix" = "docker service rm -- $holder" ] || fail "expected one fix, the holder's removal: $fix"
 bash -c "$fix" > /dev/null
 for _ in $(seq 30); do
     [ -z "$(docker ps -aq --filter "label=com.docker.swarm.service.name=$holder")" ] && break

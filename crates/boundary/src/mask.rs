@@ -230,6 +230,86 @@ static HAPROXY_SECRET: LazyLock<Regex> = LazyLock::new(|| {
         .expect("valid regex")
 });
 
+/// Clients whose `-p` is a port: PostgreSQL's and redis-cli.
+const PORT_P_CLIENTS: &[&str] = &[
+    "psql",
+    "pg_isready",
+    "pg_dump",
+    "pg_dumpall",
+    "pg_restore",
+    "pg_basebackup",
+    "pg_receivewal",
+    "pg_recvlogical",
+    "pgbench",
+    "createdb",
+    "dropdb",
+    "createuser",
+    "dropuser",
+    "vacuumdb",
+    "reindexdb",
+    "clusterdb",
+    "redis-cli",
+];
+/// Clients whose `-P` is a port: mysql's and MariaDB's.
+const PORT_UPPER_P_CLIENTS: &[&str] =
+    &["mysql", "mysqladmin", "mysqldump", "mysqlcheck", "mysqlimport", "mariadb", "mariadb-admin", "mariadb-dump"];
+
+/// Is the program the flag belongs to (the last word before it that is not
+/// a flag or a flag's value we can tell) a client whose `flag` is a port?
+/// Read back word by word: the nearest word that names a program decides;
+/// a program we do not know (sshpass, mongosh, sqlcmd) does not.
+fn port_client_before(before: &str, flag: &str) -> bool {
+    let clients = if flag == "-p" { PORT_P_CLIENTS } else { PORT_UPPER_P_CLIENTS };
+    // Only the command the flag is in: `psql ... && tool -p 1234` is tool's.
+    let before = before.rfind([';', '&', '|', '`', '(', '\n']).map_or(before, |i| &before[i + 1..]);
+    let words = before.split(|c: char| c.is_whitespace() || "\"',[]();&|`".contains(c)).filter(|w| !w.is_empty());
+    for word in words.rev() {
+        // Flags and their values (`-h db`, `-U app`, `127.0.0.1`) are passed over.
+        if word.starts_with('-') || !word.starts_with(|c: char| c.is_ascii_alphabetic() || c == '/') {
+            continue;
+        }
+        let base = word.rsplit('/').next().unwrap_or(word);
+        if clients.contains(&base) {
+            return true;
+        }
+        if is_program_like(base) {
+            return false;
+        }
+    }
+    false
+}
+
+/// A word that names some program rather than a flag's value: anything
+/// known to take a password after `-p`/`-P`, and the words that start a
+/// command (`CMD`, a shell, `exec`).
+fn is_program_like(word: &str) -> bool {
+    const OTHERS: &[&str] = &[
+        "sshpass",
+        "mongo",
+        "mongosh",
+        "mongodump",
+        "mongorestore",
+        "mongoexport",
+        "mongoimport",
+        "sqlcmd",
+        "bcp",
+        "mosquitto_pub",
+        "mosquitto_sub",
+        "zip",
+        "unzip",
+        "7z",
+        "7za",
+        "smbclient",
+        "CMD",
+        "CMD-SHELL",
+        "sh",
+        "bash",
+        "exec",
+        "test",
+    ];
+    OTHERS.contains(&word)
+}
+
 /// Short flags that take a password in common clients (`redis-cli -a`).
 const PASSWORD_SHORT_FLAGS: &[&str] = &["-a", "-p", "-P", "-w", "-k"];
 
@@ -407,9 +487,13 @@ pub fn scan_line(line: &str) -> Vec<Range<usize>> {
         let (Some(flag), Some(v)) = (c.get(1), c.get(2)) else { continue };
         let f = flag.as_str();
         let name = normalised(f.trim_start_matches('-'));
-        // `-p 5432` / `-P 3306` is a port (PostgreSQL's clients, mysql's
-        // `-P`); mysql's password is glued to `-p` (GLUED_P below).
-        let port = matches!(f, "-p" | "-P") && v.as_str().parse::<u16>().is_ok_and(|p| p > 0);
+        // `-p 5432` / `-P 3306` is a port for the clients that take one
+        // there (PostgreSQL's, redis-cli, mysql's `-P`); mysql's password is
+        // glued to `-p` (GLUED_P below). For any other program (sshpass,
+        // mongosh, sqlcmd) a number there is a password.
+        let port = matches!(f, "-p" | "-P")
+            && v.as_str().parse::<u16>().is_ok_and(|p| p > 0)
+            && port_client_before(&line[..flag.start()], f);
         let short_password = PASSWORD_SHORT_FLAGS.contains(&f) && !port;
         if (is_credential_key(&name) || short_password) && !is_reference(v.as_str()) && !v.as_str().starts_with('-') {
             out.push(v.range());
@@ -733,6 +817,29 @@ mod tests {
             "--initial-cluster-token",
         ] {
             assert!(!is_credential_key(k), "{k}");
+        }
+    }
+
+    /// A number after `-p`/`-P` is a port only for a client known to take
+    /// one there: sshpass, mongo and sqlcmd take a password there, and a
+    /// numeric password is a password.
+    #[test]
+    fn a_numeric_password_after_p_is_masked() {
+        for (line, want) in [
+            ("sshpass -p 123456 ssh db", "sshpass -p ****** ssh db"),
+            (
+                "      test: [\"CMD\", \"sshpass\", \"-p\", \"2024\", \"ssh\", \"db\"]",
+                "      test: [\"CMD\", \"sshpass\", \"-p\", \"****\", \"ssh\", \"db\"]",
+            ),
+            ("mongosh -u admin -p 31337 db", "mongosh -u admin -p ***** db"),
+            ("sqlcmd -S db -U sa -P 12345", "sqlcmd -S db -U sa -P *****"),
+            ("pg_isready -p 5432 && sshpass -p 4242 ssh db", "pg_isready -p 5432 && sshpass -p **** ssh db"),
+            ("unknown-tool -p 8080", "unknown-tool -p ****"),
+            ("psql -h db -c 'select 1' && mysterytool -p 1234", "psql -h db -c 'select 1' && mysterytool -p ****"),
+            ("/usr/bin/psql -p 5432 -W", "/usr/bin/psql -p 5432 -W"),
+            ("redis-cli -h db -p 6379 ping", "redis-cli -h db -p 6379 ping"),
+        ] {
+            assert_eq!(masked(line), want, "{line}");
         }
     }
 

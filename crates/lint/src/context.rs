@@ -135,8 +135,9 @@ const SERVERS: &[&str] = &[
 ];
 
 /// Servers of other kinds that database images also ship (Patroni's and
-/// Spilo's demo images run etcd and HAProxy): a service whose command runs
-/// one of these and no database server is that server, not a database.
+/// Spilo's demo images run etcd and HAProxy): a service whose command ends in
+/// one of these (the program it runs last) and runs no database server is
+/// that server, not a database.
 const OTHER_SERVERS: &[&str] = &["etcd", "haproxy", "confd", "consul", "pgbouncer", "vip-manager", "keepalived"];
 
 /// Does an image's base name say PostgreSQL: `postgres` or `postgresql`
@@ -262,7 +263,10 @@ impl<'a> StackCx<'a> {
         let p = programs();
         let runs_server = p.iter().any(|w| SERVERS.contains(&w.as_str()));
         let runs_client = p.iter().any(|w| CLIENTS.contains(&w.as_str()));
-        let runs_other = p.iter().any(|w| OTHER_SERVERS.contains(&w.as_str()));
+        // The program the command ends in is the service: one started on
+        // the way (`confd -onetime && exec start.sh`, a sidecar with `&`)
+        // does not make a database something else.
+        let runs_other = p.last().is_some_and(|w| OTHER_SERVERS.contains(&w.as_str()));
         // `condition: none` on the image's own command is a server that will
         // not come back (HC408's case); with a command of its own that starts
         // no server, it is a one-shot task.
@@ -558,6 +562,25 @@ services:
             ("versioned", true, true),
             ("repmgr", true, true),
         ];
+        assert_eq!(got, want.map(|(n, d, p)| (n.to_owned(), d, p)));
+    }
+
+    /// Another server started on the way (config rendered by confd, a
+    /// sidecar in the background, a version check) does not make a
+    /// database that ends up running its own start script something else:
+    /// only the program the command ends in is the service.
+    #[test]
+    fn another_server_on_the_way_does_not_hide_a_database() {
+        let got = classify(
+            r#"
+services:
+  confd: {image: "postgres:16", command: "sh -c 'confd -onetime -backend env && exec /usr/local/bin/start-postgres.sh'"}
+  sidecar: {image: "postgres:16", command: "sh -c 'vip-manager --config /etc/vip.yml & exec /start.sh'"}
+  checked: {image: "postgres:16", command: ["bash", "-c", "haproxy -v > /dev/null; exec /start.sh"]}
+  proxy: {image: "${TEST_IMAGE:-patroni}", command: haproxy}
+"#,
+        );
+        let want = [("confd", true, true), ("sidecar", true, true), ("checked", true, true), ("proxy", false, false)];
         assert_eq!(got, want.map(|(n, d, p)| (n.to_owned(), d, p)));
     }
 }

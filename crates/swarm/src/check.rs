@@ -76,6 +76,36 @@ fn node_ref(node: &Node, nodes: &[Node]) -> String {
     if unique { node.hostname.clone() } else { node.id.clone() }
 }
 
+/// A name a command may carry as it is: a letter or digit first (never an
+/// option's `-`), then letters, digits, `.`, `_`, `-`.
+fn plain_name(s: &str) -> bool {
+    s.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && s.bytes().all(|b| b.is_ascii_alphanumeric() || b".-_".contains(&b))
+}
+
+/// A node as a fix command names it (after `--`): its hostname when that is
+/// plain, no other node has it and it is no node's ID (docker looks a node
+/// up by ID first), else its ID when that is plain; `None` when neither can
+/// be written so that the command does what it says.
+fn node_arg(node: &Node, nodes: &[Node]) -> Option<String> {
+    let unique = nodes.iter().filter(|n| n.hostname == node.hostname).count() == 1;
+    if plain_name(&node.hostname) && unique && !nodes.iter().any(|n| n.id == node.hostname) {
+        Some(node.hostname.clone())
+    } else if !node.id.is_empty() && node.id.bytes().all(|b| b.is_ascii_alphanumeric()) {
+        Some(node.id.clone())
+    } else {
+        None
+    }
+}
+
+/// What a fix command says when a node cannot be named in it.
+fn unnamed(node: &Node, nodes: &[Node]) -> String {
+    format!(
+        "the node {} cannot be named safely in a command (its hostname and ID are not plain names): set it by hand",
+        node_ref(node, nodes)
+    )
+}
+
 /// Distinct nodes a service needs, and whether it is global.
 fn nodes_needed(service: &Service) -> (usize, bool) {
     let Some(deploy) = &service.deploy else { return (1, false) };
@@ -177,6 +207,19 @@ fn placement(stack: &StackFile, swarm: &Snapshot, report: &mut Report) -> Vec<No
             let n = &planned[i];
             (relabels(n).len(), used_by(n).len(), n.hostname.clone(), n.id.clone())
         });
+        // A node no command can name safely is left to the operator, and
+        // the next one is taken.
+        let mut help_unnamed = Vec::new();
+        let unnamed_count = candidates.iter().filter(|&&i| node_arg(&planned[i], &planned).is_none()).count();
+        candidates.retain(|&i| node_arg(&planned[i], &planned).is_some());
+        if candidates.len() < missing {
+            let nodes: Vec<String> = (0..planned.len())
+                .filter(|&i| fixable(&planned[i]) && node_arg(&planned[i], &planned).is_none())
+                .map(|i| unnamed(&planned[i], &planned))
+                .take(unnamed_count)
+                .collect();
+            help_unnamed.extend(nodes);
+        }
         let mut fixes = Vec::new();
         for &i in candidates.iter().take(missing) {
             let node = planned[i].clone();
@@ -195,6 +238,7 @@ fn placement(stack: &StackFile, swarm: &Snapshot, report: &mut Report) -> Vec<No
                 }
             }
             let target = node_ref(&node, &planned);
+            let Some(arg) = node_arg(&node, &planned) else { continue };
             let others = used_by(&node);
             let changed = relabels(&node);
             let mut why = if others.is_empty() {
@@ -206,21 +250,22 @@ fn placement(stack: &StackFile, swarm: &Snapshot, report: &mut Report) -> Vec<No
                 why.push_str(&format!("; this replaces its label {}", changed.join(", ")));
             }
             fixes.push(Fix {
-                command: safe(&format!("docker node update {} {}", args.join(" "), shell_quote(&target))),
+                command: safe(&format!("docker node update {} -- {}", args.join(" "), shell_quote(&arg))),
                 why: safe(&why),
             });
         }
         let mut short = missing.saturating_sub(fixes.len());
         // Nodes that match but that swarm will not use.
         let idle: Vec<&Node> = planned.iter().filter(|n| !n.schedulable() && all_match(wanted, n)).collect();
-        let mut help = Vec::new();
+        let mut help = help_unnamed;
         for n in &idle {
             if !n.availability.eq_ignore_ascii_case("active") && n.state.eq_ignore_ascii_case("ready") {
+                let Some(arg) = node_arg(n, &planned) else {
+                    help.push(unnamed(n, &planned));
+                    continue;
+                };
                 fixes.push(Fix {
-                    command: safe(&format!(
-                        "docker node update --availability active {}",
-                        shell_quote(&node_ref(n, &planned))
-                    )),
+                    command: safe(&format!("docker node update --availability active -- {}", shell_quote(&arg))),
                     why: safe(&format!("{} matches but is {}", node_ref(n, &planned), n.availability)),
                 });
                 short = short.saturating_sub(1);
@@ -438,11 +483,22 @@ fn ports(
                             held.mode,
                             if nodes.is_empty() { String::new() } else { format!(" on {}", nodes.join(", ")) },
                         )),
-                        fixes: vec![Fix {
-                            command: safe(&format!("docker service rm {}", shell_quote(&other.name))),
-                            why: safe(&format!("frees the port {} held by {holder}", port.published)),
-                        }],
-                        help: Some("or publish another port in the spec and build again".into()),
+                        // Named so that docker finds this service (by ID
+                        // first, then by name), and no other.
+                        fixes: service_arg(other, &swarm.services)
+                            .map(|arg| Fix {
+                                command: safe(&format!("docker service rm -- {}", shell_quote(&arg))),
+                                why: safe(&format!("frees the port {} held by {holder}", port.published)),
+                            })
+                            .into_iter()
+                            .collect(),
+                        help: Some(if service_arg(other, &swarm.services).is_some() {
+                            "or publish another port in the spec and build again".into()
+                        } else {
+                            safe(&format!(
+                                "remove {holder} by hand (its name and ID are not plain names), or publish another port in the spec and build again"
+                            ))
+                        }),
                     });
                 }
             }
@@ -498,6 +554,18 @@ fn ports(
             "a process outside docker bound to port(s) {} on a node other than this one: swarm does not report it; check with `ss -lnt` on those nodes",
             list.join(", ")
         ));
+    }
+}
+
+/// A service as `docker service rm` names it: as [`node_arg`] does nodes.
+fn service_arg(service: &crate::snapshot::ServiceInfo, all: &[crate::snapshot::ServiceInfo]) -> Option<String> {
+    let unique = all.iter().filter(|s| s.name == service.name).count() == 1;
+    if plain_name(&service.name) && unique && !all.iter().any(|s| s.id == service.name) {
+        Some(service.name.clone())
+    } else if !service.id.is_empty() && service.id.bytes().all(|b| b.is_ascii_alphanumeric()) {
+        Some(service.id.clone())
+    } else {
+        None
     }
 }
 
@@ -688,7 +756,7 @@ mod tests {
         }
         assert!(report.unseen.iter().any(|u| u.contains("IP protocol 50 (ESP)")), "{:#?}", report.unseen);
         let pg1 = placement.iter().find(|f| f.subject == "pg-1").expect("pg-1");
-        assert_eq!(pg1.fixes[0].command, "docker node update --label-add pg.member=1 host-a");
+        assert_eq!(pg1.fixes[0].command, "docker node update --label-add pg.member=1 -- host-a");
         let secrets: Vec<&Finding> = report.findings.iter().filter(|f| f.kind == "secret").collect();
         assert!(!secrets.is_empty());
         for s in &secrets {
@@ -737,7 +805,7 @@ mod tests {
         let report = check("ha_db", &stack, &swarm(vec![node("a", "manager"), drained]), &FREE);
         let f = report.findings.iter().find(|f| f.subject == "pg-primary").expect("a finding");
         assert_eq!(f.fixes.len(), 1, "{f:#?}");
-        assert_eq!(f.fixes[0].command, "docker node update --availability active db-9");
+        assert_eq!(f.fixes[0].command, "docker node update --availability active -- db-9");
         assert!(f.help.as_deref().is_none_or(|h| !h.contains("more active node")), "{f:#?}");
         let mut down = node("b", "worker");
         down.hostname = "db-9".into();
@@ -783,7 +851,7 @@ mod tests {
         let found = ports(&s, &FREE);
         assert_eq!(found.len(), 1, "{found:#?}");
         assert!(found[0].message.contains("web_front (stack web) publishes it in host mode on host-b"), "{found:#?}");
-        assert_eq!(found[0].fixes[0].command, "docker service rm web_front");
+        assert_eq!(found[0].fixes[0].command, "docker service rm -- web_front");
         // An ingress port holds every node.
         let mut s = base.clone();
         s.services.push(holder("api", "", "ingress", write, &[]));
@@ -840,7 +908,9 @@ mod tests {
         let r = check("ha_db", &stack, &swarm(vec![n]), &FREE);
         let f = r.findings.iter().find(|f| f.kind == "placement").expect("placement");
         let cmd = &f.fixes[0].command;
-        assert!(cmd.ends_with(r"'evil'\''; rm -rf /\u{001b}[2J'"), "{cmd}");
+        // Not a plain name: the node is named by its ID, after `--`.
+        assert!(cmd.ends_with(" -- a"), "{cmd}");
+        assert!(f.fixes[0].why.contains(r"evil'; rm -rf /\u{001b}[2J"), "{:?}", f.fixes[0].why);
         let json = serde_json::to_string(&r).expect("json");
         assert!(!json.contains('\u{1b}') && !json.contains("\\u001b"), "{json}");
     }
@@ -898,7 +968,7 @@ mod tests {
         );
         // The bare node, not the primary's (which would lose its label).
         assert_eq!(f.fixes.len(), 1, "{f:#?}");
-        assert_eq!(f.fixes[0].command, "docker node update --label-add pg.role=replica host-d");
+        assert_eq!(f.fixes[0].command, "docker node update --label-add pg.role=replica -- host-d");
     }
 
     #[test]

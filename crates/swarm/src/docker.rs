@@ -146,11 +146,28 @@ impl DockerCli {
         } else {
             snapshot::parse_services(&self.run(&args(&["service", "inspect"], &ids))?)?
         };
-        for s in services.iter_mut().filter(|s| s.ports.iter().any(|p| p.mode == "host")) {
-            let tasks =
-                words(&self.run(&["service", "ps", "-q", "--no-trunc", "--filter", "desired-state=running", &s.id])?);
+        // The running tasks of every service publishing a port in host mode,
+        // in one call (and their nodes in one more): the number of calls,
+        // each with its deadline, does not grow with the swarm. Only plain
+        // IDs are passed on, after `--`.
+        let host: Vec<String> = services
+            .iter()
+            .filter(|s| s.ports.iter().any(|p| p.mode == "host"))
+            .map(|s| s.id.clone())
+            .filter(|id| !id.is_empty() && id.bytes().all(|b| b.is_ascii_alphanumeric()))
+            .collect();
+        if !host.is_empty() {
+            let ps = ["service", "ps", "-q", "--no-trunc", "--filter", "desired-state=running"];
+            let tasks = words(&self.run(&args(&ps, &host))?);
             if !tasks.is_empty() {
-                s.task_nodes = snapshot::parse_task_nodes(&self.run(&args(&["inspect", "--type", "task"], &tasks))?)?;
+                let placed = snapshot::parse_task_nodes(&self.run(&args(&["inspect", "--type", "task"], &tasks))?)?;
+                let mut by_service: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+                for (service, node) in placed {
+                    by_service.entry(service).or_default().push(node);
+                }
+                for s in &mut services {
+                    s.task_nodes = by_service.remove(&s.id).unwrap_or_default();
+                }
             }
         }
         Ok(Snapshot { local_node_id: membership.node_id, client_api, server_api, nodes, secrets, services })

@@ -206,9 +206,20 @@ struct RawNodeStatus {
     state: String,
 }
 
+/// The most nodes preflight reads: more than the largest swarms run, and
+/// few enough that checking each service against every node stays quick
+/// (a hostile CLI's 60,000 nodes, 7 MB of JSON, took minutes).
+pub const MAX_NODES: usize = 5000;
+
 /// `docker node inspect ID...` (a JSON array).
 pub fn parse_nodes(text: &str) -> Result<Vec<Node>, ParseError> {
     let raw: Vec<RawNode> = parse("docker node inspect", text)?;
+    if raw.len() > MAX_NODES {
+        return Err(ParseError {
+            call: "docker node inspect",
+            message: format!("{} nodes, more than the {MAX_NODES} preflight reads", raw.len()),
+        });
+    }
     Ok(raw
         .into_iter()
         .map(|n| Node {
@@ -345,16 +356,20 @@ pub fn parse_services(text: &str) -> Result<Vec<ServiceInfo>, ParseError> {
 
 #[derive(Debug, Deserialize)]
 struct RawTask {
+    #[serde(rename = "ServiceID", default)]
+    service: String,
     #[serde(rename = "NodeID", default)]
     node: String,
 }
 
-pub fn parse_task_nodes(text: &str) -> Result<Vec<String>, ParseError> {
+/// (service ID, node ID) of each placed task, sorted, without repeats.
+pub fn parse_task_nodes(text: &str) -> Result<Vec<(String, String)>, ParseError> {
     let raw: Vec<RawTask> = parse("docker inspect (tasks)", text)?;
-    let mut nodes: Vec<String> = raw.into_iter().map(|t| t.node).filter(|n| !n.is_empty()).collect();
-    nodes.sort();
-    nodes.dedup();
-    Ok(nodes)
+    let mut placed: Vec<(String, String)> =
+        raw.into_iter().filter(|t| !t.node.is_empty()).map(|t| (t.service, t.node)).collect();
+    placed.sort();
+    placed.dedup();
+    Ok(placed)
 }
 
 #[cfg(test)]
