@@ -96,14 +96,14 @@ log "1. a bare swarm: labels and secrets missing"
 preflight before 1
 expect before "docker node update --label-add hcpf.primary=true -- $hostname"
 expect before "docker node update --label-add hcpf.replica=true -- $hostname"
-for s in postgres_user postgres_password replication_password haproxy_stats_users; do
+for s in postgres_user postgres_password replication_password haproxy_stats_users backup_cipher_pass; do
     expect before "printf '%s' \"\$VALUE\" | docker secret create hcpf_$s -"
 done
 expect before "the deploy would not converge: 7 problem(s)"
 
 log "2. running the printed fixes"
 mapfile -t fixes < <(sed -n 's/^    fix: //p' "$work/before.out")
-[ "${#fixes[@]}" = 6 ] || fail "expected 6 fix commands, got ${#fixes[@]}"
+[ "${#fixes[@]}" = 7 ] || fail "expected 7 fix commands (2 labels, 5 secrets), got ${#fixes[@]}"
 for fix in "${fixes[@]}"; do
     # Each secret gets a test value; the commands are run exactly as printed.
     VALUE="hcpf-test-$RANDOM" bash -c "$fix" > /dev/null || fail "the printed fix failed: $fix"
