@@ -501,31 +501,23 @@ fn main() {
         load_archive as f64 / MB
     );
     println!();
-    println!("full backup (MB/s = database app size / seconds; ratio = seconds / pg_basebackup's)");
-    println!("  {:<46} {:>8} {:>8} {:>10} {:>7}", "", "seconds", "MB/s", "MB written", "ratio");
-    for s in &backups {
-        println!(
-            "  {:<46} {:>8.1} {:>8.1} {:>10.0} {:>7.2}",
-            s.name,
-            s.secs,
-            db_size as f64 / MB / s.secs,
-            s.bytes as f64 / MB,
-            s.secs / base_secs
-        );
-    }
+    let table = |title: &str, rows: &[Step], base: f64| {
+        println!("{title}");
+        println!("  {:<46} {:>8} {:>8} {:>10} {:>7}", "", "seconds", "MB/s", "MB written", "ratio");
+        for s in rows {
+            println!(
+                "  {:<46} {:>8.1} {:>8.1} {:>10.0} {:>7.2}",
+                s.name,
+                s.secs,
+                db_size as f64 / MB / s.secs,
+                s.bytes as f64 / MB,
+                s.secs / base
+            );
+        }
+    };
+    table("full backup (MB/s = database app size / seconds; ratio = seconds / pg_basebackup's)", &backups, base_secs);
     println!();
-    println!("restore into a fresh directory (ratio = seconds / cp -a of the pg_basebackup copy)");
-    println!("  {:<46} {:>8} {:>8} {:>10} {:>7}", "", "seconds", "MB/s", "MB written", "ratio");
-    for s in &restores {
-        println!(
-            "  {:<46} {:>8.1} {:>8.1} {:>10.0} {:>7.2}",
-            s.name,
-            s.secs,
-            db_size as f64 / MB / s.secs,
-            s.bytes as f64 / MB,
-            s.secs / cp_secs
-        );
-    }
+    table("restore into a fresh directory (ratio = seconds / cp -a of the pg_basebackup copy)", &restores, cp_secs);
     println!();
     let bytes: Vec<u64> = on1.bytes.iter().chain(&on2.bytes).copied().collect();
     let ages: Vec<f64> = on1.age.iter().chain(&on2.age).copied().collect();

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use hacompile_boundary::read;
 use hacompile_compile::{Compiled, OutputFile, compile};
 use hacompile_image::{LOCK_FILE_NAME, LockError, LockFile};
-use hacompile_spec::{SourceFile, SpecDiagnostic, SpecErrors, load};
+use hacompile_spec::{SourceFile, SpecDiagnostic, SpecErrors, ValidSpec, load};
 
 use crate::{exit, output, report};
 
@@ -67,15 +67,24 @@ pub fn run(args: Args) -> u8 {
 }
 
 fn compile_spec(args: &Args) -> Result<Compiled, u8> {
-    let fail = |e: SpecErrors| {
-        report::diagnostics(&e);
-        exit::INPUT
-    };
-    let source = SourceFile::read(&args.spec).map_err(fail)?;
-    let spec = load(&source).map_err(fail)?;
-    let lock_path = args.lock.clone().unwrap_or_else(|| args.spec.with_file_name(LOCK_FILE_NAME));
-    let lock = read_lock(&lock_path, args.lock.is_some())?;
-    compile(&spec, &lock).map_err(fail)
+    let (spec, lock) = spec_and_lock(&args.spec, args.lock.as_deref())?;
+    compile(&spec, &lock).map_err(report_spec_errors)
+}
+
+/// Reports spec diagnostics; the exit code of invalid input.
+pub(crate) fn report_spec_errors(e: SpecErrors) -> u8 {
+    report::diagnostics(&e);
+    exit::INPUT
+}
+
+/// The validated spec and its lock (`--lock FILE`, or hacompile.lock beside
+/// the spec), errors reported: what build, dockerfile and restore start from.
+pub(crate) fn spec_and_lock(spec: &Path, lock: Option<&Path>) -> Result<(ValidSpec, LockFile), u8> {
+    let source = SourceFile::read(spec).map_err(report_spec_errors)?;
+    let spec_model = load(&source).map_err(report_spec_errors)?;
+    let lock_path = lock.map_or_else(|| spec.with_file_name(LOCK_FILE_NAME), Path::to_path_buf);
+    let lock = read_lock(&lock_path, lock.is_some())?;
+    Ok((spec_model, lock))
 }
 
 /// Reads the lock; a missing default lock is an empty one (each image then

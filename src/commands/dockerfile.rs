@@ -3,10 +3,8 @@
 use std::path::PathBuf;
 
 use hacompile_compile::image_dockerfile;
-use hacompile_image::LOCK_FILE_NAME;
-use hacompile_spec::{SourceFile, SpecErrors, load};
 
-use crate::commands::build::read_lock;
+use crate::commands::build::{report_spec_errors, spec_and_lock};
 use crate::{exit, output, report};
 
 /// Print the Dockerfile of the database image the spec names.
@@ -29,17 +27,8 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> u8 {
-    let fail = |e: SpecErrors| {
-        report::diagnostics(&e);
-        exit::INPUT
-    };
-    let text = (|| {
-        let source = SourceFile::read(&args.spec).map_err(fail)?;
-        let spec = load(&source).map_err(fail)?;
-        let lock_path = args.lock.clone().unwrap_or_else(|| args.spec.with_file_name(LOCK_FILE_NAME));
-        let lock = read_lock(&lock_path, args.lock.is_some())?;
-        image_dockerfile(&spec, &lock).map(|(_, text)| text).map_err(fail)
-    })();
+    let text = spec_and_lock(&args.spec, args.lock.as_deref())
+        .and_then(|(spec, lock)| image_dockerfile(&spec, &lock).map(|(_, text)| text).map_err(report_spec_errors));
     match text {
         Ok(text) => match output::stdout(text.as_bytes()) {
             Ok(()) => exit::OK,

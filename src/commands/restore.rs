@@ -3,12 +3,9 @@
 
 use std::path::PathBuf;
 
-use hacompile_compile::restore::{Request, RestoreError, Target, plan};
-use hacompile_image::LOCK_FILE_NAME;
-use hacompile_spec::{SourceFile, SpecErrors, load};
-
-use crate::commands::build::read_lock;
+use crate::commands::build::{report_spec_errors, spec_and_lock};
 use crate::{exit, output, report};
+use hacompile_compile::restore::{Request, RestoreError, Target, plan};
 
 /// Print the commands that restore this spec's pgBackRest repository into a new volume.
 ///
@@ -46,15 +43,8 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> u8 {
-    let fail = |e: SpecErrors| {
-        report::diagnostics(&e);
-        exit::INPUT
-    };
     let script = (|| {
-        let source = SourceFile::read(&args.spec).map_err(fail)?;
-        let spec = load(&source).map_err(fail)?;
-        let lock_path = args.lock.clone().unwrap_or_else(|| args.spec.with_file_name(LOCK_FILE_NAME));
-        let lock = read_lock(&lock_path, args.lock.is_some())?;
+        let (spec, lock) = spec_and_lock(&args.spec, args.lock.as_deref())?;
         let target = match (&args.time, &args.name) {
             (Some(t), _) => Target::Time(t.clone()),
             (_, Some(n)) => Target::Name(n.clone()),
@@ -63,7 +53,7 @@ pub fn run(args: Args) -> u8 {
         let req = Request { into: args.into.clone(), target, node: args.node.clone() };
         match plan(&spec, &lock, &req) {
             Ok(p) => Ok(p.script()),
-            Err(RestoreError::Spec(e)) => Err(fail(e)),
+            Err(RestoreError::Spec(e)) => Err(report_spec_errors(e)),
             Err(RestoreError::Argument { flag, message, help }) => {
                 report::error(&format!("{flag}: {message}"), Some(&help));
                 Err(exit::INPUT)
