@@ -318,3 +318,24 @@ fn prometheus_metrics_are_served_behind_the_stats_auth_and_follow_the_servers() 
     c.restart_replica();
     wait_for("the replica UP again", Duration::from_secs(60), || up(&c, &replica_server) == Some(1.0));
 }
+
+/// The healthcheck runs every few seconds for the life of the cluster: it
+/// must not leave a line in the server's log each time. Docker runs it as
+/// the container's user (root in the official image); a `pg_isready`
+/// without `-U` logged `FATAL: role "root" does not exist` on every check
+/// (seen on the swarm run: every 2.5 s on the primary), noise that hides
+/// real errors and trips log alerts.
+#[test]
+fn the_healthcheck_leaves_no_error_in_the_server_logs() {
+    let c = Cluster::start(EXAMPLE);
+    let before = (c.primary.log_text().len(), c.replica.log_text().len());
+    for _ in 0..3 {
+        assert!(c.healthcheck(PRIMARY).healthy(), "the primary is healthy");
+        assert!(c.healthcheck(REPLICA).healthy(), "the replica is healthy");
+    }
+    for (pg, from) in [(&c.primary, before.0), (&c.replica, before.1)] {
+        let log = pg.log_text();
+        let new: Vec<&str> = log[from..].lines().filter(|l| l.contains("FATAL") || l.contains("ERROR")).collect();
+        assert!(new.is_empty(), "{}: the healthchecks logged:\n{}", pg.service, new.join("\n"));
+    }
+}

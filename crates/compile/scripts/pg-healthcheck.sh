@@ -39,10 +39,12 @@ if [ -d "$staging" ] && [ -s "$staging.pid" ] && kill -0 "$(cat "$staging.pid")"
     exit 0
 fi
 
-pg_isready -q -h "$socket" -p "$port" || exit 1
+# As the superuser by name: Docker runs this as the container's user (root),
+# and a check as a role that does not exist logs a FATAL line every time.
+user="$(cat "${POSTGRES_USER_FILE:?POSTGRES_USER_FILE must be set}")"
+pg_isready -q -h "$socket" -p "$port" -U "$user" -d postgres || exit 1
 [ "$role" = primary ] && exit 0
 
-user="$(cat "${POSTGRES_USER_FILE:?POSTGRES_USER_FILE must be set}")"
 status="$(psql -X -q -tA -h "$socket" -p "$port" -U "$user" -d postgres \
     -c "SELECT status FROM pg_stat_wal_receiver" 2>/dev/null)"
 if [ "$status" = streaming ]; then
@@ -51,7 +53,7 @@ if [ "$status" = streaming ]; then
 fi
 primary_host="${HACOMPILE_PRIMARY_HOST:?HACOMPILE_PRIMARY_HOST must be set}"
 primary_port="${HACOMPILE_PRIMARY_PORT:-5432}"
-if ! pg_isready -q -h "$primary_host" -p "$primary_port" -t 3; then
+if ! pg_isready -q -h "$primary_host" -p "$primary_port" -U "$user" -d postgres -t 3; then
     echo "hacompile: the primary $primary_host:$primary_port is unreachable; serving reads meanwhile"
     exit 0
 fi
