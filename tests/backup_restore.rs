@@ -13,7 +13,7 @@ mod support;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use support::cluster::{Cluster, PG_BIN, PRIMARY, chown_postgres, log_lines, sql, wait_for, write_wal};
+use support::cluster::{Cluster, PG_BIN, PRIMARY, SUPERUSER, chown_postgres, log_lines, sql, wait_for, write_wal};
 use support::text;
 
 const EXAMPLE: &str = include_str!("../examples/ha-postgres-backup.toml");
@@ -618,4 +618,33 @@ fn a_stanza_create_killed_mid_write_does_not_wedge_the_repository() {
         "the archiver's removal is logged:\n{}",
         log_lines(&server_log, "hacompile")
     );
+}
+
+/// The superuser's name is a Docker secret of the spec: pgBackRest's
+/// "command begin" line logs every option it was given, and the wrapper
+/// gave the name as `--pg1-user` (through PGBACKREST_PG1_USER), so each
+/// backup, check and stanza-create wrote it to the container's log. The
+/// name goes to libpq as PGUSER instead, which pgBackRest does not log.
+#[test]
+fn the_superusers_name_is_in_no_pgbackrest_output() {
+    let c = Cluster::start(&spec());
+    let sched = ok(c.pgbackrest(PRIMARY, &["scheduler"], &[("HACOMPILE_BACKUP_ROUNDS", "1")]), "the first backup");
+    let mut outputs = vec![("scheduler", format!("{}{}", text(&sched.stdout), text(&sched.stderr)))];
+    assert!(outputs[0].1.contains("full backup complete"), "{}", outputs[0].1);
+    for cmd in [&["check"][..], &["stanza-create"], &["info"]] {
+        let o = ok(c.pgbackrest(PRIMARY, cmd, &[]), cmd[0]);
+        outputs.push((cmd[0], format!("{}{}", text(&o.stdout), text(&o.stderr))));
+    }
+    let port = c.primary.port;
+    sql(port, "create table pushed as select g from generate_series(1, 1000) g").expect("write");
+    let segment = sql(port, "select pg_walfile_name(pg_current_wal_lsn())").expect("segment");
+    sql(port, "select pg_switch_wal()").expect("switch");
+    assert!(wait_for_archived(port, &segment, Duration::from_secs(60)), "{segment} archived");
+    let server_log = c.primary.log_text();
+    let pgbackrest_lines: Vec<&str> =
+        server_log.lines().filter(|l| l.contains("P00") || l.contains("pgbackrest")).collect();
+    outputs.push(("the server's log (archive-push)", pgbackrest_lines.join("\n")));
+    for (what, out) in &outputs {
+        assert!(!out.contains(SUPERUSER), "{what} shows the superuser's name:\n{}", log_lines(out, SUPERUSER));
+    }
 }

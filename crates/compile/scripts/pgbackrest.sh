@@ -56,8 +56,10 @@ credentials() {
         export PGBACKREST_REPO1_S3_KEY PGBACKREST_REPO1_S3_KEY_SECRET
     fi
     if [ -n "${HACOMPILE_BACKUP_PG_USER_FILE:-}" ]; then
-        PGBACKREST_PG1_USER="$(read_secret "$HACOMPILE_BACKUP_PG_USER_FILE")"
-        export PGBACKREST_PG1_USER
+        # libpq's PGUSER, not pgBackRest's pg1-user: pgBackRest logs every
+        # option it is given ("command begin"), and the name is a secret.
+        PGUSER="$(read_secret "$HACOMPILE_BACKUP_PG_USER_FILE")"
+        export PGUSER
     fi
     if [ -n "${HACOMPILE_BACKUP_PG_PASSWORD_FILE:-}" ]; then
         PGPASSWORD="$(read_secret "$HACOMPILE_BACKUP_PG_PASSWORD_FILE")"
