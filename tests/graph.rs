@@ -36,6 +36,7 @@ fn svg_renders_to_a_picture_of_every_service() {
     for (spec, services) in [
         ("examples/ha-postgres.toml", vec!["pg-primary", "pg-replica-1"]),
         ("examples/ha-patroni.toml", vec!["pg-1", "pg-2", "pg-3", "etcd-1", "etcd-2", "etcd-3"]),
+        ("examples/ha-postgres-backup.toml", vec!["pg-primary", "pg-replica-1", "pgBackRest repository"]),
     ] {
         let svg = graph(spec, "svg");
         assert_eq!(svg, graph(spec, "svg"), "{spec}: deterministic");
@@ -75,6 +76,17 @@ fn mermaid_names_every_service_and_route() {
         "the primary is the reads' fallback"
     );
     assert!(pinned.contains("haproxy -->|\"reads\"| pg_replica_1"));
+    assert!(!pinned.contains("pgbackrest_repository"), "no repository without [backup]");
+    // The backup path: every database service archives into the repository
+    // (any of them may be the primary), which says where it is.
+    let backup = graph("examples/ha-postgres-backup.toml", "mermaid");
+    for db in ["pg_primary", "pg_replica_1"] {
+        assert!(
+            backup.contains(&format!("{db} -->|\"WAL archive, base backups (the primary)\"| pgbackrest_repository")),
+            "{db} archives into the repository:\n{backup}"
+        );
+    }
+    assert!(backup.contains("volume pgbackrest-repo<br/>NFS 10.0.0.5:/export/pgbackrest<br/>encrypted"), "{backup}");
 }
 
 #[test]

@@ -1,6 +1,7 @@
 //! The topology as a picture: clients, the proxies, the database services
 //! with the nodes their constraints name and the volumes they own, etcd
-//! (patroni), the networks and the write and read routes. One model, two
+//! (patroni), the pgBackRest repository (with `[backup]`), the networks and
+//! the write and read routes. One model, two
 //! renderings: Mermaid (for READMEs) and SVG. Deterministic: the same spec
 //! gives the same bytes. Text from the spec goes through the one sanitizer
 //! and is escaped for the format.
@@ -28,6 +29,8 @@ pub enum NodeKind {
     Proxy,
     Database,
     Dcs,
+    /// The backup repository the databases archive WAL and back up into.
+    Repository,
 }
 
 /// An arrow of the picture.
@@ -50,6 +53,11 @@ pub struct Graph {
 
 /// The etcd cluster as a whole: the target of the members' lock edges.
 pub const DCS: &str = "dcs";
+/// The pgBackRest repository's box.
+pub const REPOSITORY: &str = "pgbackrest_repository";
+/// The one label of the arrows into the repository (every database
+/// service archives and backs up while it is the primary).
+pub const REPOSITORY_ROUTE: &str = "WAL archive, base backups (the primary)";
 
 fn placement(constraints: &[String]) -> String {
     if constraints.is_empty() { "every node".to_owned() } else { constraints.join(" && ") }
@@ -145,6 +153,41 @@ pub fn graph(spec: &ValidSpec) -> Graph {
             });
         }
     }
+    if let Some(b) = spec.backup() {
+        let r = b.repository.get();
+        let mut lines = vec!["WAL + backups from the primary".to_owned()];
+        match r.kind.get() {
+            hacompile_spec::RepoType::Posix => {
+                lines.push(format!("volume {}", spec.backup_volume().unwrap_or_default()));
+                match &r.nfs {
+                    Some(nfs) => lines.push(format!("NFS {}:{}", nfs.get().address.get(), nfs.get().export.get())),
+                    None => lines.push("local: one node only".into()),
+                }
+            }
+            hacompile_spec::RepoType::S3 => {
+                let get =
+                    |v: &Option<hacompile_spec::Sp<String>>| v.as_ref().map(|v| v.get().clone()).unwrap_or_default();
+                lines.push(format!("S3 bucket {}", get(&r.bucket)));
+                lines.push(get(&r.endpoint));
+            }
+        }
+        lines.push(if *b.encrypt.get() { "encrypted (aes-256-cbc)".into() } else { "NOT encrypted".into() });
+        lines.push(format!("full {}, retention {}", b.schedule.full.get(), b.retention_full.get()));
+        nodes.push(GraphNode {
+            id: REPOSITORY.into(),
+            title: "pgBackRest repository".into(),
+            lines,
+            kind: NodeKind::Repository,
+        });
+        for db in spec.db_services() {
+            edges.push(GraphEdge {
+                from: db.name.clone(),
+                to: REPOSITORY.into(),
+                label: REPOSITORY_ROUTE.into(),
+                fallback: false,
+            });
+        }
+    }
     let net = s.network.name.get();
     let crypt = if s.network.encrypted { "encrypted overlay" } else { "overlay, NOT encrypted" };
     let mut networks = vec![format!("{net}: {crypt} (haproxy, databases)")];
@@ -200,6 +243,7 @@ fn mermaid_node(n: &GraphNode, esc: &dyn Fn(&str) -> String, id: &dyn Fn(&str) -
             NodeKind::Proxy => ("[[", "]]"),
             NodeKind::Database => ("[(", ")]"),
             NodeKind::Dcs => ("{{", "}}"),
+            NodeKind::Repository => ("[/", "/]"),
         };
         format!("    {}{open}\"{label}\"{close}\n", id(&n.id))
     }
@@ -220,7 +264,7 @@ pub fn svg(g: &Graph) -> String {
         NodeKind::Clients => 0,
         NodeKind::Proxy => 1,
         NodeKind::Database => 2,
-        NodeKind::Dcs => 3,
+        NodeKind::Dcs | NodeKind::Repository => 3,
     };
     let height = |n: &GraphNode| 28 + LINE_H * n.lines.len() as u32;
     // Place each node: its column's next free y.
@@ -232,7 +276,7 @@ pub fn svg(g: &Graph) -> String {
         next_y[c] += height(n) + GAP;
         placed.push((n, COLS[c], y, height(n)));
     }
-    let has_dcs = g.nodes.iter().any(|n| n.kind == NodeKind::Dcs);
+    let has_dcs = g.nodes.iter().any(|n| matches!(n.kind, NodeKind::Dcs | NodeKind::Repository));
     let width = if has_dcs { COLS[3] + W + 20 } else { COLS[2] + W + 20 };
     let body_h = next_y.iter().copied().max().unwrap_or(60);
     let total_h = body_h + 30 + LINE_H * g.networks.len() as u32;
@@ -277,7 +321,8 @@ pub fn svg(g: &Graph) -> String {
             "  <line x1=\"{x1}\" y1=\"{y1}\" x2=\"{x2}\" y2=\"{y2}\" stroke=\"#444\" stroke-width=\"1.5\"{dash} marker-end=\"url(#arrow)\"/>"
         );
         // The labels of arrows into one box never meet another box's.
-        if to == DCS {
+        // Into the repository: its box says what the arrows carry.
+        if to == DCS || to == REPOSITORY {
             continue;
         }
         for (i, label) in labels.iter().enumerate() {
@@ -316,6 +361,7 @@ pub fn svg(g: &Graph) -> String {
             NodeKind::Proxy => "#e8f6e8",
             NodeKind::Database => "#fff4e0",
             NodeKind::Dcs => "#f3e8ff",
+            NodeKind::Repository => "#e6f4f4",
         };
         let _ = writeln!(
             out,
