@@ -2,7 +2,8 @@
 //! ×3, Patroni 3.0.2 running PostgreSQL 15, HAProxy 2.6, each started from
 //! what `hacompile build` wrote (tests/support/patroni.rs). A leader crash,
 //! a lagging replica, a member on a foreign data directory, a switchover
-//! with and without REST API credentials, and the loss of etcd quorum.
+//! with and without REST API credentials, the loss of etcd quorum, and a
+//! member rebuilt from the pgBackRest repository.
 //! Each test prints what it measured (`cargo nextest run --no-capture`);
 //! assertions are on correctness only, with generous bounds that catch a hang.
 #![allow(clippy::print_stdout)] // the figures are part of what these tests show
@@ -412,4 +413,63 @@ fn cluster_scope(p: &Patroni) -> String {
 /// Polls `f` until true; fails past [`HANG`].
 fn wait(what: &str, f: impl FnMut() -> bool) -> Duration {
     support::cluster::wait_for(what, HANG, f)
+}
+
+/// With `[backup]`, a member that lost its data is rebuilt from the
+/// pgBackRest repository (`create_replica_methods: [pgbackrest,
+/// basebackup]`), not by copying the leader, and catches up from the
+/// archive and the leader: it streams again with every row.
+#[test]
+fn a_member_that_lost_its_data_is_restored_from_the_repository() {
+    let spec = format!(
+        "{SPEC}\n[secrets.backup_cipher_pass]\n\n[backup]\ncipher_pass = {{ secret = \"backup_cipher_pass\" }}\n\n\
+         [backup.repository]\ntype = \"posix\"\nvolume = \"pgbackrest-repo\"\n"
+    );
+    let mut p = Patroni::start(&spec);
+    let leader = p.wait_leader(HANG);
+    let wrapper = p
+        .site
+        .config_file(&p.members[leader].name, "/usr/local/bin/hacompile-pgbackrest")
+        .expect("the members mount the pgBackRest wrapper");
+    let mut figures = Vec::new();
+
+    // The scheduler's first round on the leader: a full backup.
+    let started = Instant::now();
+    let sched = p.members[leader].pgbackrest(&wrapper, &["scheduler"], &[("HACOMPILE_BACKUP_ROUNDS", "1")]);
+    let out = format!("{}{}", support::text(&sched.stdout), support::text(&sched.stderr));
+    assert!(sched.status.success() && out.contains("full backup complete"), "the first backup:\n{out}");
+    figures.push(format!("full backup by the leader's scheduler: {}", secs(started.elapsed())));
+
+    // Rows after the backup: they reach the rebuilt member from the archive
+    // or the leader, not from the backup.
+    let leader_sql = |q: &str| p.members[leader].sql(q);
+    leader_sql("create table after_backup as select g from generate_series(1, 5000) g").expect("write");
+    leader_sql("select pg_switch_wal()").expect("switch");
+
+    let lost = (0..p.members.len()).find(|i| *i != leader).expect("a replica");
+    let name = p.members[lost].name.clone();
+    p.members[lost].stop(HANG);
+    let data = p.members[lost].data.clone();
+    std::fs::remove_dir_all(&data).expect("the member's data is lost");
+    // Its first start copied the leader (no backup existed yet): only what
+    // this start logs counts.
+    let logged_before = p.members[lost].log_text().len();
+    p.members[lost].start();
+    let took = wait(&format!("{name} to stream again"), || p.members[lost].is_replica());
+    let rows = wait(&format!("{name} to have every row"), || {
+        p.members[lost].sql("select count(*) from after_backup").is_ok_and(|n| n == "5000")
+    });
+    let log = p.members[lost].log_text()[logged_before..].to_owned();
+    assert!(
+        log.contains("replica has been created using pgbackrest"),
+        "{name} was rebuilt from the repository, not from the leader:\n{}",
+        tail(&p.members[lost].log)
+    );
+    assert!(!log.contains("replica has been created using basebackup"), "no copy of the leader:\n{log}");
+    figures.push(format!(
+        "{name}'s data removed: restored from the repository and streaming {} after its start, every row {} later",
+        secs(took),
+        secs(rows)
+    ));
+    report("a member rebuilt from the pgBackRest repository", &figures);
 }
