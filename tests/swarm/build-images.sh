@@ -82,7 +82,7 @@ facts=$(docker run --rm --cap-drop ALL --network none --entrypoint stat hacompil
 # healthcheck runs it), nothing else of Debian (no bash, no apt).
 check hacompile-test/postgres-exporter:0.11 '{{.Config.User}}|{{json .Config.Entrypoint}} {{json .Config.Cmd}}|{{json .Config.ExposedPorts}}' 'nobody|["/bin/postgres_exporter"] null|{"9187/tcp":{}}'
 facts=$(docker run --rm --cap-drop ALL --network none --read-only --entrypoint sh hacompile-test/postgres-exporter:0.11 -c \
-    'echo "$(id -u):$(id -g) $(command -v wget) $(command -v postgres_exporter) $(command -v bash || echo no-bash) $(command -v apt-get || echo no-apt)"')
+    'echo "$(id -u):$(id -g) $(which wget) $(which postgres_exporter) $(which bash || echo no-bash) $(which apt-get || echo no-apt)"')
 [ "$facts" = "65534:65534 /bin/wget /bin/postgres_exporter no-bash no-apt" ] \
     || { echo "build-images: hacompile-test/postgres-exporter:0.11 runs as: $facts" >&2; exit 1; }
 facts=$(docker run --rm --cap-drop ALL --network none --read-only hacompile-test/postgres-exporter:0.11 --version 2>&1)
