@@ -281,11 +281,21 @@ for svc in pg-primary-exporter pg-replica-1-exporter; do
     [ "$labels" = "true 9187 /metrics" ] || fail "$svc: deploy labels for Prometheus: $labels"
 done
 # /metrics over the stack's network by service name, from the other
-# exporter's task (busybox's wget, bounded).
-metrics() { docker exec "$(task_container "$1")" wget -q -T 5 -O - "http://$2:9187/metrics"; }
+# exporter's task (busybox's wget, bounded from here: Debian's static
+# busybox 1.35 crashes on wget's own -T).
+metrics() { timeout 10 docker exec "$(task_container "$1")" wget -q -O - "http://$2:9187/metrics"; }
 series() { grep -E "^$1(\{[^}]*\})? " | awk '{ print $NF }' | head -n 1; }
 exporter_up() { [ "$(metrics "$1" "$2" | series pg_up)" = "$3" ]; }
-t_pg_up=$(wait_for 60 "pg_up 1 from pg-primary-exporter" exporter_up pg-replica-1-exporter pg-primary-exporter 1)
+# What an exporter said and logged, when it is not up (never a secret: the
+# exporter's log and its own series only).
+exporter_diagnosis() {
+    log "$1's series pg_up and pg_exporter_last_scrape_error, fetched from ${2}'s task: $(metrics "$2" "$1" 2>&1 | grep -E '^(pg_up|pg_exporter_last_scrape_error|wget)' | tr '\n' ' ')" >&2
+    log "$1's log (last lines): $(docker service logs --raw --tail 5 "${stack}_$1" 2>&1 | cut -c1-400)" >&2
+}
+if ! t_pg_up=$(wait_for 60 "pg_up 1 from pg-primary-exporter" exporter_up pg-replica-1-exporter pg-primary-exporter 1); then
+    exporter_diagnosis pg-primary-exporter pg-replica-1-exporter
+    fail "pg-primary-exporter is not up"
+fi
 wait_for 60 "pg_up 1 from pg-replica-1-exporter" exporter_up pg-primary-exporter pg-replica-1-exporter 1 > /dev/null
 primary_metrics=$(metrics pg-replica-1-exporter pg-primary-exporter)
 replica_metrics=$(metrics pg-primary-exporter pg-replica-1-exporter)
