@@ -261,8 +261,17 @@ done
 # healthy by docker's own healthcheck (the compiled `wget` of its landing
 # page), UID 65534 with a read-only root and its secret readable by it.
 exporter_healthy() { [ "$(docker inspect --format '{{.State.Health.Status}}' "$(task_container "$1")")" = healthy ]; }
-t_exporter_healthy=$(wait_for 120 "pg-primary-exporter healthy" exporter_healthy pg-primary-exporter)
+wait_for 120 "pg-primary-exporter healthy" exporter_healthy pg-primary-exporter > /dev/null
 wait_for 120 "pg-replica-1-exporter healthy" exporter_healthy pg-replica-1-exporter > /dev/null
+# From the task's start to its first passing check (docker keeps the last 5).
+healthy_after() {
+    local cid pass; cid=$(task_container "$1")
+    pass=$(docker inspect --format '{{range .State.Health.Log}}{{if eq .ExitCode 0}}{{.End}}{{"\n"}}{{end}}{{end}}' "$cid" | head -n 1)
+    [ -n "$pass" ] || fail "$1 is healthy but docker keeps no passing check"
+    since_iso "$(docker inspect --format '{{.State.StartedAt}}' "$cid")" "$pass"
+}
+since_iso() { awk -v a="$(date -d "$1" +%s.%N)" -v b="$(date -d "$2" +%s.%N)" 'BEGIN { printf "%.1f", b - a }'; }
+t_exporter_healthy=$(healthy_after pg-primary-exporter)
 for svc in pg-primary-exporter pg-replica-1-exporter; do
     cid=$(task_container "$svc")
     facts=$(docker inspect --format '{{.Config.User}} {{.HostConfig.ReadonlyRootfs}} {{.HostConfig.CapDrop}} {{index .Config.Labels "com.docker.swarm.service.name"}}' "$cid")
@@ -305,7 +314,7 @@ replica_lag=$(series pg_replica_lag_seconds <<< "$replica_metrics")
 [ -n "$replica_lag" ] || fail "pg-replica-1-exporter: no pg_replica_lag_seconds: $(grep '^pg_' <<< "$replica_metrics" | head -n 20)"
 standby=$(grep -E '^pg_standby_replay_lag_seconds\{.*application_name="pg-replica-1"' <<< "$primary_metrics" || true)
 [ -n "$standby" ] || fail "pg-primary-exporter: no pg_standby_replay_lag_seconds for pg-replica-1: $(grep '^pg_standby' <<< "$primary_metrics")"
-log "exporters: healthy (docker's healthcheck) ${t_exporter_healthy}s after convergence; UID 65534, read-only root, no capabilities, secret 0400 readable; pg-primary-exporter's /metrics by name: pg_up 1 (after ${t_pg_up}s), $standby; pg-replica-1-exporter: pg_up 1, pg_replica_lag_seconds $replica_lag, pg_replica_is_replica 1; $(wc -l <<< "$primary_metrics") lines"
+log "exporters: healthy (docker's healthcheck: pg-primary-exporter's first pass ${t_exporter_healthy}s after its start); UID 65534, read-only root, no capabilities, secret 0400 readable; pg-primary-exporter's /metrics by name: pg_up 1 (after ${t_pg_up}s), $standby; pg-replica-1-exporter: pg_up 1, pg_replica_lag_seconds $replica_lag, pg_replica_is_replica 1; $(wc -l <<< "$primary_metrics") lines"
 
 kill_task() { # service -> container id killed with SIGKILL
     local cid; cid=$(docker ps -q --filter "label=com.docker.swarm.service.name=${stack}_$1" | head -n1)
@@ -460,7 +469,7 @@ cat <<REPORT
   primary SIGKILL -> replacement task:  ${t_replaced}s; writes through HAProxy: ${t_writes}s (${failed} failed polls)
   replica SIGKILL -> replacement task:  ${t_replaced_r}s; reads on the replica: ${t_reads}s (${failed_r} failed polls)
   its exporter (pg_up, by name):         0 after ${t_pg_down}s, 1 again after ${t_pg_back}s
-  exporters healthy after convergence:   ${t_exporter_healthy}s (healthcheck interval 30s)
+  exporter's first passing healthcheck:  ${t_exporter_healthy}s after its task started (interval 30s, start period 10s)
   HAProxy task force-restarted -> SIGUSR1 at ${t_signal}s, master exited 0 ${t_signal_exit}s later (grace ${grace}s); routing: ${t_haproxy}s (${failed_h} failed polls)
   first full backup by the scheduler:    ${backup_secs}s (pgbackrest info: start to stop)
   WAL of the DROP archived after switch: ${t_archived}s
