@@ -388,7 +388,13 @@ round() {
     # When the new task's container started (checked later than it happened).
     r_restarted=$(since "$killed" "$(date -d "$(docker inspect --format '{{.State.StartedAt}}' "$(task_container "$victim")")" +%s.%N)")
     victim_running() { healthy && cluster | awk -v v="$victim" '$1 == v && $3 == "running" { found = 1 } END { exit !found }'; }
-    wait_for 180 "$victim running again in a healthy cluster" victim_running > /dev/null
+    if ! wait_for 180 "$victim running again in a healthy cluster" victim_running > /dev/null; then
+        # What the cluster and the victim said (never a secret: Patroni's
+        # and PostgreSQL's log lines, masked as check_credentials does).
+        cluster 2>&1 | sed 's/^/  /' >&2 || true
+        docker service logs --raw --tail 15 "${stack}_$victim" 2>&1 | sed "s/${value[postgres_user]}/<postgres_user>/g" | cut -c1-300 >&2 || true
+        fail "$victim is not running again in a healthy cluster ($mode)"
+    fi
     r_back=$(since "$t_fail")
     sleep 2
     touch "$writes.stop"
