@@ -266,7 +266,7 @@ wait_for 120 "pg-replica-1-exporter healthy" exporter_healthy pg-replica-1-expor
 # From the task's start to its first passing check (docker keeps the last 5).
 healthy_after() {
     local cid pass; cid=$(task_container "$1")
-    pass=$(docker inspect --format '{{range .State.Health.Log}}{{if eq .ExitCode 0}}{{.End}}{{"\n"}}{{end}}{{end}}' "$cid" | head -n 1)
+    pass=$(docker inspect --format '{{range .State.Health.Log}}{{if eq .ExitCode 0}}{{.End.Format "2006-01-02T15:04:05.999999999Z07:00"}}{{"\n"}}{{end}}{{end}}' "$cid" | head -n 1)
     [ -n "$pass" ] || fail "$1 is healthy but docker keeps no passing check"
     since_iso "$(docker inspect --format '{{.State.StartedAt}}' "$cid")" "$pass"
 }
