@@ -29,8 +29,8 @@
 #     pg_stat_archiver on it counts archived WAL and no failure, and
 #     `hacompile-pgbackrest check` in its task passes (a WAL switch pushed
 #     and found in the repository);
-#   - a restore for real, from what the members archived across the
-#     failovers: rows before a recorded time, rows after, DROP TABLE,
+#   - after the first round, a restore for real, from what the members
+#     archived across it: rows before a recorded time, rows after, DROP TABLE,
 #     pg_switch_wal(), that WAL archived; then exactly what `hacompile
 #     restore --into <new volume> --time T` prints, eval'd (a replicated job
 #     of the members' image: restore, replay, promote, clean stop); a
@@ -388,7 +388,7 @@ round() {
     # When the new task's container started (checked later than it happened).
     r_restarted=$(since "$killed" "$(date -d "$(docker inspect --format '{{.State.StartedAt}}' "$(task_container "$victim")")" +%s.%N)")
     victim_running() { healthy && cluster | awk -v v="$victim" '$1 == v && $3 == "running" { found = 1 } END { exit !found }'; }
-    if ! wait_for 180 "$victim running again in a healthy cluster" victim_running > /dev/null; then
+    if ! (wait_for 180 "$victim running again in a healthy cluster" victim_running > /dev/null); then
         # What the cluster and the victim said (never a secret: Patroni's
         # and PostgreSQL's log lines, masked as check_credentials does).
         cluster 2>&1 | sed 's/^/  /' >&2 || true
@@ -427,26 +427,11 @@ else
 fi
 log "kill: leader $k_victim SIGKILLed (exit 137): writes acknowledged again after ${k_writes}s (writer's outage ${k_outage}s, $k_failed failed polls); task restarted after ${k_restarted}s, running again after ${k_back}s; $k_what; all $k_acked acknowledged writes present"
 
-round hang
-[ "$r_leader" != "$r_victim" ] || fail "the frozen and killed $r_victim leads again"
-case "$r_role" in Replica | Sync_Standby) ;; *) fail "$r_victim came back as '$r_role', not a replica" ;; esac
-log "hang: leader $r_victim frozen, another leader after ${r_promoted}s, then SIGKILLed: writes acknowledged again ${r_writes}s after the freeze (writer's outage ${r_outage}s, $r_failed failed polls); $r_leader leads; $r_victim's task restarted ${r_restarted}s after the kill and back as $r_role on timeline $r_tl ${r_back}s after the freeze (pg_rewind in its log: $r_rewind); all $r_acked acknowledged writes present"
-
-# The leader after the failovers, a promoted replica, archives.
-now_leader=$(leader)
-[ "$now_leader" != "$first_leader" ] || fail "no failover happened: $first_leader still leads"
-t_check=$(date +%s.%N)
-check_out=$(backrest "$now_leader" check 2>&1) || fail "pgbackrest check on the new leader $now_leader: $check_out"
-t_check=$(awk -v a="$t_check" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }')
-# Through the write port: the leader only.
-archiver=$(q "$write_port" "select archived_count || ' ' || failed_count || ' ' || coalesce(last_archived_wal, '-') from pg_stat_archiver where not pg_is_in_recovery()")
-read -r a_count a_failed a_last <<< "$archiver"
-[ "${a_count:-0}" -gt 0 ] || fail "the new leader $now_leader archived nothing: $archiver"
-[ "${a_failed:-1}" = 0 ] || fail "the new leader $now_leader failed to archive: $archiver"
-log "new leader $now_leader (was a replica) archives: pg_stat_archiver archived $a_count, failed $a_failed, last $a_last; pgbackrest check passed in ${t_check}s"
-
 # --- a restore for real, from what the members archived across the
-# failovers: exactly the rows before a recorded time come back.
+# first round (the leader killed; its timeline ended): exactly the rows
+# before a recorded time come back. Before the hang round, so that a
+# failure there leaves this proof standing.
+restore_leader=$(leader)
 archiver_now() { q "$write_port" "select archived_count || ' ' || failed_count || ' ' || coalesce(last_archived_wal, '-') from pg_stat_archiver where not pg_is_in_recovery()"; }
 q "$write_port" "create table restore_probe (id int primary key, note text)" || fail "create restore_probe"
 q "$write_port" "insert into restore_probe select g, 'before' from generate_series(1, 100) g" || fail "insert before"
@@ -459,7 +444,7 @@ q "$write_port" "drop table restore_probe" || fail "drop table"
 switched=$(q "$write_port" "select pg_walfile_name(pg_switch_wal())")
 [ -n "$switched" ] || fail "pg_switch_wal() on the leader"
 archived_upto() { local last; last=$(archiver_now | awk '{ print $3 }'); [[ "$last" > "$switched" || "$last" == "$switched" ]]; }
-t_archived=$(wait_for 120 "the WAL with the DROP ($switched) archived by $now_leader" archived_upto)
+t_archived=$(wait_for 120 "the WAL with the DROP ($switched) archived by $restore_leader" archived_upto)
 "$hc" restore "$work/spec.toml" --into "$restore_volume" --time "$at" > "$work/restore.sh"
 shellcheck -s sh "$work/restore.sh" || fail "the printed restore commands fail shellcheck"
 image=$(grep -o "$reg/hacompile-test/patroni:15@sha256:[0-9a-f]*" "$work/restore.sh" | head -n 1)
@@ -493,6 +478,24 @@ restored_sync=$(rq 'show synchronous_standby_names')
 docker rm -f "$restored" > /dev/null
 restored=""
 log "restore: $switched archived ${t_archived}s after pg_switch_wal(); the printed job (members' image) restored and replayed in ${t_restore}s ($stopped_at); a one-off server on $restore_volume up after ${t_server}s: exactly the 100 rows before $at, none after, $restored_heal rows of heal, timeline $restored_tl, archive_mode off, synchronous_standby_names '$restored_sync'"
+
+round hang
+[ "$r_leader" != "$r_victim" ] || fail "the frozen and killed $r_victim leads again"
+case "$r_role" in Replica | Sync_Standby) ;; *) fail "$r_victim came back as '$r_role', not a replica" ;; esac
+log "hang: leader $r_victim frozen, another leader after ${r_promoted}s, then SIGKILLed: writes acknowledged again ${r_writes}s after the freeze (writer's outage ${r_outage}s, $r_failed failed polls); $r_leader leads; $r_victim's task restarted ${r_restarted}s after the kill and back as $r_role on timeline $r_tl ${r_back}s after the freeze (pg_rewind in its log: $r_rewind); all $r_acked acknowledged writes present"
+
+# The leader after the failovers, a promoted replica, archives.
+now_leader=$(leader)
+[ "$now_leader" != "$first_leader" ] || fail "no failover happened: $first_leader still leads"
+t_check=$(date +%s.%N)
+check_out=$(backrest "$now_leader" check 2>&1) || fail "pgbackrest check on the new leader $now_leader: $check_out"
+t_check=$(awk -v a="$t_check" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }')
+# Through the write port: the leader only.
+archiver=$(q "$write_port" "select archived_count || ' ' || failed_count || ' ' || coalesce(last_archived_wal, '-') from pg_stat_archiver where not pg_is_in_recovery()")
+read -r a_count a_failed a_last <<< "$archiver"
+[ "${a_count:-0}" -gt 0 ] || fail "the new leader $now_leader archived nothing: $archiver"
+[ "${a_failed:-1}" = 0 ] || fail "the new leader $now_leader failed to archive: $archiver"
+log "new leader $now_leader (was a replica) archives: pg_stat_archiver archived $a_count, failed $a_failed, last $a_last; pgbackrest check passed in ${t_check}s"
 
 check_credentials "after the failovers"
 log "after the failovers: routing ok, write servers UP $(write_servers_up), credentials still nowhere else"
