@@ -140,6 +140,34 @@ fn the_compiled_exporters_serve_up_sessions_and_lag_and_follow_a_replica_that_st
     println!("replica stopped: exporters and HAProxy agreed within {:.1} s", stopped.elapsed().as_secs_f64());
 }
 
+/// A server that accepts connections and then says nothing (as a swarm
+/// service's address does while no task is behind it, or a node that went
+/// away): the compiled exporter still answers a scrape, with `pg_up 0`,
+/// because its connection string bounds the connection (`connect_timeout`).
+/// Without it a scrape hangs until TCP gives up, minutes later, and
+/// Prometheus sees a failed scrape instead of a database that is down.
+#[test]
+fn a_server_that_never_answers_is_pg_up_0_not_a_hung_scrape() {
+    let (_root, site) = support::cluster::compile(&spec());
+    // Never accepts: the kernel completes the handshakes into its backlog.
+    let silent = std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind");
+    let std::net::SocketAddr::V4(addr) = silent.local_addr().expect("address") else { unreachable!("IPv4") };
+    let uri = &site.service(&format!("{PRIMARY}-exporter")).environment["DATA_SOURCE_URI"];
+    assert!(uri.contains("connect_timeout="), "the connection is bounded: {uri}");
+    let started = Instant::now();
+    // Waits (20 s at most) until a scrape (curl, 10 s at most) answers.
+    let exporter = Exporter::start(&site, &format!("{PRIMARY}-exporter"), addr);
+    let first = started.elapsed();
+    let scraped = Instant::now();
+    let metrics = scrape(&exporter);
+    assert_eq!(plain(&metrics, "pg_up"), Some(0.0), "the silent server is down:\n{}", exporter.log(&site));
+    println!(
+        "a silent server: the first answer {:.1} s after the exporter started; a scrape: pg_up 0 in {:.1} s",
+        first.as_secs_f64(),
+        scraped.elapsed().as_secs_f64()
+    );
+}
+
 /// Patroni: the first leader's post-bootstrap creates the same role, and
 /// every member's exporter connects with it, the leader serving each
 /// standby's lag and the standbys theirs.

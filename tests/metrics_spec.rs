@@ -153,7 +153,7 @@ fn one_hardened_exporter_per_database_service_and_no_credential_in_the_stack() {
         assert!(e.image.starts_with(&format!("{EXPORTER_IMAGE}@sha256:")), "pinned: {}", e.image);
         assert_eq!(
             e.environment.get("DATA_SOURCE_URI").map(String::as_str),
-            Some(&*format!("{db}:5432/postgres?sslmode=disable"))
+            Some(&*format!("{db}:5432/postgres?sslmode=disable&connect_timeout=3"))
         );
         assert_eq!(e.environment.get("DATA_SOURCE_USER").map(String::as_str), Some("hacompile_monitor"));
         assert_eq!(

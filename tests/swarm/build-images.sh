@@ -9,6 +9,8 @@
 #        hacompile-test/postgres:15  (starts as root, gosu to postgres; STOPSIGNAL SIGINT)
 #        hacompile-test/haproxy:2.6  (USER haproxy; `haproxy -W -db`; STOPSIGNAL SIGUSR1)
 #        hacompile-test/etcd:3.4     (etcd as the command, root, configured by ETCD_*)
+#        hacompile-test/postgres-exporter:0.11  (busybox and the exporter
+#                                    only; USER nobody; /bin/postgres_exporter)
 #      (`docker import --change` cannot set STOPSIGNAL.)
 #   3. on top of the postgres stand-in, what the emitted patroni.Dockerfile
 #      makes of the official postgres image:
@@ -28,7 +30,7 @@ if ! docker image inspect "$base" > /dev/null 2>&1; then
     docker import "$tarball" "$base" > /dev/null
 fi
 # image=base, in build order (patroni builds on the postgres stand-in).
-for pair in "postgres:15=$base" "haproxy:2.6=$base" "etcd:3.4=$base" "patroni:15=hacompile-test/postgres:15" "postgres-pgbackrest:15=hacompile-test/postgres:15"; do
+for pair in "postgres:15=$base" "haproxy:2.6=$base" "etcd:3.4=$base" "postgres-exporter:0.11=$base" "patroni:15=hacompile-test/postgres:15" "postgres-pgbackrest:15=hacompile-test/postgres:15"; do
     image=${pair%%=*}
     previous=$(docker image inspect --format '{{.Id}}' "hacompile-test/$image" 2> /dev/null || true)
     # The classic builder warns that it is deprecated: shown only on failure.
@@ -75,4 +77,14 @@ facts=$(docker run --rm --cap-drop ALL --network none --entrypoint /usr/local/bi
 grep -q '^etcdctl version: 3\.4\.' <<< "$facts" || { echo "build-images: hacompile-test/etcd:3.4's etcdctl says: $facts" >&2; exit 1; }
 facts=$(docker run --rm --cap-drop ALL --network none --entrypoint stat hacompile-test/etcd:3.4 -c '%U %a' /var/lib/etcd)
 [ "$facts" = "root 755" ] || { echo "build-images: hacompile-test/etcd:3.4's /var/lib/etcd is $facts, not root 755 as in the real image" >&2; exit 1; }
-echo "build-images: hacompile-test/{postgres:15,postgres-pgbackrest:15,haproxy:2.6,etcd:3.4,patroni:15} ready"
+# The exporter's contract, as the official image's: nobody, the binary as
+# the entrypoint, busybox's wget on the default PATH (the compiled
+# healthcheck runs it), nothing else of Debian (no bash, no apt).
+check hacompile-test/postgres-exporter:0.11 '{{.Config.User}}|{{json .Config.Entrypoint}} {{json .Config.Cmd}}|{{json .Config.ExposedPorts}}' 'nobody|["/bin/postgres_exporter"] null|{"9187/tcp":{}}'
+facts=$(docker run --rm --cap-drop ALL --network none --read-only --entrypoint sh hacompile-test/postgres-exporter:0.11 -c \
+    'echo "$(id -u):$(id -g) $(which wget) $(which postgres_exporter) $(which bash || echo no-bash) $(which apt-get || echo no-apt)"')
+[ "$facts" = "65534:65534 /bin/wget /bin/postgres_exporter no-bash no-apt" ] \
+    || { echo "build-images: hacompile-test/postgres-exporter:0.11 runs as: $facts" >&2; exit 1; }
+facts=$(docker run --rm --cap-drop ALL --network none --read-only hacompile-test/postgres-exporter:0.11 --version 2>&1)
+grep -q '^postgres_exporter, version 0\.11\.' <<< "$facts" || { echo "build-images: hacompile-test/postgres-exporter:0.11 --version says: $facts" >&2; exit 1; }
+echo "build-images: hacompile-test/{postgres:15,postgres-pgbackrest:15,haproxy:2.6,etcd:3.4,postgres-exporter:0.11,patroni:15} ready"

@@ -2,8 +2,9 @@
 # Makes the Debian root the swarm test's stand-in images are built on and
 # prints the path of its tarball: a minimal Debian bookworm (debootstrap,
 # nothing pulled from a container registry) with PostgreSQL 15, HAProxy 2.6,
-# gosu, Patroni 3.0 (with python3-etcd for its etcd3 store), etcd 3.4 and
+# gosu, Patroni 3.0 (with python3-etcd for its etcd3 store), etcd 3.4,
 # pgBackRest 2.45 (what the emitted recipes install for `[backup]`),
+# postgres_exporter 0.11 and a static busybox (the exporter stand-in's),
 # `postgres` as UID/GID 999 and `haproxy` as UID/GID 99 with the official
 # images' directories and modes. One root for every stand-in: one cache
 # entry and one `docker import`; the packages a stand-in does not use are
@@ -46,9 +47,9 @@ if [ ! -s "$tarball" ]; then
     chroot "$root" groupadd --system --gid 999 postgres
     chroot "$root" useradd --system --uid 999 --gid 999 --home-dir /var/lib/postgresql --shell /bin/bash postgres
     mount -t proc proc "$root/proc"
-    echo "build-root: installing postgresql-15 haproxy gosu patroni etcd pgbackrest" >&2
+    echo "build-root: installing postgresql-15 haproxy gosu patroni etcd pgbackrest postgres_exporter busybox" >&2
     chroot "$root" apt-get install -y -qq --no-install-recommends postgresql-15 postgresql-client-15 haproxy gosu \
-        patroni python3-etcd etcd-server etcd-client pgbackrest > "$cache/apt.log" 2>&1 \
+        patroni python3-etcd etcd-server etcd-client pgbackrest prometheus-postgres-exporter busybox-static > "$cache/apt.log" 2>&1 \
         || { tail -20 "$cache/apt.log" >&2; exit 1; }
     umount "$root/proc"
     # docker-library/haproxy 2.8/Dockerfile l.20-31: UID/GID 99, home
@@ -71,7 +72,8 @@ if [ ! -s "$tarball" ]; then
     sed -ri "s!^#?(listen_addresses)\s*=\s*\S+.*!\1 = '*'!" "$sample"
     grep -qF "listen_addresses = '*'" "$sample"
     [ "$(chroot "$root" id -u postgres)" = 999 ] && [ "$(chroot "$root" id -u haproxy)" = 99 ]
-    [ -x "$root/usr/sbin/haproxy" ] && [ -x "$root/usr/bin/pgbackrest" ] && [ -x "$root/usr/bin/patroni" ] && [ -x "$root/usr/bin/etcd" ] && [ -x "$root/usr/bin/etcdctl" ]
+    [ -x "$root/usr/sbin/haproxy" ] && [ -x "$root/usr/bin/pgbackrest" ] && [ -x "$root/usr/bin/patroni" ] && [ -x "$root/usr/bin/etcd" ] && [ -x "$root/usr/bin/etcdctl" ] \
+        && [ -x "$root/usr/bin/prometheus-postgres-exporter" ] && [ -x "$root/usr/bin/busybox" ]
     if [ -n "$(getcap "$root/usr/sbin/haproxy")" ]; then
         echo "build-root: Debian's haproxy carries a file capability: $(getcap "$root/usr/sbin/haproxy")" >&2
         exit 1

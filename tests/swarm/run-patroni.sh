@@ -28,7 +28,14 @@
 #     failovers the leader then (a promoted replica) archives:
 #     pg_stat_archiver on it counts archived WAL and no failure, and
 #     `hacompile-pgbackrest check` in its task passes (a WAL switch pushed
-#     and found in the repository).
+#     and found in the repository);
+#   - after the first round, a restore for real, from what the members
+#     archived across it: rows before a recorded time, rows after, DROP TABLE,
+#     pg_switch_wal(), that WAL archived; then exactly what `hacompile
+#     restore --into <new volume> --time T` prints, eval'd (a replicated job
+#     of the members' image: restore, replay, promote, clean stop); a
+#     one-off server of the members' image on the new volume, with no
+#     network, holds exactly the rows before T.
 # Removes the stack, secrets, registry and (if it created it) the swarm,
 # also on failure. Prints the figures. Runs after run.sh (.ci/run), not
 # inside it: its own stack, ports and cleanup, and it can run alone.
@@ -74,6 +81,8 @@ created_swarm=0
 registry_pid=""
 writer_pid=""
 reg=""
+restored=""
+restore_volume=${stack}_restored
 cleanup() {
     local rc=$?
     log "cleaning up"
@@ -84,6 +93,16 @@ cleanup() {
         sleep 1
     done
     docker ps -aq --filter "label=com.docker.stack.namespace=$stack" | xargs -r docker rm -f > /dev/null 2>&1 || true
+    if [ -n "$restored" ]; then docker rm -f "$restored" > /dev/null 2>&1 || true; fi
+    docker service rm "${stack}_restore" > /dev/null 2>&1 || true
+    for _ in $(seq 30); do
+        [ -z "$(docker ps -aq --filter "label=com.docker.swarm.service.name=${stack}_restore")" ] && break
+        sleep 1
+    done
+    # A job's finished task container can outlive its service and hold the
+    # repository's volume and the restored one.
+    docker ps -aq --filter "label=com.docker.swarm.service.name=${stack}_restore" | xargs -r docker rm -f > /dev/null 2>&1 || true
+    docker volume rm "$restore_volume" > /dev/null 2>&1 || true
     for s in "${secret_names[@]}"; do docker secret rm "$s" > /dev/null 2>&1 || true; done
     docker network ls -q --filter "label=com.docker.stack.namespace=$stack" | xargs -r docker network rm > /dev/null 2>&1 || true
     # By label and by name: a volume left behind would hand the next run
@@ -369,7 +388,13 @@ round() {
     # When the new task's container started (checked later than it happened).
     r_restarted=$(since "$killed" "$(date -d "$(docker inspect --format '{{.State.StartedAt}}' "$(task_container "$victim")")" +%s.%N)")
     victim_running() { healthy && cluster | awk -v v="$victim" '$1 == v && $3 == "running" { found = 1 } END { exit !found }'; }
-    wait_for 180 "$victim running again in a healthy cluster" victim_running > /dev/null
+    if ! (wait_for 180 "$victim running again in a healthy cluster" victim_running > /dev/null); then
+        # What the cluster and the victim said (never a secret: Patroni's
+        # and PostgreSQL's log lines, masked as check_credentials does).
+        cluster 2>&1 | sed 's/^/  /' >&2 || true
+        docker service logs --raw --tail 15 "${stack}_$victim" 2>&1 | sed "s/${value[postgres_user]}/<postgres_user>/g" | cut -c1-300 >&2 || true
+        fail "$victim is not running again in a healthy cluster ($mode)"
+    fi
     r_back=$(since "$t_fail")
     sleep 2
     touch "$writes.stop"
@@ -402,6 +427,58 @@ else
 fi
 log "kill: leader $k_victim SIGKILLed (exit 137): writes acknowledged again after ${k_writes}s (writer's outage ${k_outage}s, $k_failed failed polls); task restarted after ${k_restarted}s, running again after ${k_back}s; $k_what; all $k_acked acknowledged writes present"
 
+# --- a restore for real, from what the members archived across the
+# first round (the leader killed; its timeline ended): exactly the rows
+# before a recorded time come back. Before the hang round, so that a
+# failure there leaves this proof standing.
+restore_leader=$(leader)
+archiver_now() { q "$write_port" "select archived_count || ' ' || failed_count || ' ' || coalesce(last_archived_wal, '-') from pg_stat_archiver where not pg_is_in_recovery()"; }
+q "$write_port" "create table restore_probe (id int primary key, note text)" || fail "create restore_probe"
+q "$write_port" "insert into restore_probe select g, 'before' from generate_series(1, 100) g" || fail "insert before"
+sleep 1.1
+at=$(q "$write_port" "select to_char(clock_timestamp() at time zone 'UTC', 'YYYY-MM-DD HH24:MI:SS.US') || '+00'")
+[ -n "$at" ] || fail "no time recorded"
+sleep 1.1
+q "$write_port" "insert into restore_probe select g, 'after' from generate_series(101, 150) g" || fail "insert after"
+q "$write_port" "drop table restore_probe" || fail "drop table"
+switched=$(q "$write_port" "select pg_walfile_name(pg_switch_wal())")
+[ -n "$switched" ] || fail "pg_switch_wal() on the leader"
+archived_upto() { local last; last=$(archiver_now | awk '{ print $3 }'); [[ "$last" > "$switched" || "$last" == "$switched" ]]; }
+t_archived=$(wait_for 120 "the WAL with the DROP ($switched) archived by $restore_leader" archived_upto)
+"$hc" restore "$work/spec.toml" --into "$restore_volume" --time "$at" > "$work/restore.sh"
+shellcheck -s sh "$work/restore.sh" || fail "the printed restore commands fail shellcheck"
+image=$(grep -o "$reg/hacompile-test/patroni:15@sha256:[0-9a-f]*" "$work/restore.sh" | head -n 1)
+[ -n "$image" ] || fail "the restore job does not run the members' image pinned by digest: $(cat "$work/restore.sh")"
+t0=$(date +%s.%N)
+# Exactly what was printed.
+if ! (eval "$(cat "$work/restore.sh")") > "$work/restore.out" 2>&1; then
+    cat "$work/restore.out" >&2
+    fail "the printed restore commands failed"
+fi
+t_restore=$(since "$t0")
+grep -q 'recovery stopping before commit' "$work/restore.out" || fail "the job's log does not say where recovery stopped: $(cat "$work/restore.out")"
+stopped_at=$(grep -o 'recovery stopping before commit.*' "$work/restore.out" | head -n 1)
+# A one-off server of the members' image on the restored volume, as the
+# printed comment says: no repository, no secret, no network. Patroni's
+# pg_hba.conf came with the copy: the superuser's password over the socket
+# (from this shell's environment, not on a command line).
+mount=$(sed -n 's/^#.*--volume [^ ]*:\([^ ]*\) .*/\1/p' "$work/restore.sh")
+pgdata=$(sed -n 's/^#.*--env PGDATA=\([^ ]*\) .*/\1/p' "$work/restore.sh")
+{ [ -n "$mount" ] && [ -n "$pgdata" ]; } || fail "the printed commands name no volume mount or PGDATA for a server on the copy"
+restored=$(docker run -d --network none --volume "$restore_volume:$mount" --env "PGDATA=$pgdata" "$image")
+rq() { docker exec --env PGPASSWORD "$restored" psql -X -tA -U "$pguser" -d app -c "$1"; }
+t_server=$(wait_for 60 "a server on the restored volume" rq 'select 1')
+rows=$(rq "select count(*) || '|' || max(id) || '|' || count(*) filter (where note = 'after') from restore_probe")
+[ "$rows" = "100|100|0" ] || fail "the restored copy holds '$rows' (count|max|after), not exactly the 100 rows before $at"
+[ "$(rq 'select pg_is_in_recovery()')" = f ] || fail "the restored copy is still in recovery"
+[ "$(rq 'show archive_mode')" = off ] || fail "the restored copy would archive into the production repository"
+restored_heal=$(rq 'select count(*) from heal')
+restored_tl=$(rq 'select timeline_id from pg_control_checkpoint()')
+restored_sync=$(rq 'show synchronous_standby_names')
+docker rm -f "$restored" > /dev/null
+restored=""
+log "restore: $switched archived ${t_archived}s after pg_switch_wal(); the printed job (members' image) restored and replayed in ${t_restore}s ($stopped_at); a one-off server on $restore_volume up after ${t_server}s: exactly the 100 rows before $at, none after, $restored_heal rows of heal, timeline $restored_tl, archive_mode off, synchronous_standby_names '$restored_sync'"
+
 round hang
 [ "$r_leader" != "$r_victim" ] || fail "the frozen and killed $r_victim leads again"
 case "$r_role" in Replica | Sync_Standby) ;; *) fail "$r_victim came back as '$r_role', not a replica" ;; esac
@@ -433,6 +510,7 @@ cat <<REPORT
                                           ${k_what}
   leader frozen -> another leader:        ${r_promoted}s; writes acknowledged: ${r_writes}s (outage ${r_outage}s, ${r_failed} failed polls)
   first full backup (scheduler):         ${t_backup}s into its check; new leader archives, pgbackrest check ${t_check}s
+  restore --time across the failovers:    WAL archived ${t_archived}s after switch; job ${t_restore}s; server on the copy ${t_server}s (exactly the 100 rows before T)
   frozen leader SIGKILLed -> replica:     task restarted ${r_restarted}s after the kill; a running ${r_role} ${r_back}s after the freeze (pg_rewind: ${r_rewind})
   acknowledged writes lost:               0 of $(( k_acked + r_acked ))
 REPORT

@@ -13,8 +13,14 @@
 #     server process runs as UID 999; with [backup] PID 1 is docker's init
 #     (`init: true`), whose children are the postmaster and the detached
 #     backup scheduler, both UID 999;
+#   - metrics ([postgres.exporter], the stand-in of the official exporter
+#     image): each exporter task healthy by its own healthcheck (busybox's
+#     wget), UID 65534 with a read-only root, its secret readable; from one
+#     exporter task, the other's /metrics over the stack's network by
+#     service name: pg_up 1 as the monitoring role, the lag series;
 #   - kills the primary's and the replica's containers (SIGKILL, exit 137)
 #     and measures the time until swarm replaced them and traffic works;
+#     while the replica is gone its exporter reports pg_up 0, then 1;
 #   - force-restarts the HAProxy task: swarm must stop the old one with
 #     SIGUSR1 alone, the master must exit 0 within the grace period; then
 #     checks it comes back;
@@ -89,7 +95,7 @@ cleanup() {
     # repository's volume, which would then outlive the stack.
     docker ps -aq --filter "label=com.docker.swarm.service.name=${stack}_restore" | xargs -r docker rm -f > /dev/null 2>&1 || true
     docker volume rm "$restore_volume" > /dev/null 2>&1 || true
-    for s in postgres_user postgres_password replication_password haproxy_stats_users backup_cipher_pass; do docker secret rm "$s" > /dev/null 2>&1 || true; done
+    for s in postgres_user postgres_password replication_password haproxy_stats_users backup_cipher_pass monitor_password; do docker secret rm "$s" > /dev/null 2>&1 || true; done
     docker network ls -q --filter "label=com.docker.stack.namespace=$stack" | xargs -r docker network rm > /dev/null 2>&1 || true
     docker volume ls -q --filter "label=com.docker.stack.namespace=$stack" | xargs -r docker volume rm > /dev/null 2>&1 || true
     if [ "$created_swarm" = 1 ]; then
@@ -98,7 +104,7 @@ cleanup() {
     fi
     if [ -n "$registry_pid" ]; then kill "$registry_pid" 2>/dev/null || true; fi
     if [ -n "$reg" ]; then
-        for image in postgres:15 postgres-pgbackrest:15 haproxy:2.6; do docker rmi "$reg/hacompile-test/$image" > /dev/null 2>&1 || true; done
+        for image in postgres:15 postgres-pgbackrest:15 haproxy:2.6 postgres-exporter:0.11; do docker rmi "$reg/hacompile-test/$image" > /dev/null 2>&1 || true; done
     fi
     rm -rf "$work"
     exit "$rc"
@@ -116,7 +122,7 @@ printf 'version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdir
 docker-registry serve "$work/registry.yml" > "$work/registry.log" 2>&1 &
 registry_pid=$!
 wait_for 20 "the registry" curl -sf "http://$reg/v2/" > /dev/null
-for image in postgres:15 postgres-pgbackrest:15 haproxy:2.6; do
+for image in postgres:15 postgres-pgbackrest:15 haproxy:2.6 postgres-exporter:0.11; do
     docker tag "hacompile-test/$image" "$reg/hacompile-test/$image"
     docker push -q "$reg/hacompile-test/$image" > /dev/null
 done
@@ -147,7 +153,7 @@ sed "s|REGISTRY|$reg|g" "$here/spec.toml" > "$work/spec.toml"
 "$hc" lock "$work/spec.toml" --insecure-registry "$reg"
 "$hc" build "$work/spec.toml" -o "$work/deploy"
 "$hc" lint "$work/deploy/docker-stack.yml" --format github --fail-on warning
-for image in postgres-pgbackrest haproxy; do
+for image in postgres-pgbackrest haproxy postgres-exporter; do
     digest=$(grep -A4 "reference = \"$reg/hacompile-test/$image" "$work/hacompile.lock" | sed -n 's/^digest = "\(.*\)"/\1/p')
     grep -q "image: $reg/hacompile-test/$image:[0-9.]*@$digest" "$work/deploy/docker-stack.yml" || fail "$image is not pinned to the locked $digest"
 done
@@ -164,6 +170,7 @@ printf '%s' "Pw-$(openssl rand -hex 12)" > "$work/pw"
 docker secret create postgres_password "$work/pw" > /dev/null
 printf '%s' "Repl-$(openssl rand -hex 12)" | docker secret create replication_password - > /dev/null
 openssl rand -base64 48 | tr -d '\n' | docker secret create backup_cipher_pass - > /dev/null
+openssl rand -hex 32 | tr -d '\n' | docker secret create monitor_password - > /dev/null
 printf 'userlist hacompile_stats\n    user admin password %s\n' "$(openssl passwd -6 swarm-stats)" | docker secret create haproxy_stats_users - > /dev/null
 export PGPASSWORD; PGPASSWORD=$(cat "$work/pw")
 
@@ -172,7 +179,7 @@ deployed=$(date +%s.%N)
 log "deployed; waiting for every service at its desired count"
 converged() {
     local lines; lines=$(docker service ls --filter "label=com.docker.stack.namespace=$stack" --format '{{.Replicas}}')
-    [ "$(echo "$lines" | wc -l)" = 3 ] && ! echo "$lines" | grep -vqE '^([0-9]+)/\1'
+    [ "$(echo "$lines" | wc -l)" = 5 ] && ! echo "$lines" | grep -vqE '^([0-9]+)/\1'
 }
 wait_for 300 "convergence" converged > /dev/null
 convergence=$(awk -v a="$deployed" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }')
@@ -250,6 +257,65 @@ for svc in pg-primary pg-replica-1; do
     log "  $svc: PID 1 '$(docker exec "$cid" sh -c 'tr "\0" " " < /proc/1/cmdline')', $(echo "$procs" | awk '$1 == "postgres"' | wc -l) server processes, all UID 999; scheduler '$scheduler'"
 done
 
+# Metrics. Each exporter task as the compiled service and the image make it:
+# healthy by docker's own healthcheck (the compiled `wget` of its landing
+# page), UID 65534 with a read-only root and its secret readable by it.
+exporter_healthy() { [ "$(docker inspect --format '{{.State.Health.Status}}' "$(task_container "$1")")" = healthy ]; }
+wait_for 120 "pg-primary-exporter healthy" exporter_healthy pg-primary-exporter > /dev/null
+wait_for 120 "pg-replica-1-exporter healthy" exporter_healthy pg-replica-1-exporter > /dev/null
+# From the task's start to its first passing check (docker keeps the last 5).
+healthy_after() {
+    local cid pass; cid=$(task_container "$1")
+    pass=$(docker inspect --format '{{range .State.Health.Log}}{{if eq .ExitCode 0}}{{.End.Format "2006-01-02T15:04:05.999999999Z07:00"}}{{"\n"}}{{end}}{{end}}' "$cid" | head -n 1)
+    [ -n "$pass" ] || fail "$1 is healthy but docker keeps no passing check"
+    since_iso "$(docker inspect --format '{{.State.StartedAt}}' "$cid")" "$pass"
+}
+since_iso() { awk -v a="$(date -d "$1" +%s.%N)" -v b="$(date -d "$2" +%s.%N)" 'BEGIN { printf "%.1f", b - a }'; }
+t_exporter_healthy=$(healthy_after pg-primary-exporter)
+for svc in pg-primary-exporter pg-replica-1-exporter; do
+    cid=$(task_container "$svc")
+    facts=$(docker inspect --format '{{.Config.User}} {{.HostConfig.ReadonlyRootfs}} {{.HostConfig.CapDrop}} {{index .Config.Labels "com.docker.swarm.service.name"}}' "$cid")
+    [ "$facts" = "65534:65534 true [ALL] ${stack}_$svc" ] || fail "$svc: user, read-only root, capabilities: $facts"
+    uid=$(docker exec "$cid" awk '/^Uid:/ { print $2, $3 }' /proc/1/status)
+    [ "$uid" = "65534 65534" ] || fail "$svc: PID 1 runs as $uid, not 65534"
+    [ "$(docker exec "$cid" sh -c 'tr "\0" " " < /proc/1/cmdline')" = "/bin/postgres_exporter --web.listen-address=:9187 --extend.query-path=/etc/postgres_exporter/queries.yaml " ] \
+        || fail "$svc: PID 1 is not the exporter: $(docker exec "$cid" sh -c 'tr "\0" " " < /proc/1/cmdline')"
+    if docker exec "$cid" touch /probe 2> /dev/null; then fail "$svc: its root file system is writable"; fi
+    # Read as the task's user; its length only, never its value.
+    secret_len=$(docker exec "$cid" sh -c 'wc -c < /run/secrets/monitor_password') || fail "$svc: the password's secret is not readable by UID 65534"
+    [ "$secret_len" -eq 64 ] || fail "$svc: the secret read back has $secret_len bytes, not 64"
+    facts=$(docker exec "$cid" stat -c '%u %a' /run/secrets/monitor_password /etc/postgres_exporter/queries.yaml | tr '\n' ' ')
+    [ "$facts" = "65534 400 65534 440 " ] || fail "$svc: the secret and the queries file are $facts"
+    labels=$(docker service inspect --format '{{index .Spec.Labels "prometheus.io/scrape"}} {{index .Spec.Labels "prometheus.io/port"}} {{index .Spec.Labels "prometheus.io/path"}}' "${stack}_$svc")
+    [ "$labels" = "true 9187 /metrics" ] || fail "$svc: deploy labels for Prometheus: $labels"
+done
+# /metrics over the stack's network by service name, from the other
+# exporter's task (busybox's wget, bounded from here: Debian's static
+# busybox 1.35 crashes on wget's own -T).
+metrics() { timeout 10 docker exec "$(task_container "$1")" wget -q -O - "http://$2:9187/metrics"; }
+series() { grep -E "^$1(\{[^}]*\})? " | awk '{ print $NF }' | head -n 1; }
+exporter_up() { [ "$(metrics "$1" "$2" | series pg_up)" = "$3" ]; }
+# What an exporter said and logged, when it is not up (never a secret: the
+# exporter's log and its own series only).
+exporter_diagnosis() {
+    log "$1's series pg_up and pg_exporter_last_scrape_error, fetched from ${2}'s task: $(metrics "$2" "$1" 2>&1 | grep -E '^(pg_up|pg_exporter_last_scrape_error|wget)' | tr '\n' ' ')" >&2
+    log "$1's log (last lines): $(docker service logs --raw --tail 5 "${stack}_$1" 2>&1 | cut -c1-400)" >&2
+}
+if ! t_pg_up=$(wait_for 60 "pg_up 1 from pg-primary-exporter" exporter_up pg-replica-1-exporter pg-primary-exporter 1); then
+    exporter_diagnosis pg-primary-exporter pg-replica-1-exporter
+    fail "pg-primary-exporter is not up"
+fi
+wait_for 60 "pg_up 1 from pg-replica-1-exporter" exporter_up pg-primary-exporter pg-replica-1-exporter 1 > /dev/null
+primary_metrics=$(metrics pg-replica-1-exporter pg-primary-exporter)
+replica_metrics=$(metrics pg-primary-exporter pg-replica-1-exporter)
+[ "$(series pg_replica_is_replica <<< "$primary_metrics")" = 0 ] || fail "pg-primary-exporter: pg_replica_is_replica is not 0: $(grep '^pg_replica' <<< "$primary_metrics")"
+[ "$(series pg_replica_is_replica <<< "$replica_metrics")" = 1 ] || fail "pg-replica-1-exporter: pg_replica_is_replica is not 1: $(grep '^pg_replica' <<< "$replica_metrics")"
+replica_lag=$(series pg_replica_lag_seconds <<< "$replica_metrics")
+[ -n "$replica_lag" ] || fail "pg-replica-1-exporter: no pg_replica_lag_seconds: $(grep '^pg_' <<< "$replica_metrics" | head -n 20)"
+standby=$(grep -E '^pg_standby_replay_lag_seconds\{.*application_name="pg-replica-1"' <<< "$primary_metrics" || true)
+[ -n "$standby" ] || fail "pg-primary-exporter: no pg_standby_replay_lag_seconds for pg-replica-1: $(grep '^pg_standby' <<< "$primary_metrics")"
+log "exporters: healthy (docker's healthcheck: pg-primary-exporter's first pass ${t_exporter_healthy}s after its start); UID 65534, read-only root, no capabilities, secret 0400 readable; pg-primary-exporter's /metrics by name: pg_up 1 (after ${t_pg_up}s), $standby; pg-replica-1-exporter: pg_up 1, pg_replica_lag_seconds $replica_lag, pg_replica_is_replica 1; $(wc -l <<< "$primary_metrics") lines"
+
 kill_task() { # service -> container id killed with SIGKILL
     local cid; cid=$(docker ps -q --filter "label=com.docker.swarm.service.name=${stack}_$1" | head -n1)
     [ -n "$cid" ] || fail "no running container for $1"
@@ -283,12 +349,15 @@ wait_for 120 "a running replica task" replica_task > /dev/null
 wait_for 120 "reads on the replica before killing it" is_recovery 15001 t > /dev/null
 old=$(kill_task pg-replica-1)
 killed=$(date +%s.%N)
+t_pg_down=$(wait_for 30 "pg_up 0 from pg-replica-1-exporter while its server is gone" exporter_up pg-primary-exporter pg-replica-1-exporter 0)
 wait_for 10 "the killed replica to exit" bash -c "[ \"\$(docker inspect --format '{{.State.Running}}' $old)\" = false ]" > /dev/null
 [ "$(exit_code "$old")" = 137 ] || fail "the replica's container exited with $(exit_code "$old"), not 137"
 t_replaced_r=$(wait_for 120 "a new replica task" running_other_than pg-replica-1 "$old")
 failed_r=$(count_failures is_recovery 15001 t)
 t_reads=$(awk -v a="$killed" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }')
-log "replica killed (exit 137): replacement running after ${t_replaced_r}s, reads on the replica again after ${t_reads}s (${failed_r} failed reads while polling)"
+wait_for 60 "pg_up 1 from pg-replica-1-exporter again" exporter_up pg-primary-exporter pg-replica-1-exporter 1 > /dev/null
+t_pg_back=$(awk -v a="$killed" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }')
+log "replica killed (exit 137): replacement running after ${t_replaced_r}s, reads on the replica again after ${t_reads}s (${failed_r} failed reads while polling); its exporter: pg_up 0 after ${t_pg_down}s, pg_up 1 again after ${t_pg_back}s"
 
 old_proxy=$(docker ps -q --filter "label=com.docker.swarm.service.name=${stack}_haproxy" | head -n1)
 restarted=$(date +%s.%N)
@@ -399,6 +468,8 @@ cat <<REPORT
   convergence after deploy:            ${convergence}s
   primary SIGKILL -> replacement task:  ${t_replaced}s; writes through HAProxy: ${t_writes}s (${failed} failed polls)
   replica SIGKILL -> replacement task:  ${t_replaced_r}s; reads on the replica: ${t_reads}s (${failed_r} failed polls)
+  its exporter (pg_up, by name):         0 after ${t_pg_down}s, 1 again after ${t_pg_back}s
+  exporter's first passing healthcheck:  ${t_exporter_healthy}s after its task started (interval 30s, start period 10s)
   HAProxy task force-restarted -> SIGUSR1 at ${t_signal}s, master exited 0 ${t_signal_exit}s later (grace ${grace}s); routing: ${t_haproxy}s (${failed_h} failed polls)
   first full backup by the scheduler:    ${backup_secs}s (pgbackrest info: start to stop)
   WAL of the DROP archived after switch: ${t_archived}s

@@ -26,6 +26,9 @@ pub const JOB_HAPROXY: &str = "haproxy";
 /// The official image's user, `nobody`, said in the stack too.
 const EXPORTER_USER: &str = "65534:65534";
 const EXPORTER_UID: &str = "65534";
+/// Seconds each connection attempt may take (the exporter may try twice in
+/// one scrape).
+const EXPORTER_CONNECT_TIMEOUT_SECS: u32 = 3;
 /// The database every server has; `pg_stat_*` views cover the others.
 const EXPORTER_DATABASE: &str = "postgres";
 
@@ -87,9 +90,18 @@ fn exporter_service(
     // builds the URL itself, so no credential is in the stack. The cluster
     // serves no TLS (its traffic rides the overlay, encrypted unless the
     // spec says otherwise), and the exporter's driver would default to
-    // `sslmode=require`.
+    // `sslmode=require`. `connect_timeout` bounds each connection: a server
+    // that never answers (its service's address with no task behind it, a
+    // node gone) is `pg_up 0` within Prometheus' default 10 s scrape
+    // timeout, not a scrape that hangs until TCP gives up.
     let environment = BTreeMap::from([
-        ("DATA_SOURCE_URI".to_owned(), format!("{}:{POSTGRES_PORT}/{EXPORTER_DATABASE}?sslmode=disable", db.name)),
+        (
+            "DATA_SOURCE_URI".to_owned(),
+            format!(
+                "{}:{POSTGRES_PORT}/{EXPORTER_DATABASE}?sslmode=disable&connect_timeout={EXPORTER_CONNECT_TIMEOUT_SECS}",
+                db.name
+            ),
+        ),
         ("DATA_SOURCE_USER".to_owned(), e.user.get().clone()),
         ("DATA_SOURCE_PASS_FILE".to_owned(), secret_path(e.password.secret.get())),
     ]);
