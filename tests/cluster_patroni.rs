@@ -471,5 +471,44 @@ fn a_member_that_lost_its_data_is_restored_from_the_repository() {
         secs(took),
         secs(rows)
     ));
+
+    // A copy restored from the repository (what `hacompile restore` runs)
+    // takes writes: it is nobody's primary, and the leader's
+    // synchronous_standby_names came with the copy, so a commit on it
+    // waited for a standby that will never connect.
+    let copy = p.site.root.join("restored-copy");
+    let o = p.members[leader].pgbackrest(&wrapper, &["recover-into", support::cluster::utf8(&copy), "latest"], &[]);
+    let out = format!("{}{}", support::text(&o.stdout), support::text(&o.stderr));
+    assert!(o.status.success(), "recover-into the latest state:\n{out}");
+    let port = support::registry::free_port();
+    let socket = p.site.root.join("restored-socket");
+    std::fs::create_dir_all(&socket).expect("mkdir");
+    support::cluster::chown_postgres(&socket);
+    let mut server = std::process::Command::new("setpriv")
+        .args(["--reuid=postgres", "--regid=postgres", "--init-groups", "--"])
+        .arg(format!("{}/postgres", support::cluster::PG_BIN))
+        .args(["-D", support::cluster::utf8(&copy), "-p", &port.to_string(), "-k", support::cluster::utf8(&socket)])
+        .args(["-c", "listen_addresses=127.0.0.1"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("a server on the copy");
+    let on_copy = || {
+        let mut c = support::cluster::psql_at(std::net::Ipv4Addr::LOCALHOST, port);
+        c.env("PGDATABASE", &p.database);
+        c
+    };
+    wait("the server on the restored copy", || {
+        let mut c = on_copy();
+        c.args(["-c", "select 1"]);
+        c.output().is_ok_and(|o| o.status.success())
+    });
+    let mut write = on_copy();
+    write.args(["-c", "insert into after_backup values (5001)"]);
+    let wrote = succeeds_within(write, Duration::from_secs(15));
+    let _ = server.kill();
+    let _ = server.wait();
+    assert!(wrote, "a write on the restored copy commits (no synchronous standby awaited)");
+    figures.push("a copy restored with recover-into takes writes".into());
     report("a member rebuilt from the pgBackRest repository", &figures);
 }

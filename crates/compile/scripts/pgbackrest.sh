@@ -222,6 +222,11 @@ restore_into() {
     mkdir -p "$dir"
     chmod 700 "$dir"
     pgbackrest "${args[@]}"
+    # A copy is nobody's primary and has no standby: the cluster's
+    # synchronous_standby_names (Patroni's synchronous mode) came with it,
+    # and a commit on it would wait for ever for a standby that never comes.
+    printf "# hacompile restore-into: a restored copy has no synchronous standby\nsynchronous_standby_names = ''\n" \
+        >> "$dir/postgresql.auto.conf"
     log "restored into $dir; start a server on it to replay the archive to the target"
 }
 
