@@ -200,18 +200,13 @@ fn the_first_wal_is_archived_before_any_backup_without_a_failure() {
     // it already (the replica's base backup switched WAL).
     let info = text(&ok(c.pgbackrest(PRIMARY, &["info"], &[]), "pgbackrest info").stdout);
     assert!(!info.contains("full backup:"), "no backup before the scheduler runs:\n{info}");
-    sql(port, "create table first_rows as select g from generate_series(1, 1000) g").expect("write");
-    let segment = sql(port, "select pg_walfile_name(pg_current_wal_lsn())").expect("segment");
-    let started = Instant::now();
-    sql(port, "select pg_switch_wal()").expect("switch");
-    let archived = wait_for_archived(port, &segment, Duration::from_secs(60));
+    let (segment, archived, took) = write_switch_and_wait(port, "first_rows");
     let (last, failed) = archiver(port);
     assert!(
         archived,
         "{segment} not archived in 60 s (last archived {last:?}, {failed} failures):\n{}",
         log_lines(&c.primary.log_text(), "")
     );
-    let took = started.elapsed();
     assert_eq!(failed, 0, "no archive attempt failed:\n{}", log_lines(&c.primary.log_text(), ""));
     let info = text(&ok(c.pgbackrest(PRIMARY, &["info"], &[]), "pgbackrest info").stdout);
     assert!(info.contains("wal archive min/max"), "the archive holds WAL:\n{info}");
@@ -343,6 +338,18 @@ fn archiver(port: u16) -> (String, u64) {
 }
 
 /// Whether `segment` (or a later one) is archived within `limit`.
+/// Writes `table` (1,000 rows), switches WAL and waits (60 s at most) until
+/// the segment that held them is archived: the segment, whether it was, and
+/// how long from the switch.
+fn write_switch_and_wait(port: u16, table: &str) -> (String, bool, Duration) {
+    sql(port, &format!("create table {table} as select g from generate_series(1, 1000) g")).expect("write");
+    let segment = sql(port, "select pg_walfile_name(pg_current_wal_lsn())").expect("segment");
+    let started = Instant::now();
+    sql(port, "select pg_switch_wal()").expect("switch");
+    let archived = wait_for_archived(port, &segment, Duration::from_secs(60));
+    (segment, archived, started.elapsed())
+}
+
 fn wait_for_archived(port: u16, segment: &str, limit: Duration) -> bool {
     let start = Instant::now();
     while start.elapsed() < limit {
@@ -467,15 +474,11 @@ fn an_s3_repository_on_a_tls_server_with_a_private_ca_restores_a_dropped_table()
     assert!(untrusted.contains("unable to verify certificate"), "the server's certificate is checked:\n{untrusted}");
 
     // Archiving works from the first WAL switch, before any backup.
-    sql(port, "create table first_rows as select g from generate_series(1, 1000) g").expect("write");
-    let segment = sql(port, "select pg_walfile_name(pg_current_wal_lsn())").expect("segment");
-    let started = Instant::now();
-    sql(port, "select pg_switch_wal()").expect("switch");
-    let archived = wait_for_archived(port, &segment, Duration::from_secs(60));
+    let (segment, archived, took) = write_switch_and_wait(port, "first_rows");
     let (last, failed) = archiver(port);
     assert!(archived, "{segment} not archived in 60 s (last {last:?}):\n{}\n{}", c.primary.log_text(), s3.log());
     assert_eq!(failed, 0, "no archive attempt failed:\n{}", log_lines(&c.primary.log_text(), ""));
-    figures.push(format!("a WAL switch to archived in S3: {:.1} s", started.elapsed().as_secs_f64()));
+    figures.push(format!("a WAL switch to archived in S3: {:.1} s", took.as_secs_f64()));
 
     // The full backup by one round of the scheduler.
     let started = Instant::now();
@@ -607,10 +610,7 @@ fn a_stanza_create_killed_mid_write_does_not_wedge_the_repository() {
     // The same leftover met first by the archiver.
     wedge();
     let port = c.primary.port;
-    sql(port, "create table after_wedge as select g from generate_series(1, 1000) g").expect("write");
-    let segment = sql(port, "select pg_walfile_name(pg_current_wal_lsn())").expect("segment");
-    sql(port, "select pg_switch_wal()").expect("switch");
-    let archived = wait_for_archived(port, &segment, Duration::from_secs(60));
+    let (segment, archived, _) = write_switch_and_wait(port, "after_wedge");
     let server_log = c.primary.log_text();
     assert!(archived, "{segment} archived despite the leftover:\n{}", log_lines(&server_log, ""));
     assert!(
@@ -636,10 +636,8 @@ fn the_superusers_name_is_in_no_pgbackrest_output() {
         outputs.push((cmd[0], format!("{}{}", text(&o.stdout), text(&o.stderr))));
     }
     let port = c.primary.port;
-    sql(port, "create table pushed as select g from generate_series(1, 1000) g").expect("write");
-    let segment = sql(port, "select pg_walfile_name(pg_current_wal_lsn())").expect("segment");
-    sql(port, "select pg_switch_wal()").expect("switch");
-    assert!(wait_for_archived(port, &segment, Duration::from_secs(60)), "{segment} archived");
+    let (segment, archived, _) = write_switch_and_wait(port, "pushed");
+    assert!(archived, "{segment} archived");
     let server_log = c.primary.log_text();
     let pgbackrest_lines: Vec<&str> =
         server_log.lines().filter(|l| l.contains("P00") || l.contains("pgbackrest")).collect();
