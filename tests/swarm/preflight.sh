@@ -29,6 +29,10 @@ docker info > /dev/null 2>&1 || fail "the Docker daemon is not running"
 for tool in gcc python3; do command -v "$tool" > /dev/null || fail "$tool is needed (tests/setup.sh)"; done
 
 work="$(mktemp -d)"
+# The secrets the swarm test's spec declares ([secrets.NAME]): each must be
+# reported missing, and each gets a name of this run's own.
+mapfile -t secrets < <(sed -n 's/^\[secrets\.\([a-z_]*\)\]$/\1/p' "$here/spec.toml")
+[ "${#secrets[@]}" -ge 4 ] || { echo "preflight.sh: the spec declares ${#secrets[@]} secrets" >&2; exit 1; }
 created_swarm=0
 node=""
 holder=hcpf_holder
@@ -44,7 +48,7 @@ cleanup() {
         sleep 1
     done
     if [ -n "$node" ]; then docker node update --label-rm hcpf.primary --label-rm hcpf.replica "$node" > /dev/null 2>&1 || true; fi
-    for s in postgres_user postgres_password replication_password haproxy_stats_users backup_cipher_pass; do docker secret rm "hcpf_$s" > /dev/null 2>&1 || true; done
+    for s in "${secrets[@]}"; do docker secret rm "hcpf_$s" > /dev/null 2>&1 || true; done
     if [ "$created_swarm" = 1 ]; then
         docker swarm leave --force > /dev/null 2>&1 || true
         docker network rm docker_gwbridge > /dev/null 2>&1 || true
@@ -69,9 +73,10 @@ write=$(free_port); read=$(free_port); stats=$(free_port)
 if [ "$write" = "$read" ] || [ "$read" = "$stats" ] || [ "$write" = "$stats" ]; then fail "the free ports collide; run again"; fi
 # The swarm test's spec, with names of its own: nothing another run left
 # behind (labels hc.*, secrets postgres_*) can make the first check pass.
+names=$(IFS='|'; echo "${secrets[*]}")
 sed -e 's|REGISTRY|127.0.0.1:5000|g' -e 's|^stack = .*|stack = "hcpf"|' \
     -e 's|node.labels.hc\.|node.labels.hcpf.|g' \
-    -e 's/\(postgres_user\|postgres_password\|replication_password\|haproxy_stats_users\|backup_cipher_pass\)/hcpf_\1/g' \
+    -E -e "s/\\b($names)\\b/hcpf_\\1/g" \
     -e "s|^write_port = .*|write_port = $write|" -e "s|^read_port = .*|read_port = $read|" -e "s|^port = 18080|port = $stats|" \
     "$here/spec.toml" > "$work/spec.toml"
 for want in "write_port = $write" "read_port = $read" "port = $stats" 'stack = "hcpf"' hcpf.primary hcpf_postgres_user; do
@@ -96,14 +101,14 @@ log "1. a bare swarm: labels and secrets missing"
 preflight before 1
 expect before "docker node update --label-add hcpf.primary=true -- $hostname"
 expect before "docker node update --label-add hcpf.replica=true -- $hostname"
-for s in postgres_user postgres_password replication_password haproxy_stats_users backup_cipher_pass; do
+for s in "${secrets[@]}"; do
     expect before "printf '%s' \"\$VALUE\" | docker secret create hcpf_$s -"
 done
-expect before "the deploy would not converge: 7 problem(s)"
+expect before "the deploy would not converge: $((2 + ${#secrets[@]})) problem(s)"
 
 log "2. running the printed fixes"
 mapfile -t fixes < <(sed -n 's/^    fix: //p' "$work/before.out")
-[ "${#fixes[@]}" = 7 ] || fail "expected 7 fix commands (2 labels, 5 secrets), got ${#fixes[@]}"
+[ "${#fixes[@]}" = $((2 + ${#secrets[@]})) ] || fail "expected $((2 + ${#secrets[@]})) fix commands (2 labels, ${#secrets[@]} secrets), got ${#fixes[@]}"
 for fix in "${fixes[@]}"; do
     # Each secret gets a test value; the commands are run exactly as printed.
     VALUE="hcpf-test-$RANDOM" bash -c "$fix" > /dev/null || fail "the printed fix failed: $fix"
