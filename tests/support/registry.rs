@@ -17,7 +17,8 @@ pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
 }
 
-/// TLS material made by the test: a CA, and a server cert for 127.0.0.1.
+/// TLS material made by the test: a CA, and a server cert for 127.0.0.1
+/// (or the name [`make_tls_for`] is given).
 pub struct Tls {
     pub ca: PathBuf,
     /// A directory holding only `ca.crt`, as skopeo's `--cert-dir` wants.
@@ -27,6 +28,12 @@ pub struct Tls {
 }
 
 pub fn make_tls(dir: &Path) -> Tls {
+    make_tls_for(dir, "127.0.0.1", "IP:127.0.0.1")
+}
+
+/// [`make_tls`] for a server named `cn` with the subjectAltName `san`
+/// (e.g. `localhost` and `DNS:localhost`).
+pub fn make_tls_for(dir: &Path, cn: &str, san: &str) -> Tls {
     let run = |args: &[&str]| {
         let out = tool("openssl", args, dir);
         assert!(out.status.success(), "openssl {args:?}: {}", text(&out.stderr));
@@ -56,9 +63,15 @@ pub fn make_tls(dir: &Path) -> Tls {
         "-out",
         "server.csr",
         "-subj",
-        "/CN=127.0.0.1",
+        &format!("/CN={cn}"),
     ]);
-    std::fs::write(dir.join("ext.cnf"), "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n").expect("write");
+    std::fs::write(
+        dir.join("ext.cnf"),
+        format!(
+            "subjectAltName={san}\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n"
+        ),
+    )
+    .expect("write");
     run(&[
         "x509",
         "-req",

@@ -19,8 +19,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use super::cluster::{ok, wait_for};
-use super::registry::free_port;
+use super::cluster::wait_for;
+use super::registry::{free_port, make_tls_for};
 use super::{ROOT, text};
 
 pub const MOTO_VERSION: &str = "5.2.5";
@@ -44,84 +44,16 @@ impl Drop for S3 {
     }
 }
 
-fn openssl(dir: &Path, args: &[&str]) {
-    let out = Command::new("openssl")
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .unwrap_or_else(|e| panic!("openssl must be installed (tests/setup.sh): {e}"));
-    ok(out, &format!("openssl {}", args.join(" ")));
-}
-
 impl S3 {
     /// A CA, a server certificate for `localhost`, moto on a free port and
     /// HAProxy with TLS on another; returns once an HTTPS request verified
     /// against the CA is answered. Files go to `dir`.
     pub fn start(dir: &Path) -> S3 {
         std::fs::create_dir_all(dir).expect("mkdir");
-        openssl(
-            dir,
-            &[
-                "req",
-                "-x509",
-                "-newkey",
-                "rsa:2048",
-                "-nodes",
-                "-days",
-                "2",
-                "-subj",
-                "/CN=hacompile test CA",
-                "-keyout",
-                "ca.key",
-                "-out",
-                "ca.crt",
-            ],
-        );
-        std::fs::write(
-            dir.join("server.ext"),
-            "subjectAltName=DNS:localhost\nbasicConstraints=CA:FALSE\n\
-             keyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n",
-        )
-        .expect("write");
-        openssl(
-            dir,
-            &[
-                "req",
-                "-newkey",
-                "rsa:2048",
-                "-nodes",
-                "-keyout",
-                "server.key",
-                "-out",
-                "server.csr",
-                "-subj",
-                "/CN=localhost",
-            ],
-        );
-        openssl(
-            dir,
-            &[
-                "x509",
-                "-req",
-                "-in",
-                "server.csr",
-                "-CA",
-                "ca.crt",
-                "-CAkey",
-                "ca.key",
-                "-CAcreateserial",
-                "-days",
-                "2",
-                "-out",
-                "server.crt",
-                "-extfile",
-                "server.ext",
-            ],
-        );
-        let pem =
-            [std::fs::read(dir.join("server.crt")).expect("crt"), std::fs::read(dir.join("server.key")).expect("key")]
-                .concat();
-        std::fs::write(dir.join("server.pem"), pem).expect("write");
+        // HAProxy takes the certificate and its key in one file.
+        let tls = make_tls_for(dir, "localhost", "DNS:localhost");
+        let pem = [std::fs::read(&tls.cert).expect("crt"), std::fs::read(&tls.key).expect("key")].concat();
+        std::fs::write(dir.join("haproxy.pem"), pem).expect("write");
 
         let moto_bin = Path::new(ROOT).join("target/moto-venv/bin/moto_server");
         let moto_port = free_port();
@@ -137,7 +69,7 @@ impl S3 {
             "defaults\n    mode http\n    timeout connect 5s\n    timeout client 120s\n    timeout server 120s\n\
              frontend s3\n    bind 127.0.0.1:{port} ssl crt {pem}\n    default_backend moto\n\
              backend moto\n    server moto 127.0.0.1:{moto_port}\n",
-            pem = dir.join("server.pem").display()
+            pem = dir.join("haproxy.pem").display()
         );
         std::fs::write(dir.join("haproxy.cfg"), cfg).expect("write");
         let proxy = Command::new("haproxy")
@@ -147,7 +79,7 @@ impl S3 {
             .stderr(std::fs::File::create(dir.join("haproxy.log")).expect("log"))
             .spawn()
             .expect("haproxy starts");
-        let mut s3 = S3 { moto, proxy, port, ca: dir.join("ca.crt"), dir: dir.to_owned() };
+        let mut s3 = S3 { moto, proxy, port, ca: tls.ca, dir: dir.to_owned() };
         wait_for("the S3 server to answer over TLS", Duration::from_secs(60), || {
             assert!(s3.moto.try_wait().ok().flatten().is_none(), "moto_server exited:\n{}", s3.log());
             s3.curl(&["-X", "GET", "/"]).is_ok()
