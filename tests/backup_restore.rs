@@ -646,3 +646,83 @@ fn the_superusers_name_is_in_no_pgbackrest_output() {
         assert!(!out.contains(SUPERUSER), "{what} shows the superuser's name:\n{}", log_lines(out, SUPERUSER));
     }
 }
+
+/// A former primary's WAL past the point where a newer timeline forked off
+/// its own is never archived, and never restored from an archive that
+/// already holds it (one an older wrapper, or pgBackRest by hand, wrote).
+/// Under the segment's plain name, a replica still on the old timeline
+/// restored it, replayed past the fork and could never follow the new
+/// leader (issue 14: Patroni archives a crashed leader's ready WAL before
+/// its pg_rewind, and that WAL ends with the switch its crash recovery
+/// wrote). Real servers: the replica is promoted (timeline 2, its history
+/// archived) while the primary writes on, on timeline 1.
+#[test]
+fn a_former_primarys_wal_past_the_fork_is_neither_archived_nor_restored() {
+    let c = Cluster::start(&spec());
+    let port = c.primary.port;
+    let (before, archived, _) = write_switch_and_wait(port, "before_fork");
+    assert!(archived, "timeline 1 archives: {before}");
+    let replica = c.replica.port;
+    sql(replica, "select pg_promote(true, 60)").expect("promote");
+    let keep = c.site.root.join("fork");
+    std::fs::create_dir_all(&keep).expect("mkdir");
+    chown_postgres(&keep);
+    let history = keep.join("00000002.history");
+    wait_for("00000002.history in the archive", Duration::from_secs(60), || {
+        c.pgbackrest(PRIMARY, &["archive-get", "00000002.history", history.to_str().expect("utf-8")], &[])
+            .status
+            .success()
+    });
+
+    // The former primary writes on: its segment reaches past the fork.
+    sql(port, "create table after_fork as select g from generate_series(1, 1000) g").expect("write");
+    let segment = sql(port, "select pg_walfile_name(pg_current_wal_lsn())").expect("segment");
+    assert!(segment.starts_with("00000001"), "the former primary is on timeline 1: {segment}");
+    sql(port, "select pg_switch_wal()").expect("switch");
+    let copy = keep.join(&segment);
+    std::fs::copy(c.primary.data.join("pg_wal").join(&segment), &copy).expect("copy the segment");
+    chown_postgres(&keep);
+    let copy = copy.to_str().expect("utf-8").to_owned();
+
+    // Its own archiver is refused (PostgreSQL keeps the segment and counts
+    // the failure), and so is any push of it.
+    let failed_on =
+        |port: u16| sql(port, "select coalesce(last_failed_wal, '') from pg_stat_archiver").unwrap_or_default();
+    wait_for("the former primary's archiver to be refused", Duration::from_secs(60), || failed_on(port) == segment);
+    let push = c.pgbackrest(PRIMARY, &["archive-push", &copy], &[]);
+    let said = text(&push.stderr);
+    assert!(!push.status.success(), "the push of {segment} is refused:\n{said}");
+    assert!(
+        said.contains(&format!("refusing to archive {segment}: timeline 2 forked off timeline 1 at ")),
+        "the refusal names the fork:\n{said}"
+    );
+    let got = keep.join("got");
+    let get = |name: &str| c.pgbackrest(PRIMARY, &["archive-get", name, got.to_str().expect("utf-8")], &[]);
+    assert!(!get(&segment).status.success(), "{segment} is not in the archive");
+
+    // An archive that holds it already: pgBackRest itself (options before
+    // the command reach it unchanged) pushes and restores it, the wrapper's
+    // restore_command does not.
+    ok(c.pgbackrest(PRIMARY, &["--log-level-console=warn", "archive-push", &copy], &[]), "the raw push");
+    ok(
+        c.pgbackrest(
+            PRIMARY,
+            &["--log-level-console=warn", "archive-get", &segment, got.to_str().expect("utf-8")],
+            &[],
+        ),
+        "pgBackRest restores it",
+    );
+    let refused = get(&segment);
+    let said = text(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(1), "restore_command says 'not found' for {segment}:\n{said}");
+    assert!(said.contains(&format!("not restoring {segment}: timeline 2 forked off timeline 1 at ")), "{said}");
+
+    // Timeline 1 before the fork, and timeline 2, are served as before.
+    ok(get(&before), &format!("archive-get {before}, before the fork"));
+    let (on_two, archived, _) = write_switch_and_wait(replica, "on_timeline_two");
+    assert!(archived && on_two.starts_with("00000002"), "the new primary archives on timeline 2: {on_two}");
+    ok(get(&on_two), &format!("archive-get {on_two}"));
+    println!("\n=== a former primary's WAL past the fork ===");
+    println!("  {segment}: its archiver refused, the push refused, the copy pushed by hand not restored");
+    println!("  {before} (before the fork) and {on_two} (timeline 2) restored");
+}

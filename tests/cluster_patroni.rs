@@ -512,3 +512,143 @@ fn a_member_that_lost_its_data_is_restored_from_the_repository() {
     figures.push("a copy restored with recover-into takes writes".into());
     report("a member rebuilt from the pgBackRest repository", &figures);
 }
+
+/// The spec with `[backup]`: an encrypted posix repository every member
+/// mounts, the first full backup due at once (nothing recorded yet).
+fn backup_spec() -> String {
+    format!(
+        "{SPEC}\n[secrets.backup_cipher_pass]\n\n[backup]\ncipher_pass = {{ secret = \"backup_cipher_pass\" }}\n\
+         schedule = {{ full = \"sun 01:00\", diff = \"none\" }}\n\n\
+         [backup.repository]\ntype = \"posix\"\nvolume = \"pgbackrest-repo\"\n"
+    )
+}
+
+/// Each member's (role, state, timeline) as the leader's /cluster has them.
+fn cluster_view(p: &Patroni, leader: usize) -> Vec<(String, String, String, u64)> {
+    let (_, body) = support::patroni::curl(&[&p.members[leader].rest_url("/cluster")]);
+    let cluster: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+    cluster["members"]
+        .as_array()
+        .map(|ms| {
+            ms.iter()
+                .map(|m| {
+                    let s = |k: &str| m[k].as_str().unwrap_or("-").to_owned();
+                    (s("name"), s("role"), s("state"), m["timeline"].as_u64().unwrap_or(0))
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// With `[backup]` (archive_command, restore_command through pgBackRest),
+/// the leader hangs: frozen with its sockets open, as `docker pause` or a
+/// hung node leaves it. Another member leads, its scheduler takes its first
+/// full backup, the frozen leader is then killed and restarted. Every
+/// member follows the new leader onto its timeline, the asynchronous
+/// replica too, and no acknowledged write is lost. On the single-node
+/// swarm the asynchronous replica stayed on the old timeline (issue 14).
+#[test]
+fn with_backups_a_frozen_leader_is_replaced_and_every_member_follows_the_new_timeline() {
+    let mut p = Patroni::start(&backup_spec());
+    let old = p.wait_leader(HANG);
+    let wrapper = p
+        .site
+        .config_file(&p.members[old].name, "/usr/local/bin/hacompile-pgbackrest")
+        .expect("the members mount the pgBackRest wrapper");
+    let sched = p.members[old].pgbackrest(&wrapper, &["scheduler"], &[("HACOMPILE_BACKUP_ROUNDS", "1")]);
+    let out = format!("{}{}", support::text(&sched.stdout), support::text(&sched.stderr));
+    assert!(sched.status.success() && out.contains("full backup complete"), "the first backup:\n{out}");
+    p.sql(p.write_port, "create table acked (id bigint primary key)").expect("create through the write port");
+    let writes = Probe::start(Duration::from_millis(100), HANG * 3, insert_through(p.write_port, p.database.clone()));
+    std::thread::sleep(Duration::from_secs(3));
+    let old_name = p.members[old].name.clone();
+    let old_tl = p.members[old].status().and_then(|s| s["timeline"].as_u64()).expect("the leader's timeline");
+
+    let frozen = Instant::now();
+    p.members[old].freeze();
+    let mut new = old;
+    let promoted = wait(&format!("another leader while {old_name} is frozen"), || {
+        new = (0..p.members.len()).find(|i| *i != old && p.members[*i].is_primary()).unwrap_or(old);
+        new != old
+    });
+    let new_name = p.members[new].name.clone();
+    // The new leader's scheduler, as every member runs one: nothing is
+    // recorded on its volume, so it takes a full backup now, while the
+    // others follow it.
+    // Polled every second (30 s in the stack), for at most 60 rounds.
+    let mut scheduler = p.members[new].pgbackrest_command(
+        &wrapper,
+        &["scheduler"],
+        &[("HACOMPILE_BACKUP_POLL", "1"), ("HACOMPILE_BACKUP_ROUNDS", "60")],
+    );
+    let backup = std::thread::spawn(move || {
+        let started = Instant::now();
+        let o = scheduler.output().expect("the wrapper runs");
+        (o, started.elapsed())
+    });
+    let mut figures = {
+        std::thread::sleep(Duration::from_secs(2));
+        p.members[old].kill();
+        p.members[old].start();
+        let tl = p.members[new].status().and_then(|s| s["timeline"].as_u64()).expect("the new leader's timeline");
+        assert!(tl > old_tl, "{new_name} leads on a new timeline ({old_tl} -> {tl})");
+        let mut last = Vec::new();
+        let all_follow = support::cluster::try_wait_for(HANG, || {
+            last = cluster_view(&p, new);
+            last.len() == p.members.len()
+                && last.iter().all(|(name, role, state, t)| {
+                    *name == new_name || (role != "leader" && state == "running" && *t == tl)
+                })
+                && streaming(&p.members[new]) == p.members.len() - 1
+        });
+        if !all_follow {
+            // Every member's whole log, kept for reading (target/tmp).
+            let keep = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("frozen-leader-logs");
+            let _ = std::fs::create_dir_all(&keep);
+            for m in &p.members {
+                let _ = std::fs::copy(&m.log, keep.join(format!("{}.log", m.name)));
+            }
+            let logs: Vec<String> = p.members.iter().map(|m| format!("--- {}:\n{}", m.name, tail(&m.log))).collect();
+            panic!(
+                "{old_name} frozen: not every member follows {new_name} on timeline {tl} within {HANG:?}: {last:?} (whole logs in {})\n{}",
+                keep.display(),
+                logs.join("\n")
+            );
+        }
+        let followed = frozen.elapsed();
+        let (o, _) = backup.join().expect("the scheduler thread");
+        let out = format!("{}{}", support::text(&o.stdout), support::text(&o.stderr));
+        assert!(o.status.success() && out.contains("full backup complete"), "the new leader's backup:\n{out}");
+        // Before its pg_rewind, Patroni archives the crashed leader's ready
+        // WAL: the segment its crash recovery ended with a switch, past the
+        // fork. The archive refuses it (what made the replica diverge).
+        let refused: Vec<String> = p.members[old]
+            .log_text()
+            .lines()
+            .filter(|l| l.contains("refusing to archive"))
+            .map(|l| l.chars().take(200).collect())
+            .collect();
+        assert!(
+            !refused.is_empty(),
+            "{old_name}'s WAL past the fork was offered to the archive and refused:\n{}",
+            tail(&p.members[old].log)
+        );
+        vec![
+            format!("{old_name} frozen: {new_name} leads after {} (timeline {old_tl} -> {tl})", secs(promoted)),
+            format!("{new_name}'s scheduler took its first full backup as the new leader"),
+            format!(
+                "{old_name} killed and restarted: every member on timeline {tl} {} after the freeze",
+                secs(followed)
+            ),
+            format!("{old_name}'s WAL past the fork refused by the archive: {}", refused[0]),
+        ]
+    };
+    std::thread::sleep(Duration::from_secs(1));
+    let writes = writes.finish();
+    let acked: BTreeSet<u64> = writes.iter().filter(|a| a.ok).map(|a| a.n).collect();
+    let present = ids(&p, new);
+    let missing: Vec<&u64> = acked.difference(&present).collect();
+    assert!(missing.is_empty(), "acknowledged writes missing on {new_name}: {missing:?}");
+    figures.push(format!("{} acknowledged writes, none missing", acked.len()));
+    report("with [backup]: the leader frozen, then killed", &figures);
+}

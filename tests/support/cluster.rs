@@ -560,11 +560,20 @@ impl Primary {
 
 pub fn wait_for(what: &str, limit: Duration, mut f: impl FnMut() -> bool) -> Duration {
     let start = Instant::now();
+    assert!(try_wait_for(limit, &mut f), "timed out after {limit:?} waiting for {what}");
+    start.elapsed()
+}
+
+/// Polls `f` every 100 ms until it is true (true) or `limit` passed (false).
+pub fn try_wait_for(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let start = Instant::now();
     loop {
         if f() {
-            return start.elapsed();
+            return true;
         }
-        assert!(start.elapsed() < limit, "timed out after {limit:?} waiting for {what}");
+        if start.elapsed() >= limit {
+            return false;
+        }
         std::thread::sleep(Duration::from_millis(100));
     }
 }

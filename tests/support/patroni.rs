@@ -71,6 +71,36 @@ fn kill9(pid: u32) {
     let _ = Command::new("kill").args(["-KILL", &pid.to_string()]).status();
 }
 
+/// Every live descendant of `roots` (from /proc's parent links), roots included.
+fn process_tree(roots: &[u32]) -> Vec<u32> {
+    let mut parent_of: Vec<(u32, u32)> = Vec::new();
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else { continue };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { continue };
+        // `pid (comm) state ppid ...`: comm may hold spaces and parentheses.
+        let Some((_, rest)) = stat.rsplit_once(") ") else { continue };
+        if let Some(ppid) = rest.split(' ').nth(1).and_then(|p| p.parse().ok()) {
+            parent_of.push((pid, ppid));
+        }
+    }
+    let mut tree: Vec<u32> = roots.iter().copied().filter(|p| pid_alive(*p)).collect();
+    let mut i = 0;
+    while i < tree.len() {
+        let parent = tree[i];
+        for (pid, ppid) in &parent_of {
+            if *ppid == parent && !tree.contains(pid) {
+                tree.push(*pid);
+            }
+        }
+        i += 1;
+    }
+    tree
+}
+
+fn signal(pid: u32, sig: &str) {
+    let _ = Command::new("kill").args([&format!("-{sig}"), &pid.to_string()]).status();
+}
+
 fn pid_alive(pid: u32) -> bool {
     // A zombie still has /proc/PID; its state letter is Z.
     std::fs::read_to_string(format!("/proc/{pid}/stat"))
@@ -261,6 +291,8 @@ pub struct Member {
     env: BTreeMap<String, String>,
     entrypoint: Vec<String>,
     child: Option<Child>,
+    /// What [`Member::freeze`] stopped: killed with the member.
+    frozen: Vec<u32>,
 }
 
 impl Member {
@@ -279,6 +311,11 @@ impl Member {
     /// Runs the pgBackRest wrapper the member's container has
     /// (`hacompile-pgbackrest ARGS`) with its environment, as postgres.
     pub fn pgbackrest(&self, wrapper: &Path, args: &[&str], extra: &[(&str, &str)]) -> Output {
+        self.pgbackrest_command(wrapper, args, extra).output().expect("the wrapper runs")
+    }
+
+    /// [`Member::pgbackrest`], not yet run (for another thread).
+    pub fn pgbackrest_command(&self, wrapper: &Path, args: &[&str], extra: &[(&str, &str)]) -> Command {
         let mut c = Command::new("setpriv");
         c.args(["--reuid=postgres", "--regid=postgres", "--init-groups", "--"])
             .arg(wrapper)
@@ -287,7 +324,7 @@ impl Member {
             .envs(&self.env)
             .envs(extra.iter().copied())
             .current_dir(self.volume.parent().expect("member dir"));
-        c.output().expect("the wrapper runs")
+        c
     }
 
     pub fn start(&mut self) {
@@ -313,9 +350,33 @@ impl Member {
         pid_alive(pid).then_some(pid)
     }
 
+    /// A hung node, as `docker pause` freezes a task: SIGSTOP to Patroni,
+    /// the postmaster and every process under them (backends, walsenders,
+    /// the archiver and its pgBackRest). Their sockets stay open and
+    /// silent. [`Member::kill`] ends them.
+    pub fn freeze(&mut self) {
+        let mut roots: Vec<u32> = self.child.as_ref().map(Child::id).into_iter().collect();
+        roots.extend(self.postmaster_pid());
+        assert!(!roots.is_empty(), "{} has no process to freeze", self.name);
+        // Parents first, so that no new child escapes; again for a child
+        // forked between the listing and the signal.
+        for _ in 0..3 {
+            for pid in process_tree(&roots) {
+                if !self.frozen.contains(&pid) {
+                    signal(pid, "STOP");
+                    self.frozen.push(pid);
+                }
+            }
+        }
+    }
+
     /// A crash of the whole member: SIGKILL to Patroni and to the postmaster
-    /// (double-forked by pg_ctl, so not Patroni's child). Waits until both are gone.
+    /// (double-forked by pg_ctl, so not Patroni's child), and to whatever
+    /// [`Member::freeze`] stopped. Waits until they are gone.
     pub fn kill(&mut self) {
+        for pid in process_tree(&std::mem::take(&mut self.frozen)) {
+            kill9(pid);
+        }
         let postmaster = self.postmaster_pid();
         if let Some(mut c) = self.child.take() {
             let _ = c.kill();
@@ -897,6 +958,7 @@ fn new_member(site: &Site, name: &str, ip: Ipv4Addr, etcd: &BTreeMap<String, Soc
         env,
         entrypoint,
         child: None,
+        frozen: Vec::new(),
     }
 }
 
