@@ -5,7 +5,10 @@
 # backup scheduler and restores.
 #
 #   hacompile-pgbackrest COMMAND [OPTIONS]   pgbackrest COMMAND (archive-get %f %p, info, ...)
-#   hacompile-pgbackrest archive-push WAL    pgbackrest archive-push, creating the stanza if the repository has none
+#   hacompile-pgbackrest archive-push WAL    pgbackrest archive-push, creating the stanza if the repository has none,
+#                                            refusing a former primary's WAL past a newer timeline's fork
+#   hacompile-pgbackrest archive-get WAL DEST
+#                                            pgbackrest archive-get, never a segment past such a fork
 #   hacompile-pgbackrest launch CMD...       start the scheduler detached, then exec CMD (the image's entrypoint)
 #   hacompile-pgbackrest scheduler           base backups on the schedule while this server is the primary
 #   hacompile-pgbackrest restore-into DIR latest|time|name [TARGET]
@@ -108,6 +111,79 @@ stanza_missing() {
     [[ "$info" == *'"status":{"code":1,'* || "$info" == *'"status":{"code":3,'* ]]
 }
 
+# The history file of timeline TLI (8 hex digits) from the repository, on
+# stdout. Status 1: the archive has none; 2: the repository did not answer
+# (pgbackrest archive-get says 1 for a missing file, other codes for errors).
+history_of() {
+    local tli="$1" tmp rc=0
+    tmp="$(mktemp)"
+    pgbackrest archive-get "$tli.history" "$tmp" > /dev/null 2>&1 || rc=$?
+    if [ "$rc" = 0 ]; then cat "$tmp"; fi
+    rm -f "$tmp"
+    case "$rc" in 0) return 0 ;; 1) return 1 ;; *) return 2 ;; esac
+}
+
+# Whether the WAL segment NAME (24 hex digits) of timeline T reaches past
+# the point where the repository's newest timeline forked off T. Its WAL
+# past that point is a former primary's (its last writes, or the
+# checkpoint and WAL switch of its shutdown or crash recovery): not the
+# cluster's history. Pushed under the segment's plain name, a replica still
+# on T restores it from the archive, replays past the fork and can never
+# follow the new timeline; Patroni checks the fork only once, when the
+# leader changes. (PostgreSQL archives the new leader's copy of that
+# segment as NAME.partial for this reason.) SIZE: bytes per segment.
+# Prints the fork ("timeline N forked off T at LSN") and returns 0 when it
+# does; 1 when it does not, or when the repository cannot tell (the push or
+# restore then goes on as pgBackRest decides). At most 32 history files.
+past_fork() {
+    local name="$1" size="$2" tli next newest="" newest_tli="" hist rc parent point start fork
+    [[ "$name" =~ ^[0-9A-F]{24}$ ]] && [[ "$size" =~ ^[0-9]+$ ]] && [ "$size" -gt 0 ] || return 1
+    tli=$((16#${name:0:8}))
+    start=$((16#${name:8:8} * 4294967296 + 16#${name:16:8} * size))
+    # PostgreSQL numbers a new timeline one past the newest in the archive.
+    for ((next = tli + 1; next <= tli + 32; next++)); do
+        rc=0
+        hist="$(history_of "$(printf '%08X' "$next")")" || rc=$?
+        [ "$rc" = 0 ] || break
+        newest="$hist"
+        newest_tli="$next"
+    done
+    [ -n "$newest" ] || return 1
+    # Lines `parentTLI switchpoint reason`: the newest timeline's ancestry.
+    while read -r parent point _; do
+        [[ "$parent" =~ ^[0-9]+$ ]] || continue
+        [ "$parent" -eq "$tli" ] || continue
+        [[ "$point" =~ ^([0-9A-Fa-f]{1,8})/([0-9A-Fa-f]{1,8})$ ]] || return 1
+        fork=$((16#${BASH_REMATCH[1]} * 4294967296 + 16#${BASH_REMATCH[2]}))
+        if ((start + size > fork)); then
+            echo "timeline $newest_tli forked off timeline $tli at $point"
+            return 0
+        fi
+        return 1
+    done <<< "$newest"
+    return 1
+}
+
+# Bytes per WAL segment of this server (PostgreSQL's default 16 MiB when
+# pg_controldata cannot say).
+segment_size() {
+    local size
+    size="$(pg_controldata "${PGBACKREST_PG1_PATH:-}" 2> /dev/null | sed -n 's/^Bytes per WAL segment: *\([0-9]*\)$/\1/p')"
+    [[ "$size" =~ ^[0-9]+$ ]] && [ "$size" -gt 0 ] && echo "$size" || echo 16777216
+}
+
+# restore_command: never a segment past a fork of its timeline (past_fork),
+# so a replica that has not yet seen the new timeline does not replay a
+# former primary's WAL: "not found" sends it to the new leader's copy.
+archive_get() {
+    local name="${1:-}" fork
+    if fork="$(past_fork "$name" "$(segment_size)")"; then
+        log "not restoring $name: $fork, inside or before this segment; the archived copy holds a former primary's WAL past that point (the new timeline's copy is used instead)"
+        return 1
+    fi
+    exec pgbackrest archive-get "$@"
+}
+
 # archive_command. Until the stanza exists every push fails, and a new
 # cluster would pile up WAL until the scheduler's first backup; so a push
 # that fails on a repository with no stanza creates it and pushes once more.
@@ -116,8 +192,17 @@ stanza_missing() {
 # the segment. The first attempt's errors are shown only if the push fails
 # in the end (the expected one would only alarm whoever reads the log).
 archive_push() {
-    local err settle="${HACOMPILE_BACKUP_SETTLE:-5}"
+    local err settle="${HACOMPILE_BACKUP_SETTLE:-5}" wal="${1:-}" size fork
     [[ "$settle" =~ ^[0-9]+$ ]] || settle=5
+    # A former primary's segment past the newest timeline's fork (its
+    # archiver, or Patroni archiving its ready WAL before pg_rewind) is
+    # refused, loudly: PostgreSQL keeps it and retries, pg_stat_archiver
+    # counts the failure. See past_fork.
+    size="$(stat -c %s -- "$wal" 2> /dev/null || echo 0)"
+    if fork="$(past_fork "$(basename -- "$wal")" "$size")"; then
+        log "refusing to archive $(basename -- "$wal"): $fork, inside or before this segment; this server's WAL past that point is not the cluster's history (a former primary: rewind it or rebuild it from the new leader)"
+        return 1
+    fi
     if err="$({ pgbackrest archive-push "$@" 2>&1 1>&3 3>&-; } 3>&1)"; then
         [ -z "$err" ] || printf '%s\n' "$err" >&2
         return 0
@@ -292,6 +377,11 @@ case "${1:-}" in
         shift
         credentials
         archive_push "$@"
+        ;;
+    archive-get)
+        shift
+        credentials
+        archive_get "$@"
         ;;
     recover-into)
         shift
