@@ -23,6 +23,19 @@
 #     acknowledged write), the new leader, every acknowledged write still
 #     there, and the killed member back (swarm restarts its task) as a
 #     streaming replica on the new timeline (Patroni's pg_rewind);
+#   - backups ([backup], encrypted posix repository): the first leader's
+#     scheduler takes the first full backup before the kills; after the
+#     failovers the leader then (a promoted replica) archives:
+#     pg_stat_archiver on it counts archived WAL and no failure, and
+#     `hacompile-pgbackrest check` in its task passes (a WAL switch pushed
+#     and found in the repository);
+#   - after the first round, a restore for real, from what the members
+#     archived across it: rows before a recorded time, rows after, DROP TABLE,
+#     pg_switch_wal(), that WAL archived; then exactly what `hacompile
+#     restore --into <new volume> --time T` prints, eval'd (a replicated job
+#     of the members' image: restore, replay, promote, clean stop); a
+#     one-off server of the members' image on the new volume, with no
+#     network, holds exactly the rows before T.
 # Removes the stack, secrets, registry and (if it created it) the swarm,
 # also on failure. Prints the figures. Runs after run.sh (.ci/run), not
 # inside it: its own stack, ports and cleanup, and it can run alone.
@@ -38,7 +51,7 @@ stats_port=18090
 members=(pg-1 pg-2 pg-3)
 etcds=(etcd-1 etcd-2 etcd-3)
 images=(postgres:15 patroni:15 etcd:3.4 haproxy:2.6)
-secret_names=(postgres_user postgres_password replication_password patroni_api_password haproxy_stats_users)
+secret_names=(postgres_user postgres_password replication_password patroni_api_password haproxy_stats_users backup_cipher_pass)
 started=$(date +%s)
 log() { printf '[patroni %4ss] %s\n' "$(( $(date +%s) - started ))" "$*"; }
 # To stderr: a failure inside $(...) must not vanish into a variable.
@@ -68,6 +81,8 @@ created_swarm=0
 registry_pid=""
 writer_pid=""
 reg=""
+restored=""
+restore_volume=${stack}_restored
 cleanup() {
     local rc=$?
     log "cleaning up"
@@ -78,6 +93,16 @@ cleanup() {
         sleep 1
     done
     docker ps -aq --filter "label=com.docker.stack.namespace=$stack" | xargs -r docker rm -f > /dev/null 2>&1 || true
+    if [ -n "$restored" ]; then docker rm -f "$restored" > /dev/null 2>&1 || true; fi
+    docker service rm "${stack}_restore" > /dev/null 2>&1 || true
+    for _ in $(seq 30); do
+        [ -z "$(docker ps -aq --filter "label=com.docker.swarm.service.name=${stack}_restore")" ] && break
+        sleep 1
+    done
+    # A job's finished task container can outlive its service and hold the
+    # repository's volume and the restored one.
+    docker ps -aq --filter "label=com.docker.swarm.service.name=${stack}_restore" | xargs -r docker rm -f > /dev/null 2>&1 || true
+    docker volume rm "$restore_volume" > /dev/null 2>&1 || true
     for s in "${secret_names[@]}"; do docker secret rm "$s" > /dev/null 2>&1 || true; done
     docker network ls -q --filter "label=com.docker.stack.namespace=$stack" | xargs -r docker network rm > /dev/null 2>&1 || true
     # By label and by name: a volume left behind would hand the next run
@@ -143,9 +168,10 @@ value[postgres_user]="admin_$(openssl rand -hex 6)"
 value[postgres_password]="Pw-$(openssl rand -hex 12)"
 value[replication_password]="Repl-$(openssl rand -hex 12)"
 value[patroni_api_password]="Api-$(openssl rand -hex 12)"
+value[backup_cipher_pass]="Cipher-$(openssl rand -hex 24)"
 stats_hash=$(openssl passwd -6 swarm-stats)
 value[haproxy_stats_users]=${stats_hash##*\$} # the hash's digest part
-for s in postgres_user postgres_password replication_password patroni_api_password; do
+for s in postgres_user postgres_password replication_password patroni_api_password backup_cipher_pass; do
     printf '%s' "${value[$s]}" | docker secret create "$s" - > /dev/null
 done
 printf 'userlist hacompile_stats\n    user admin password %s\n' "$stats_hash" | docker secret create haproxy_stats_users - > /dev/null
@@ -303,6 +329,11 @@ check_credentials "after bootstrap"
 postmasters=$(docker exec "$(task_container "$first_leader")" sh -c 'grep -l "^postgres$" /proc/[0-9]*/comm 2> /dev/null | wc -l')
 log "credentials: none in docker inspect (services, containers), command lines of every member (the superuser's name only in PostgreSQL's backend titles), the environment of $postmasters postgres processes on the leader (and the replicas'), service logs (passwords) or compiled files; the control finds each in /run/secrets and Patroni's environment"
 
+# The first leader's scheduler: the stanza and the first full backup.
+backrest() { docker exec --user postgres "$(task_container "$1")" hacompile-pgbackrest "${@:2}"; }
+has_full() { backrest "$(leader)" info --output=json | python3 -c 'import json, sys; sys.exit(0 if any(b["type"] == "full" for s in json.load(sys.stdin) for b in s["backup"]) else 1)'; }
+t_backup=$(wait_for 240 "the first full backup (hacompile-pgbackrest info)" has_full)
+log "first full backup in the repository ${t_backup}s into the backup check"
 
 # --- the leader fails while a writer inserts through the write port every
 # 0.2 s. Lines "ok ID START END" (acknowledged) or "fail - START END" in
@@ -361,7 +392,11 @@ round() {
         # What the cluster and the victim said (never a secret: Patroni's
         # and PostgreSQL's log lines, masked as check_credentials does).
         cluster 2>&1 | sed 's/^/  /' >&2 || true
-        docker service logs --raw --tail 15 "${stack}_$victim" 2>&1 | sed "s/${value[postgres_user]}/<postgres_user>/g" | cut -c1-300 >&2 || true
+        local m
+        for m in "${members[@]}"; do
+            echo "--- the last lines of $m's log (the superuser's name masked)" >&2
+            docker service logs --raw --tail "${HACOMPILE_DIAG_LINES:-40}" "${stack}_$m" 2>&1 | sed "s/${value[postgres_user]}/<postgres_user>/g" | cut -c1-300 >&2 || true
+        done
         fail "$victim is not running again in a healthy cluster ($mode)"
     fi
     r_back=$(since "$t_fail")
@@ -383,7 +418,14 @@ round() {
     r_rewind=no
     if grep -q 'pg_rewind' <<< "$(docker logs "$(task_container "$victim")" 2>&1)"; then r_rewind=yes; fi
     wait_for 60 "HAProxy's stats: exactly one write server UP again" one_write_server_up > /dev/null
-    is_recovery "$write_port" f || fail "writes no longer reach the leader"
+    if ! is_recovery "$write_port" f; then
+        # What psql said (never a secret: the user's name masked), then a
+        # bounded wait: HAProxy already shows the one write server UP.
+        local said
+        said=$(PGCONNECT_TIMEOUT=3 timeout 5 psql -X -q -tA -h 127.0.0.1 -p "$write_port" -U "$pguser" -d app -c 'select pg_is_in_recovery()' 2>&1 | sed "s/${value[postgres_user]}/<postgres_user>/g" | head -n 3 | tr '\n' ' ' || true)
+        log "note: a query through :$write_port after the $mode round failed (psql: $said); waiting for the leader"
+        wait_for 30 "writes to reach the leader" is_recovery "$write_port" f > /dev/null
+    fi
     wait_for 30 "reads on a replica again" is_recovery "$read_port" t > /dev/null
 }
 
@@ -396,12 +438,75 @@ else
 fi
 log "kill: leader $k_victim SIGKILLed (exit 137): writes acknowledged again after ${k_writes}s (writer's outage ${k_outage}s, $k_failed failed polls); task restarted after ${k_restarted}s, running again after ${k_back}s; $k_what; all $k_acked acknowledged writes present"
 
+# --- a restore for real, from what the members archived across the
+# first round (the leader killed; its timeline ended): exactly the rows
+# before a recorded time come back. Before the hang round, so that a
+# failure there leaves this proof standing.
+restore_leader=$(leader)
+archiver_now() { q "$write_port" "select archived_count || ' ' || failed_count || ' ' || coalesce(last_archived_wal, '-') from pg_stat_archiver where not pg_is_in_recovery()"; }
+q "$write_port" "create table restore_probe (id int primary key, note text)" || fail "create restore_probe"
+q "$write_port" "insert into restore_probe select g, 'before' from generate_series(1, 100) g" || fail "insert before"
+sleep 1.1
+at=$(q "$write_port" "select to_char(clock_timestamp() at time zone 'UTC', 'YYYY-MM-DD HH24:MI:SS.US') || '+00'")
+[ -n "$at" ] || fail "no time recorded"
+sleep 1.1
+q "$write_port" "insert into restore_probe select g, 'after' from generate_series(101, 150) g" || fail "insert after"
+q "$write_port" "drop table restore_probe" || fail "drop table"
+switched=$(q "$write_port" "select pg_walfile_name(pg_switch_wal())")
+[ -n "$switched" ] || fail "pg_switch_wal() on the leader"
+archived_upto() { local last; last=$(archiver_now | awk '{ print $3 }'); [[ "$last" > "$switched" || "$last" == "$switched" ]]; }
+t_archived=$(wait_for 120 "the WAL with the DROP ($switched) archived by $restore_leader" archived_upto)
+"$hc" restore "$work/spec.toml" --into "$restore_volume" --time "$at" > "$work/restore.sh"
+shellcheck -s sh "$work/restore.sh" || fail "the printed restore commands fail shellcheck"
+image=$(grep -o "$reg/hacompile-test/patroni:15@sha256:[0-9a-f]*" "$work/restore.sh" | head -n 1)
+[ -n "$image" ] || fail "the restore job does not run the members' image pinned by digest: $(cat "$work/restore.sh")"
+t0=$(date +%s.%N)
+# Exactly what was printed.
+if ! (eval "$(cat "$work/restore.sh")") > "$work/restore.out" 2>&1; then
+    cat "$work/restore.out" >&2
+    fail "the printed restore commands failed"
+fi
+t_restore=$(since "$t0")
+grep -q 'recovery stopping before commit' "$work/restore.out" || fail "the job's log does not say where recovery stopped: $(cat "$work/restore.out")"
+stopped_at=$(grep -o 'recovery stopping before commit.*' "$work/restore.out" | head -n 1)
+# A one-off server of the members' image on the restored volume, as the
+# printed comment says: no repository, no secret, no network. Patroni's
+# pg_hba.conf came with the copy: the superuser's password over the socket
+# (from this shell's environment, not on a command line).
+mount=$(sed -n 's/^#.*--volume [^ ]*:\([^ ]*\) .*/\1/p' "$work/restore.sh")
+pgdata=$(sed -n 's/^#.*--env PGDATA=\([^ ]*\) .*/\1/p' "$work/restore.sh")
+{ [ -n "$mount" ] && [ -n "$pgdata" ]; } || fail "the printed commands name no volume mount or PGDATA for a server on the copy"
+restored=$(docker run -d --network none --volume "$restore_volume:$mount" --env "PGDATA=$pgdata" "$image")
+rq() { docker exec --env PGPASSWORD "$restored" psql -X -tA -U "$pguser" -d app -c "$1"; }
+t_server=$(wait_for 60 "a server on the restored volume" rq 'select 1')
+rows=$(rq "select count(*) || '|' || max(id) || '|' || count(*) filter (where note = 'after') from restore_probe")
+[ "$rows" = "100|100|0" ] || fail "the restored copy holds '$rows' (count|max|after), not exactly the 100 rows before $at"
+[ "$(rq 'select pg_is_in_recovery()')" = f ] || fail "the restored copy is still in recovery"
+[ "$(rq 'show archive_mode')" = off ] || fail "the restored copy would archive into the production repository"
+restored_heal=$(rq 'select count(*) from heal')
+restored_tl=$(rq 'select timeline_id from pg_control_checkpoint()')
+restored_sync=$(rq 'show synchronous_standby_names')
+docker rm -f "$restored" > /dev/null
+restored=""
+log "restore: $switched archived ${t_archived}s after pg_switch_wal(); the printed job (members' image) restored and replayed in ${t_restore}s ($stopped_at); a one-off server on $restore_volume up after ${t_server}s: exactly the 100 rows before $at, none after, $restored_heal rows of heal, timeline $restored_tl, archive_mode off, synchronous_standby_names '$restored_sync'"
 
 round hang
 [ "$r_leader" != "$r_victim" ] || fail "the frozen and killed $r_victim leads again"
 case "$r_role" in Replica | Sync_Standby) ;; *) fail "$r_victim came back as '$r_role', not a replica" ;; esac
 log "hang: leader $r_victim frozen, another leader after ${r_promoted}s, then SIGKILLed: writes acknowledged again ${r_writes}s after the freeze (writer's outage ${r_outage}s, $r_failed failed polls); $r_leader leads; $r_victim's task restarted ${r_restarted}s after the kill and back as $r_role on timeline $r_tl ${r_back}s after the freeze (pg_rewind in its log: $r_rewind); all $r_acked acknowledged writes present"
 
+# The leader after the failovers, a promoted replica, archives.
+now_leader=$(leader)
+[ "$now_leader" != "$first_leader" ] || fail "no failover happened: $first_leader still leads"
+t_check=$(date +%s.%N)
+check_out=$(backrest "$now_leader" check 2>&1) || fail "pgbackrest check on the new leader $now_leader: $check_out"
+t_check=$(awk -v a="$t_check" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }')
+# Through the write port: the leader only.
+archiver=$(q "$write_port" "select archived_count || ' ' || failed_count || ' ' || coalesce(last_archived_wal, '-') from pg_stat_archiver where not pg_is_in_recovery()")
+read -r a_count a_failed a_last <<< "$archiver"
+[ "${a_count:-0}" -gt 0 ] || fail "the new leader $now_leader archived nothing: $archiver"
+[ "${a_failed:-1}" = 0 ] || fail "the new leader $now_leader failed to archive: $archiver"
+log "new leader $now_leader (was a replica) archives: pg_stat_archiver archived $a_count, failed $a_failed, last $a_last; pgbackrest check passed in ${t_check}s"
 
 check_credentials "after the failovers"
 log "after the failovers: routing ok, write servers UP $(write_servers_up), credentials still nowhere else"
@@ -415,6 +520,8 @@ cat <<REPORT
   leader SIGKILL -> writes acknowledged:  ${k_writes}s (writer's outage ${k_outage}s, ${k_failed} failed polls at 0.2 s); task restarted ${k_restarted}s
                                           ${k_what}
   leader frozen -> another leader:        ${r_promoted}s; writes acknowledged: ${r_writes}s (outage ${r_outage}s, ${r_failed} failed polls)
+  first full backup (scheduler):         ${t_backup}s into its check; new leader archives, pgbackrest check ${t_check}s
+  restore --time across the failovers:    WAL archived ${t_archived}s after switch; job ${t_restore}s; server on the copy ${t_server}s (exactly the 100 rows before T)
   frozen leader SIGKILLed -> replica:     task restarted ${r_restarted}s after the kill; a running ${r_role} ${r_back}s after the freeze (pg_rewind: ${r_rewind})
   acknowledged writes lost:               0 of $(( k_acked + r_acked ))
 REPORT
