@@ -23,6 +23,8 @@ mod hc104_secret_in_command;
 mod hc105_provider_token;
 mod hc106_high_entropy_value;
 mod hc107_secret_in_labels;
+mod hc108_credentials_in_haproxy_cfg;
+mod hc109_credentials_in_patroni_config;
 mod hc201_untagged_image;
 mod hc202_floating_tag;
 mod hc203_image_not_pinned;
@@ -144,6 +146,8 @@ pub const RULES: &[Rule] = &[
     hc105_provider_token::RULE,
     hc106_high_entropy_value::RULE,
     hc107_secret_in_labels::RULE,
+    hc108_credentials_in_haproxy_cfg::RULE,
+    hc109_credentials_in_patroni_config::RULE,
     hc201_untagged_image::RULE,
     hc202_floating_tag::RULE,
     hc203_image_not_pinned::RULE,

@@ -1,0 +1,207 @@
+use super::{Check, Rule};
+use crate::finding::{Family, Hit, Severity};
+use crate::secrets::is_literal_secret;
+use crate::source::Source;
+
+pub const RULE: Rule = Rule {
+    code: "HC108",
+    name: "credentials-in-haproxy-cfg",
+    family: Family::Secrets,
+    severity: Severity::Error,
+    summary: "haproxy.cfg holds a literal password (`stats auth`, `insecure-password`, an `Authorization` header)",
+    doc: r#"
+## What it does
+Reads haproxy.cfg files (found by the directory walk or named by a stack's
+`configs: ... file:`) and reports a password written in them:
+`stats auth USER:PASSWORD`, `user NAME insecure-password PASSWORD` in a
+`userlist`, and the credential of an `Authorization` header that HAProxy
+sends or sets (`http-check send hdr Authorization "Basic ..."`,
+`http-request set-header Authorization ...`). A value HAProxy takes from its
+environment (`"${STATS_PASSWORD}"`) or from a sample expression (`%[...]`)
+is not reported. `user NAME password HASH` (a crypt(3) hash) is not
+reported.
+
+## Why it matters
+haproxy.cfg is a Docker config: readable by every task that mounts it, kept
+in the swarm's raft log, shown by `docker config inspect`, and usually
+committed to the repository beside the stack. A password there is a password
+for whoever reads any of them. The statistics page and the runtime API it
+guards can disable servers and drain the database.
+
+## Example
+```
+listen stats
+    bind *:8404
+    stats enable
+    stats auth admin:hunter2
+```
+
+## Fix
+Put the users in a `userlist` with `password` set to a crypt(3) hash
+(`openssl passwd -6`), in a file of its own created as a Docker secret and
+loaded as a second configuration (`haproxy -f /usr/local/etc/haproxy/haproxy.cfg
+-f /run/secrets/haproxy_stats_users`), then `stats http-request auth unless
+{ http_auth(USERLIST) }`. This is what `hacompile build` emits. Or take the
+password from the environment: `stats auth "admin:${STATS_PASSWORD}"`.
+"#,
+    check: Check::Haproxy(check),
+};
+
+/// HAProxy's words of a line (comments removed): where each one's text
+/// starts and the text, without the quotes of a word quoted whole
+/// (`"pa ss"` is one word, `pa ss`).
+fn words(code: &str) -> Vec<(usize, &str)> {
+    let b = code.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < b.len() {
+        if b[i].is_ascii_whitespace() {
+            i += 1;
+            continue;
+        }
+        let start = i;
+        let mut quoted_whole = None;
+        while i < b.len() && !b[i].is_ascii_whitespace() {
+            if b[i] == b'"' || b[i] == b'\'' {
+                let q = b[i];
+                let open = i;
+                i += 1;
+                while i < b.len() && b[i] != q {
+                    i += if b[i] == b'\\' { 2 } else { 1 };
+                }
+                let close = i.min(b.len());
+                i = (i + 1).min(b.len());
+                if open == start && (i >= b.len() || b[i].is_ascii_whitespace()) {
+                    quoted_whole = Some((open + 1, close));
+                }
+            } else {
+                i += 1;
+            }
+        }
+        let end = i.min(b.len());
+        let (from, to) = quoted_whole.unwrap_or((start, end));
+        if let Some(text) = code.get(from..to) {
+            out.push((from, text));
+        }
+    }
+    out
+}
+
+/// The code of a line: up to a `#` outside quotes.
+fn code_of(line: &str) -> &str {
+    let mut quote = None;
+    for (i, c) in line.char_indices() {
+        match (quote, c) {
+            (None, '#') => return &line[..i],
+            (None, '"' | '\'') => quote = Some(c),
+            (Some(q), c) if c == q => quote = None,
+            _ => {}
+        }
+    }
+    line
+}
+
+/// Dynamic in HAProxy: `${VAR}` (environment, in double quotes) or `%[...]`.
+fn dynamic(value: &str) -> bool {
+    value.contains("%[") || !is_literal_secret(value)
+}
+
+fn check(src: &Source, out: &mut Vec<Hit>) {
+    let mut offset = 0;
+    for line in src.text.split_inclusive('\n') {
+        let start = offset;
+        offset += line.len();
+        let words = words(code_of(line));
+        let word = |i: usize| words.get(i).map(|(_, w)| *w);
+        match (word(0), word(1)) {
+            (Some("stats"), Some("auth")) => {
+                let Some(&(i, value)) = words.get(2) else { continue };
+                let Some((user, password)) = value.split_once(':') else { continue };
+                if password.is_empty() || dynamic(password) {
+                    continue;
+                }
+                let from = start + i + user.len() + 1;
+                out.push(
+                    Hit::new(from..from + password.len(), "`stats auth` gives the statistics page a literal password")
+                        .help("keep the users in a userlist with crypt(3) hashes, in a file created as a Docker secret and loaded with a second `-f`; or take the password from the environment (`${STATS_PASSWORD}` inside double quotes)"),
+                );
+                continue;
+            }
+            (Some("user"), Some(_)) if word(2) == Some("insecure-password") => {
+                let Some(&(i, value)) = words.get(3) else { continue };
+                if value.is_empty() || dynamic(value) {
+                    continue;
+                }
+                let from = start + i;
+                out.push(
+                    Hit::new(from..from + value.len(), "`insecure-password` keeps a userlist password in plain text")
+                        .help("use `password` with a crypt(3) hash (`openssl passwd -6`), in a userlist file created as a Docker secret"),
+                );
+                continue;
+            }
+            _ => {}
+        }
+        // `hdr Authorization "Basic ..."`, `set-header Authorization ...`.
+        let Some(k) = words.iter().position(|(_, w)| w.eq_ignore_ascii_case("authorization")) else { continue };
+        if k == 0 || !matches!(word(k - 1), Some("hdr" | "set-header" | "add-header")) {
+            continue;
+        }
+        let Some(&(i, value)) = words.get(k + 1) else { continue };
+        // A scheme and a credential (`"Basic abc"`), or one word.
+        let (skip, credential) = match value.split_once(char::is_whitespace) {
+            Some((scheme, cred)) if ["basic", "bearer", "token"].contains(&scheme.to_ascii_lowercase().as_str()) => {
+                let cred = cred.trim();
+                (value.find(cred).unwrap_or(0), cred)
+            }
+            _ => (0, value),
+        };
+        if credential.is_empty() || dynamic(credential) {
+            continue;
+        }
+        let from = start + i + skip;
+        out.push(
+            Hit::new(from..from + credential.len(), "an `Authorization` header in haproxy.cfg carries a literal credential")
+                .help("take it from the environment (`\"Basic ${CHECK_AUTH}\"`, filled from a Docker secret at start), or check an endpoint that needs no credential (Patroni's GET /primary and /replica need none)"),
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::source::Source;
+
+    /// The passwords reported, as written.
+    fn found(cfg: &str) -> Vec<String> {
+        let src = Source::new("haproxy.cfg", cfg.to_owned());
+        let mut out = Vec::new();
+        super::check(&src, &mut out);
+        out.iter().map(|h| cfg[h.span.clone()].to_owned()).collect()
+    }
+
+    #[test]
+    fn literal_passwords_are_found_at_their_place() {
+        assert_eq!(found("listen stats\n    stats auth admin:hunter2\n"), ["hunter2"]);
+        assert_eq!(found("listen s\n  stats auth \"admin:pa ss\"\n"), ["pa ss"], "a quoted word keeps its spaces");
+        assert_eq!(found("listen s\n  stats auth admin:pw#1 # a comment\n"), ["pw"], "HAProxy ends the word at `#`");
+        assert_eq!(found("listen s\n  stats auth 'ops:s3cr:et'\n"), ["s3cr:et"]);
+        assert_eq!(found("userlist u\n  user ops insecure-password Tr0ub4dor groups admin\n"), ["Tr0ub4dor"]);
+        assert_eq!(
+            found("backend b\n  http-check send meth GET uri /x hdr Authorization \"Basic YWRtaW46aHVudGVyMg==\"\n"),
+            ["YWRtaW46aHVudGVyMg=="]
+        );
+        assert_eq!(
+            found("backend b\n  http-request set-header Authorization Bearer-abc123def\n"),
+            ["Bearer-abc123def"]
+        );
+    }
+
+    #[test]
+    fn references_hashes_and_comments_are_not_reported() {
+        assert!(found("listen s\n  stats auth \"admin:${STATS_PASSWORD}\"\n").is_empty());
+        assert!(found("userlist u\n  user ops password $6$salt$hash\n").is_empty());
+        assert!(found("listen s\n  # stats auth admin:hunter2\n").is_empty());
+        assert!(found("backend b\n  http-request set-header Authorization %[env(AUTH)]\n").is_empty());
+        assert!(found("listen s\n  stats auth admin\n").is_empty());
+        assert!(found("backend b\n  http-request set-header X-Authorization-Mode on\n").is_empty());
+    }
+}
