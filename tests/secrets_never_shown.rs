@@ -303,3 +303,45 @@ fn a_line_of_many_credentials_is_masked_quickly() {
     assert!(start.elapsed() < std::time::Duration::from_secs(60), "took {:?}", start.elapsed());
     assert!(!lint.all.contains("abc1"), "masked");
 }
+
+/// Passwords in the files a stack mounts (HC108, HC109): found, never
+/// printed in any format, whether the stack names the files or they are
+/// linted alone, and whether the Patroni file parses or not.
+#[test]
+fn passwords_in_haproxy_cfg_and_patroni_configs_are_found_and_masked() {
+    let api = "Api-7yQm2Lx";
+    let su = "Su-4kPz9Wd";
+    let basic = "cGF0cm9uaTpBcGktN3lRbTJMeA==";
+    let dir = tempfile::tempdir().expect("temp dir");
+    let stack = "services:\n  haproxy:\n    image: haproxy:2.6\n    configs:\n      - source: proxy\n        target: /usr/local/etc/haproxy/haproxy.cfg\n  pg-1:\n    image: patroni:3\n    configs:\n      - source: member\n        target: /etc/patroni.yml\nconfigs:\n  proxy:\n    file: ./haproxy.cfg\n  member:\n    file: ./patroni.yml\n";
+    fs::write(dir.path().join("docker-stack.yml"), stack).expect("writable");
+    fs::write(
+        dir.path().join("haproxy.cfg"),
+        format!(
+            "listen stats\n    bind :8404\n    stats auth admin:{SECRET}\nuserlist u\n    user ops insecure-password \"{su}\"\nbackend b\n    http-check send meth GET uri /primary hdr Authorization \"Basic {basic}\"\n"
+        ),
+    )
+    .expect("writable");
+    let patroni = format!(
+        "scope: pg\nrestapi:\n  authentication:\n    username: patroni\n    password: '{api}'\nbootstrap:\n  dcs:\n    ttl: 30\npostgresql:\n  authentication:\n    superuser:\n      username: postgres\n      password: {su}\n"
+    );
+    fs::write(dir.path().join("patroni.yml"), &patroni).expect("writable");
+    // The same member's file, broken YAML after the passwords.
+    fs::write(dir.path().join("broken-patroni.yml"), format!("{patroni}  : [\n")).expect("writable");
+    for format in FORMATS {
+        for args in [vec!["docker-stack.yml"], vec!["haproxy.cfg", "patroni.yml", "broken-patroni.yml"]] {
+            let mut all = vec!["lint", "--format", format];
+            all.extend(args.iter().copied());
+            let lint = run_in(dir.path(), &all);
+            assert!(lint.code == 1 || lint.code == 2, "{format} {args:?}: found:\n{}", lint.all);
+            for s in [SECRET, su, api, basic] {
+                assert!(!lint.all.contains(s), "lint --format {format} {args:?} printed {s:?}:\n{}", lint.all);
+            }
+            if format == "json" {
+                for code in ["HC108", "HC109"] {
+                    assert!(lint.all.contains(&format!("\"{code}\"")), "{args:?}: {code} reported:\n{}", lint.all);
+                }
+            }
+        }
+    }
+}
