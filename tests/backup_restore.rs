@@ -662,11 +662,12 @@ fn a_former_primarys_wal_past_the_fork_is_neither_archived_nor_restored() {
     let port = c.primary.port;
     let (before, archived, _) = write_switch_and_wait(port, "before_fork");
     assert!(archived, "timeline 1 archives: {before}");
-    let replica = c.replica.port;
-    sql(replica, "select pg_promote(true, 60)").expect("promote");
     let keep = c.site.root.join("fork");
     std::fs::create_dir_all(&keep).expect("mkdir");
+    std::fs::copy(c.primary.data.join("pg_wal").join(&before), keep.join(&before)).expect("copy the segment");
     chown_postgres(&keep);
+    let replica = c.replica.port;
+    sql(replica, "select pg_promote(true, 60)").expect("promote");
     let history = keep.join("00000002.history");
     wait_for("00000002.history in the archive", Duration::from_secs(60), || {
         c.pgbackrest(PRIMARY, &["archive-get", "00000002.history", history.to_str().expect("utf-8")], &[])
@@ -717,7 +718,14 @@ fn a_former_primarys_wal_past_the_fork_is_neither_archived_nor_restored() {
     assert_eq!(refused.status.code(), Some(1), "restore_command says 'not found' for {segment}:\n{said}");
     assert!(said.contains(&format!("not restoring {segment}: timeline 2 forked off timeline 1 at ")), "{said}");
 
-    // Timeline 1 before the fork, and timeline 2, are served as before.
+    // Timeline 1 before the fork, and timeline 2, are pushed and served as
+    // before (a former primary's WAL before the fork is history: Patroni
+    // archives what its archiver had not yet pushed).
+    let before_copy = keep.join(&before);
+    ok(
+        c.pgbackrest(PRIMARY, &["archive-push", before_copy.to_str().expect("utf-8")], &[]),
+        &format!("archive-push {before} again, before the fork"),
+    );
     ok(get(&before), &format!("archive-get {before}, before the fork"));
     let (on_two, archived, _) = write_switch_and_wait(replica, "on_timeline_two");
     assert!(archived && on_two.starts_with("00000002"), "the new primary archives on timeline 2: {on_two}");
