@@ -43,6 +43,8 @@
 #   tests/swarm/run-patroni.sh        (root; a running Docker daemon)
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
+# shellcheck source=tests/swarm/lib.sh
+source "$here/lib.sh"
 repo="$(cd "$here/../.." && pwd)"
 stack=hc_patroni
 write_port=15010
@@ -93,16 +95,7 @@ cleanup() {
         sleep 1
     done
     docker ps -aq --filter "label=com.docker.stack.namespace=$stack" | xargs -r docker rm -f > /dev/null 2>&1 || true
-    if [ -n "$restored" ]; then docker rm -f "$restored" > /dev/null 2>&1 || true; fi
-    docker service rm "${stack}_restore" > /dev/null 2>&1 || true
-    for _ in $(seq 30); do
-        [ -z "$(docker ps -aq --filter "label=com.docker.swarm.service.name=${stack}_restore")" ] && break
-        sleep 1
-    done
-    # A job's finished task container can outlive its service and hold the
-    # repository's volume and the restored one.
-    docker ps -aq --filter "label=com.docker.swarm.service.name=${stack}_restore" | xargs -r docker rm -f > /dev/null 2>&1 || true
-    docker volume rm "$restore_volume" > /dev/null 2>&1 || true
+    remove_restore_job "$stack" "$restore_volume" "$restored"
     for s in "${secret_names[@]}"; do docker secret rm "$s" > /dev/null 2>&1 || true; done
     docker network ls -q --filter "label=com.docker.stack.namespace=$stack" | xargs -r docker network rm > /dev/null 2>&1 || true
     # By label and by name: a volume left behind would hand the next run

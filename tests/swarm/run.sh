@@ -39,6 +39,8 @@
 #   tests/swarm/run.sh        (root; a running Docker daemon)
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
+# shellcheck source=tests/swarm/lib.sh
+source "$here/lib.sh"
 repo="$(cd "$here/../.." && pwd)"
 stack=hc_swarm
 started=$(date +%s)
@@ -85,16 +87,7 @@ cleanup() {
     done
     docker ps -aq --filter "label=com.docker.stack.namespace=$stack" | xargs -r docker rm -f > /dev/null 2>&1 || true
     if [ -n "$probe_proxy" ]; then docker rm -f "$probe_proxy" > /dev/null 2>&1 || true; fi
-    if [ -n "$restored" ]; then docker rm -f "$restored" > /dev/null 2>&1 || true; fi
-    docker service rm "${stack}_restore" > /dev/null 2>&1 || true
-    for _ in $(seq 30); do
-        [ -z "$(docker ps -aq --filter "label=com.docker.swarm.service.name=${stack}_restore")" ] && break
-        sleep 1
-    done
-    # A job's finished task container can outlive its service: it holds the
-    # repository's volume, which would then outlive the stack.
-    docker ps -aq --filter "label=com.docker.swarm.service.name=${stack}_restore" | xargs -r docker rm -f > /dev/null 2>&1 || true
-    docker volume rm "$restore_volume" > /dev/null 2>&1 || true
+    remove_restore_job "$stack" "$restore_volume" "$restored"
     for s in postgres_user postgres_password replication_password haproxy_stats_users backup_cipher_pass monitor_password; do docker secret rm "$s" > /dev/null 2>&1 || true; done
     docker network ls -q --filter "label=com.docker.stack.namespace=$stack" | xargs -r docker network rm > /dev/null 2>&1 || true
     docker volume ls -q --filter "label=com.docker.stack.namespace=$stack" | xargs -r docker volume rm > /dev/null 2>&1 || true
