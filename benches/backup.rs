@@ -17,7 +17,10 @@
 //!   directory against `cp -a` of the pg_basebackup copy;
 //! - the WAL archive lag under pgbench TPC-B for SECONDS (default 60) with 4
 //!   clients, sampled every second, and pgbench with archiving against
-//!   archive_mode off (a spec without `[backup]`), ABBA.
+//!   archive_mode off (a spec without `[backup]`), ABBA;
+//! - what one WAL segment costs through the emitted wrapper (secrets read
+//!   from files, the fork guard's history probe) against pgBackRest called
+//!   directly: `archive-get` and `archive-push`, milliseconds per call.
 //!
 //! Figures are printed, not asserted; only a failed step fails the run.
 #![allow(clippy::print_stdout, clippy::print_stderr)] // a bench prints its figures
@@ -261,6 +264,62 @@ fn sampled_pgbench(p: &Primary, client: &Client, secs: u32, segment_size: u64) -
     lag
 }
 
+/// Calls of each kind in [`per_call`].
+const CALLS: usize = 30;
+
+/// The per-segment cost of the emitted wrapper against pgBackRest called
+/// directly with the same environment (the passphrase given as pgBackRest's
+/// own variable): `archive-get` and `archive-push` (of a segment the
+/// archive already holds: checksum compared, nothing written) of the last
+/// archived segment, interleaved. (what, wrapper ms, pgbackrest ms), medians.
+fn per_call(p: &Primary, client: &Client, root: &Path) -> Vec<(String, f64, f64)> {
+    let segment = client
+        .run("select last_archived_wal from pg_stat_archiver")
+        .unwrap_or_else(|e| panic!("pg_stat_archiver: {e}"));
+    assert_eq!(segment.len(), 24, "a segment was archived: {segment}");
+    let dir = root.join("per-call");
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    chown_postgres(&dir);
+    let copy = dir.join(&segment);
+    let got = dir.join("got");
+    let st = wrapper(p, &["archive-get", &segment, utf8(&copy)]).status().expect("runs");
+    assert!(st.success(), "archive-get {segment} through the wrapper");
+    let env = p.site.env(&p.pg, p.pg.port);
+    let passphrase = std::fs::read_to_string(&env["HACOMPILE_BACKUP_CIPHER_PASS_FILE"]).expect("the passphrase file");
+    let direct = |args: &[&str]| {
+        let mut c = as_postgres("pgbackrest");
+        c.envs(&env).env("PGBACKREST_REPO1_CIPHER_PASS", passphrase.trim_end_matches('\n')).args(args);
+        c
+    };
+    let time = |mut c: Command, what: &str| -> f64 {
+        c.stdout(Stdio::null()).stderr(Stdio::null());
+        let t = Instant::now();
+        let st = c.status().expect("runs");
+        assert!(st.success(), "{what}");
+        t.elapsed().as_secs_f64() * 1000.0
+    };
+    let median = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let mut out = Vec::new();
+    for (what, args) in [
+        ("archive-get (restore_command)", vec!["archive-get", segment.as_str(), utf8(&got)]),
+        ("archive-push (archive_command)", vec!["archive-push", utf8(&copy)]),
+    ] {
+        let (mut w, mut d) = (Vec::new(), Vec::new());
+        for i in 0..CALLS * 2 {
+            if i % 2 == 0 {
+                w.push(time(wrapper(p, &args), what));
+            } else {
+                d.push(time(direct(&args), what));
+            }
+        }
+        out.push((what.to_owned(), median(w), median(d)));
+    }
+    out
+}
+
 fn percentile<T: Copy + PartialOrd>(v: &[T], p: f64) -> Option<T> {
     let mut s = v.to_vec();
     s.sort_by(|a, b| a.partial_cmp(b).expect("comparable"));
@@ -474,6 +533,7 @@ fn main() {
     wait_archived(&client, segment_size, STEP);
     let on2 = sampled_pgbench(&p, &client, secs, segment_size);
     let drain2 = wait_archived(&client, segment_size, STEP);
+    let calls = per_call(&p, &client, &root);
     drop(p);
 
     // ---------------------------------------------------------------- output
@@ -555,6 +615,15 @@ fn main() {
     println!("  {:<40} {:>10.1}   ({:.1}, {:.1})", "archiving on (compiled)", on, on1.tps, on2.tps);
     println!("  {:<40} {:>10.1}   ({:.1}, {:.1})", "archive_mode off", off, off1, off2);
     println!("  {:<40} {:>10.2}", "ratio on / off", on / off);
+    println!();
+    println!(
+        "what one WAL segment costs through the wrapper (secrets read from files, the fork guard's history probe) \
+         against pgbackrest called directly, same repository and segment, {CALLS} calls each, interleaved"
+    );
+    println!("  {:<40} {:>10} {:>10} {:>10}", "ms per call (median)", "wrapper", "pgbackrest", "ratio");
+    for (what, w, d) in &calls {
+        println!("  {what:<40} {w:>10.1} {d:>10.1} {:>10.2}", w / d);
+    }
     println!();
     println!(
         "  notes: page cache holds the whole database (reads are from memory); every copy is synced (cp and tar \

@@ -14,7 +14,9 @@
 #   - WAL archive lag under pgbench TPC-B (-c 4, SECONDS) sampled every
 #     second (median, p95, max in bytes and in age of the last archived
 #     segment), archived and failed counts, and pgbench tps with archiving
-#     against archive_mode off (ABBA).
+#     against archive_mode off (ABBA);
+#   - milliseconds per archive-get and archive-push through the emitted
+#     wrapper against pgbackrest called directly (the wrapper's cost).
 #
 #   benches/backup.sh [SCALE] [SECONDS]   (defaults 75: about 1.1 GB, and 60;
 #                                          about 20 minutes on 2 busy cores,
@@ -37,7 +39,9 @@ fi
 
 tests/setup.sh
 work="$(mktemp -d)"
-chmod 755 "$work"
+# Sticky and world-writable like /tmp: the servers and scripts run as
+# postgres and make their temp files here (TMPDIR below).
+chmod 1777 "$work"
 # A server still running in the temp directory (the bench was interrupted)
 # is stopped by its postmaster.pid, then the directory goes.
 cleanup() {

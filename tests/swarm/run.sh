@@ -39,7 +39,7 @@
 #   tests/swarm/run.sh        (root; a running Docker daemon)
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
-# shellcheck source=tests/swarm/lib.sh
+# shellcheck source=tests/swarm/lib.sh disable=SC1091
 source "$here/lib.sh"
 repo="$(cd "$here/../.." && pwd)"
 stack=hc_swarm
