@@ -11,9 +11,8 @@ pub const RULE: Rule = Rule {
     summary: "A Patroni configuration holds a literal password (database roles, REST API, etcd)",
     doc: r#"
 ## What it does
-Reads Patroni configurations: YAML files with a top-level `bootstrap:`
-beside `scope:`, `restapi:`, `postgresql:` or a DCS section, found by the
-directory walk or named by a stack's `configs: ... file:`. Reports a
+Reads the Patroni configurations lint finds (the files HC413 reads, by
+the directory walk or through a stack's `configs: ... file:`) and reports a
 literal value at the keys that hold Patroni's credentials:
 `postgresql.authentication.{superuser,replication,rewind}.password` (and
 `sslpassword`), `restapi.authentication.password`, `ctl.authentication.password`,
