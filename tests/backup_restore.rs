@@ -554,6 +554,8 @@ fn backup_mistakes_are_refused_where_they_are_written() {
     refused("retention_full = 2", "retention_full = 0", "spec::backup", "0");
     refused("type = \"posix\"", "type = \"s3\"", "spec::backup", "pgbackrest-repo"); // `volume` is not for s3
     refused("compress_level = 3", "compress_level = 22", "spec::backup", "22");
+    refused("compress_level = 3", "compress_level = 3\nprocess_max = 33", "spec::backup", "33");
+    refused("compress_level = 3", "compress_level = 3\nprocess_max = 0", "spec::backup", "0");
     // A private CA: only for s3, only when the certificate is verified, a declared secret.
     let ca = "ca = { secret = \"backup_cipher_pass\" }\n";
     refused(
@@ -733,4 +735,28 @@ fn a_former_primarys_wal_past_the_fork_is_neither_archived_nor_restored() {
     println!("\n=== a former primary's WAL past the fork ===");
     println!("  {segment}: its archiver refused, the push refused, the copy pushed by hand not restored");
     println!("  {before} (before the fork) and {on_two} (timeline 2) restored");
+}
+
+/// `process_max` reaches pgBackRest through the compiled pgbackrest.conf:
+/// the scheduler's full backup runs with it (pgBackRest's own log of the
+/// command's options says so), and without it the key is not written
+/// (pgBackRest's default 1).
+#[test]
+fn process_max_is_what_the_backup_runs_with() {
+    let (_kept, plain) = support::cluster::compile(&spec());
+    let conf_of = |site: &support::cluster::Site| {
+        let file = site.config_file(PRIMARY, "/etc/pgbackrest/pgbackrest.conf").expect("the primary mounts it");
+        std::fs::read_to_string(file).expect("pgbackrest.conf")
+    };
+    let conf = conf_of(&plain);
+    assert!(!conf.contains("process-max"), "not written unless given:\n{conf}");
+    let c = Cluster::start(&spec().replace("compress_level = 3\n", "compress_level = 3\nprocess_max = 2\n"));
+    let conf = conf_of(&c.site);
+    assert!(conf.lines().any(|l| l == "process-max=2"), "written:\n{conf}");
+    let out = ok(c.pgbackrest(PRIMARY, &["scheduler"], &[("HACOMPILE_BACKUP_ROUNDS", "1")]), "the first backup");
+    let said = format!("{}{}", text(&out.stdout), text(&out.stderr));
+    let begin =
+        said.lines().find(|l| l.contains("backup command begin")).unwrap_or_else(|| panic!("no begin line:\n{said}"));
+    assert!(begin.contains("--process-max=2"), "the backup ran with process-max 2: {begin}");
+    assert!(said.contains("full backup complete"), "{said}");
 }

@@ -100,6 +100,9 @@ pub fn config(spec: &ValidSpec) -> Option<String> {
     if *b.encrypt.get() {
         global.push(("repo1-cipher-type", "aes-256-cbc".into()));
     }
+    if let Some(n) = &b.process_max {
+        global.push(("process-max", n.get().to_string()));
+    }
     global.push(("compress-type", b.compress_type.as_str().into()));
     if b.compress_type != hacompile_spec::CompressType::None {
         global.push(("compress-level", b.compress_level.to_string()));

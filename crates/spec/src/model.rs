@@ -891,6 +891,11 @@ pub struct Backup {
     /// Compression level (zst 1-19, gz and bz2 1-9, lz4 1-12; default 3).
     #[serde(default = "three")]
     pub compress_level: Sp<u32>,
+    /// Processes a backup or restore uses to copy and compress files
+    /// (pgBackRest's `process-max`, 1 to 32; default 1). Each one is a core
+    /// the database server does not get while a backup runs.
+    #[serde(default)]
+    pub process_max: Option<Sp<u32>>,
 }
 
 fn seven() -> Sp<u32> {
