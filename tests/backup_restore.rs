@@ -719,6 +719,22 @@ fn a_former_primarys_wal_past_the_fork_is_neither_archived_nor_restored() {
     let said = text(&refused.stderr);
     assert_eq!(refused.status.code(), Some(1), "restore_command says 'not found' for {segment}:\n{said}");
     assert!(said.contains(&format!("not restoring {segment}: timeline 2 forked off timeline 1 at ")), "{said}");
+    // pg_rewind (Patroni runs it with --restore-target-wal on 15 and later)
+    // reads the former primary's own WAL, past the fork, and fetches what
+    // its pg_wal lacks with restore_command into pg_wal/<the segment>
+    // (recovery always asks for pg_wal/RECOVERYXLOG): that is served.
+    let rewind_dir = keep.join("pg_wal");
+    std::fs::create_dir_all(&rewind_dir).expect("mkdir");
+    chown_postgres(&keep);
+    let rewind_dest = rewind_dir.join(&segment);
+    ok(
+        c.pgbackrest(PRIMARY, &["archive-get", &segment, rewind_dest.to_str().expect("utf-8")], &[]),
+        &format!("pg_rewind's archive-get of {segment}"),
+    );
+    assert!(
+        std::fs::read(&rewind_dest).expect("fetched") == std::fs::read(&copy).expect("kept"),
+        "pg_rewind gets the former primary's own {segment}"
+    );
 
     // Timeline 1 before the fork, and timeline 2, are pushed and served as
     // before (a former primary's WAL before the fork is history: Patroni
