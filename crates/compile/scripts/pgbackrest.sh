@@ -116,7 +116,8 @@ stanza_missing() {
 # (pgbackrest archive-get says 1 for a missing file, other codes for errors).
 history_of() {
     local tli="$1" tmp rc=0
-    tmp="$(mktemp)"
+    # No temp file (TMPDIR unwritable): the repository cannot tell.
+    tmp="$(mktemp 2> /dev/null)" || return 2
     pgbackrest archive-get "$tli.history" "$tmp" > /dev/null 2>&1 || rc=$?
     if [ "$rc" = 0 ]; then cat "$tmp"; fi
     rm -f "$tmp"
@@ -175,9 +176,13 @@ segment_size() {
 # restore_command: never a segment past a fork of its timeline (past_fork),
 # so a replica that has not yet seen the new timeline does not replay a
 # former primary's WAL: "not found" sends it to the new leader's copy.
+# Recovery asks for every file as pg_wal/RECOVERYXLOG (or RECOVERYHISTORY);
+# pg_rewind (--restore-target-wal, as Patroni runs it on PostgreSQL 15 and
+# later) asks for the former primary's own WAL, past the fork by design,
+# under the segment's name: that is served.
 archive_get() {
-    local name="${1:-}" fork
-    if fork="$(past_fork "$name" "$(segment_size)")"; then
+    local name="${1:-}" dest="${2:-}" fork
+    if [ "$(basename -- "$dest")" != "$name" ] && fork="$(past_fork "$name" "$(segment_size)")"; then
         log "not restoring $name: $fork, inside or before this segment; the archived copy holds a former primary's WAL past that point (the new timeline's copy is used instead)"
         return 1
     fi
