@@ -178,18 +178,21 @@ fn top_level_keys(head: &str) -> impl Iterator<Item = &str> {
 
 /// Does this head of a YAML file look like a Patroni configuration: a
 /// top-level `bootstrap:` and one of `scope:`, `restapi:`, `postgresql:` or
-/// a DCS section?
+/// a DCS section; or a member's file without `bootstrap:` (a node's own
+/// file, or one of a configuration directory): `scope:` with `restapi:` or
+/// `postgresql:`?
 pub fn looks_like_patroni(head: &str) -> bool {
-    let mut bootstrap = false;
-    let mut other = false;
+    let (mut bootstrap, mut other, mut scope, mut member) = (false, false, false, false);
     for key in top_level_keys(head) {
         bootstrap |= key == "bootstrap";
+        scope |= key == "scope";
+        member |= matches!(key, "restapi" | "postgresql");
         other |= matches!(
             key,
             "scope" | "restapi" | "postgresql" | "etcd" | "etcd3" | "consul" | "zookeeper" | "kubernetes" | "raft"
         );
     }
-    bootstrap && other
+    (bootstrap && other) || (scope && member)
 }
 
 /// Does this head of a YAML file have a top-level `services:` mapping, as
@@ -1169,6 +1172,10 @@ mod sniff_tests {
         assert!(!looks_like_patroni("bootstrap:\n  scope: x\n"));
         assert!(!looks_like_patroni("services:\n  scope: {}\n  bootstrap: {}\n"));
         assert!(!looks_like_patroni("# bootstrap:\nscope: x\n"));
+        // A member's own file: no bootstrap (review finding: HC109 never ran on one).
+        assert!(looks_like_patroni("scope: pg\nrestapi:\n  listen: 0.0.0.0:8008\n"));
+        assert!(looks_like_patroni("scope: pg\npostgresql:\n  authentication: {}\n"));
+        assert!(!looks_like_patroni("postgresql:\n  enabled: true\nrestapi: {}\n"), "no scope: a chart's values");
     }
 
     #[test]

@@ -14,9 +14,12 @@ pub const RULE: Rule = Rule {
 Reads haproxy.cfg files (found by the directory walk or named by a stack's
 `configs: ... file:`) and reports a password written in them:
 `stats auth USER:PASSWORD`, `user NAME insecure-password PASSWORD` in a
-`userlist`, and the credential of an `Authorization` header that HAProxy
-sends or sets (`http-check send hdr Authorization "Basic ..."`,
-`http-request set-header Authorization ...`). A value HAProxy takes from its
+`userlist`, and the credential of an `Authorization` or
+`Proxy-Authorization` header that HAProxy sends or sets (`http-check send
+hdr Authorization "Basic ..."`, `http-request set-header Authorization ...`,
+and the request line of `option httpchk` before HAProxy 2.2:
+`HTTP/1.1\r\nAuthorization:\ Basic\ ...`). HAProxy's word rules apply:
+quotes, backslash escapes, and `#` starting a comment. A value HAProxy takes from its
 environment (`"${STATS_PASSWORD}"`) or from a sample expression (`%[...]`)
 is not reported. `user NAME password HASH` (a crypt(3) hash) is not
 reported.
@@ -49,7 +52,8 @@ password from the environment: `stats auth "admin:${STATS_PASSWORD}"`.
 
 /// HAProxy's words of a line (comments removed): where each one's text
 /// starts and the text, without the quotes of a word quoted whole
-/// (`"pa ss"` is one word, `pa ss`).
+/// (`"pa ss"` is one word, `pa ss`). Outside single quotes a backslash
+/// escapes the next character, a space too (`pa\ ss` is one word).
 fn words(code: &str) -> Vec<(usize, &str)> {
     let b = code.as_bytes();
     let mut out = Vec::new();
@@ -62,12 +66,14 @@ fn words(code: &str) -> Vec<(usize, &str)> {
         let start = i;
         let mut quoted_whole = None;
         while i < b.len() && !b[i].is_ascii_whitespace() {
-            if b[i] == b'"' || b[i] == b'\'' {
+            if b[i] == b'\\' {
+                i += 2;
+            } else if b[i] == b'"' || b[i] == b'\'' {
                 let q = b[i];
                 let open = i;
                 i += 1;
                 while i < b.len() && b[i] != q {
-                    i += if b[i] == b'\\' { 2 } else { 1 };
+                    i += if q == b'"' && b[i] == b'\\' { 2 } else { 1 };
                 }
                 let close = i.min(b.len());
                 i = (i + 1).min(b.len());
@@ -87,11 +93,17 @@ fn words(code: &str) -> Vec<(usize, &str)> {
     out
 }
 
-/// The code of a line: up to a `#` outside quotes.
+/// The code of a line: up to a `#` outside quotes and not escaped.
 fn code_of(line: &str) -> &str {
     let mut quote = None;
+    let mut escaped = false;
     for (i, c) in line.char_indices() {
+        if escaped {
+            escaped = false;
+            continue;
+        }
         match (quote, c) {
+            (None | Some('"'), '\\') => escaped = true,
             (None, '#') => return &line[..i],
             (None, '"' | '\'') => quote = Some(c),
             (Some(q), c) if c == q => quote = None,
@@ -106,12 +118,56 @@ fn dynamic(value: &str) -> bool {
     value.contains("%[") || !is_literal_secret(value)
 }
 
+/// Spaces, and spaces escaped with a backslash, at the start of `s`: their length.
+fn separator(s: &str) -> usize {
+    let mut n = 0;
+    loop {
+        let rest = &s[n..];
+        if rest.starts_with("\\ ") {
+            n += 2;
+        } else if rest.starts_with([' ', '\t']) {
+            n += 1;
+        } else {
+            return n;
+        }
+    }
+}
+
+/// The credential of an `Authorization` value: (offset in `value`, text),
+/// after a scheme (`Basic`, `Bearer`, ...) when there is one; None when
+/// the value is a scheme alone. Ends at a space or an escape (`\r\n`).
+fn credential(value: &str) -> Option<(usize, &str)> {
+    let lower = value.to_ascii_lowercase();
+    let mut at = 0;
+    for scheme in ["basic", "bearer", "token", "digest", "negotiate"] {
+        if lower.starts_with(scheme) {
+            let sep = separator(&value[scheme.len()..]);
+            let rest = &value[scheme.len() + sep..];
+            if rest.trim_start().is_empty() || rest.starts_with(['\\', '\r', '\n']) {
+                return None;
+            }
+            if sep > 0 {
+                at = scheme.len() + sep;
+            }
+            break;
+        }
+    }
+    let rest = &value[at..];
+    let len = rest.find(|c: char| c.is_whitespace() || c == '\\').unwrap_or(rest.len());
+    (len > 0).then(|| (at, &rest[..len]))
+}
+
+fn is_authorization(name: &str) -> bool {
+    name.eq_ignore_ascii_case("authorization") || name.eq_ignore_ascii_case("proxy-authorization")
+}
+
 fn check(src: &Source, out: &mut Vec<Hit>) {
     let mut offset = 0;
     for line in src.text.split_inclusive('\n') {
         let start = offset;
         offset += line.len();
-        let words = words(code_of(line));
+        let code = code_of(line);
+        let words = words(code);
         let word = |i: usize| words.get(i).map(|(_, w)| *w);
         match (word(0), word(1)) {
             (Some("stats"), Some("auth")) => {
@@ -139,28 +195,39 @@ fn check(src: &Source, out: &mut Vec<Hit>) {
                 );
                 continue;
             }
+            // The request line before HAProxy 2.2: `option httpchk GET /x
+            // HTTP/1.1\r\nAuthorization:\ Basic\ ...`.
+            (Some("option"), Some("httpchk")) => {
+                let lower = code.to_ascii_lowercase();
+                let Some(k) = lower.find("authorization:") else { continue };
+                let after = k + "authorization:".len();
+                let value_at = after + separator(&code[after..]);
+                let Some((c, cred)) = credential(&code[value_at..]) else { continue };
+                if dynamic(cred) {
+                    continue;
+                }
+                let from = start + value_at + c;
+                out.push(
+                    Hit::new(from..from + cred.len(), "an `Authorization` header in haproxy.cfg carries a literal credential")
+                        .help("take it from the environment (`\"Basic ${CHECK_AUTH}\"`, filled from a Docker secret at start), or check an endpoint that needs no credential (Patroni's GET /primary and /replica need none)"),
+                );
+                continue;
+            }
             _ => {}
         }
         // `hdr Authorization "Basic ..."`, `set-header Authorization ...`.
-        let Some(k) = words.iter().position(|(_, w)| w.eq_ignore_ascii_case("authorization")) else { continue };
+        let Some(k) = words.iter().position(|(_, w)| is_authorization(w)) else { continue };
         if k == 0 || !matches!(word(k - 1), Some("hdr" | "set-header" | "add-header")) {
             continue;
         }
         let Some(&(i, value)) = words.get(k + 1) else { continue };
-        // A scheme and a credential (`"Basic abc"`), or one word.
-        let (skip, credential) = match value.split_once(char::is_whitespace) {
-            Some((scheme, cred)) if ["basic", "bearer", "token"].contains(&scheme.to_ascii_lowercase().as_str()) => {
-                let cred = cred.trim();
-                (value.find(cred).unwrap_or(0), cred)
-            }
-            _ => (0, value),
-        };
-        if credential.is_empty() || dynamic(credential) {
+        let Some((c, cred)) = credential(value) else { continue };
+        if dynamic(cred) {
             continue;
         }
-        let from = start + i + skip;
+        let from = start + i + c;
         out.push(
-            Hit::new(from..from + credential.len(), "an `Authorization` header in haproxy.cfg carries a literal credential")
+            Hit::new(from..from + cred.len(), "an `Authorization` header in haproxy.cfg carries a literal credential")
                 .help("take it from the environment (`\"Basic ${CHECK_AUTH}\"`, filled from a Docker secret at start), or check an endpoint that needs no credential (Patroni's GET /primary and /replica need none)"),
         );
     }
@@ -193,6 +260,46 @@ mod tests {
             found("backend b\n  http-request set-header Authorization Bearer-abc123def\n"),
             ["Bearer-abc123def"]
         );
+    }
+
+    /// HAProxy reads `\ ` outside quotes as a space inside the word: the
+    /// whole word is the value, all of it masked (review: the part after
+    /// the escape was printed).
+    #[test]
+    fn escaped_spaces_keep_the_word_whole() {
+        assert_eq!(found("listen s\n  stats auth admin:pa\\ ss\n"), ["pa\\ ss"]);
+        assert_eq!(
+            found("backend b\n  http-request set-header Authorization Basic\\ YWRtaW46aHVudGVyMg==\n"),
+            ["YWRtaW46aHVudGVyMg=="]
+        );
+        assert_eq!(found("listen s\n  stats auth admin:pw\\#1\n"), ["pw\\#1"], "an escaped # is no comment");
+    }
+
+    /// The pre-2.2 `option httpchk` request line, and proxy credentials.
+    #[test]
+    fn httpchk_request_headers_and_proxy_authorization() {
+        assert_eq!(
+            found(
+                "backend b\n  option httpchk GET /health HTTP/1.1\\r\\nAuthorization:\\ Basic\\ YWRtaW46aHVudGVyMg==\n"
+            ),
+            ["YWRtaW46aHVudGVyMg=="]
+        );
+        assert_eq!(
+            found(
+                "backend b\n  option httpchk GET /h HTTP/1.0\\r\\nAuthorization:\\ Bearer\\ tok3n-value\\r\\nHost:\\ x\n"
+            ),
+            ["tok3n-value"]
+        );
+        assert_eq!(
+            found("backend b\n  http-request set-header Proxy-Authorization \"Basic cHJveHk6cHc=\"\n"),
+            ["cHJveHk6cHc="]
+        );
+    }
+
+    #[test]
+    fn a_scheme_alone_is_no_credential() {
+        assert!(found("backend b\n  http-request set-header Authorization \"Basic\"\n").is_empty());
+        assert!(found("backend b\n  option httpchk GET / HTTP/1.1\\r\\nAuthorization:\\ Basic\n").is_empty());
     }
 
     #[test]

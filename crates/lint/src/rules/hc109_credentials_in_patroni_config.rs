@@ -1,6 +1,6 @@
 use super::{Check, Rule};
 use crate::finding::{Family, Hit, Severity};
-use crate::secrets::is_literal_secret;
+use crate::secrets::{conninfo_password, is_literal_secret};
 use crate::yaml::{Doc, NodeId};
 
 pub const RULE: Rule = Rule {
@@ -17,8 +17,11 @@ literal value at the keys that hold Patroni's credentials:
 `postgresql.authentication.{superuser,replication,rewind}.password` (and
 `sslpassword`), `restapi.authentication.password`, `ctl.authentication.password`,
 the `keyfile_password` of `restapi` and `ctl`, `etcd.password`,
-`etcd3.password`, `consul.token`, `raft.password` and
-`bootstrap.users.*.password`. A `${VAR}` placeholder (a file templated at
+`etcd3.password`, `consul.token`, `raft.password`,
+`zookeeper.key_password`, `bootstrap.users.*.password`, and a `password=`
+in `postgresql.recovery_conf.primary_conninfo`. A member's own file
+without `bootstrap:` (`scope:` with `restapi:` or `postgresql:`) is read
+too. A `${VAR}` placeholder (a file templated at
 start) is not reported.
 
 ## Why it matters
@@ -68,6 +71,7 @@ const PLACES: &[(&[&str], &str)] = &[
     (&["etcd3", "password"], "PATRONI_ETCD3_PASSWORD"),
     (&["consul", "token"], "PATRONI_CONSUL_TOKEN"),
     (&["raft", "password"], "PATRONI_RAFT_PASSWORD"),
+    (&["zookeeper", "key_password"], "PATRONI_ZOOKEEPER_KEY_PASSWORD"),
 ];
 
 fn literal(doc: &Doc<'_>, node: NodeId) -> bool {
@@ -84,6 +88,16 @@ fn check(doc: &Doc<'_>, root: NodeId, out: &mut Vec<Hit>) {
         out.push(
             Hit::new(doc.span(node), format!("`{}` is a literal password in a Patroni configuration", path.join(".")))
                 .help(format!("leave it out of the file and give Patroni `{variable}` from a Docker secret file, set in the entrypoint")),
+        );
+    }
+    // A password inside the replicas' connection string.
+    if let Some(node) =
+        ["postgresql", "recovery_conf", "primary_conninfo"].iter().try_fold(root, |n, key| doc.get(n, key))
+        && doc.scalar(node).and_then(conninfo_password).is_some_and(|pw| is_literal_secret(&pw))
+    {
+        out.push(
+            Hit::new(doc.span(node), "`postgresql.recovery_conf.primary_conninfo` carries a literal password")
+                .help("leave `password=` out: Patroni writes the replication credentials into its pgpass file (`postgresql.pgpass`) from `PATRONI_REPLICATION_PASSWORD`"),
         );
     }
     // Deprecated, still read by Patroni 3: users created at bootstrap.
@@ -118,6 +132,13 @@ mod tests {
                     \x20   replication:\n      username: rep\n      password: \"rep-pw\"\n\
                     bootstrap:\n  users:\n    app:\n      password: app-pw\n";
         assert_eq!(found(yaml), ["su-pw", "\"rep-pw\"", "api-pw", "'etcd pw'", "app-pw"]);
+    }
+
+    #[test]
+    fn zookeeper_keys_and_a_conninfo_password() {
+        let yaml = "scope: pg\nzookeeper:\n  hosts: [z:2181]\n  key_password: zk-pw\n\
+                    postgresql:\n  recovery_conf:\n    primary_conninfo: host=a user=rep password=rep-pw\n";
+        assert_eq!(found(yaml), ["zk-pw", "host=a user=rep password=rep-pw"]);
     }
 
     #[test]
