@@ -312,13 +312,15 @@ fn passwords_in_haproxy_cfg_and_patroni_configs_are_found_and_masked() {
     let api = "Api-7yQm2Lx";
     let su = "Su-4kPz9Wd";
     let basic = "cGF0cm9uaTpBcGktN3lRbTJMeA==";
+    // After an escaped space, still the same HAProxy word.
+    let tail = "Tail-9xQv4";
     let dir = tempfile::tempdir().expect("temp dir");
     let stack = "services:\n  haproxy:\n    image: haproxy:2.6\n    configs:\n      - source: proxy\n        target: /usr/local/etc/haproxy/haproxy.cfg\n  pg-1:\n    image: patroni:3\n    configs:\n      - source: member\n        target: /etc/patroni.yml\nconfigs:\n  proxy:\n    file: ./haproxy.cfg\n  member:\n    file: ./patroni.yml\n";
     fs::write(dir.path().join("docker-stack.yml"), stack).expect("writable");
     fs::write(
         dir.path().join("haproxy.cfg"),
         format!(
-            "listen stats\n    bind :8404\n    stats auth admin:{SECRET}\nuserlist u\n    user ops insecure-password \"{su}\"\nbackend b\n    http-check send meth GET uri /primary hdr Authorization \"Basic {basic}\"\n"
+            "listen stats\n    bind :8404\n    stats auth admin:{SECRET}\n    stats auth ops:Pw\\ {tail}\nuserlist u\n    user ops insecure-password \"{su}\"\nbackend b\n    http-check send meth GET uri /primary hdr Authorization \"Basic {basic}\"\n"
         ),
     )
     .expect("writable");
@@ -334,7 +336,7 @@ fn passwords_in_haproxy_cfg_and_patroni_configs_are_found_and_masked() {
             all.extend(args.iter().copied());
             let lint = run_in(dir.path(), &all);
             assert!(lint.code == 1 || lint.code == 2, "{format} {args:?}: found:\n{}", lint.all);
-            for s in [SECRET, su, api, basic] {
+            for s in [SECRET, su, api, basic, tail] {
                 assert!(!lint.all.contains(s), "lint --format {format} {args:?} printed {s:?}:\n{}", lint.all);
             }
             if format == "json" {
