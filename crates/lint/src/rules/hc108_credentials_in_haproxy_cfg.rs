@@ -157,6 +157,12 @@ fn credential(value: &str) -> Option<(usize, &str)> {
     (len > 0).then(|| (at, &rest[..len]))
 }
 
+/// The finding for a literal credential in an `Authorization` header.
+fn authorization_hit(span: std::ops::Range<usize>) -> Hit {
+    Hit::new(span, "an `Authorization` header in haproxy.cfg carries a literal credential")
+        .help("take it from the environment (`\"Basic ${CHECK_AUTH}\"`, filled from a Docker secret at start), or check an endpoint that needs no credential (Patroni's GET /primary and /replica need none)")
+}
+
 fn is_authorization(name: &str) -> bool {
     name.eq_ignore_ascii_case("authorization") || name.eq_ignore_ascii_case("proxy-authorization")
 }
@@ -207,10 +213,7 @@ fn check(src: &Source, out: &mut Vec<Hit>) {
                     continue;
                 }
                 let from = start + value_at + c;
-                out.push(
-                    Hit::new(from..from + cred.len(), "an `Authorization` header in haproxy.cfg carries a literal credential")
-                        .help("take it from the environment (`\"Basic ${CHECK_AUTH}\"`, filled from a Docker secret at start), or check an endpoint that needs no credential (Patroni's GET /primary and /replica need none)"),
-                );
+                out.push(authorization_hit(from..from + cred.len()));
                 continue;
             }
             _ => {}
@@ -226,10 +229,7 @@ fn check(src: &Source, out: &mut Vec<Hit>) {
             continue;
         }
         let from = start + i + c;
-        out.push(
-            Hit::new(from..from + cred.len(), "an `Authorization` header in haproxy.cfg carries a literal credential")
-                .help("take it from the environment (`\"Basic ${CHECK_AUTH}\"`, filled from a Docker secret at start), or check an endpoint that needs no credential (Patroni's GET /primary and /replica need none)"),
-        );
+        out.push(authorization_hit(from..from + cred.len()));
     }
 }
 
