@@ -619,19 +619,44 @@ fn with_backups_a_frozen_leader_is_replaced_and_every_member_follows_the_new_tim
         let (o, _) = backup.join().expect("the scheduler thread");
         let out = format!("{}{}", support::text(&o.stdout), support::text(&o.stderr));
         assert!(o.status.success() && out.contains("full backup complete"), "the new leader's backup:\n{out}");
-        // Before its pg_rewind, Patroni archives the crashed leader's ready
-        // WAL: the segment its crash recovery ended with a switch, past the
-        // fork. The archive refuses it (what made the replica diverge).
-        let refused: Vec<String> = p.members[old]
-            .log_text()
+        // Whatever way the old leader came back (Patroni's crash recovery
+        // and pg_rewind, archiving its ready WAL first; or, when its WAL
+        // ended at the fork, straight as a standby), the archive holds no
+        // segment of the old timeline past the fork: the one holding the
+        // switch point is only the new leader's `.partial`. pgBackRest
+        // itself is asked (options before the command pass the wrapper).
+        let history = p.site.root.join("new-timeline.history");
+        let got = p.members[new].pgbackrest(
+            &wrapper,
+            &["archive-get", &format!("{tl:08X}.history"), support::cluster::utf8(&history)],
+            &[],
+        );
+        assert!(got.status.success(), "the new timeline's history is archived: {}", support::text(&got.stderr));
+        let history = std::fs::read_to_string(&history).expect("the history file");
+        let point = history
             .lines()
-            .filter(|l| l.contains("refusing to archive"))
-            .map(|l| l.chars().take(200).collect())
-            .collect();
-        assert!(
-            !refused.is_empty(),
-            "{old_name}'s WAL past the fork was offered to the archive and refused:\n{}",
-            tail(&p.members[old].log)
+            .find_map(|l| {
+                let mut f = l.split_whitespace();
+                (f.next()? == old_tl.to_string()).then(|| f.next().map(str::to_owned))?
+            })
+            .unwrap_or_else(|| panic!("timeline {tl} forked off {old_tl}:\n{history}"));
+        let (hi, lo) = point.split_once('/').expect("an LSN");
+        let (hi, lo) = (u64::from_str_radix(hi, 16).expect("hex"), u64::from_str_radix(lo, 16).expect("hex"));
+        let segment = format!("{old_tl:08X}{hi:08X}{:08X}", lo >> 24);
+        let raw = p.members[new].pgbackrest(
+            &wrapper,
+            &["--log-level-console=warn", "archive-get", &segment, support::cluster::utf8(&p.site.root.join("seg"))],
+            &[],
+        );
+        assert_eq!(
+            raw.status.code(),
+            Some(1),
+            "{segment} (timeline {old_tl} through the fork at {point}) is not in the archive: {}",
+            support::text(&raw.stderr)
+        );
+        let refused = p.members[old].log_text().lines().find(|l| l.contains("refusing to archive")).map_or_else(
+            || "none offered (it came back without crash recovery)".to_owned(),
+            |l| l.chars().take(200).collect(),
         );
         vec![
             format!("{old_name} frozen: {new_name} leads after {} (timeline {old_tl} -> {tl})", secs(promoted)),
@@ -640,7 +665,8 @@ fn with_backups_a_frozen_leader_is_replaced_and_every_member_follows_the_new_tim
                 "{old_name} killed and restarted: every member on timeline {tl} {} after the freeze",
                 secs(followed)
             ),
-            format!("{old_name}'s WAL past the fork refused by the archive: {}", refused[0]),
+            format!("no segment of timeline {old_tl} past the fork at {point} in the archive ({segment}: not found)"),
+            format!("{old_name}'s WAL past the fork refused by the archive: {refused}"),
         ]
     };
     std::thread::sleep(Duration::from_secs(1));
