@@ -199,7 +199,7 @@ impl<'a> StackCx<'a> {
 
     /// The value at a path of keys below `node` (merge-aware at each step).
     pub fn at(&self, node: NodeId, path: &[&str]) -> Option<NodeId> {
-        path.iter().try_fold(node, |n, key| self.doc.get(n, key))
+        self.doc.at(node, path)
     }
 
     pub fn str_at(&self, node: NodeId, path: &[&str]) -> Option<&'a str> {

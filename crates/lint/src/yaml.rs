@@ -461,6 +461,11 @@ impl<'a> Doc<'a> {
     }
 
     /// The value of `key` in a mapping (merge-aware).
+    /// The node at `path` (mapping keys) below `node`.
+    pub fn at(&self, node: NodeId, path: &[&str]) -> Option<NodeId> {
+        path.iter().try_fold(node, |n, key| self.get(n, key))
+    }
+
     pub fn get(&self, map: NodeId, key: &str) -> Option<NodeId> {
         self.pair(map, key).map(|(_, v)| v)
     }

@@ -80,19 +80,14 @@ fn literal(doc: &Doc<'_>, node: NodeId) -> bool {
 
 fn check(doc: &Doc<'_>, root: NodeId, out: &mut Vec<Hit>) {
     for (path, variable) in PLACES {
-        let mut node = Some(root);
-        for key in *path {
-            node = node.and_then(|n| doc.get(n, key));
-        }
-        let Some(node) = node.filter(|n| literal(doc, *n)) else { continue };
+        let Some(node) = doc.at(root, path).filter(|n| literal(doc, *n)) else { continue };
         out.push(
             Hit::new(doc.span(node), format!("`{}` is a literal password in a Patroni configuration", path.join(".")))
                 .help(format!("leave it out of the file and give Patroni `{variable}` from a Docker secret file, set in the entrypoint")),
         );
     }
     // A password inside the replicas' connection string.
-    if let Some(node) =
-        ["postgresql", "recovery_conf", "primary_conninfo"].iter().try_fold(root, |n, key| doc.get(n, key))
+    if let Some(node) = doc.at(root, &["postgresql", "recovery_conf", "primary_conninfo"])
         && doc.scalar(node).and_then(conninfo_password).is_some_and(|pw| is_literal_secret(&pw))
     {
         out.push(
@@ -101,7 +96,7 @@ fn check(doc: &Doc<'_>, root: NodeId, out: &mut Vec<Hit>) {
         );
     }
     // Deprecated, still read by Patroni 3: users created at bootstrap.
-    let Some(users) = doc.get(root, "bootstrap").and_then(|b| doc.get(b, "users")) else { return };
+    let Some(users) = doc.at(root, &["bootstrap", "users"]) else { return };
     for (name, user) in doc.entries(users) {
         let Some(pw) = doc.get(user, "password").filter(|n| literal(doc, *n)) else { continue };
         let who = doc.scalar(name).unwrap_or("?");
