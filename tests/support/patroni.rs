@@ -68,7 +68,7 @@ impl Net {
 }
 
 fn kill9(pid: u32) {
-    let _ = Command::new("kill").args(["-KILL", &pid.to_string()]).status();
+    signal(pid, "KILL");
 }
 
 /// Every live descendant of `roots` (from /proc's parent links), roots included.
@@ -299,12 +299,16 @@ impl Member {
     /// The entrypoint as the container runs it, as postgres, with only the
     /// service's environment (plus PATH with PostgreSQL's bin dir, HOME, LANG).
     fn command(&self) -> Command {
-        let mut c = Command::new("setpriv");
-        c.args(["--reuid=postgres", "--regid=postgres", "--init-groups", "--"])
-            .args(&self.entrypoint)
-            .env_clear()
-            .envs(&self.env)
-            .current_dir(self.volume.parent().expect("member dir"));
+        let mut c = self.as_member(&self.entrypoint[0]);
+        c.args(&self.entrypoint[1..]);
+        c
+    }
+
+    /// `program` as the member's container runs it: as postgres, with only
+    /// the service's environment, in the member's directory.
+    fn as_member(&self, program: &str) -> Command {
+        let mut c = super::cluster::as_postgres(program);
+        c.env_clear().envs(&self.env).current_dir(self.volume.parent().expect("member dir"));
         c
     }
 
@@ -316,14 +320,8 @@ impl Member {
 
     /// [`Member::pgbackrest`], not yet run (for another thread).
     pub fn pgbackrest_command(&self, wrapper: &Path, args: &[&str], extra: &[(&str, &str)]) -> Command {
-        let mut c = Command::new("setpriv");
-        c.args(["--reuid=postgres", "--regid=postgres", "--init-groups", "--"])
-            .arg(wrapper)
-            .args(args)
-            .env_clear()
-            .envs(&self.env)
-            .envs(extra.iter().copied())
-            .current_dir(self.volume.parent().expect("member dir"));
+        let mut c = self.as_member(super::cluster::utf8(wrapper));
+        c.args(args).envs(extra.iter().copied());
         c
     }
 
