@@ -132,15 +132,15 @@ history_of() {
 # on T restores it from the archive, replays past the fork and can never
 # follow the new timeline; Patroni checks the fork only once, when the
 # leader changes. (PostgreSQL archives the new leader's copy of that
-# segment as NAME.partial for this reason.) SIZE: bytes per segment.
+# segment as NAME.partial for this reason.) SIZE: bytes per segment, or
+# empty to read this server's (segment_size) only when a fork is found.
 # Prints the fork ("timeline N forked off T at LSN") and returns 0 when it
 # does; 1 when it does not, or when the repository cannot tell (the push or
 # restore then goes on as pgBackRest decides). At most 32 history files.
 past_fork() {
     local name="$1" size="$2" tli next newest="" newest_tli="" hist rc parent point start fork
-    [[ "$name" =~ ^[0-9A-F]{24}$ ]] && [[ "$size" =~ ^[0-9]+$ ]] && [ "$size" -gt 0 ] || return 1
+    [[ "$name" =~ ^[0-9A-F]{24}$ ]] || return 1
     tli=$((16#${name:0:8}))
-    start=$((16#${name:8:8} * 4294967296 + 16#${name:16:8} * size))
     # PostgreSQL numbers a new timeline one past the newest in the archive.
     for ((next = tli + 1; next <= tli + 32; next++)); do
         rc=0
@@ -156,6 +156,9 @@ past_fork() {
         [ "$parent" -eq "$tli" ] || continue
         [[ "$point" =~ ^([0-9A-Fa-f]{1,8})/([0-9A-Fa-f]{1,8})$ ]] || return 1
         fork=$((16#${BASH_REMATCH[1]} * 4294967296 + 16#${BASH_REMATCH[2]}))
+        [ -n "$size" ] || size="$(segment_size)"
+        [[ "$size" =~ ^[0-9]+$ ]] && [ "$size" -gt 0 ] || return 1
+        start=$((16#${name:8:8} * 4294967296 + 16#${name:16:8} * size))
         if ((start + size > fork)); then
             echo "timeline $newest_tli forked off timeline $tli at $point"
             return 0
@@ -182,7 +185,7 @@ segment_size() {
 # under the segment's name: that is served.
 archive_get() {
     local name="${1:-}" dest="${2:-}" fork
-    if [ "$(basename -- "$dest")" != "$name" ] && fork="$(past_fork "$name" "$(segment_size)")"; then
+    if [ "$(basename -- "$dest")" != "$name" ] && fork="$(past_fork "$name" "")"; then
         log "not restoring $name: $fork, inside or before this segment; the archived copy holds a former primary's WAL past that point (the new timeline's copy is used instead)"
         return 1
     fi
@@ -197,15 +200,16 @@ archive_get() {
 # the segment. The first attempt's errors are shown only if the push fails
 # in the end (the expected one would only alarm whoever reads the log).
 archive_push() {
-    local err settle="${HACOMPILE_BACKUP_SETTLE:-5}" wal="${1:-}" size fork
+    local err settle="${HACOMPILE_BACKUP_SETTLE:-5}" wal="${1:-}" name size fork
     [[ "$settle" =~ ^[0-9]+$ ]] || settle=5
+    name="$(basename -- "$wal")"
     # A former primary's segment past the newest timeline's fork (its
     # archiver, or Patroni archiving its ready WAL before pg_rewind) is
     # refused, loudly: PostgreSQL keeps it and retries, pg_stat_archiver
     # counts the failure. See past_fork.
     size="$(stat -c %s -- "$wal" 2> /dev/null || echo 0)"
-    if fork="$(past_fork "$(basename -- "$wal")" "$size")"; then
-        log "refusing to archive $(basename -- "$wal"): $fork, inside or before this segment; this server's WAL past that point is not the cluster's history (a former primary: rewind it or rebuild it from the new leader)"
+    if fork="$(past_fork "$name" "$size")"; then
+        log "refusing to archive $name: $fork, inside or before this segment; this server's WAL past that point is not the cluster's history (a former primary: rewind it or rebuild it from the new leader)"
         return 1
     fi
     if err="$({ pgbackrest archive-push "$@" 2>&1 1>&3 3>&-; } 3>&1)"; then
