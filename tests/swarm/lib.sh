@@ -14,6 +14,39 @@ remove_restore_job() {
         [ -z "$(docker ps -aq --filter "label=com.docker.swarm.service.name=${stack}_restore")" ] && break
         sleep 1
     done
-    docker ps -aq --filter "label=com.docker.swarm.service.name=${stack}_restore" | xargs -r docker rm -f > /dev/null 2>&1 || true
+    docker ps -aq --filter "label=com.docker.swarm.service.name=${stack}_restore" | xargs -r timeout 120 docker rm -f > /dev/null 2>&1 || true
     docker volume rm "$volume" > /dev/null 2>&1 || true
+}
+
+# Every docker call of a script that sources this file is bounded in time:
+# the docker CLI can fail to return (`docker service logs` hangs now and
+# then, docker/cli#4678; one did in CI after the Patroni hang round and ate
+# the whole 20-minute budget). A call with no answer within
+# HACOMPILE_DOCKER_TIMEOUT seconds (180; the longest legitimate one, a push
+# of the postgres image, takes about 30 s) is killed and fails with status
+# 124 and a line naming the call (its first two words: never an argument
+# that could hold a value). `timeout` and `bash -c` run the binary itself,
+# bounded by their own limits.
+hacompile_docker_bin=$(type -P docker) || { echo "docker: not found" >&2; exit 1; }
+docker() {
+    local limit=${HACOMPILE_DOCKER_TIMEOUT:-180} t0=$SECONDS rc=0
+    timeout --foreground -k 10 "$limit" "$hacompile_docker_bin" "$@" || rc=$?
+    if [ "$rc" = 124 ] && (( SECONDS - t0 >= limit )); then
+        echo "docker ${1:-} ${2:-}: no answer within ${limit} s, killed" >&2
+    fi
+    return "$rc"
+}
+
+# The log of every task container of SERVICE on this node, oldest task
+# first, stdout and stderr; extra arguments go to `docker logs` (--tail N).
+# Read from each container, not with `docker service logs`, which can hang
+# (above) and on a single-node swarm reads the same containers.
+service_logs() {
+    local svc=$1 c rc; shift
+    for c in $(docker ps -aq --filter "label=com.docker.swarm.service.name=$svc" | tac); do
+        # A task container swarm removed since: nothing left to read.
+        # No answer: the caller's failure.
+        docker logs "$@" "$c" 2>&1 || { rc=$?; [ "$rc" != 124 ] || return 124; }
+    done
+    return 0
 }

@@ -15,9 +15,10 @@
 #   - credentials: no secret value in `docker inspect` of any service or
 #     container, in any process's command line inside any member (what
 #     `ps -eo args` prints, read from /proc: the official image has no ps),
-#     in the PostgreSQL servers' environment, in `docker service logs` of any
-#     service, or in the compiled files; a control shows the same search
-#     finds the value where it must be (the member's /run/secrets);
+#     in the PostgreSQL servers' environment, in the log of any task of any
+#     service (every task container's), or in the compiled files; a control
+#     shows the same search finds the value where it must be (the member's
+#     /run/secrets);
 #   - SIGKILLs the leader's task container while a writer inserts through
 #     the write port every 0.2 s: the outage (first failed to next
 #     acknowledged write), the new leader, every acknowledged write still
@@ -94,13 +95,13 @@ cleanup() {
         [ -z "$(docker ps -aq --filter "label=com.docker.stack.namespace=$stack")" ] && break
         sleep 1
     done
-    docker ps -aq --filter "label=com.docker.stack.namespace=$stack" | xargs -r docker rm -f > /dev/null 2>&1 || true
+    docker ps -aq --filter "label=com.docker.stack.namespace=$stack" | xargs -r timeout 120 docker rm -f > /dev/null 2>&1 || true
     remove_restore_job "$stack" "$restore_volume" "$restored"
     for s in "${secret_names[@]}"; do docker secret rm "$s" > /dev/null 2>&1 || true; done
-    docker network ls -q --filter "label=com.docker.stack.namespace=$stack" | xargs -r docker network rm > /dev/null 2>&1 || true
+    docker network ls -q --filter "label=com.docker.stack.namespace=$stack" | xargs -r timeout 120 docker network rm > /dev/null 2>&1 || true
     # By label and by name: a volume left behind would hand the next run
     # an initialised etcd or data directory.
-    { docker volume ls -q --filter "label=com.docker.stack.namespace=$stack"; docker volume ls -q | grep "^${stack}_" || true; } | sort -u | xargs -r docker volume rm > /dev/null 2>&1 || true
+    { docker volume ls -q --filter "label=com.docker.stack.namespace=$stack"; docker volume ls -q | grep "^${stack}_" || true; } | sort -u | xargs -r timeout 120 docker volume rm > /dev/null 2>&1 || true
     if [ "$created_swarm" = 1 ]; then
         docker swarm leave --force > /dev/null 2>&1 || true
         docker network rm docker_gwbridge > /dev/null 2>&1 || true
@@ -307,13 +308,13 @@ check_credentials() { # when -> fails on a secret value outside its place
         done
     done
     for svc in $(docker service ls --filter "label=com.docker.stack.namespace=$stack" --format '{{.Name}}'); do
-        logs=$(docker service logs --raw --no-trunc "$svc" 2>&1)
-        no_password_in "docker service logs $svc ($when)" "$logs"
+        logs=$(service_logs "$svc")
+        no_password_in "the logs of $svc ($when)" "$logs"
         # Patroni logs the conninfo it rewinds or clones from, user name
         # included (passwords come from the pgpass file): reported, masked.
         named=$(grep -F -- "${value[postgres_user]}" <<< "$logs" || true)
         if [ -n "$named" ]; then
-            log "note: the superuser's name (a secret here) is in $(grep -c . <<< "$named") line(s) of docker service logs $svc ($when), e.g.: $(head -n 1 <<< "${named//${value[postgres_user]}/<postgres_user>}" | cut -c1-300)"
+            log "note: the superuser's name (a secret here) is in $(grep -c . <<< "$named") line(s) of the logs of $svc ($when), e.g.: $(head -n 1 <<< "${named//${value[postgres_user]}/<postgres_user>}" | cut -c1-300)"
         fi
     done
     no_secret_in "the compiled files" "$(cat "$work/deploy"/*)"
@@ -364,7 +365,7 @@ round() {
     fi
     killed=$(date +%s.%N)
     docker kill --signal KILL "$old" > /dev/null
-    wait_for 10 "the killed leader to exit" bash -c "[ \"\$(docker inspect --format '{{.State.Running}}' $old)\" = false ]" > /dev/null
+    wait_for 10 "the killed leader to exit" bash -c "[ \"\$(timeout 10 docker inspect --format '{{.State.Running}}' $old)\" = false ]" > /dev/null
     [ "$(docker inspect --format '{{.State.ExitCode}}' "$old")" = 137 ] || fail "$victim's container exited with $(docker inspect --format '{{.State.ExitCode}}' "$old"), not 137"
     local t_fail=${frozen:-$killed}
     # The outage as the writer saw it: from the start of its first failed
@@ -388,7 +389,7 @@ round() {
         local m
         for m in "${members[@]}"; do
             echo "--- the last lines of $m's log (the superuser's name masked)" >&2
-            docker service logs --raw --tail "${HACOMPILE_DIAG_LINES:-40}" "${stack}_$m" 2>&1 | sed "s/${value[postgres_user]}/<postgres_user>/g" | cut -c1-300 >&2 || true
+            service_logs "${stack}_$m" --tail "${HACOMPILE_DIAG_LINES:-40}" | sed "s/${value[postgres_user]}/<postgres_user>/g" | cut -c1-300 >&2 || true
         done
         fail "$victim is not running again in a healthy cluster ($mode)"
     fi

@@ -85,12 +85,12 @@ cleanup() {
         [ -z "$(docker ps -aq --filter "label=com.docker.stack.namespace=$stack")" ] && break
         sleep 1
     done
-    docker ps -aq --filter "label=com.docker.stack.namespace=$stack" | xargs -r docker rm -f > /dev/null 2>&1 || true
+    docker ps -aq --filter "label=com.docker.stack.namespace=$stack" | xargs -r timeout 120 docker rm -f > /dev/null 2>&1 || true
     if [ -n "$probe_proxy" ]; then docker rm -f "$probe_proxy" > /dev/null 2>&1 || true; fi
     remove_restore_job "$stack" "$restore_volume" "$restored"
     for s in postgres_user postgres_password replication_password haproxy_stats_users backup_cipher_pass monitor_password; do docker secret rm "$s" > /dev/null 2>&1 || true; done
-    docker network ls -q --filter "label=com.docker.stack.namespace=$stack" | xargs -r docker network rm > /dev/null 2>&1 || true
-    docker volume ls -q --filter "label=com.docker.stack.namespace=$stack" | xargs -r docker volume rm > /dev/null 2>&1 || true
+    docker network ls -q --filter "label=com.docker.stack.namespace=$stack" | xargs -r timeout 120 docker network rm > /dev/null 2>&1 || true
+    docker volume ls -q --filter "label=com.docker.stack.namespace=$stack" | xargs -r timeout 120 docker volume rm > /dev/null 2>&1 || true
     if [ "$created_swarm" = 1 ]; then
         docker swarm leave --force > /dev/null 2>&1 || true
         docker network rm docker_gwbridge > /dev/null 2>&1 || true
@@ -292,7 +292,7 @@ exporter_up() { [ "$(metrics "$1" "$2" | series pg_up)" = "$3" ]; }
 # exporter's log and its own series only).
 exporter_diagnosis() {
     log "$1's series pg_up and pg_exporter_last_scrape_error, fetched from ${2}'s task: $(metrics "$2" "$1" 2>&1 | grep -E '^(pg_up|pg_exporter_last_scrape_error|wget)' | tr '\n' ' ')" >&2
-    log "$1's log (last lines): $(docker service logs --raw --tail 5 "${stack}_$1" 2>&1 | cut -c1-400)" >&2
+    log "$1's log (last lines): $(service_logs "${stack}_$1" --tail 5 | cut -c1-400)" >&2
 }
 if ! t_pg_up=$(wait_for 60 "pg_up 1 from pg-primary-exporter" exporter_up pg-replica-1-exporter pg-primary-exporter 1); then
     exporter_diagnosis pg-primary-exporter pg-replica-1-exporter
@@ -328,7 +328,7 @@ count_failures() { # command... -> counts failures until success (bounded 120 s)
 
 old=$(kill_task pg-primary)
 killed=$(date +%s.%N)
-wait_for 10 "the killed primary to exit" bash -c "[ \"\$(docker inspect --format '{{.State.Running}}' $old)\" = false ]" > /dev/null
+wait_for 10 "the killed primary to exit" bash -c "[ \"\$(timeout 10 docker inspect --format '{{.State.Running}}' $old)\" = false ]" > /dev/null
 [ "$(exit_code "$old")" = 137 ] || fail "the primary's container exited with $(exit_code "$old"), not 137"
 t_replaced=$(wait_for 120 "a new primary task" running_other_than pg-primary "$old")
 failed=$(count_failures writes_ok)
@@ -343,7 +343,7 @@ wait_for 120 "reads on the replica before killing it" is_recovery 15001 t > /dev
 old=$(kill_task pg-replica-1)
 killed=$(date +%s.%N)
 t_pg_down=$(wait_for 30 "pg_up 0 from pg-replica-1-exporter while its server is gone" exporter_up pg-primary-exporter pg-replica-1-exporter 0)
-wait_for 10 "the killed replica to exit" bash -c "[ \"\$(docker inspect --format '{{.State.Running}}' $old)\" = false ]" > /dev/null
+wait_for 10 "the killed replica to exit" bash -c "[ \"\$(timeout 10 docker inspect --format '{{.State.Running}}' $old)\" = false ]" > /dev/null
 [ "$(exit_code "$old")" = 137 ] || fail "the replica's container exited with $(exit_code "$old"), not 137"
 t_replaced_r=$(wait_for 120 "a new replica task" running_other_than pg-replica-1 "$old")
 failed_r=$(count_failures is_recovery 15001 t)
