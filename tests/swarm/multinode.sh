@@ -172,8 +172,10 @@ start_node_container() {
         -e "HACOMPILE_NODE_REGISTRY=$reg" \
         "$node_image" > /dev/null
 }
-on() { local i=$1; shift; docker exec -i "$(nodec "$i")" "$@"; }
-dk() { local i=$1; shift; docker exec -i "$(nodec "$i")" docker "$@"; }
+# Bounded (HACOMPILE_DOCKER_TIMEOUT, 180 s): a docker CLI with no answer
+# fails the run at that call, not at the script's own bound.
+on() { local i=$1; shift; timeout --foreground -k 10 "${HACOMPILE_DOCKER_TIMEOUT:-180}" docker exec -i "$(nodec "$i")" "$@"; }
+dk() { local i=$1; shift; on "$i" docker "$@"; }
 mgr=1
 dm() { dk "$mgr" "$@"; }
 # A manager command that may meet a raft election right after a node loss.
