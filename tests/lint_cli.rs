@@ -92,6 +92,63 @@ fn stdin_directories_and_exit_codes() {
     assert!(out.contains("does not exist"), "{out}");
 }
 
+/// Runs `hacompile lint --format json -` with `input` on stdin: (exit code,
+/// the codes found, stdout).
+fn lint_stdin(input: &str) -> (i32, Vec<String>, String) {
+    let mut child = bin()
+        .args(["lint", "--format", "json", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    child.stdin.take().expect("stdin").write_all(input.as_bytes()).expect("write");
+    let out = child.wait_with_output().expect("wait");
+    let stdout = text(&out.stdout);
+    let v: serde_json::Value = serde_json::from_str(&stdout).expect("json");
+    let codes = v["findings"].as_array().expect("array").iter().map(|f| f["code"].as_str().expect("code").to_owned());
+    (out.status.code().unwrap_or(-1), codes.collect(), stdout)
+}
+
+/// Stdin is told apart by content for every kind a name would tell: a
+/// Patroni configuration gives what it gives by its path (a real defect:
+/// it was linted as a stack with no services, exit 0).
+#[test]
+fn every_kind_is_told_by_content_on_stdin() {
+    let patroni = "scope: batman\nrestapi:\n  listen: 127.0.0.1:8008\npostgresql:\n  authentication:\n    superuser:\n      username: postgres\n      password: Zz-patroni-Pw-77\n";
+    let dir = tempfile::tempdir().expect("temp dir");
+    fs::write(dir.path().join("postgres0.yml"), patroni).expect("w");
+    let (code, out, _) = lint_in(dir.path(), &["--format", "json", "postgres0.yml"]);
+    assert_eq!(code, 1, "{out}");
+    let (code, codes, out) = lint_stdin(patroni);
+    assert_eq!((code, codes), (1, vec!["HC109".to_owned()]), "{out}");
+    assert!(!out.contains("Zz-patroni-Pw-77"));
+    let (code, codes, _) = lint_stdin("listen stats\n    bind :8404\n    stats auth admin:Zz-stats-Pw-77\n");
+    assert_eq!(code, 1);
+    assert!(codes.contains(&"HC108".to_owned()), "{codes:?}");
+}
+
+/// A legacy (version 1) compose file has its services at the top level:
+/// neither `docker stack deploy` nor Compose v2 reads it. It was reported
+/// clean (its `:latest` image and literal password unseen); it is an input
+/// error at the first service, with nothing of it printed but its name.
+#[test]
+fn a_legacy_compose_file_is_refused_at_its_first_service() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let v1 = "# sameersbn/docker-postgresql's shape\nPostgreSQL:\n  restart: always\n  image: sameersbn/postgresql:latest\n  ports:\n    - \"5432:5432\"\n  environment:\n    - DB_PASS=Zz-legacy-Pw-77\n";
+    fs::write(dir.path().join("docker-compose.yml"), v1).expect("w");
+    for target in ["compose", "swarm"] {
+        let (code, out, err) = lint_in(dir.path(), &["--target", target, "docker-compose.yml"]);
+        assert_eq!(code, 2, "{target}: {out}{err}");
+        assert!(out.contains("docker-compose.yml:2:1") && out.contains("HC001"), "{out}");
+        assert!(out.contains("legacy compose format") && out.contains("`PostgreSQL`"), "{out}");
+        assert!(!out.contains("Zz-legacy-Pw-77") && !err.contains("Zz-legacy-Pw-77"));
+    }
+    // A file of other top-level keys is still a stack with no services.
+    fs::write(dir.path().join("docker-stack.yml"), "x-defaults: {image: a:1}\nvolumes: {data: {}}\n").expect("w");
+    let (code, out, _) = lint_in(dir.path(), &["docker-stack.yml"]);
+    assert_eq!(code, 0, "{out}");
+}
+
 #[test]
 fn suppressions_need_a_reason_and_can_be_forbidden() {
     let dir = tempfile::tempdir().expect("temp dir");

@@ -36,7 +36,9 @@ pub struct Svc<'a> {
 
 /// Images that hold a database's state: the repository's last path
 /// component is one of these, alone or followed by `-something`
-/// (`postgresql-repmgr`, `spilo-16`, `timescaledb-ha`).
+/// (`postgresql-repmgr`, `spilo-16`, `timescaledb-ha`). Not Pgpool-II: a
+/// pooler and router in front of the servers, with no data directory (a
+/// proxy, like HAProxy).
 const DATABASE_IMAGES: &[&str] = &[
     "postgres",
     "postgresql",
@@ -51,7 +53,6 @@ const DATABASE_IMAGES: &[&str] = &[
     "cockroach",
     "patroni",
     "spilo",
-    "pgpool",
 ];
 
 /// The images of these run PostgreSQL (besides names containing `postgres`).
@@ -296,6 +297,9 @@ impl<'a> StackCx<'a> {
             // The command is the entrypoint's arguments, not a new command line.
             text.push(' ');
         }
+        // What a command substitution runs is an argument's value, not a
+        // program of the service (`etcd --name $(hostname)` runs etcd).
+        let text = without_substitutions(&text);
         // Separators start a new command; read them as words of their own.
         let text: String = text
             .chars()
@@ -474,6 +478,38 @@ fn is_volume_name(s: &str) -> bool {
     !s.is_empty() && !s.starts_with(['.', '/', '~', '$'])
 }
 
+/// `text` with each command substitution (`$(...)`, nested ones, compose's
+/// `$$(...)`, and `` `...` ``) replaced by one word, `_`: its programs run to
+/// make an argument. A `$((...))` arithmetic expansion goes the same way.
+fn without_substitutions(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut depth = 0usize;
+    let mut backtick = false;
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '$' if chars.peek() == Some(&'(') => {
+                chars.next();
+                if depth == 0 && !backtick {
+                    out.push('_');
+                }
+                depth += 1;
+            }
+            '(' if depth > 0 => depth += 1,
+            ')' if depth > 0 => depth -= 1,
+            '`' if depth == 0 => {
+                if !backtick {
+                    out.push('_');
+                }
+                backtick = !backtick;
+            }
+            _ if depth > 0 || backtick => {}
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -545,10 +581,13 @@ services:
   etcd: {image: "${TEST_IMAGE:-patroni}", command: "etcd --name etcd1 --initial-advertise-peer-urls http://etcd1:2380"}
   proxy: {image: "${TEST_IMAGE:-patroni}", command: haproxy}
   dcs: {image: "spilo:3", command: "sh -c 'export A=$$(dpkg --print-architecture) && exec etcd -name etcd1'"}
+  dcs-ip: {image: "spilo:3", command: "sh -c 'exec etcd -name etcd1 -advertise-client-urls http://$$(hostname --ip-address):2379'"}
+  dcs-nested: {image: "spilo:3", command: "sh -c 'exec etcd --name $(echo $(hostname) | tr a-z A-Z) --data-dir `mktemp -d`'"}
   member: {image: "${TEST_IMAGE:-patroni}"}
   both: {image: "postgres:16", command: "sh -c 'pgbouncer -d /etc/pgbouncer.ini && exec postgres'"}
   versioned: {image: "example/postgres16:1"}
   repmgr: {image: "bitnami/postgresql-repmgr:17"}
+  pool: {image: "bitnami/pgpool:4.5.2"}
 "#,
         );
         let want = [
@@ -557,10 +596,13 @@ services:
             ("etcd", false, false),
             ("proxy", false, false),
             ("dcs", false, false),
+            ("dcs-ip", false, false),
+            ("dcs-nested", false, false),
             ("member", true, true),
             ("both", true, true),
             ("versioned", true, true),
             ("repmgr", true, true),
+            ("pool", false, false),
         ];
         assert_eq!(got, want.map(|(n, d, p)| (n.to_owned(), d, p)));
     }

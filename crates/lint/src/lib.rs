@@ -134,6 +134,8 @@ pub fn classify(name: &str, text: &str) -> Option<FileKind> {
     // stdin or an unknown name: by content.
     if spec::looks_like_spec(text) {
         Some(FileKind::Spec)
+    } else if !has_top_level_services(text) && looks_like_patroni(text) {
+        Some(FileKind::Patroni)
     } else if text.lines().any(|l| l.starts_with("listen ") || l.starts_with("backend ")) {
         Some(FileKind::Haproxy)
     } else {
@@ -207,6 +209,19 @@ pub fn has_top_level_services(head: &str) -> bool {
         let rest = rest.trim_start_matches([' ', '\t']);
         // A block mapping below, a flow mapping, or one with an anchor or tag.
         rest.is_empty() || rest.starts_with(['#', '{', '&', '!'])
+    })
+}
+
+/// A top-level key of a file without `services:` that is a service of the
+/// legacy (version 1) compose format: a mapping with `image` or `build`.
+/// Its key node and its name.
+fn legacy_service<'d>(doc: &'d yaml::Doc<'_>, root: yaml::NodeId) -> Option<(yaml::NodeId, &'d str)> {
+    doc.entries(root).into_iter().find_map(|(k, v)| {
+        let name = doc.scalar(k)?;
+        let service = !name.starts_with("x-")
+            && doc.is_map(v)
+            && (doc.get(v, "image").is_some() || doc.get(v, "build").is_some());
+        service.then_some((k, name))
     })
 }
 
@@ -354,6 +369,21 @@ pub fn lint_file(
                     "is this a stack or compose file?",
                 );
             };
+            if doc.get(root, "services").is_none()
+                && let Some((key, service)) = legacy_service(&doc, root)
+            {
+                let (span, service) = (doc.span(key), service.to_owned());
+                return input_error(
+                    name,
+                    kind,
+                    Some(src),
+                    span,
+                    format!(
+                        "legacy compose format (version 1): service `{service}` is at the top level, not under `services:`; neither `docker stack deploy` nor Compose v2 reads this file, and nothing in it was checked"
+                    ),
+                    "move the services under a top-level `services:` (and `links`/`volumes_from` to networks and named volumes)",
+                );
+            }
             let cx = context::StackCx::new(&src, &doc, root, lock, dir.clone());
             let forced = match options.target {
                 Some(given) => given.forced(),

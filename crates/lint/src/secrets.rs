@@ -18,6 +18,16 @@ use crate::rules::interpolation;
 /// most guessed ones. Booleans, `0`/`1` switches, durations, sizes, digests
 /// and paths (`/run/secrets/pw`) are not credentials.
 pub fn is_literal_secret(value: &str) -> bool {
+    // A URL or a libpq connection string holds a credential in its
+    // password, or in a URL's user part alone (Sentry's DSN key):
+    // `postgresql://${U}:${PW}@db/app` ships none.
+    if is_connection_string(value) {
+        return has_literal_password(value)
+            || URL_USERINFO
+                .captures(value)
+                .and_then(|c| c.get(1))
+                .is_some_and(|u| interpolation::literal_text(u.as_str()).bytes().any(|b| b.is_ascii_alphanumeric()));
+    }
     let shipped = interpolation::literal_text(value);
     // Around variables, separators are not a password: `${USER}:${PASS}`.
     if shipped.len() != value.len() && !shipped.bytes().any(|b| b.is_ascii_alphanumeric()) {
@@ -25,6 +35,26 @@ pub fn is_literal_secret(value: &str) -> bool {
     }
     is_credential_text(&shipped)
 }
+
+/// A URL (`scheme://...`, `jdbc:postgresql://...`) or a libpq keyword/value
+/// connection string (`host=db user=app ...`): judged by its password
+/// ([`url_password`], [`conninfo_password`]; HC102 reports one).
+fn is_connection_string(value: &str) -> bool {
+    URL_START.is_match(value) || CONNINFO_KEYWORD.is_match(value)
+}
+
+/// A literal password in a URL or a connection string (HC102's finding).
+pub fn has_literal_password(value: &str) -> bool {
+    url_password(value).is_some() || conninfo_password(value).is_some()
+}
+
+/// A URL's user information (`user:password` or a key alone), as written.
+static URL_USERINFO: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"[A-Za-z][A-Za-z0-9+.-]*://([^\s/?#@]+)@").expect("valid regex"));
+
+static URL_START: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r#"^\s*["']?[A-Za-z][A-Za-z0-9+.-]*(?::[A-Za-z][A-Za-z0-9+.-]*)?://"#).expect("valid regex")
+});
 
 /// A literal (no variables left) that would be a credential under a
 /// credential key.
@@ -316,6 +346,27 @@ mod tests {
             "TOKEN_TTL",
         ] {
             assert!(!is_credential_key(k), "{k}");
+        }
+    }
+
+    #[test]
+    fn connection_strings_are_judged_by_their_credentials() {
+        for v in [
+            "postgresql://app:hunter2@db/app",
+            "https://abc123def456@o1.ingest.sentry.io/42",
+            "host=db user=app password=hunter2",
+            "postgresql://${U}:${PW:-fallback}@db/app",
+        ] {
+            assert!(is_literal_secret(v), "{v}");
+        }
+        for v in [
+            "postgresql://${PG_SUPERUSER}:${PG_SUPERPASS}@pg1:5432/postgres?sslmode=disable",
+            "postgres://${U}:${PW}@db/app",
+            "host=pg-1 user=monitor password=${MONITOR_PASSWORD} dbname=postgres",
+            "jdbc:postgresql://db:5432/app",
+            "https://o1.ingest.sentry.io/42",
+        ] {
+            assert!(!is_literal_secret(v), "{v}");
         }
     }
 

@@ -19,9 +19,11 @@ Reads haproxy.cfg files (found by the directory walk or named by a stack's
 hdr Authorization "Basic ..."`, `http-request set-header Authorization ...`,
 and the request line of `option httpchk` before HAProxy 2.2:
 `HTTP/1.1\r\nAuthorization:\ Basic\ ...`). HAProxy's word rules apply:
-quotes, backslash escapes, and `#` starting a comment. A value HAProxy takes from its
-environment (`"${STATS_PASSWORD}"`) or from a sample expression (`%[...]`)
-is not reported. `user NAME password HASH` (a crypt(3) hash) is not
+quotes, backslash escapes, and `#` starting a comment. A variable outside
+double quotes (`stats auth admin:${PW}`) is reported too: HAProxy expands
+variables only inside them, so that credential is the literal text. A
+value HAProxy takes from its environment (`"${STATS_PASSWORD}"`) or from a
+sample expression (`%[...]`) is not reported. `user NAME password HASH` (a crypt(3) hash) is not
 reported.
 
 ## Why it matters
@@ -118,6 +120,57 @@ fn dynamic(value: &str) -> bool {
     value.contains("%[") || !is_literal_secret(value)
 }
 
+/// A variable (`$VAR`, `${VAR}`) in `value`, which starts at `at` in the
+/// line's `code`, outside double quotes: HAProxy expands variables only
+/// inside them, so the credential is the variable's literal text. Its
+/// range in `code`.
+fn unexpanded(code: &str, at: usize, value: &str) -> Option<std::ops::Range<usize>> {
+    let b = value.as_bytes();
+    let k = (0..b.len()).find(|&k| {
+        b[k] == b'$'
+            && b.get(k + 1).is_some_and(|&c| c == b'{' || c == b'_' || c.is_ascii_alphabetic())
+            && !in_double_quotes(code, at + k)
+    })?;
+    let rest = &value[k..];
+    let len = match rest.strip_prefix("${") {
+        Some(r) => r.find('}').map_or(rest.len(), |e| e + 3),
+        None => 1 + rest[1..].find(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).unwrap_or(rest.len() - 1),
+    };
+    Some(at + k..at + k + len)
+}
+
+/// Is byte `pos` of a line's code inside double quotes (HAProxy's rules:
+/// backslash escapes outside single quotes)?
+fn in_double_quotes(code: &str, pos: usize) -> bool {
+    let mut quote = None;
+    let mut escaped = false;
+    for (i, c) in code.char_indices() {
+        if i >= pos {
+            break;
+        }
+        if escaped {
+            escaped = false;
+            continue;
+        }
+        match (quote, c) {
+            (None | Some('"'), '\\') => escaped = true,
+            (None, '"' | '\'') => quote = Some(c),
+            (Some(q), c) if c == q => quote = None,
+            _ => {}
+        }
+    }
+    quote == Some('"')
+}
+
+/// The finding for a variable HAProxy does not expand.
+fn unexpanded_hit(start: usize, span: std::ops::Range<usize>) -> Hit {
+    Hit::new(
+        start + span.start..start + span.end,
+        "HAProxy expands a variable only inside double quotes: unquoted, this credential is the variable's name as literal text",
+    )
+    .help("put the whole word in double quotes, variable included (`stats auth \"admin:${...}\"`)")
+}
+
 /// Spaces, and spaces escaped with a backslash, at the start of `s`: their length.
 fn separator(s: &str) -> usize {
     let mut n = 0;
@@ -179,6 +232,10 @@ fn check(src: &Source, out: &mut Vec<Hit>) {
             (Some("stats"), Some("auth")) => {
                 let Some(&(i, value)) = words.get(2) else { continue };
                 let Some((user, password)) = value.split_once(':') else { continue };
+                if let Some(var) = unexpanded(code, i + user.len() + 1, password) {
+                    out.push(unexpanded_hit(start, var));
+                    continue;
+                }
                 if password.is_empty() || dynamic(password) {
                     continue;
                 }
@@ -191,6 +248,10 @@ fn check(src: &Source, out: &mut Vec<Hit>) {
             }
             (Some("user"), Some(_)) if word(2) == Some("insecure-password") => {
                 let Some(&(i, value)) = words.get(3) else { continue };
+                if let Some(var) = unexpanded(code, i, value) {
+                    out.push(unexpanded_hit(start, var));
+                    continue;
+                }
                 if value.is_empty() || dynamic(value) {
                     continue;
                 }
@@ -225,6 +286,10 @@ fn check(src: &Source, out: &mut Vec<Hit>) {
         }
         let Some(&(i, value)) = words.get(k + 1) else { continue };
         let Some((c, cred)) = credential(value) else { continue };
+        if let Some(var) = unexpanded(code, i + c, cred) {
+            out.push(unexpanded_hit(start, var));
+            continue;
+        }
         if dynamic(cred) {
             continue;
         }
@@ -300,6 +365,18 @@ mod tests {
     fn a_scheme_alone_is_no_credential() {
         assert!(found("backend b\n  http-request set-header Authorization \"Basic\"\n").is_empty());
         assert!(found("backend b\n  option httpchk GET / HTTP/1.1\\r\\nAuthorization:\\ Basic\n").is_empty());
+    }
+
+    /// HAProxy expands variables only inside double quotes
+    /// (configuration.txt, 2.3): unquoted, the credential is the literal text.
+    #[test]
+    fn a_variable_outside_double_quotes_is_its_literal_text() {
+        assert_eq!(found("listen s\n  stats auth admin:${STATS_PASSWORD}\n"), ["${STATS_PASSWORD}"]);
+        assert_eq!(found("listen s\n  stats auth 'admin:$STATS_PASSWORD'\n"), ["$STATS_PASSWORD"]);
+        assert_eq!(found("userlist u\n  user ops insecure-password ${OPS_PW}\n"), ["${OPS_PW}"]);
+        assert_eq!(found("backend b\n  http-request set-header Authorization Basic\\ ${AUTH}\n"), ["${AUTH}"]);
+        assert!(found("backend b\n  http-request set-header Authorization \"Basic ${AUTH}\"\n").is_empty());
+        assert!(found("listen s\n  stats auth admin:\"${STATS_PASSWORD}\"\n").is_empty(), "quoted in the word");
     }
 
     #[test]

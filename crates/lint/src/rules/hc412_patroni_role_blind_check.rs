@@ -16,10 +16,12 @@ an `option httpchk` on one of Patroni's role endpoints anywhere in the file.
 In such a file, reports a `backend` or `listen` section that balances over
 two or more Patroni members (PostgreSQL's port 5432, a check on port 8008,
 or a `patroni` name) when it checks them with TCP only (no `option httpchk`,
-or servers without `check`) or with `option pgsql-check`, in the section or
-inherited from `defaults`. Also reports a write listener (a name that does
-not say read, replica, standby or any) whose `httpchk` asks `/health`,
-`/liveness` or `/readiness`: every running member answers those with 200.
+`option tcp-check` without a `tcp-check send`, or servers without `check`)
+or with `option pgsql-check`, in the section or inherited from `defaults`.
+Also reports a write listener (a name that does not say read, replica,
+standby or any) whose `httpchk`, or the HTTP request its `tcp-check send`
+writes, asks `/health`, `/liveness` or `/readiness`: every running member
+answers those with 200.
 Not reported: a section of one member (a route to a node chosen by name,
 such as an admin tool's per-node port: it has no roles to mix), and a bare
 `option httpchk` or one on `/`, which Patroni answers like `/primary`. A
@@ -101,7 +103,8 @@ enum Method {
     PgsqlCheck(std::ops::Range<usize>),
     /// `option httpchk`: the path asked, and where it is written.
     Http(String, std::ops::Range<usize>),
-    /// A scripted or other check (`tcp-check send`, `mysql-check`...): not judged.
+    /// A scripted check that sends no HTTP request, or another kind
+    /// (`mysql-check`, `external-check`...): not judged.
     Other,
 }
 
@@ -113,7 +116,9 @@ struct Proxy {
     method: Option<Method>,
     /// `http-check send ... uri X` overrides the `option httpchk` path.
     send_uri: Option<(String, std::ops::Range<usize>)>,
+    /// `tcp-check send` lines; the path of the first HTTP request one sends.
     scripted: bool,
+    script_path: Option<(String, std::ops::Range<usize>)>,
     /// `default-server ... port 8008`.
     default_port_8008: bool,
     /// Active (not `backup`) servers that are Patroni members, counting a
@@ -124,8 +129,17 @@ struct Proxy {
 
 impl Proxy {
     fn method(&self, defaults: Option<&Proxy>) -> Method {
-        if self.scripted || defaults.is_some_and(|d| d.scripted && self.method.is_none()) {
-            return Method::Other;
+        // A `tcp-check` script that sends an HTTP request asks that path,
+        // like `option httpchk` (`tcp-check send GET\ /health...`).
+        let script = match defaults {
+            Some(d) if !self.scripted && d.scripted && self.method.is_none() => Some(d),
+            _ => self.scripted.then_some(self),
+        };
+        if let Some(script) = script {
+            return match &script.script_path {
+                Some((path, span)) => Method::Http(path.clone(), span.clone()),
+                None => Method::Other,
+            };
         }
         let method = self.method.clone().or_else(|| defaults.and_then(|d| d.method.clone())).unwrap_or_default();
         let send = self.send_uri.clone().or_else(|| defaults.and_then(|d| d.send_uri.clone()));
@@ -214,6 +228,17 @@ fn routes_to_patroni(lines: &[Line<'_>]) -> bool {
     })
 }
 
+/// The path of the HTTP request a `tcp-check send` sends
+/// (`GET\ /health\ HTTP/1.0\r\n`, `"OPTIONS /primary HTTP/1.1\r\n"`).
+fn http_request_path(args: &[&str]) -> Option<String> {
+    let data = args.join(" ").replace("\\ ", " ").replace('"', "");
+    let mut words = data.split_whitespace();
+    let method = words.next()?;
+    let path = words.next()?;
+    (["GET", "HEAD", "OPTIONS", "POST"].contains(&method) && path.starts_with('/'))
+        .then(|| path.trim_end_matches("\\r\\n").to_owned())
+}
+
 /// The `uri X` of an `http-check send` line.
 fn uri_arg(words: &[&str]) -> Option<String> {
     words.windows(2).find(|w| w[0] == "uri").map(|w| w[1].to_owned())
@@ -252,12 +277,21 @@ fn check(src: &Source, out: &mut Vec<Hit>) {
         match (w[0], w.get(1).copied()) {
             ("option", Some("httpchk")) => p.method = Some(Method::Http(httpchk_uri(&w[2..]), line.span.clone())),
             ("option", Some("pgsql-check")) => p.method = Some(Method::PgsqlCheck(line.span.clone())),
-            (
-                "option",
-                Some("tcp-check" | "mysql-check" | "redis-check" | "ldap-check" | "smtpchk" | "ssl-hello-chk"),
-            ) => p.method = Some(Method::Other),
+            // Without a `tcp-check send`, a TCP connect.
+            ("option", Some("tcp-check")) => p.method = Some(Method::Tcp),
+            ("option", Some("mysql-check" | "redis-check" | "ldap-check" | "smtpchk" | "ssl-hello-chk")) => {
+                p.method = Some(Method::Other)
+            }
             ("option", Some("external-check")) => p.method = Some(Method::Other),
-            ("tcp-check", Some("send" | "send-binary" | "send-lf" | "send-binary-lf")) => p.scripted = true,
+            ("tcp-check", Some(send @ ("send" | "send-binary" | "send-lf" | "send-binary-lf"))) => {
+                p.scripted = true;
+                if p.script_path.is_none()
+                    && !send.starts_with("send-binary")
+                    && let Some(path) = http_request_path(&w[2..])
+                {
+                    p.script_path = Some((path, line.span.clone()));
+                }
+            }
             ("http-check", Some("send")) => {
                 if let Some(uri) = uri_arg(w) {
                     p.send_uri = Some((uri, line.span.clone()));
@@ -420,6 +454,35 @@ backend postgres_read_primary\n    option httpchk OPTIONS /primary\n\
         assert_eq!(hits(any), Vec::<String>::new());
         let company = any.replace("postgres_any", "company_db");
         assert_eq!(hits(&company).len(), 1, "a word that merely contains `any` is not the word");
+    }
+
+    /// `option tcp-check` without a script is a TCP connect; a script that
+    /// sends an HTTP request is judged by its path like `option httpchk`;
+    /// one that sends something else is not judged. (The shapes of public
+    /// configurations.)
+    #[test]
+    fn tcp_check_scripts_are_judged_by_the_request_they_send() {
+        let servers = "  server patroni1 patroni1:5432 check\n  server patroni2 patroni2:5432 check\n";
+        let judged = |body: &str| hits(&format!("backend patroni_primary\n{body}{servers}"));
+        assert!(judged("  option tcp-check\n")[0].contains("TCP connect"));
+        assert!(judged("  option tcp-check\n  tcp-check connect port 8008\n")[0].contains("TCP connect"));
+        let health = judged(
+            "  option tcp-check\n  tcp-check connect port 8008\n  tcp-check send GET\\ /health\\ HTTP/1.0\\r\\n\\r\\n\n  tcp-check expect string 200\n",
+        );
+        assert!(health[0].contains("`/health`"), "{health:?}");
+        let quoted = judged("  option tcp-check\n  tcp-check send \"GET /liveness HTTP/1.0\\r\\n\\r\\n\"\n");
+        assert!(quoted[0].contains("`/liveness`"), "{quoted:?}");
+        for fine in [
+            "  option tcp-check\n  tcp-check connect port 8008\n  tcp-check send GET\\ /primary\\ HTTP/1.0\\r\\n\\r\\n\n  tcp-check expect string 200\n",
+            "  option tcp-check\n  tcp-check send-binary 0000000804d2162f\n",
+            "  option tcp-check\n  tcp-check send PING\\r\\n\n",
+        ] {
+            assert_eq!(judged(fine), Vec::<String>::new(), "{fine}");
+        }
+        let read = hits(&format!(
+            "backend patroni_replicas\n  option tcp-check\n  tcp-check send GET\\ /health\\ HTTP/1.0\\r\\n\n{servers}"
+        ));
+        assert_eq!(read, Vec::<String>::new(), "a read listener may take any member");
     }
 
     #[test]

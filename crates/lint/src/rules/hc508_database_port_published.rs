@@ -1,4 +1,4 @@
-use super::interpolation::{split_colons, with_defaults_or};
+use super::ports::ports;
 use super::{Check, Rule};
 use crate::context::StackCx;
 use crate::finding::{Family, Hit, Severity};
@@ -11,10 +11,13 @@ pub const RULE: Rule = Rule {
     summary: "A database publishes a port on every interface of the nodes",
     doc: r#"
 ## What it does
-Reports `ports` on database services. In a stack, published ports bind every
-interface of every node (the long syntax has no host IP), and a short syntax
-without an IP (`"5432:5432"`) does the same under compose. A port written
-with a variable is judged by its default (`"${PG_PORT:-5432}:5432"`).
+Reports `ports` on database services that bind every interface: a short
+syntax without an address (`"5432:5432"`, `"5432"`) or with the unspecified
+one (`"0.0.0.0:5432:5432"`, `"[::]:5432:5432"`), a long syntax without
+`host_ip` or with `0.0.0.0`/`::`. A port written with a variable is judged
+by its default (`"${PG_PORT:-5432}:5432"`). A port bound to an address
+(`"127.0.0.1:5432:5432"`, `host_ip: 127.0.0.1`) is for compose; under swarm,
+which ignores the address, HC309 reports it.
 
 ## Why it matters
 The database becomes reachable from wherever the nodes are, bypassing the
@@ -37,23 +40,14 @@ overlay network. For admin access use `docker exec` or a bastion.
 
 fn check(cx: &StackCx<'_>, out: &mut Vec<Hit>) {
     for svc in cx.databases() {
-        for &port in cx.at(svc.node, &["ports"]).and_then(|p| cx.doc.seq(p)).unwrap_or(&[]) {
-            // `${PORT:-5432}:5432` publishes its default; a variable without
-            // one stands for some port (or address), not for a colon.
-            let bound_ip = cx
-                .doc
-                .scalar(port)
-                .and_then(|t| with_defaults_or(t, "VAR"))
-                .is_some_and(|t| split_colons(&t).len() >= 3 && !t.starts_with("0.0.0.0"));
-            if !bound_ip {
-                out.push(
-                    Hit::new(
-                        cx.span(port),
-                        format!("database service `{}` publishes a port on every interface", svc.name),
-                    )
-                    .help("remove it: reach the database through the proxy or the overlay network"),
-                );
-            }
+        for port in ports(cx, svc.node).iter().filter(|p| p.every_interface()) {
+            out.push(
+                Hit::new(
+                    cx.span(port.node),
+                    format!("database service `{}` publishes a port on every interface", svc.name),
+                )
+                .help("remove it: reach the database through the proxy or the overlay network"),
+            );
         }
     }
 }

@@ -1,3 +1,4 @@
+use super::ports::ports;
 use super::{Check, Rule};
 use crate::context::StackCx;
 use crate::finding::{Family, Hit, Severity};
@@ -12,7 +13,11 @@ pub const RULE: Rule = Rule {
 ## What it does
 Reports published container ports that are well-known administration
 endpoints: 2375/2376 (Docker API), 8404 and 9999 (HAProxy stats and runtime
-API conventions), 9000/9443 (Portainer), 5050 (pgAdmin), 8008 (Patroni REST API).
+API conventions), 9000/9443 (Portainer, on a Portainer image: MinIO's S3
+API is 9000 too), 5050 (pgAdmin), 8008 (Patroni REST API). A port bound to
+the host's loopback (`"127.0.0.1:8404:8404"`) is not reported: under compose
+it is not on the network; under swarm, which ignores the address, HC309
+reports it.
 
 ## Why it matters
 These endpoints control or reveal the cluster: backend state, server
@@ -43,25 +48,26 @@ const ADMIN: &[(u32, &str)] = &[
     (8008, "Patroni's REST API"),
 ];
 
-pub(crate) fn target(cx: &StackCx<'_>, port: crate::yaml::NodeId) -> Option<u32> {
-    if let Some(short) = cx.doc.scalar(port) {
-        let container = short.rsplit(':').next()?.split('/').next()?;
-        return container.split('-').next()?.parse().ok();
-    }
-    cx.str_at(port, &["target"])?.parse().ok()
-}
+/// Ports whose administration endpoint is one product's default, shared
+/// with other products' ordinary ports (MinIO's S3 API is 9000): reported
+/// on that product's image only.
+const ONLY_ON_IMAGE: &[(u32, &str)] = &[(9000, "portainer"), (9443, "portainer")];
 
 fn check(cx: &StackCx<'_>, out: &mut Vec<Hit>) {
     for svc in cx.services() {
-        for &port in cx.at(svc.node, &["ports"]).and_then(|p| cx.doc.seq(p)).unwrap_or(&[]) {
-            if let Some(t) = target(cx, port)
-                && let Some((_, what)) = ADMIN.iter().find(|(p, _)| *p == t)
-            {
-                out.push(
-                    Hit::new(cx.span(port), format!("service `{}` publishes {what} (port {t})", svc.name))
-                        .help("do not publish it; use authentication and a source ACL, or an SSH tunnel"),
-                );
+        let image = cx.image(svc).unwrap_or_default().to_ascii_lowercase();
+        // A port bound to the host's loopback is not published to the
+        // network (under compose; swarm ignores the address: HC309).
+        for port in ports(cx, svc.node).iter().filter(|p| !p.loopback()) {
+            let Some(t) = port.target else { continue };
+            let Some((_, what)) = ADMIN.iter().find(|(p, _)| *p == t) else { continue };
+            if ONLY_ON_IMAGE.iter().any(|(p, product)| *p == t && !image.contains(product)) {
+                continue;
             }
+            out.push(
+                Hit::new(cx.span(port.node), format!("service `{}` publishes {what} (port {t})", svc.name))
+                    .help("do not publish it; use authentication and a source ACL, or an SSH tunnel"),
+            );
         }
     }
 }

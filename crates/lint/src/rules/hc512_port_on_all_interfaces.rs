@@ -1,4 +1,4 @@
-use super::interpolation::with_defaults_or;
+use super::ports::ports;
 use super::{Check, Rule};
 use crate::context::StackCx;
 use crate::finding::{Family, Hit, Severity};
@@ -11,8 +11,9 @@ pub const RULE: Rule = Rule {
     summary: "A port is published on every interface of the host (short syntax without an IP)",
     doc: r#"
 ## What it does
-Reports short-syntax ports without a host IP (`"8080:80"`) on services other
-than databases (those are HC508), variables judged by their defaults
+Reports short-syntax ports without a host IP (`"8080:80"`) or with the
+unspecified one (`"0.0.0.0:8080:80"`, `"[::]:8080:80"`, `"0.0.0.0::80"`) on
+services other than databases (those are HC508), variables judged by their defaults
 (`"${WEB_PORT:-8080}:80"`; `"${PORT}:80"` has no address whatever `PORT`
 is). Informational: under `docker compose` the port is open on every
 interface, and Docker's rules bypass host firewalls
@@ -39,19 +40,43 @@ not publish it.
 
 fn check(cx: &StackCx<'_>, out: &mut Vec<Hit>) {
     for svc in cx.services().iter().filter(|s| !cx.is_database(s)) {
-        for &port in cx.at(svc.node, &["ports"]).and_then(|p| cx.doc.seq(p)).unwrap_or(&[]) {
-            let Some(short) = cx.doc.scalar(port) else { continue };
-            // A variable is judged by its default; one without a default
-            // stands for a port (or an address), never for a colon.
-            let Some(resolved) = with_defaults_or(short, "VAR") else { continue };
-            // `HOST:CONTAINER` has one colon; `IP:HOST:CONTAINER` two (IPv6 in brackets more).
-            let bound = resolved.starts_with('[') || resolved.matches(':').count() >= 2;
-            if resolved.contains(':') && !bound {
+        for port in ports(cx, svc.node) {
+            let Some(short) = port.short.as_deref() else { continue };
+            // `80` alone takes an ephemeral port; `0.0.0.0::80` says where.
+            if port.every_interface() && (port.host_port || port.host_ip.is_some()) {
                 out.push(
-                    Hit::new(cx.span(port), format!("service `{}` publishes `{short}` on every interface", svc.name))
+                    Hit::new(cx.span(port.node), format!("service `{}` publishes `{short}` on every interface", svc.name))
                         .help("compose: bind it to an address (`127.0.0.1:...`); swarm: long syntax with `mode: host` and a firewall rule"),
                 );
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::context::StackCx;
+    use crate::source::Source;
+
+    /// The ports reported, as written.
+    fn found(ports: &str) -> Vec<String> {
+        let src = Source::new("compose.yml", format!("services:\n  web:\n    image: nginx:1\n    ports: {ports}\n"));
+        let doc = crate::yaml::Doc::parse(&src).expect("valid YAML");
+        let cx = StackCx::new(&src, &doc, doc.root.expect("a root"), None, None);
+        let mut out = Vec::new();
+        super::check(&cx, &mut out);
+        out.into_iter().map(|h| src.text[h.span].to_owned()).collect()
+    }
+
+    /// The unspecified addresses are every interface (seen in a public
+    /// stack: `0.0.0.0::8500`); an address, a variable's or loopback, is not.
+    #[test]
+    fn the_unspecified_address_is_every_interface() {
+        assert_eq!(
+            found(
+                r#"["8080:80", "0.0.0.0:8081:80", "0.0.0.0::8500", "[::]:8082:80", "80", "127.0.0.1:8083:80", "[::1]:8084:80", "${BIND}:8085:80"]"#
+            ),
+            [r#""8080:80""#, r#""0.0.0.0:8081:80""#, r#""0.0.0.0::8500""#, r#""[::]:8082:80""#]
+        );
     }
 }

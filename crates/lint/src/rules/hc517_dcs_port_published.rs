@@ -41,14 +41,14 @@ that only the members and the etcd services join. For an operator, run
 
 fn check(cx: &StackCx<'_>, out: &mut Vec<Hit>) {
     for svc in cx.services() {
-        for &port in cx.at(svc.node, &["ports"]).and_then(|p| cx.doc.seq(p)).unwrap_or(&[]) {
-            let what = match super::hc509_admin_port_published::target(cx, port) {
+        for port in super::ports::ports(cx, svc.node) {
+            let what = match port.target {
                 Some(2379) => "etcd's client API (port 2379): whoever reaches it can rewrite Patroni's leader key",
                 Some(2380) => "etcd's peer port (2380): whoever reaches it can speak as a cluster member",
                 _ => continue,
             };
             // The long syntax's `target:`, not the whole mapping.
-            let at = cx.at(port, &["target"]).unwrap_or(port);
+            let at = cx.at(port.node, &["target"]).unwrap_or(port.node);
             out.push(
                 Hit::new(cx.span(at), format!("service `{}` publishes {what}", svc.name))
                     .help("remove it: members and etcd talk over an overlay network; operators use `docker exec`"),

@@ -11,6 +11,7 @@ mod etcd;
 pub(crate) mod images;
 pub(crate) mod interpolation;
 mod mounts;
+mod ports;
 
 mod hc001_unreadable_input;
 mod hc002_suppression_without_reason;
