@@ -50,3 +50,12 @@ service_logs() {
     done
     return 0
 }
+
+# What swarm says went wrong with STACK's tasks (a port another process
+# holds, an image it cannot pull, a rejected mount): the newest errors, for
+# a failure's report (swarm's own messages: names, ports, IDs; no values).
+task_errors() {
+    local stack=$1
+    docker stack ps "$stack" --no-trunc --format '{{.Name}} ({{.CurrentState}}): {{.Error}}' 2> /dev/null \
+        | awk -F'): ' '$2 != ""' | head -n 6 | cut -c1-400 | sed 's/^/  task error: /'
+}

@@ -58,7 +58,11 @@ secret_names=(postgres_user postgres_password replication_password patroni_api_p
 started=$(date +%s)
 log() { printf '[patroni %4ss] %s\n' "$(( $(date +%s) - started ))" "$*"; }
 # To stderr: a failure inside $(...) must not vanish into a variable.
-fail() { log "FAIL: $*" >&2; exit 1; }
+fail() {
+    log "FAIL: $*" >&2
+    task_errors "$stack" >&2 || true
+    exit 1
+}
 since() { awk -v a="$1" -v b="${2:-$(date +%s.%N)}" 'BEGIN { printf "%.1f", b - a }'; }
 
 # Bounded wait: until CMD succeeds or SECS pass. Prints the seconds taken.
@@ -178,7 +182,7 @@ log "deployed; waiting for every service at its desired count"
 services=$(( 1 + ${#members[@]} + ${#etcds[@]} ))
 converged() {
     local lines; lines=$(docker service ls --filter "label=com.docker.stack.namespace=$stack" --format '{{.Replicas}}')
-    [ "$(echo "$lines" | wc -l)" = "$services" ] && ! echo "$lines" | grep -vqE '^([0-9]+)/\1'
+    [ "$(echo "$lines" | wc -l)" = "$services" ] && ! echo "$lines" | grep -vqE '^([1-9][0-9]*)/\1'
 }
 wait_for 300 "convergence" converged > /dev/null
 t_services=$(since "$deployed")

@@ -46,7 +46,11 @@ stack=hc_swarm
 started=$(date +%s)
 log() { printf '[swarm %4ss] %s\n' "$(( $(date +%s) - started ))" "$*"; }
 # To stderr: a failure inside $(...) must not vanish into a variable.
-fail() { log "FAIL: $*" >&2; exit 1; }
+fail() {
+    log "FAIL: $*" >&2
+    task_errors "$stack" >&2 || true
+    exit 1
+}
 
 # Bounded wait: until CMD succeeds or SECS pass. Prints the seconds taken.
 wait_for() {
@@ -172,7 +176,7 @@ deployed=$(date +%s.%N)
 log "deployed; waiting for every service at its desired count"
 converged() {
     local lines; lines=$(docker service ls --filter "label=com.docker.stack.namespace=$stack" --format '{{.Replicas}}')
-    [ "$(echo "$lines" | wc -l)" = 5 ] && ! echo "$lines" | grep -vqE '^([0-9]+)/\1'
+    [ "$(echo "$lines" | wc -l)" = 5 ] && ! echo "$lines" | grep -vqE '^([1-9][0-9]*)/\1'
 }
 wait_for 300 "convergence" converged > /dev/null
 convergence=$(awk -v a="$deployed" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }')
