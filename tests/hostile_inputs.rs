@@ -392,14 +392,55 @@ fn walk_gaps_are_input_errors_and_symlinked_stacks_are_linted() {
     );
     assert!(!r.findings("HC203").is_empty(), "the readable file is still linted");
 
-    // A symlinked stack is linted through the link; dangling and looping links are errors.
+    // A symlinked stack is linted through a link inside its tree (the
+    // working directory here, or its repository); a link out of it is an
+    // input error that shows nothing of the file it leads to (a link in a
+    // pull request could show the runner's ~/.pgpass in an excerpt);
+    // dangling and looping links are errors.
     let walked = root.join("walked");
-    fs::create_dir_all(&walked).expect("mkdir");
-    fs::write(root.join("elsewhere.yml"), GOOD).expect("write");
-    std::os::unix::fs::symlink("../elsewhere.yml", walked.join("docker-stack.yml")).expect("symlink");
+    fs::create_dir_all(walked.join("shared")).expect("mkdir");
+    fs::write(walked.join("shared/stack.yml"), GOOD).expect("write");
+    fs::write(root.join("elsewhere.yml"), "db.internal:5432:app:appuser:Zz-pgpass-Pw-77\n").expect("write");
+    std::os::unix::fs::symlink("shared/stack.yml", walked.join("docker-stack.yml")).expect("symlink");
     let r = run_in(&walked, &["lint", "--format", "json", "."], Stdio::null());
     assert_eq!(r.code, 1, "{}{}", r.out, r.err);
     assert!(r.findings("HC101").iter().any(|f| f["file"] == "./docker-stack.yml"), "{}", r.out);
+    std::os::unix::fs::symlink("../elsewhere.yml", walked.join("docker-stack.prod.yml")).expect("symlink");
+    for format in ["human", "json", "sarif", "github", "concise"] {
+        for args in [&["lint", "--format", format, "."][..], &["lint", "--format", format, "docker-stack.prod.yml"][..]]
+        {
+            let r = run_in(&walked, args, Stdio::null());
+            assert_eq!(r.code, 2, "{args:?}: {}{}", r.out, r.err);
+            assert!(
+                r.out.contains("outside") && !r.out.contains("Zz-pgpass") && !r.err.contains("Zz-pgpass"),
+                "{args:?}: {}{}",
+                r.out,
+                r.err
+            );
+        }
+    }
+    fs::remove_file(walked.join("docker-stack.prod.yml")).expect("rm");
+    // In a repository, a link anywhere in it is followed.
+    let repo = root.join("linked-repo");
+    fs::create_dir_all(repo.join(".git")).expect("mkdir");
+    fs::create_dir_all(repo.join("deploy")).expect("mkdir");
+    fs::write(repo.join("common.yml"), GOOD).expect("write");
+    std::os::unix::fs::symlink("../common.yml", repo.join("deploy/docker-stack.yml")).expect("symlink");
+    let r = run_in(&repo.join("deploy"), &["lint", "--format", "json", "."], Stdio::null());
+    assert_eq!(r.code, 1, "{}{}", r.out, r.err);
+    // A stack's env_file outside its tree (an absolute path) is not read:
+    // it names a file of the machine that deploys.
+    let env_stack =
+        format!("services:\n  db:\n    image: postgres:16.4\n    env_file: {}\n", root.join("outside.env").display());
+    fs::write(root.join("outside.env"), "POSTGRES_PASSWORD=Zz-env-Pw-77\n").expect("write");
+    fs::write(repo.join("compose.yml"), env_stack).expect("write");
+    let r = run_in(&repo, &["lint", "compose.yml"], Stdio::null());
+    assert!(
+        !r.out.contains("outside.env:") && !r.out.contains("Zz-env") && !r.err.contains("Zz-env"),
+        "{}{}",
+        r.out,
+        r.err
+    );
     std::os::unix::fs::symlink("missing.yml", walked.join("compose.yml")).expect("symlink");
     std::os::unix::fs::symlink("docker-stack.loop.yml", walked.join("docker-stack.loop.yml")).expect("symlink");
     let r = run_in(&walked, &["lint", "--format", "json", "."], Stdio::null());

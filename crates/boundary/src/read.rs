@@ -7,7 +7,7 @@
 //! on /proc, so the read itself is bounded too).
 
 use std::io::Read;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// The limits stated in README.md, one per kind of input.
 pub mod limits {
@@ -43,6 +43,8 @@ pub enum ReadError {
     NotRegular(&'static str),
     #[error("it is larger than {}", human_size(*limit))]
     TooLarge { limit: u64 },
+    #[error("it is a link to a file outside {}: not followed, so that a link committed to a repository cannot show a file of the machine that runs hacompile", .root.display())]
+    Outside { root: PathBuf },
 }
 
 impl ReadError {
@@ -86,12 +88,56 @@ fn kind_of(ft: std::fs::FileType) -> Option<&'static str> {
     (!ft.is_file()).then_some("not a regular file")
 }
 
-/// Reads a regular file (symlinks followed) of at most `limit` bytes.
+/// The tree a file in directory `dir` belongs to: the git work tree `dir`
+/// is in (the nearest directory with a `.git`), else (`cwd`) the working
+/// directory when `dir` is below it, else `dir` itself. Canonical.
+fn tree_root(dir: &Path, use_cwd: bool) -> PathBuf {
+    let cwd = std::env::current_dir().and_then(|d| d.canonicalize()).ok();
+    let abs = match (&cwd, dir.is_absolute()) {
+        (Some(cwd), false) => cwd.join(dir),
+        _ => dir.to_path_buf(),
+    };
+    let dir = abs.canonicalize().unwrap_or(abs);
+    if let Some(repository) = dir.ancestors().find(|d| d.join(".git").symlink_metadata().is_ok()) {
+        return repository.to_path_buf();
+    }
+    match cwd {
+        Some(cwd) if use_cwd && dir.starts_with(&cwd) => cwd,
+        _ => dir,
+    }
+}
+
+/// Refuses a path that leads, through a symbolic link, outside the tree
+/// it is in ([`tree_root`] of its directory). A file named directly (not
+/// through a link) is always in its own directory. What cannot be resolved
+/// is left to the read to report.
+fn contained(path: &Path) -> Result<(), ReadError> {
+    let Ok(target) = path.canonicalize() else { return Ok(()) };
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let root = tree_root(dir, true);
+    if target.starts_with(&root) { Ok(()) } else { Err(ReadError::Outside { root }) }
+}
+
+/// Is `path`, a file that a file in directory `dir` names (an `env_file`,
+/// a config's `file:`), inside the tree that file is in: its git work
+/// tree, else `dir` (not the working directory: the file chose the path)?
+/// A stack that names `/home/ci/.pgpass` or `../../..` does not make the
+/// linter read it. Where the path itself is, not where a link there leads:
+/// reading a link refuses one that leads out ([`read_file`]).
+pub fn within_tree_of(dir: &Path, path: &Path) -> bool {
+    let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else { return false };
+    let parent = if parent.as_os_str().is_empty() { Path::new(".") } else { parent };
+    parent.canonicalize().is_ok_and(|p| p.join(name).starts_with(tree_root(dir, false)))
+}
+
+/// Reads a regular file (symlinks followed within its tree, see
+/// [`contained`]) of at most `limit` bytes.
 pub fn read_file(path: &Path, limit: u64) -> Result<Vec<u8>, ReadError> {
     let meta = std::fs::metadata(path)?;
     if let Some(kind) = kind_of(meta.file_type()) {
         return Err(ReadError::NotRegular(kind));
     }
+    contained(path)?;
     if meta.len() > limit {
         return Err(ReadError::TooLarge { limit });
     }
@@ -110,6 +156,7 @@ pub fn read_head(path: &Path, n: u64) -> Result<Vec<u8>, ReadError> {
     if let Some(kind) = kind_of(meta.file_type()) {
         return Err(ReadError::NotRegular(kind));
     }
+    contained(path)?;
     let file = std::fs::File::open(path)?;
     if let Some(kind) = kind_of(file.metadata()?.file_type()) {
         return Err(ReadError::NotRegular(kind));
@@ -157,6 +204,49 @@ mod tests {
             assert!(matches!(read_file(&link, 4), Err(ReadError::NotRegular("a character device"))));
         }
         assert!(read_file(&dir.path().join("missing"), 4).expect_err("missing").is_not_found());
+    }
+
+    /// A link committed to a repository is followed inside it, never out of
+    /// it: `docker-stack.yml -> ../home/.pgpass` would show the runner's
+    /// file in an error excerpt. A file named directly is read wherever it is.
+    #[cfg(unix)]
+    #[test]
+    fn links_are_followed_within_their_tree_only() {
+        use std::os::unix::fs::symlink;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (repo, home) = (dir.path().join("repo"), dir.path().join("home"));
+        std::fs::create_dir_all(repo.join(".git")).expect("mkdir");
+        std::fs::create_dir_all(repo.join("deploy/prod")).expect("mkdir");
+        std::fs::create_dir_all(&home).expect("mkdir");
+        std::fs::write(home.join(".pgpass"), b"db:5432:app:app:pw").expect("write");
+        std::fs::write(repo.join("common.yml"), b"services: {}").expect("write");
+        symlink("../../common.yml", repo.join("deploy/prod/stack.yml")).expect("symlink");
+        symlink("../../home/.pgpass", repo.join("deploy/docker-stack.yml")).expect("symlink");
+        assert_eq!(
+            read_file(&repo.join("deploy/prod/stack.yml"), 100).expect("inside the repository"),
+            b"services: {}"
+        );
+        for read in [
+            read_file(&repo.join("deploy/docker-stack.yml"), 100),
+            read_head(&repo.join("deploy/docker-stack.yml"), 100),
+        ] {
+            let e = read.expect_err("outside the repository");
+            assert!(matches!(&e, ReadError::Outside { root } if root.ends_with("repo")), "{e:?}");
+            assert!(!e.to_string().contains("pw"), "{e}");
+        }
+        // Without a repository, the directory the link is in.
+        std::fs::write(home.join("own.yml"), b"x").expect("write");
+        symlink("own.yml", home.join("link.yml")).expect("symlink");
+        symlink("../repo/common.yml", home.join("away.yml")).expect("symlink");
+        assert_eq!(read_file(&home.join("link.yml"), 10).expect("same directory"), b"x");
+        assert!(matches!(read_file(&home.join("away.yml"), 100), Err(ReadError::Outside { .. })));
+        assert_eq!(read_file(&home.join(".pgpass"), 100).expect("named directly"), b"db:5432:app:app:pw");
+        // What a file names: in its repository, else beside it or below.
+        assert!(within_tree_of(&repo.join("deploy/prod"), &repo.join("common.yml")));
+        assert!(!within_tree_of(&repo.join("deploy"), &home.join(".pgpass")));
+        assert!(within_tree_of(&home, &home.join("own.yml")));
+        assert!(!within_tree_of(&home, &repo.join("common.yml")));
+        assert!(within_tree_of(&home, &home.join("away.yml")), "the link is in the tree; reading it refuses it");
         assert!(matches!(read_bounded(std::io::repeat(0), 1000), Err(ReadError::TooLarge { .. })));
     }
 }

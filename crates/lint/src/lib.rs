@@ -291,6 +291,7 @@ fn unreadable(name: &str, kind: FileKind, e: &ReadError) -> FileResult {
         ReadError::TooLarge { .. } => "lint smaller files; a file this large is not a hand-written one",
         ReadError::Io(io) if io.kind() == std::io::ErrorKind::PermissionDenied => "check its permissions",
         ReadError::Io(_) => "check the path",
+        ReadError::Outside { .. } => "lint the file the link points to by its own path, if it is yours",
     };
     let message =
         if e.is_not_found() { "the file does not exist".to_owned() } else { format!("cannot read the file: {e}") };
@@ -676,6 +677,10 @@ fn haproxy_configs(cx: &context::StackCx<'_>) -> Vec<PathBuf> {
             let lower = f.to_ascii_lowercase();
             let path = dir.join(f);
             path.symlink_metadata().ok()?;
+            // The host's files are not the stack's: only files in its tree.
+            if !read::within_tree_of(dir, &path) {
+                return None;
+            }
             if lower.contains("haproxy") && f.ends_with(".cfg") {
                 return Some(path);
             }
@@ -687,7 +692,7 @@ fn haproxy_configs(cx: &context::StackCx<'_>) -> Vec<PathBuf> {
 }
 
 /// Env files the services name in `env_file` (a path, a list of paths, or
-/// the long form's `path:`), beside the stack. One that is not there is no
+/// the long form's `path:`), in the stack's tree. One that is not there is no
 /// finding: env files are often written at deploy time and kept out of the
 /// repository, and `docker stack deploy` itself refuses a missing one.
 /// Paths with `${...}` are not followed.
@@ -705,7 +710,9 @@ fn env_files(cx: &context::StackCx<'_>) -> Vec<PathBuf> {
             // `./env/app.env` beside `docker-stack.yml` is `env/app.env`, as the walk would name it.
             let path: PathBuf =
                 dir.join(file).components().filter(|c| !matches!(c, std::path::Component::CurDir)).collect();
-            if path.symlink_metadata().is_ok() && !out.contains(&path) {
+            // Only files in the stack's tree: an absolute or `../..` path
+            // names a file of the machine that deploys, not one to read here.
+            if path.symlink_metadata().is_ok() && read::within_tree_of(dir, &path) && !out.contains(&path) {
                 out.push(path);
             }
         }
