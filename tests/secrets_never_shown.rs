@@ -347,3 +347,38 @@ fn passwords_in_haproxy_cfg_and_patroni_configs_are_found_and_masked() {
         }
     }
 }
+
+/// A credential written with escapes (YAML `\x53`, TOML `\u0053`) is the
+/// decoded value to docker and PostgreSQL: that value, written plainly on
+/// another line, was printed in that line's excerpt (the masker searched
+/// only for the text as written).
+#[test]
+fn a_credential_written_with_escapes_is_masked_as_decoded() {
+    let stack = "services:\n  db:\n    image: postgres:16.4\n    environment:\n      POSTGRES_PASSWORD: \"Zq9x\\x53ECRETq\"\n    command: [\"postgres\", \"-c\", \"x=Zq9xSECRETq\"]\n    ports: [\"5432:5432\"]\n";
+    stack_never_shows("docker-stack.yml", stack.as_bytes(), &["Zq9xSECRETq"]);
+    let spec = example_with("password = { secret = \"postgres_password\" }", "password = \"Zq9x\\u0053ECRETq\"")
+        .replacen("database = \"app\"", "database = \"Zq9xSECRETq\"", 1);
+    spec_never_shows(&spec, &["Zq9xSECRETq"]);
+}
+
+/// Turning a secret rule off in `.hacompile.toml` turned its masking off:
+/// credentials that only HC101 recognised (an escaped key, YAML's explicit
+/// `? key` form) were printed in other findings' excerpts.
+#[test]
+fn a_secret_rule_turned_off_still_masks() {
+    for stack in [
+        "services:\n  db:\n    image: postgres:16\n    environment:\n      \"POSTGRES_\\x50ASSWORD\": Zq9xSECRETq\n    ports: [\"5432:5432\"]\n",
+        "services:\n  db:\n    image: postgres:16\n    environment:\n      ? POSTGRES_PASSWORD\n      : Zq9xSECRETq\n    ports: [\"5432:5432\"]\n",
+    ] {
+        let dir = tempfile::tempdir().expect("temp dir");
+        fs::write(dir.path().join(".hacompile.toml"), "[rules]\nHC101 = \"off\"\n").expect("writable");
+        fs::write(dir.path().join("docker-stack.yml"), stack).expect("writable");
+        for format in FORMATS {
+            let lint = run_in(dir.path(), &["lint", "--format", format, "docker-stack.yml"]);
+            assert_eq!(lint.code, 1, "{format}: other rules still find:\n{}", lint.all);
+            // SARIF lists every rule in its driver; the others name findings only.
+            assert!(format == "sarif" || !lint.all.contains("HC101"), "{format}: the rule is off:\n{}", lint.all);
+            assert!(!lint.all.contains("Zq9xSECRETq"), "lint --format {format} printed it:\n{}", lint.all);
+        }
+    }
+}

@@ -700,9 +700,15 @@ impl Masker {
 
     /// For a file no checker could read (it does not parse, it is not
     /// UTF-8): what a line scan finds on every line, plus `ranges`.
-    pub fn scanning(text: &str, mut ranges: Vec<Range<usize>>) -> Self {
+    pub fn scanning(text: &str, ranges: Vec<Range<usize>>) -> Self {
+        Self::scanning_with(text, ranges, [])
+    }
+
+    /// [`Self::scanning`], also searching for `values` (secrets as decoded
+    /// from escapes, which the file's text does not hold as written).
+    pub fn scanning_with(text: &str, mut ranges: Vec<Range<usize>>, values: impl IntoIterator<Item = String>) -> Self {
         ranges.extend(scan_text(text));
-        Self::new(text, ranges, [])
+        Self::new(text, ranges, values)
     }
 
     /// Places to mask in the line `line` that starts at `line_start` in the file.

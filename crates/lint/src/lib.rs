@@ -212,6 +212,41 @@ pub fn has_top_level_services(head: &str) -> bool {
     })
 }
 
+/// The decoded values of the quoted scalars at the secrets found (secret
+/// rules' findings and `masked`), where they differ from the text written:
+/// `"Zq9x\x53ECRETq"` is searched for as `Zq9xSECRETq` too.
+fn decoded_secrets(
+    text: &str,
+    doc: &yaml::Doc<'_>,
+    findings: &[Finding],
+    masked: &[std::ops::Range<usize>],
+) -> Vec<String> {
+    let mut spans: Vec<std::ops::Range<usize>> = findings
+        .iter()
+        .filter(|f| rules::find(f.code).is_some_and(|r| r.family == Family::Secrets))
+        .map(|f| f.span.clone())
+        .chain(masked.iter().cloned())
+        .collect();
+    if spans.is_empty() {
+        return Vec::new();
+    }
+    spans.sort_by_key(|r| r.start);
+    let mut out = Vec::new();
+    for node in &doc.nodes {
+        let yaml::Kind::Scalar { value, quoted: true } = &node.kind else { continue };
+        // A finding inside this scalar (the whole value, or a password in a URL).
+        let first = spans.partition_point(|r| r.start < node.span.start);
+        let hit = spans.get(first).is_some_and(|r| r.start < node.span.end);
+        // Escapes (`\x53`, `''`) or folded lines: the value is not the text.
+        let written = text.get(node.span.clone()).unwrap_or("");
+        let escaped = written.contains(['\\', '\n']) || written.contains("''");
+        if hit && escaped && !out.iter().any(|v| v == value.as_ref()) {
+            out.push(value.to_string());
+        }
+    }
+    out
+}
+
 /// A top-level key of a file without `services:` that is a service of the
 /// legacy (version 1) compose format: a mapping with `image` or `build`.
 /// Its key node and its name.
@@ -353,6 +388,13 @@ pub fn lint_file(
     let mut hits: Vec<(&'static rules::Rule, Hit)> = Vec::new();
     let mut haproxy_refs = Vec::new();
     let mut env_refs = Vec::new();
+    // What the secret rules a configuration turned off would have found:
+    // masked all the same (turning HC101 off must not print passwords).
+    let mut masked_only: Vec<std::ops::Range<usize>> = Vec::new();
+    // A secret written with escapes (`"Zq9x\x53ECRETq"`): its decoded value,
+    // searched for too (it may be written plainly elsewhere).
+    let mut decoded: Vec<String> = Vec::new();
+    let off_secret_rule = |rule: &rules::Rule| rule.family == Family::Secrets && config.severity(rule).is_none();
     let dir = path.and_then(Path::parent).map(Path::to_path_buf);
     match kind {
         FileKind::Stack => {
@@ -425,6 +467,14 @@ pub fn lint_file(
             });
             findings.extend(a);
             findings.extend(b);
+            for rule in RULES.iter().filter(|r| off_secret_rule(r)) {
+                if let rules::Check::Stack(f) | rules::Check::StackAndSpec(f, _) = rule.check {
+                    let mut out = Vec::new();
+                    f(&cx, &mut out);
+                    masked_only.extend(out.into_iter().map(|h| h.span));
+                }
+            }
+            decoded = decoded_secrets(&src.text, &doc, &findings, &masked_only);
             haproxy_refs = haproxy_configs(&cx);
             env_refs = env_files(&cx);
         }
@@ -433,17 +483,22 @@ pub fn lint_file(
                 let rule = rules::find(code).expect("the env file's secret rules are registered");
                 if config.severity(rule).is_some() {
                     hits.push((rule, hit));
+                } else {
+                    masked_only.push(hit.span);
                 }
             }
         }
         FileKind::Haproxy => {
             for rule in RULES {
-                if let rules::Check::Haproxy(f) = rule.check
-                    && config.severity(rule).is_some()
-                {
+                if let rules::Check::Haproxy(f) = rule.check {
                     let mut out = Vec::new();
-                    f(&src, &mut out);
-                    findings.extend(reporting.findings(rule, out, &[]));
+                    if config.severity(rule).is_some() {
+                        f(&src, &mut out);
+                        findings.extend(reporting.findings(rule, out, &[]));
+                    } else if off_secret_rule(rule) {
+                        f(&src, &mut out);
+                        masked_only.extend(out.into_iter().map(|h| h.span));
+                    }
                 }
             }
         }
@@ -454,15 +509,19 @@ pub fn lint_file(
             };
             if let Some(root) = doc.root.filter(|r| doc.is_map(*r)) {
                 for rule in RULES {
-                    if let rules::Check::Patroni(f) = rule.check
-                        && config.severity(rule).is_some()
-                    {
+                    if let rules::Check::Patroni(f) = rule.check {
                         let mut out = Vec::new();
-                        f(&doc, root, &mut out);
-                        findings.extend(reporting.findings(rule, out, &[]));
+                        if config.severity(rule).is_some() {
+                            f(&doc, root, &mut out);
+                            findings.extend(reporting.findings(rule, out, &[]));
+                        } else if off_secret_rule(rule) {
+                            f(&doc, root, &mut out);
+                            masked_only.extend(out.into_iter().map(|h| h.span));
+                        }
                     }
                 }
             }
+            decoded = decoded_secrets(&src.text, &doc, &findings, &masked_only);
         }
         // Side files are only read, never linted.
         FileKind::Lock | FileKind::Config => {}
@@ -538,13 +597,16 @@ pub fn lint_file(
     let mut secrets: Vec<std::ops::Range<usize>> =
         findings.iter().filter(|f| f.code.starts_with("HC1")).map(|f| f.span.clone()).collect();
     if kind == FileKind::Spec {
-        secrets.extend(hacompile_spec::credential_values(&src.text));
+        let values = hacompile_spec::credential_values(&src.text);
+        decoded.extend(hacompile_spec::credential_decoded(&src.text, &values));
+        secrets.extend(values);
     }
+    secrets.extend(masked_only);
     // Every line is scanned too, and what the scan finds is searched for on
     // every printed line: a credential no rule reads (a service-level `x-`
     // key, an env file's odd line) may be repeated where no scan would
     // recognise it.
-    let masker = Arc::new(Masker::scanning(&src.text, secrets));
+    let masker = Arc::new(Masker::scanning_with(&src.text, secrets, decoded));
     FileResult {
         name: name.to_owned(),
         kind,

@@ -44,7 +44,8 @@ impl SourceFile {
     pub fn masker(&self) -> &Masker {
         self.masker.get_or_init(|| {
             let ranges = crate::parse::credential_values(&self.text);
-            Masker::new(&self.text, ranges, [])
+            let decoded = crate::parse::credential_decoded(&self.text, &ranges);
+            Masker::new(&self.text, ranges, decoded)
         })
     }
 

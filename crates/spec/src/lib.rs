@@ -17,7 +17,7 @@ pub mod values;
 
 pub use diagnostic::{SourceFile, SpecDiagnostic, SpecErrors};
 pub use model::*;
-pub use parse::{MAX_SPEC_BYTES, credential_values, parse};
+pub use parse::{MAX_SPEC_BYTES, credential_decoded, credential_values, parse};
 pub use schema::json_schema;
 pub use validate::{
     DEFAULT_REPO_PATH, DEFAULT_REPO_VOLUME, DEFAULT_S3_PATH, DbService, HAPROXY_HEALTH_PORT, POSTGRES_PORT, Role,

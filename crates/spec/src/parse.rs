@@ -202,6 +202,20 @@ pub fn credential_values(text: &str) -> Vec<Range<usize>> {
     hacompile_boundary::mask::scan_text(text)
 }
 
+/// The decoded text of the credential values at `ranges` that are written
+/// with escapes (`"Zq9x\u0053ECRETq"`): the masker searches for these too,
+/// since the same value may be written plainly elsewhere.
+pub fn credential_decoded(text: &str, ranges: &[Range<usize>]) -> Vec<String> {
+    ranges
+        .iter()
+        .filter_map(|r| {
+            let raw = text.get(r.clone()).filter(|raw| raw.contains('\\'))?;
+            let table: toml::Table = toml::from_str(&format!("v = {raw}")).ok()?;
+            table.get("v")?.as_str().map(str::to_owned)
+        })
+        .collect()
+}
+
 /// Turns a serde error into a diagnostic with a code and help.
 fn serde_error(source: &SourceFile, e: &toml::de::Error) -> SpecDiagnostic {
     let span = e.span().unwrap_or(0..0);
