@@ -206,6 +206,39 @@ fn the_config_file_is_found_upward_and_checked() {
     assert!(out.contains("unknown field `fial_on`"), "{out}");
 }
 
+/// A `.hacompile.toml` above the repository (in /tmp, a shared CI
+/// workspace: whoever can write there) is not the repository's: it turned
+/// the gate off (`exclude = ["**"]`: exit 0, 0 files). The search stops at
+/// the git work tree's root. A file named on the command line that the
+/// repository's own config excludes is said to be skipped.
+#[test]
+fn a_config_above_the_repository_is_not_used_and_named_exclusions_are_said() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let shared = dir.path();
+    let checkout = shared.join("checkout");
+    fs::create_dir_all(checkout.join(".git")).expect("mkdir");
+    fs::create_dir_all(checkout.join("deploy")).expect("mkdir");
+    fs::write(checkout.join("deploy/docker-stack.yml"), leaky_stack()).expect("w");
+    for planted in ["exclude = [\"**\"]\n", "[rules]\nHC101 = \"off\"\n"] {
+        fs::write(shared.join(".hacompile.toml"), planted).expect("w");
+        for args in [&["--format", "json", "."][..], &["--format", "json", "deploy/docker-stack.yml"][..]] {
+            let (code, out, _) = lint_in(&checkout, args);
+            assert_eq!(code, 1, "{planted:?} {args:?}: the gate holds:\n{out}");
+            assert!(codes_of(&out).contains(&"HC101".to_owned()), "{planted:?} {args:?}:\n{out}");
+        }
+    }
+    // The repository's own config, at its root, is found from below.
+    fs::write(checkout.join(".hacompile.toml"), "exclude = [\"deploy/**\"]\n").expect("w");
+    let (code, out, _) = lint_in(&checkout.join("deploy"), &["docker-stack.yml"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("1 named file skipped: excluded by `exclude` in .hacompile.toml"), "{out}");
+}
+
+fn codes_of(json: &str) -> Vec<String> {
+    let v: serde_json::Value = serde_json::from_str(json).expect("json");
+    v["findings"].as_array().expect("array").iter().map(|f| f["code"].as_str().expect("code").to_owned()).collect()
+}
+
 #[test]
 fn sarif_has_what_github_code_scanning_requires() {
     let dir = tempfile::tempdir().expect("temp dir");

@@ -92,6 +92,17 @@ fn kind_of(ft: std::fs::FileType) -> Option<&'static str> {
 /// is in (the nearest directory with a `.git`), else (`cwd`) the working
 /// directory when `dir` is below it, else `dir` itself. Canonical.
 fn tree_root(dir: &Path, use_cwd: bool) -> PathBuf {
+    tree_root_of(dir, use_cwd)
+}
+
+/// The tree a file in directory `dir` belongs to (see [`contained`]): its
+/// git work tree, else the working directory when `dir` is below it, else
+/// `dir`. What a configuration found above it must not reach past.
+pub fn tree_of(dir: &Path) -> PathBuf {
+    tree_root_of(dir, true)
+}
+
+fn tree_root_of(dir: &Path, use_cwd: bool) -> PathBuf {
     let cwd = std::env::current_dir().and_then(|d| d.canonicalize()).ok();
     let abs = match (&cwd, dir.is_absolute()) {
         (Some(cwd), false) => cwd.join(dir),

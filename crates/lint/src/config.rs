@@ -194,12 +194,20 @@ impl Config {
         })
     }
 
-    /// The nearest `.hacompile.toml` at or above `dir`. Anything of that
-    /// name counts (a FIFO, a link to a device or to nothing), so that
-    /// reading it refuses it instead of the walk silently using defaults.
+    /// The nearest `.hacompile.toml` at or above `dir`, within its tree: up
+    /// to its git work tree's root, else the working directory (when `dir`
+    /// is below it), never above. One in `/tmp` or a shared CI workspace
+    /// above the checkout could otherwise turn the gate off
+    /// (`exclude = ["**"]`). Anything of that name counts (a FIFO, a link to
+    /// a device or to nothing), so that reading it refuses it instead of the
+    /// walk silently using defaults.
     pub fn discover(dir: &Path) -> Option<PathBuf> {
         let dir = dir.canonicalize().ok()?;
-        dir.ancestors().map(|d| d.join(CONFIG_FILE)).find(|p| p.symlink_metadata().is_ok())
+        let root = hacompile_boundary::read::tree_of(&dir);
+        dir.ancestors()
+            .take_while(|d| d.starts_with(&root))
+            .map(|d| d.join(CONFIG_FILE))
+            .find(|p| p.symlink_metadata().is_ok())
     }
 
     pub fn is_excluded(&self, path: &Path) -> bool {

@@ -871,12 +871,13 @@ pub struct Report {
 #[derive(Debug, Clone)]
 pub struct Skipped {
     pub file: String,
-    /// `YAML` or `TOML`.
+    /// `YAML` or `TOML`, or `named` (a file named on the command line).
     pub kind: &'static str,
     pub reason: &'static str,
 }
 
 pub const NOT_A_STACK: &str = "not a stack or compose file (no top-level `services:`)";
+pub const EXCLUDED: &str = "excluded by `exclude` in .hacompile.toml";
 pub const NOT_A_SPEC: &str = "not a cluster spec (no `[postgres]` table)";
 pub const UNREADABLE_NOT_REGULAR: &str = "not a regular file (a FIFO, a socket or a device), so not read to tell";
 pub const UNREADABLE_DANGLING: &str = "a symbolic link to nothing";
@@ -1102,6 +1103,10 @@ pub fn run(inputs: Vec<Input>, options: &Options) -> Report {
         let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
         let config = config_for(dir, &mut results);
         if config.is_excluded(&path) {
+            // Named on the command line: say so, not a silent pass.
+            if origin == Origin::Explicit {
+                skipped.push(Skipped { file: name, kind: "named", reason: EXCLUDED });
+            }
             continue;
         }
         if origin == Origin::Sniffed {
