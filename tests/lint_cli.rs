@@ -314,6 +314,37 @@ fn hostile_input_is_refused_and_the_other_files_are_still_linted() {
     }
 }
 
+/// Large inputs under the limits are linted, not refused, within the same
+/// bound: the work grows with the file, not with its square. Each case
+/// names a finding every part of the file gives (one more finding counts
+/// those left out, so the count says every part was checked).
+#[test]
+fn large_inputs_under_the_limits_are_linted_within_the_bound() {
+    // 1.6 MB: two rules asked, for each service, which services of the
+    // stack run PostgreSQL (27 s).
+    let mut services = String::from("services:\n");
+    services.extend((0..60_000).map(|i| format!("  s{i}:\n    image: nginx\n")));
+    let cases: [(&str, Vec<u8>, &str, &str); 1] =
+        [("docker-stack.services.yml", services.into_bytes(), "HC201", "59900 more findings of HC201 left out")];
+    for (name, bytes, code, count) in cases {
+        let (exit, out, elapsed) = hostile(name, &bytes);
+        assert_eq!(exit, 1, "{name}: linted, with findings\n{out}");
+        let v: serde_json::Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{name}: {e}\n{out}"));
+        let f = v["findings"].as_array().expect("array");
+        assert!(
+            f.iter().any(|x| x["file"] == name
+                && x["code"] == code
+                && x["message"].as_str().is_some_and(|m| m.starts_with(count))),
+            "{name}: {count}\n{out}"
+        );
+        assert!(
+            f.iter().any(|x| x["file"] == "docker-stack.good.yml" && x["code"] == "HC101"),
+            "{name}: the good file is still linted"
+        );
+        assert!(elapsed < Duration::from_secs(5), "{name} took {elapsed:?}");
+    }
+}
+
 #[test]
 fn a_syntax_error_next_to_a_password_does_not_print_it() {
     let dir = tempfile::tempdir().expect("temp dir");
