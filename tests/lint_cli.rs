@@ -234,6 +234,40 @@ fn sarif_has_what_github_code_scanning_requires() {
         let idx = r["ruleIndex"].as_u64().expect("index") as usize;
         assert_eq!(rules[idx]["id"], r["ruleId"]);
     }
+    // A file's name is one relative path in the URI: every byte but an
+    // unreserved character or `/` percent-encoded. A `%` or `#` left raw
+    // made the URI name another file (`x%2F..%2Fdocker-stack.yml` decodes
+    // to `x/../docker-stack.yml`) or start a fragment; `\` was turned into `/`.
+    let odd = tempfile::tempdir().expect("temp dir");
+    let names = [
+        ("x%2F..%2Fdocker-stack.yml", "x%252F..%252Fdocker-stack.yml"),
+        ("my stack#1.yml", "my%20stack%231.yml"),
+        ("why?-stack.yml", "why%3F-stack.yml"),
+        ("back\\slash-stack.yml", "back%5Cslash-stack.yml"),
+        ("é:~_stack.yml", "%C3%A9%3A~_stack.yml"),
+        ("tab\tand\u{1b}[2J-stack.yml", "tab%09and%1B%5B2J-stack.yml"),
+    ];
+    for (name, _) in names {
+        fs::write(odd.path().join(name), "services:\n  web:\n    image: nginx\n").expect("w");
+    }
+    let args: Vec<&str> = ["--format", "sarif"].into_iter().chain(names.iter().map(|(n, _)| *n)).collect();
+    let (_, out, _) = lint_in(odd.path(), &args);
+    let _: serde_sarif::sarif::Sarif = serde_json::from_str(&out).expect("valid SARIF 2.1.0");
+    let v: serde_json::Value = serde_json::from_str(&out).expect("json");
+    let mut uris: Vec<&str> = v["runs"][0]["results"]
+        .as_array()
+        .expect("results")
+        .iter()
+        .map(|r| r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"].as_str().expect("uri"))
+        .collect();
+    uris.dedup();
+    assert_eq!(uris, names.map(|(_, uri)| uri), "{out}");
+    // In a subdirectory, `/` stays a separator.
+    fs::create_dir(odd.path().join("sub dir")).expect("mkdir");
+    fs::write(odd.path().join("sub dir/docker-stack.yml"), "services:\n  web:\n    image: nginx\n").expect("w");
+    let (_, out, _) = lint_in(odd.path(), &["--format", "sarif", "./sub dir/docker-stack.yml"]);
+    assert!(out.contains("\"uri\": \"sub%20dir/docker-stack.yml\""), "{out}");
+
     // A clean run still has an empty results array.
     let clean = tempfile::tempdir().expect("temp dir");
     let (_, out, _) = lint_in(clean.path(), &["--format", "sarif", "."]);
