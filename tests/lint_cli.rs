@@ -386,6 +386,68 @@ fn large_inputs_under_the_limits_are_linted_within_the_bound() {
     }
 }
 
+/// An input error with no source to show (a missing file, a FIFO, a binary
+/// file) names its file, at 1:1, in every format: the human report printed
+/// three anonymous `× the file does not exist` blocks for three inputs.
+#[test]
+fn an_input_error_without_source_names_its_file_in_every_format() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mkfifo = Command::new("mkfifo").arg(dir.path().join("fifo-stack.yml")).output().expect("mkfifo runs");
+    assert!(mkfifo.status.success(), "mkfifo: {}", text(&mkfifo.stderr));
+    fs::write(dir.path().join("bin-stack.yml"), b"a\0b").expect("w");
+    let cases = [
+        ("missing-stack.yml", "the file does not exist"),
+        ("fifo-stack.yml", "it is a FIFO"),
+        ("bin-stack.yml", "the file is binary"),
+    ];
+    let names = cases.map(|(name, _)| name);
+    let lint = |format: &str| {
+        let (code, out, err) = lint_in(dir.path(), &[&["--format", format][..], &names].concat());
+        assert_eq!(code, 2, "{format}: {out}{err}");
+        out
+    };
+    // Human: one block per finding, each naming its file where a source
+    // excerpt would (`╭─[name:1:1]`).
+    let out = lint("human");
+    let blocks: Vec<&str> = out.split("HC001 unreadable-input").skip(1).collect();
+    assert_eq!(blocks.len(), 3, "{out}");
+    for (block, (name, message)) in blocks.iter().zip(cases) {
+        assert!(block.contains(message) && block.contains(&format!("[{name}:1:1]")), "{name}:\n{block}");
+    }
+    let out = lint("concise");
+    for (name, message) in cases {
+        assert!(out.lines().any(|l| l.starts_with(&format!("{name}:1:1: HC001 ")) && l.contains(message)), "{out}");
+    }
+    let out = lint("github");
+    for (name, message) in cases {
+        let start = format!("::error file={name},line=1,col=1,");
+        assert!(out.lines().any(|l| l.starts_with(&start) && l.contains(message)), "{out}");
+    }
+    let v: serde_json::Value = serde_json::from_str(&lint("json")).expect("json");
+    for (name, message) in cases {
+        assert!(
+            v["findings"].as_array().expect("array").iter().any(|f| f["file"] == name
+                && f["line"] == 1
+                && f["column"] == 1
+                && f["message"].as_str().is_some_and(|m| m.contains(message))),
+            "{v}"
+        );
+    }
+    let v: serde_json::Value = serde_json::from_str(&lint("sarif")).expect("json");
+    for (name, message) in cases {
+        assert!(
+            v["runs"][0]["results"].as_array().expect("results").iter().any(|r| {
+                let at = &r["locations"][0]["physicalLocation"];
+                at["artifactLocation"]["uri"] == name
+                    && at["region"]["startLine"] == 1
+                    && at["region"]["startColumn"] == 1
+                    && r["message"]["text"].as_str().is_some_and(|m| m.contains(message))
+            }),
+            "{v}"
+        );
+    }
+}
+
 #[test]
 fn a_syntax_error_next_to_a_password_does_not_print_it() {
     let dir = tempfile::tempdir().expect("temp dir");
