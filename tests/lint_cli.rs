@@ -386,6 +386,37 @@ fn large_inputs_under_the_limits_are_linted_within_the_bound() {
     }
 }
 
+/// GitHub Actions runs a log line that starts with `::` (after any leading
+/// spaces) as a workflow command. A file name led the concise format's
+/// lines, so a file named `::error file=README.md,line=1::...` forged an
+/// annotation (or `::stop-commands::` silenced the rest). No format may
+/// print such a line but the github format's own commands; a name that
+/// would lead a line with `::` is written `./name`, the same file.
+#[test]
+fn a_file_name_never_starts_a_workflow_command() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let names = ["::error file=README.md,line=1::forged-stack.yml", " ::stop-commands::tok-stack.yml"];
+    for name in names {
+        fs::write(dir.path().join(name), "services:\n  web:\n    image: nginx\n").expect("w");
+    }
+    for format in ["concise", "human", "json", "sarif", "github"] {
+        let (code, out, err) = lint_in(dir.path(), &[&["--format", format][..], &names].concat());
+        assert_eq!(code, 1, "{format}: {out}{err}");
+        for line in out.lines().chain(err.lines()) {
+            let own = format == "github"
+                && ["::error file=", "::warning file=", "::notice file=", "::notice::"]
+                    .iter()
+                    .any(|c| line.starts_with(c));
+            assert!(own || !line.trim_start().starts_with("::"), "{format} printed a workflow command:\n{line}");
+        }
+        assert!(out.contains("forged-stack.yml") && out.contains("tok-stack.yml"), "{format} names both files:\n{out}");
+    }
+    let (_, out, _) = lint_in(dir.path(), &[&["--format", "concise"][..], &names].concat());
+    for name in names {
+        assert!(out.lines().any(|l| l.starts_with(&format!("./{name}:2:3: HC505 "))), "{out}");
+    }
+}
+
 /// An input error with no source to show (a missing file, a FIFO, a binary
 /// file) names its file, at 1:1, in every format: the human report printed
 /// three anonymous `× the file does not exist` blocks for three inputs.
