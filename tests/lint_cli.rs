@@ -267,6 +267,40 @@ fn sarif_has_what_github_code_scanning_requires() {
         let idx = r["ruleIndex"].as_u64().expect("index") as usize;
         assert_eq!(rules[idx]["id"], r["ruleId"]);
     }
+    // A file's name is one relative path in the URI: every byte but an
+    // unreserved character or `/` percent-encoded. A `%` or `#` left raw
+    // made the URI name another file (`x%2F..%2Fdocker-stack.yml` decodes
+    // to `x/../docker-stack.yml`) or start a fragment; `\` was turned into `/`.
+    let odd = tempfile::tempdir().expect("temp dir");
+    let names = [
+        ("x%2F..%2Fdocker-stack.yml", "x%252F..%252Fdocker-stack.yml"),
+        ("my stack#1.yml", "my%20stack%231.yml"),
+        ("why?-stack.yml", "why%3F-stack.yml"),
+        ("back\\slash-stack.yml", "back%5Cslash-stack.yml"),
+        ("é:~_stack.yml", "%C3%A9%3A~_stack.yml"),
+        ("tab\tand\u{1b}[2J-stack.yml", "tab%09and%1B%5B2J-stack.yml"),
+    ];
+    for (name, _) in names {
+        fs::write(odd.path().join(name), "services:\n  web:\n    image: nginx\n").expect("w");
+    }
+    let args: Vec<&str> = ["--format", "sarif"].into_iter().chain(names.iter().map(|(n, _)| *n)).collect();
+    let (_, out, _) = lint_in(odd.path(), &args);
+    let _: serde_sarif::sarif::Sarif = serde_json::from_str(&out).expect("valid SARIF 2.1.0");
+    let v: serde_json::Value = serde_json::from_str(&out).expect("json");
+    let mut uris: Vec<&str> = v["runs"][0]["results"]
+        .as_array()
+        .expect("results")
+        .iter()
+        .map(|r| r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"].as_str().expect("uri"))
+        .collect();
+    uris.dedup();
+    assert_eq!(uris, names.map(|(_, uri)| uri), "{out}");
+    // In a subdirectory, `/` stays a separator.
+    fs::create_dir(odd.path().join("sub dir")).expect("mkdir");
+    fs::write(odd.path().join("sub dir/docker-stack.yml"), "services:\n  web:\n    image: nginx\n").expect("w");
+    let (_, out, _) = lint_in(odd.path(), &["--format", "sarif", "./sub dir/docker-stack.yml"]);
+    assert!(out.contains("\"uri\": \"sub%20dir/docker-stack.yml\""), "{out}");
+
     // A clean run still has an empty results array.
     let clean = tempfile::tempdir().expect("temp dir");
     let (_, out, _) = lint_in(clean.path(), &["--format", "sarif", "."]);
@@ -344,6 +378,137 @@ fn hostile_input_is_refused_and_the_other_files_are_still_linted() {
             "{name}: the good file is still linted"
         );
         assert!(elapsed < Duration::from_secs(5), "{name} took {elapsed:?}");
+    }
+}
+
+/// Large inputs under the limits are linted, not refused, within the same
+/// bound: the work grows with the file, not with its square. Each case
+/// names a finding every part of the file gives (one more finding counts
+/// those left out, so the count says every part was checked).
+#[test]
+fn large_inputs_under_the_limits_are_linted_within_the_bound() {
+    // 1.6 MB: two rules asked, for each service, which services of the
+    // stack run PostgreSQL (27 s).
+    let mut services = String::from("services:\n");
+    services.extend((0..60_000).map(|i| format!("  s{i}:\n    image: nginx\n")));
+    // 1.5 MB of one service's credential entries: the line masker built a
+    // search automaton for each line it scanned, and the file's masker one
+    // for all the values in a time quadratic in them (12 s; 3 MB, 30 s).
+    let mut credentials = String::from("services:\n  web:\n    image: nginx:1\n    environment:\n");
+    credentials.extend((0..50_000).map(|i| format!("      - K{i}_PASSWORD=v{i}\n")));
+    let cases: [(&str, Vec<u8>, &str, &str); 2] = [
+        ("docker-stack.services.yml", services.into_bytes(), "HC201", "59900 more findings of HC201 left out"),
+        ("docker-stack.credentials.yml", credentials.into_bytes(), "HC101", "49900 more findings of HC101 left out"),
+    ];
+    for (name, bytes, code, count) in cases {
+        let (exit, out, elapsed) = hostile(name, &bytes);
+        assert_eq!(exit, 1, "{name}: linted, with findings\n{out}");
+        let v: serde_json::Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{name}: {e}\n{out}"));
+        let f = v["findings"].as_array().expect("array");
+        assert!(
+            f.iter().any(|x| x["file"] == name
+                && x["code"] == code
+                && x["message"].as_str().is_some_and(|m| m.starts_with(count))),
+            "{name}: {count}\n{out}"
+        );
+        assert!(
+            f.iter().any(|x| x["file"] == "docker-stack.good.yml" && x["code"] == "HC101"),
+            "{name}: the good file is still linted"
+        );
+        assert!(elapsed < Duration::from_secs(5), "{name} took {elapsed:?}");
+    }
+}
+
+/// GitHub Actions runs a log line that starts with `::` (after any leading
+/// spaces) as a workflow command. A file name led the concise format's
+/// lines, so a file named `::error file=README.md,line=1::...` forged an
+/// annotation (or `::stop-commands::` silenced the rest). No format may
+/// print such a line but the github format's own commands; a name that
+/// would lead a line with `::` is written `./name`, the same file.
+#[test]
+fn a_file_name_never_starts_a_workflow_command() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let names = ["::error file=README.md,line=1::forged-stack.yml", " ::stop-commands::tok-stack.yml"];
+    for name in names {
+        fs::write(dir.path().join(name), "services:\n  web:\n    image: nginx\n").expect("w");
+    }
+    for format in ["concise", "human", "json", "sarif", "github"] {
+        let (code, out, err) = lint_in(dir.path(), &[&["--format", format][..], &names].concat());
+        assert_eq!(code, 1, "{format}: {out}{err}");
+        for line in out.lines().chain(err.lines()) {
+            let own = format == "github"
+                && ["::error file=", "::warning file=", "::notice file=", "::notice::"]
+                    .iter()
+                    .any(|c| line.starts_with(c));
+            assert!(own || !line.trim_start().starts_with("::"), "{format} printed a workflow command:\n{line}");
+        }
+        assert!(out.contains("forged-stack.yml") && out.contains("tok-stack.yml"), "{format} names both files:\n{out}");
+    }
+    let (_, out, _) = lint_in(dir.path(), &[&["--format", "concise"][..], &names].concat());
+    for name in names {
+        assert!(out.lines().any(|l| l.starts_with(&format!("./{name}:2:3: HC505 "))), "{out}");
+    }
+}
+
+/// An input error with no source to show (a missing file, a FIFO, a binary
+/// file) names its file, at 1:1, in every format: the human report printed
+/// three anonymous `× the file does not exist` blocks for three inputs.
+#[test]
+fn an_input_error_without_source_names_its_file_in_every_format() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mkfifo = Command::new("mkfifo").arg(dir.path().join("fifo-stack.yml")).output().expect("mkfifo runs");
+    assert!(mkfifo.status.success(), "mkfifo: {}", text(&mkfifo.stderr));
+    fs::write(dir.path().join("bin-stack.yml"), b"a\0b").expect("w");
+    let cases = [
+        ("missing-stack.yml", "the file does not exist"),
+        ("fifo-stack.yml", "it is a FIFO"),
+        ("bin-stack.yml", "the file is binary"),
+    ];
+    let names = cases.map(|(name, _)| name);
+    let lint = |format: &str| {
+        let (code, out, err) = lint_in(dir.path(), &[&["--format", format][..], &names].concat());
+        assert_eq!(code, 2, "{format}: {out}{err}");
+        out
+    };
+    // Human: one block per finding, each naming its file where a source
+    // excerpt would (`╭─[name:1:1]`).
+    let out = lint("human");
+    let blocks: Vec<&str> = out.split("HC001 unreadable-input").skip(1).collect();
+    assert_eq!(blocks.len(), 3, "{out}");
+    for (block, (name, message)) in blocks.iter().zip(cases) {
+        assert!(block.contains(message) && block.contains(&format!("[{name}:1:1]")), "{name}:\n{block}");
+    }
+    let out = lint("concise");
+    for (name, message) in cases {
+        assert!(out.lines().any(|l| l.starts_with(&format!("{name}:1:1: HC001 ")) && l.contains(message)), "{out}");
+    }
+    let out = lint("github");
+    for (name, message) in cases {
+        let start = format!("::error file={name},line=1,col=1,");
+        assert!(out.lines().any(|l| l.starts_with(&start) && l.contains(message)), "{out}");
+    }
+    let v: serde_json::Value = serde_json::from_str(&lint("json")).expect("json");
+    for (name, message) in cases {
+        assert!(
+            v["findings"].as_array().expect("array").iter().any(|f| f["file"] == name
+                && f["line"] == 1
+                && f["column"] == 1
+                && f["message"].as_str().is_some_and(|m| m.contains(message))),
+            "{v}"
+        );
+    }
+    let v: serde_json::Value = serde_json::from_str(&lint("sarif")).expect("json");
+    for (name, message) in cases {
+        assert!(
+            v["runs"][0]["results"].as_array().expect("results").iter().any(|r| {
+                let at = &r["locations"][0]["physicalLocation"];
+                at["artifactLocation"]["uri"] == name
+                    && at["region"]["startLine"] == 1
+                    && at["region"]["startColumn"] == 1
+                    && r["message"]["text"].as_str().is_some_and(|m| m.contains(message))
+            }),
+            "{v}"
+        );
     }
 }
 

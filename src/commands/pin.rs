@@ -144,7 +144,11 @@ pub fn run(args: Args) -> u8 {
                 _ => format!("{status}: {}", if status == "pinned" { site.text.clone() } else { pinned.clone() }),
             };
             if args.registry.format == Format::Human {
-                report::note(&format!("{}: service `{}`: {shown}", file.path.display(), site.service));
+                // One line per image, led by the file's name: nothing of the
+                // input may break it or make it read as a workflow command.
+                let path = hacompile_boundary::text::leading_path(&file.path.display().to_string()).into_owned();
+                let rest = format!("service `{}`: {shown}", site.service);
+                report::note(&format!("{path}: {}", hacompile_boundary::text::line(&rest)));
             }
             lines.push(Line {
                 file: file.path.display().to_string(),

@@ -534,12 +534,51 @@ pub fn scan_line(line: &str) -> Vec<Range<usize>> {
     found.sort_unstable();
     found.dedup();
     found.truncate(MAX_REPEATS_SEARCHED);
-    if !found.is_empty()
-        && let Ok(ac) = AhoCorasick::new(&found)
-    {
-        out.extend(ac.find_overlapping_iter(line).map(|m| m.range()));
+    for value in found {
+        occurrences_of(line, value, &mut out);
     }
     merge(out)
+}
+
+/// Every place of `value` in `line`, overlapping ones included, without
+/// building a searcher: an Aho-Corasick automaton built for each scanned
+/// line cost more than the scan (a file of 100,000 credential lines took
+/// 30 s). A value that cannot overlap itself (no proper prefix is also its
+/// suffix) is found by `str::match_indices`; one that can (`aaa`, `abab`)
+/// by Knuth-Morris-Pratt over its prefix table. Either way the work is
+/// linear in the line.
+fn occurrences_of(line: &str, value: &str, out: &mut Vec<Range<usize>>) {
+    let (text, v) = (line.as_bytes(), value.as_bytes());
+    let Some(last) = v.len().checked_sub(1) else { return };
+    // border[i]: the length of the longest proper prefix of v[..=i] that is also its suffix.
+    let mut border = vec![0usize; v.len()];
+    let mut k = 0;
+    for i in 1..v.len() {
+        while k > 0 && v[i] != v[k] {
+            k = border[k - 1];
+        }
+        if v[i] == v[k] {
+            k += 1;
+        }
+        border[i] = k;
+    }
+    if border[last] == 0 {
+        out.extend(line.match_indices(value).map(|(at, _)| at..at + v.len()));
+        return;
+    }
+    let mut k = 0;
+    for (i, &b) in text.iter().enumerate() {
+        while k > 0 && b != v[k] {
+            k = border[k - 1];
+        }
+        if b == v[k] {
+            k += 1;
+        }
+        if k == v.len() {
+            out.push(i + 1 - k..i + 1);
+            k = border[last];
+        }
+    }
 }
 
 /// Distinct values of one line searched for again in it.
@@ -661,12 +700,25 @@ fn scan_key_before(text: &str) -> bool {
 pub struct Masker {
     /// Absolute byte ranges in the file, sorted by start.
     ranges: Vec<Range<usize>>,
-    values: Option<AhoCorasick>,
+    /// The values searched for, [`VALUES_PER_SEARCHER`] per automaton.
+    values: Vec<AhoCorasick>,
+    /// Made by [`Self::scanning`]: `ranges` hold what [`scan_line`] finds
+    /// on every line of the file.
+    lines_scanned: bool,
 }
 
 /// Values shorter than this are masked where found, not searched for
 /// elsewhere (a one-letter "secret" would mask every word).
 const MIN_SEARCHED: usize = 3;
+
+/// Values per automaton of a [`Masker`]. aho-corasick (1.1.5) builds an
+/// automaton in time quadratic in its patterns when nearly all of its
+/// states end one (values that extend each other, as `v10` ... `v99999`
+/// do: the NFA's shuffle follows long chains of swaps for every state):
+/// 100,000 such values took 11 s in a debug build, 1.5 s in a release one.
+/// Automata of a bounded number of values cost linear time in all, and a
+/// printed line is searched by each (the same places are found).
+const VALUES_PER_SEARCHER: usize = 1024;
 
 impl Masker {
     /// `ranges` are places in the file's `text`; their texts are also
@@ -687,15 +739,18 @@ impl Masker {
             .collect();
         values.sort();
         values.dedup();
-        let values = (!values.is_empty()).then(|| {
-            AhoCorasick::builder()
-                // Thousands of values in a large file: a searcher that builds
-                // in linear time beats a faster one that takes longer to build.
-                .kind(Some(aho_corasick::AhoCorasickKind::NoncontiguousNFA))
-                .build(&values)
-                .expect("plain strings build a searcher")
-        });
-        Self { ranges, values }
+        let values = values
+            .chunks(VALUES_PER_SEARCHER)
+            .map(|chunk| {
+                AhoCorasick::builder()
+                    // Thousands of values in a large file: a searcher that is
+                    // quick to build beats a faster one that takes longer to build.
+                    .kind(Some(aho_corasick::AhoCorasickKind::NoncontiguousNFA))
+                    .build(chunk)
+                    .expect("plain strings build a searcher")
+            })
+            .collect();
+        Self { ranges, values, lines_scanned: false }
     }
 
     /// For a file no checker could read (it does not parse, it is not
@@ -708,11 +763,27 @@ impl Masker {
     /// from escapes, which the file's text does not hold as written).
     pub fn scanning_with(text: &str, mut ranges: Vec<Range<usize>>, values: impl IntoIterator<Item = String>) -> Self {
         ranges.extend(scan_text(text));
-        Self::new(text, ranges, values)
+        Self { lines_scanned: true, ..Self::new(text, ranges, values) }
     }
 
-    /// Places to mask in the line `line` that starts at `line_start` in the file.
+    /// Places to mask in the line `line` that starts at `line_start` in the
+    /// file (a whole line, or a part of one).
     pub fn line_masks(&self, line: &str, line_start: usize) -> Vec<Range<usize>> {
+        let mut out = self.places(line, line_start);
+        out.extend(scan_line(line));
+        out
+    }
+
+    /// [`Self::line_masks`] of a whole line of the file (without its line
+    /// break). A masker made by [`Self::scanning`] scanned every line of
+    /// the file once already, and its places hold what the scan found: the
+    /// line is not scanned again each time it is shown.
+    pub fn whole_line_masks(&self, line: &str, line_start: usize) -> Vec<Range<usize>> {
+        if self.lines_scanned { self.places(line, line_start) } else { self.line_masks(line, line_start) }
+    }
+
+    /// The known places within the line, and every occurrence of a value.
+    fn places(&self, line: &str, line_start: usize) -> Vec<Range<usize>> {
         let line_end = line_start + line.len();
         let first = self.ranges.partition_point(|r| r.end <= line_start);
         let mut out: Vec<Range<usize>> = self.ranges[first..]
@@ -721,15 +792,11 @@ impl Masker {
             .map(|r| r.start.max(line_start) - line_start..r.end.min(line_end) - line_start)
             .collect();
         out.extend(self.occurrences(line));
-        out.extend(scan_line(line));
         out
     }
 
     fn occurrences(&self, s: &str) -> Vec<Range<usize>> {
-        match &self.values {
-            Some(ac) => ac.find_overlapping_iter(s).map(|m| m.range()).collect(),
-            None => Vec::new(),
-        }
+        self.values.iter().flat_map(|ac| ac.find_overlapping_iter(s).map(|m| m.range())).collect()
     }
 
     /// A message or help text: every occurrence of a secret value, and what
@@ -929,6 +996,26 @@ mod tests {
         let toml = ["password = [\"a\",", "  \"b\" ]", "database = \"app\""];
         let get = |i: usize| toml.get(i).map(|s| (*s).to_owned());
         assert!(!continues_secret(&get, 2), "a key line is never a continuation");
+    }
+
+    /// A value found on a line is searched for again in it: every place, the
+    /// overlapping ones too, as a comparison at every offset finds them.
+    #[test]
+    fn every_place_of_a_value_in_its_line() {
+        let lines = ["aaaaa", "abababab", "xabcabcabx", "ééaéé aé", "hunter2 hunter2hunter2", "", "ab"];
+        let values = ["aaa", "aa", "abab", "abcab", "éa", "é", "hunter2", "a", "aba"];
+        for line in lines {
+            for value in values {
+                let mut got = Vec::new();
+                occurrences_of(line, value, &mut got);
+                let want: Vec<Range<usize>> = (0..line.len())
+                    .filter(|&i| line.as_bytes()[i..].starts_with(value.as_bytes()))
+                    .map(|i| i..i + value.len())
+                    .collect();
+                assert_eq!(got, want, "{value:?} in {line:?}");
+            }
+        }
+        assert_eq!(masked("x-db-password: aaa # not aaaa"), "x-db-password: *** # not ****");
     }
 
     #[test]

@@ -192,11 +192,15 @@ impl Excerpt {
                 // by the line scan; the checkers' own places still are.)
                 let (ms, me) =
                     (floor(line, ws.saturating_sub(MASK_MARGIN)), ceil(line, (we + MASK_MARGIN).min(line.len())));
-                let mut masks: Vec<Range<usize>> = masker
-                    .line_masks(&line[ms..me], real.start + ms)
-                    .into_iter()
-                    .map(|m| m.start + ms..m.end + ms)
-                    .collect();
+                let mut masks: Vec<Range<usize>> = if (ms, me) == (0, line.len()) {
+                    masker.whole_line_masks(line, real.start)
+                } else {
+                    masker
+                        .line_masks(&line[ms..me], real.start + ms)
+                        .into_iter()
+                        .map(|m| m.start + ms..m.end + ms)
+                        .collect()
+                };
                 if continues_secret(&line_text, n) {
                     masks.push(0..line.len());
                 }

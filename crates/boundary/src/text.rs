@@ -44,6 +44,19 @@ pub fn line(s: &str) -> Cow<'_, str> {
     escape(s, |_| false)
 }
 
+/// A file's name where it starts a printed line (`name:line:col: ...`):
+/// as [`line`], and never `::` first, even after spaces: GitHub Actions
+/// runs such a log line as a workflow command (`::error file=...::` forges
+/// an annotation, `::stop-commands::` silences the ones that follow). A
+/// name that would is written `./name`, which names the same file.
+pub fn leading_path(s: &str) -> Cow<'_, str> {
+    let shown = line(s);
+    if !shown.trim_start().starts_with("::") {
+        return shown;
+    }
+    Cow::Owned(format!("./{shown}"))
+}
+
 /// A text that may span lines (a message, help): `\n` and tabs kept,
 /// everything else unsafe escaped (`\r` too, which would overwrite a line).
 pub fn block(s: &str) -> Cow<'_, str> {
@@ -71,5 +84,16 @@ mod tests {
         assert_eq!(block("one\ntwo\u{7}"), "one\ntwo\\u{0007}");
         assert_eq!(block("x\ty"), "x\ty");
         assert_eq!(line("ü é 漢字 🙂"), "ü é 漢字 🙂");
+    }
+
+    #[test]
+    fn a_leading_path_never_starts_a_workflow_command() {
+        assert_eq!(leading_path("deploy/docker-stack.yml"), "deploy/docker-stack.yml");
+        assert!(matches!(leading_path("a::b.yml"), Cow::Borrowed(_)));
+        assert_eq!(leading_path("::error x::y.yml"), "./::error x::y.yml");
+        assert_eq!(leading_path(" \u{a0}::warning::y.yml"), "./ \u{a0}::warning::y.yml");
+        // A line break is escaped first: it cannot start a line of its own.
+        assert_eq!(leading_path("a\n::error::b.yml"), "a\\u{000a}::error::b.yml");
+        assert_eq!(leading_path("\t::error::b.yml"), "\\u{0009}::error::b.yml");
     }
 }

@@ -356,6 +356,14 @@ impl<'a> StackCx<'a> {
         svc.database
     }
 
+    /// Does this service run a PostgreSQL image? Known with the service:
+    /// a rule asks it per service, never by scanning
+    /// [`Self::postgres_services`] (that made a stack of many services
+    /// quadratic).
+    pub fn is_postgres(&self, svc: &Svc<'_>) -> bool {
+        svc.postgres
+    }
+
     /// Named volumes a service mounts (short `name:/path` or long `type: volume`).
     pub fn named_volumes(&self, svc: &Svc<'_>) -> Vec<(String, NodeId)> {
         let Some(list) = self.at(svc.node, &["volumes"]).and_then(|v| self.doc.seq(v)) else { return Vec::new() };

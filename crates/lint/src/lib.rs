@@ -761,6 +761,9 @@ fn haproxy_configs(cx: &context::StackCx<'_>) -> Vec<PathBuf> {
 fn env_files(cx: &context::StackCx<'_>) -> Vec<PathBuf> {
     let Some(dir) = &cx.dir else { return Vec::new() };
     let mut out = Vec::new();
+    // Each file once, in the order first named; a set, so a stack of many
+    // services naming many files is not quadratic.
+    let mut seen: BTreeSet<PathBuf> = BTreeSet::new();
     for svc in cx.services() {
         let Some(value) = cx.at(svc.node, &["env_file"]) else { continue };
         let items: Vec<_> = cx.doc.seq(value).map_or_else(|| vec![value], <[_]>::to_vec);
@@ -774,7 +777,8 @@ fn env_files(cx: &context::StackCx<'_>) -> Vec<PathBuf> {
                 dir.join(file).components().filter(|c| !matches!(c, std::path::Component::CurDir)).collect();
             // Only files in the stack's tree: an absolute or `../..` path
             // names a file of the machine that deploys, not one to read here.
-            if path.symlink_metadata().is_ok() && read::within_tree_of(dir, &path) && !out.contains(&path) {
+            if !seen.contains(&path) && path.symlink_metadata().is_ok() && read::within_tree_of(dir, &path) {
+                seen.insert(path.clone());
                 out.push(path);
             }
         }

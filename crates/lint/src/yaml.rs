@@ -78,8 +78,26 @@ pub struct Doc<'a> {
     pub more_duplicates: Vec<usize>,
     /// The entries of each map with merge keys, computed on first use:
     /// rules ask the same service map for many keys.
-    merged: HashMap<NodeId, OnceLock<Vec<(NodeId, NodeId)>>>,
+    merged: HashMap<NodeId, OnceLock<Merged>>,
+    /// The own pairs of each map of [`SMALL_MAP`] pairs or more by key,
+    /// built on first lookup: rules ask the top-level `services`, `volumes`
+    /// or `configs` for a key once per service, which was a scan of the
+    /// whole map each time (quadratic in a stack of thousands of services).
+    keyed: HashMap<NodeId, OnceLock<KeyIndex>>,
 }
+
+/// A map's entries with its merge keys applied, and their index when there
+/// are many.
+#[derive(Debug)]
+struct Merged {
+    entries: Vec<(NodeId, NodeId)>,
+    keyed: Option<KeyIndex>,
+}
+
+/// (hash of the key's text, position) of each pair whose key is a scalar,
+/// sorted: the pairs of one key are found by a binary search, in the order
+/// they are written (the first one wins, as in a scan).
+type KeyIndex = Vec<(u64, u32)>;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LoadError {
@@ -180,6 +198,7 @@ impl<'a> Doc<'a> {
         let mut duplicates = Vec::new();
         let mut more_duplicates = Vec::new();
         let mut merged = HashMap::new();
+        let mut keyed = HashMap::new();
         let mut documents = 0;
         // Expanded size of each finished node; an alias costs its target's.
         let mut sizes: Vec<u64> = Vec::with_capacity(estimate);
@@ -283,6 +302,9 @@ impl<'a> Doc<'a> {
                         if merges {
                             merged.insert(n, OnceLock::new());
                         }
+                        if pairs.len() >= SMALL_MAP {
+                            keyed.insert(n, OnceLock::new());
+                        }
                         nodes[n].kind = Kind::Map(pairs, merges);
                         nodes[n].span.end = place.end.max(nodes[n].span.start);
                         Some(n)
@@ -362,7 +384,7 @@ impl<'a> Doc<'a> {
                 },
             }
         }
-        Ok(Doc { nodes, root, duplicates, more_duplicates, merged })
+        Ok(Doc { nodes, root, duplicates, more_duplicates, merged, keyed })
     }
 
     /// Follows aliases to the node that holds the value.
@@ -406,12 +428,43 @@ impl<'a> Doc<'a> {
         let id = self.resolve(id);
         match &self.nodes[id].kind {
             Kind::Map(pairs, false) => pairs,
-            Kind::Map(_, true) => match self.merged.get(&id) {
-                Some(cell) => cell.get_or_init(|| self.collect_entries(id)),
-                None => &[],
-            },
+            Kind::Map(_, true) => self.merged(id).map_or(&[], |m| &m.entries),
             _ => &[],
         }
+    }
+
+    fn merged(&self, id: NodeId) -> Option<&Merged> {
+        let cell = self.merged.get(&id)?;
+        Some(cell.get_or_init(|| {
+            let entries = self.collect_entries(id);
+            let keyed = (entries.len() >= SMALL_MAP).then(|| self.key_index(&entries));
+            Merged { entries, keyed }
+        }))
+    }
+
+    fn key_index(&self, pairs: &[(NodeId, NodeId)]) -> KeyIndex {
+        let mut index: KeyIndex = pairs
+            .iter()
+            .enumerate()
+            .filter_map(|(i, (k, _))| Some((key_hash(self.scalar(*k)?), u32::try_from(i).ok()?)))
+            .collect();
+        index.sort_unstable();
+        index
+    }
+
+    /// The first of `pairs` whose key is `key`: through `index` (of
+    /// `pairs`) when there is one, else by a scan.
+    fn find_key(&self, pairs: &[(NodeId, NodeId)], index: Option<&KeyIndex>, key: &str) -> Option<(NodeId, NodeId)> {
+        let Some(index) = index else {
+            return pairs.iter().copied().find(|(k, _)| self.scalar(*k) == Some(key));
+        };
+        let hash = key_hash(key);
+        let from = index.partition_point(|(h, _)| *h < hash);
+        index[from..]
+            .iter()
+            .take_while(|(h, _)| *h == hash)
+            .map(|(_, i)| pairs[*i as usize])
+            .find(|(k, _)| self.scalar(*k) == Some(key))
     }
 
     /// Merges depth first, in order (a map's own keys, then each map it
@@ -448,16 +501,15 @@ impl<'a> Doc<'a> {
     /// win over merged ones, so the common case scans the map's own pairs
     /// once and allocates nothing.
     fn pair(&self, map: NodeId, key: &str) -> Option<(NodeId, NodeId)> {
-        let Kind::Map(pairs, merges) = &self.nodes[self.resolve(map)].kind else { return None };
-        let own = pairs.iter().copied().find(|(k, _)| match &self.nodes[*k].kind {
-            Kind::Scalar { value, .. } => value == key,
-            Kind::Alias(_) => self.scalar(*k) == Some(key),
-            _ => false,
-        });
+        let id = self.resolve(map);
+        let Kind::Map(pairs, merges) = &self.nodes[id].kind else { return None };
+        let index = self.keyed.get(&id).map(|cell| cell.get_or_init(|| self.key_index(pairs)));
+        let own = self.find_key(pairs, index, key);
         if own.is_some() || !merges {
             return own;
         }
-        self.entries_ref(map).iter().copied().find(|(k, _)| self.scalar(*k) == Some(key))
+        let merged = self.merged(id)?;
+        self.find_key(&merged.entries, merged.keyed.as_ref(), key)
     }
 
     /// The value of `key` in a mapping (merge-aware).
@@ -514,6 +566,30 @@ mod tests {
         let pw = d.get(env, "PASSWORD").expect("merged key");
         assert_eq!(&src.text[d.span(pw)], "s3cret", "reported where it is written");
         assert_eq!(d.entries(env).len(), 2);
+    }
+
+    /// A large map is looked up through its index: the same pair a scan
+    /// finds (the first of a duplicate key, a key written as an alias,
+    /// own keys over merged ones, keys only merged).
+    #[test]
+    fn large_maps_answer_as_a_scan_does() {
+        let mut text = String::from("x-k: &k k7\nx-big: &big\n");
+        text.extend((0..40).map(|i| format!("  m{i}: merged{i}\n  k3: merged-k3\n")));
+        text.push_str("map:\n  <<: *big\n");
+        text.extend((0..40).map(|i| format!("  k{i}: v{i}\n")));
+        text.push_str("  k5: second\n  *k : aliased\n");
+        let src = src(&text);
+        let d = Doc::parse(&src).expect("parses");
+        let map = d.get(d.root.expect("root"), "map").expect("map");
+        let value = |key: &str| d.get(map, key).map(|v| &src.text[d.span(v)]);
+        assert_eq!(value("k5"), Some("v5"), "the first of a duplicate key");
+        assert_eq!(value("k7"), Some("v7"), "written before its alias");
+        assert_eq!(value("k3"), Some("v3"), "own keys win over merged ones");
+        assert_eq!(value("m39"), Some("merged39"));
+        assert_eq!(value("k40"), None);
+        let big = d.get(d.root.expect("root"), "x-big").expect("x-big");
+        assert_eq!(d.get(map, "<<").map(|v| d.resolve(v)), Some(d.resolve(big)), "the merge key is a key too");
+        assert_eq!(d.get(big, "k3").map(|v| &src.text[d.span(v)]), Some("merged-k3"));
     }
 
     #[test]

@@ -7,7 +7,8 @@ use crate::Report;
 pub fn concise(report: &Report) -> String {
     let mut out = String::new();
     for file in &report.files {
-        let name = file.shown_name();
+        // The name leads the line: it must not read as a workflow command.
+        let name = hacompile_boundary::text::leading_path(&file.name);
         for f in file.findings.iter().filter(|f| f.suppressed.is_none()) {
             // Masked and sanitized like every format, then kept on its line:
             // a message over lines would read as findings of its own.

@@ -55,16 +55,21 @@ impl Diagnostic for Shown {
 }
 
 fn shown(file: &FileResult, index: Option<&LineIndex>, f: &Finding) -> Shown {
-    let excerpt = file.source.as_ref().zip(index).map(|(src, index)| {
-        let label = Label { span: f.span.clone(), text: Some(f.rule.to_owned()), primary: true };
-        Excerpt::new(&file.shown_name(), &src.text, index, &[label], 1, &file.masker)
-    });
+    let label = Label { span: f.span.clone(), text: Some(f.rule.to_owned()), primary: true };
+    let excerpt = match file.source.as_ref().zip(index) {
+        Some((src, index)) => Excerpt::new(&file.shown_name(), &src.text, index, &[label], 1, &file.masker),
+        // Nothing to show (a missing file, a FIFO, a binary file): an empty
+        // excerpt, whose header still names the file and the place, 1:1,
+        // as every other finding's does. Without it, several unreadable
+        // inputs were told apart by nothing.
+        None => Excerpt::new(&file.shown_name(), "", &LineIndex::new(""), &[label], 1, &file.masker),
+    };
     Shown {
         code: format!("{} {}", f.code, f.rule),
         message: file.shown(&f.message).into_owned(),
         help: file.shown(&f.help).into_owned(),
         severity: f.severity,
-        excerpt,
+        excerpt: Some(excerpt),
     }
 }
 

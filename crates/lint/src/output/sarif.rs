@@ -1,6 +1,7 @@
 //! SARIF 2.1.0 from a typed model. Only the parts hacompile fills are
 //! modelled; `results` is always present, even when empty.
 
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use serde::{Deserialize, Serialize};
 
 use crate::rules::RULES;
@@ -156,10 +157,19 @@ fn level(s: Severity) -> &'static str {
     }
 }
 
-/// A path as a relative URI with forward slashes (what code scanning maps to the repo).
+/// Bytes a path keeps in its URI: RFC 3986's unreserved characters, and `/`
+/// between its segments. Everything else is percent-encoded: `%` and `#`
+/// and `?` (raw, they would decode to another path or start a query or a
+/// fragment), `:` (a scheme in a first segment), `\` (a character of the
+/// name on the systems this runs on, not a separator), spaces, controls,
+/// and every byte of a non-ASCII character.
+const PATH: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~').remove(b'/');
+
+/// A file's name as a relative URI reference (what code scanning maps to
+/// the repository): the name as given, less a leading `./`, each byte
+/// kept or encoded by [`PATH`], so it decodes to that name and nothing else.
 fn uri(file: &str) -> String {
-    let f = file.strip_prefix("./").unwrap_or(file).replace('\\', "/");
-    f.replace(' ', "%20")
+    utf8_percent_encode(file.strip_prefix("./").unwrap_or(file), PATH).to_string()
 }
 
 pub fn sarif(report: &Report) -> String {
@@ -191,7 +201,9 @@ pub fn sarif(report: &Report) -> String {
             message: Message { text: format!("{} Help: {}", file.shown(&f.message), file.shown(&f.help)) },
             locations: vec![Location {
                 physical_location: PhysicalLocation {
-                    artifact_location: ArtifactLocation { uri: uri(&file.shown_name()) },
+                    // The raw name: encoding makes every control character
+                    // inert, and the sanitizer's `\u{..}` would name another file.
+                    artifact_location: ArtifactLocation { uri: uri(&file.name) },
                     region: Region {
                         start_line: f.line,
                         start_column: f.column,

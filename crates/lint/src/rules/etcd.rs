@@ -1,6 +1,7 @@
 //! etcd members in a stack: which services run an etcd server, and the
 //! cluster each one declares (`ETCD_INITIAL_CLUSTER`, `--initial-cluster`).
 
+use std::collections::HashSet;
 use std::ops::Range;
 
 use super::interpolation::with_defaults;
@@ -70,10 +71,11 @@ impl Declared {
     /// The distinct member names (`name=url` entries; a member with several
     /// peer URLs is listed once per URL).
     pub fn names(&self) -> Vec<&str> {
+        let mut seen: HashSet<&str> = HashSet::new();
         let mut names: Vec<&str> = Vec::new();
         for entry in self.text.split(',').map(str::trim).filter(|e| !e.is_empty()) {
             let name = entry.split('=').next().unwrap_or(entry).trim();
-            if !names.contains(&name) {
+            if seen.insert(name) {
                 names.push(name);
             }
         }

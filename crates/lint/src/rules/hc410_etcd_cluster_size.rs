@@ -1,3 +1,5 @@
+use std::collections::HashSet;
+
 use super::etcd;
 use super::{Check, Rule};
 use crate::context::StackCx;
@@ -66,13 +68,13 @@ fn check(cx: &StackCx<'_>, out: &mut Vec<Hit>) {
     if members.is_empty() {
         return;
     }
-    let mut seen: Vec<String> = Vec::new();
+    // Each distinct cluster once; a set, so a stack of many members is not quadratic.
+    let mut seen: HashSet<String> = HashSet::new();
     for &i in &members {
         let Some(declared) = etcd::declared(cx, i) else { continue };
-        if seen.contains(&declared.text) {
+        if !seen.insert(declared.text.clone()) {
             continue;
         }
-        seen.push(declared.text.clone());
         let names = declared.names();
         if let Some(problem) = problem(names.len()) {
             out.push(

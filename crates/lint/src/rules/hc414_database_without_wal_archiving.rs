@@ -86,7 +86,7 @@ fn check(cx: &StackCx<'_>, out: &mut Vec<Hit>) {
     }
     let mut half = None;
     for (svc, env) in cx.services().iter().zip(cx.environments()) {
-        if !svc_is_postgres(cx, svc) {
+        if !cx.is_postgres(svc) {
             continue;
         }
         let mut seen = Seen::default();
@@ -134,8 +134,4 @@ fn check(cx: &StackCx<'_>, out: &mut Vec<Hit>) {
     out.push(hit.help(
         "archive with a backup tool: `[backup]` in a hacompile spec, or `-c archive_mode=on -c archive_command='pgbackrest --stanza=main archive-push %p'`",
     ));
-}
-
-fn svc_is_postgres(cx: &StackCx<'_>, svc: &crate::context::Svc<'_>) -> bool {
-    cx.postgres_services().any(|p| p.key == svc.key)
 }

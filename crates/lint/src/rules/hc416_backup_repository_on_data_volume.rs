@@ -1,3 +1,5 @@
+use std::collections::HashMap;
+
 use super::backup::{DEFAULT_REPO_PATH, pgbackrest};
 use super::hc402_database_volume_shared::holds_data;
 use super::mounts::binds;
@@ -62,20 +64,105 @@ enum Source {
 }
 
 impl Source {
-    fn same_storage(&self, other: &Source) -> bool {
-        let under = |a: &str, b: &str| a == b || a.starts_with(&format!("{}/", b.trim_end_matches('/')));
-        match (self, other) {
-            (Source::Volume(a), Source::Volume(b)) => a == b,
-            (Source::Host(a), Source::Host(b)) => under(a, b) || under(b, a),
-            _ => false,
-        }
-    }
-
     fn describe(&self) -> String {
         match self {
             Source::Volume(v) => format!("volume `{v}`"),
             Source::Host(h) => format!("host directory `{h}`"),
         }
+    }
+}
+
+/// The data mounts' sources, indexed: which one (the first, in the order
+/// given) is on the same storage as a source: the same named volume, or
+/// host paths one of which is the other or below it.
+/// Each question costs the length of the asked path, not a scan of every
+/// data mount (which, asked once per repository, made a stack of thousands
+/// of PostgreSQL services quadratic).
+struct Owners<'s> {
+    volumes: HashMap<&'s str, usize>,
+    /// Host paths by their `/`-separated components; node 0 is the root.
+    nodes: Vec<PathNode<'s>>,
+}
+
+/// A host path as the components from the root to this node.
+#[derive(Default)]
+struct PathNode<'s> {
+    children: HashMap<&'s str, usize>,
+    /// The first source that is exactly this path.
+    exact: Option<usize>,
+    /// The first source that is this path once its trailing `/` are trimmed.
+    trimmed: Option<usize>,
+    /// The first source below this path (this path and a `/` start it).
+    below: Option<usize>,
+}
+
+impl<'s> Owners<'s> {
+    fn new(sources: impl IntoIterator<Item = &'s Source>) -> Self {
+        let mut owners = Owners { volumes: HashMap::new(), nodes: vec![PathNode::default()] };
+        for (i, source) in sources.into_iter().enumerate() {
+            match source {
+                Source::Volume(v) => {
+                    owners.volumes.entry(v.as_str()).or_insert(i);
+                }
+                Source::Host(h) => {
+                    let parts: Vec<&str> = h.split('/').collect();
+                    let mut at = 0;
+                    for (depth, part) in parts.iter().enumerate() {
+                        at = owners.child(at, part);
+                        if depth + 1 < parts.len() {
+                            owners.nodes[at].below.get_or_insert(i);
+                        }
+                    }
+                    owners.nodes[at].exact.get_or_insert(i);
+                    let trimmed = h.trim_end_matches('/').split('/').fold(0, |at, part| owners.child(at, part));
+                    owners.nodes[trimmed].trimmed.get_or_insert(i);
+                }
+            }
+        }
+        owners
+    }
+
+    fn child(&mut self, at: usize, part: &'s str) -> usize {
+        if let Some(&c) = self.nodes[at].children.get(part) {
+            return c;
+        }
+        self.nodes.push(PathNode::default());
+        let c = self.nodes.len() - 1;
+        self.nodes[at].children.insert(part, c);
+        c
+    }
+
+    fn find(&self, path: &str) -> Option<usize> {
+        path.split('/').try_fold(0, |at, part| self.nodes[at].children.get(part).copied())
+    }
+
+    /// The first source on the same storage as `source`. For host paths
+    /// `q` and `d` that is: the same path, `d` (trimmed) and a `/` start
+    /// `q`, or `q` (trimmed) and a `/` start `d`.
+    fn first(&self, source: &Source) -> Option<usize> {
+        let q = match source {
+            Source::Volume(v) => return self.volumes.get(v.as_str()).copied(),
+            Source::Host(q) => q,
+        };
+        let mut first: Option<usize> = None;
+        let mut keep = |i: Option<usize>| {
+            if let Some(i) = i {
+                first = Some(first.map_or(i, |f| f.min(i)));
+            }
+        };
+        let parts: Vec<&str> = q.split('/').collect();
+        let mut at = Some(0);
+        for (depth, part) in parts.iter().enumerate() {
+            at = at.and_then(|a| self.nodes[a].children.get(part).copied());
+            let Some(node) = at.map(|a| &self.nodes[a]) else { break };
+            if depth + 1 < parts.len() {
+                keep(node.trimmed);
+            } else {
+                keep(node.exact);
+            }
+        }
+        keep(self.find(q.trim_end_matches('/')).and_then(|a| self.nodes[a].below));
+        first
     }
 }
 
@@ -130,6 +217,7 @@ fn check(cx: &StackCx<'_>, out: &mut Vec<Hit>) {
     if data.is_empty() {
         return;
     }
+    let owners = Owners::new(data.iter().map(|(_, s)| s));
     // Repository paths: (service index, tool and repository, path).
     let mut repos: Vec<(usize, String, String)> = Vec::new();
     for c in pgbackrest(cx) {
@@ -151,7 +239,7 @@ fn check(cx: &StackCx<'_>, out: &mut Vec<Hit>) {
         let svc = &cx.services()[i];
         let mounts = mounts(cx, svc);
         let Some(m) = holder(&mounts, &path) else { continue };
-        let Some((owner, _)) = data.iter().find(|(_, s)| s.same_storage(&m.source)) else { continue };
+        let Some(owner) = owners.first(&m.source).map(|i| data[i].0) else { continue };
         out.push(
             Hit::new(
                 cx.span(m.node),
@@ -163,5 +251,60 @@ fn check(cx: &StackCx<'_>, out: &mut Vec<Hit>) {
             )
             .help("give the repository storage of its own: a volume on NFS or another disk, or object storage (`repo1-type=s3`)"),
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What [`Owners::first`] answers with an index, by a scan of every pair.
+    fn same_storage(a: &Source, b: &Source) -> bool {
+        let under = |a: &str, b: &str| a == b || a.starts_with(&format!("{}/", b.trim_end_matches('/')));
+        match (a, b) {
+            (Source::Volume(a), Source::Volume(b)) => a == b,
+            (Source::Host(a), Source::Host(b)) => under(a, b) || under(b, a),
+            _ => false,
+        }
+    }
+
+    #[test]
+    fn the_index_answers_as_a_scan_of_every_data_mount() {
+        let paths = [
+            "",
+            "/",
+            "//",
+            "/srv",
+            "/srv/",
+            "/srv//",
+            "/srv/pg",
+            "/srv/pg/",
+            "/srv/pgdata",
+            "/srv//pg",
+            "srv",
+            "srv/pg",
+            "./data",
+            "./data/backup",
+            ".",
+            "/var/lib/postgresql/data",
+            "/var/lib/postgresql/data/backup",
+            "/var",
+        ];
+        let sources: Vec<Source> = paths
+            .iter()
+            .map(|p| Source::Host((*p).to_owned()))
+            .chain(["pgdata", "other", ""].iter().map(|v| Source::Volume((*v).to_owned())))
+            .collect();
+        // Every order of a few rotations, so "the first" is tested, not just "one".
+        for rotate in 0..sources.len() {
+            let mut data = sources.clone();
+            data.rotate_left(rotate);
+            data.truncate(sources.len() - rotate % 5);
+            let owners = Owners::new(&data);
+            for q in &sources {
+                let want = data.iter().position(|d| same_storage(d, q));
+                assert_eq!(owners.first(q), want, "{q:?} in {data:?}");
+            }
+        }
     }
 }

@@ -1,3 +1,5 @@
+use std::collections::HashSet;
+
 use super::{Check, Rule};
 use crate::context::{Entry, StackCx};
 use crate::finding::{Family, Hit, Severity};
@@ -53,9 +55,9 @@ const SUPERUSER: &str = "postgres";
 
 fn check(cx: &StackCx<'_>, out: &mut Vec<Hit>) {
     // The files PostgreSQL services take the superuser's name and password from.
-    let mut superuser_files: Vec<&str> = Vec::new();
+    let mut superuser_files: HashSet<&str> = HashSet::new();
     for (svc, env) in cx.services().iter().zip(cx.environments()) {
-        if !cx.postgres_services().any(|p| p.name == svc.name) {
+        if !cx.is_postgres(svc) {
             continue;
         }
         for e in env {
@@ -75,7 +77,7 @@ fn check(cx: &StackCx<'_>, out: &mut Vec<Hit>) {
             let why = match e.key {
                 "DATA_SOURCE_USER" if value == SUPERUSER => Some("connects as `postgres`".to_owned()),
                 "DATA_SOURCE_NAME" if dsn_user(value) == Some(SUPERUSER) => Some("connects as `postgres`".to_owned()),
-                "DATA_SOURCE_USER_FILE" | "DATA_SOURCE_PASS_FILE" if superuser_files.contains(&value) => {
+                "DATA_SOURCE_USER_FILE" | "DATA_SOURCE_PASS_FILE" if superuser_files.contains(value) => {
                     Some(format!("reads `{value}`, the superuser's credential of a PostgreSQL service"))
                 }
                 _ => None,
