@@ -68,17 +68,9 @@ fn check(cx: &StackCx<'_>, out: &mut Vec<Hit>) {
 
 #[cfg(test)]
 mod tests {
-    use crate::context::StackCx;
-    use crate::source::Source;
-
     /// The passwords reported in a stack, as written.
     fn found(yaml: &str) -> Vec<String> {
-        let src = Source::new("t.yml", yaml.to_owned());
-        let doc = crate::yaml::Doc::parse(&src).expect("valid YAML");
-        let cx = StackCx::new(&src, &doc, doc.root.expect("a root"), None, None);
-        let mut out = Vec::new();
-        super::check(&cx, &mut out);
-        out.into_iter().map(|h| src.text[h.span].to_owned()).collect()
+        super::super::stack_hits("t.yml", yaml, super::check)
     }
 
     /// libpq's keyword/value connection strings are DSNs too (seen in

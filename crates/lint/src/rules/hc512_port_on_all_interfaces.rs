@@ -55,17 +55,10 @@ fn check(cx: &StackCx<'_>, out: &mut Vec<Hit>) {
 
 #[cfg(test)]
 mod tests {
-    use crate::context::StackCx;
-    use crate::source::Source;
-
     /// The ports reported, as written.
     fn found(ports: &str) -> Vec<String> {
-        let src = Source::new("compose.yml", format!("services:\n  web:\n    image: nginx:1\n    ports: {ports}\n"));
-        let doc = crate::yaml::Doc::parse(&src).expect("valid YAML");
-        let cx = StackCx::new(&src, &doc, doc.root.expect("a root"), None, None);
-        let mut out = Vec::new();
-        super::check(&cx, &mut out);
-        out.into_iter().map(|h| src.text[h.span].to_owned()).collect()
+        let yaml = format!("services:\n  web:\n    image: nginx:1\n    ports: {ports}\n");
+        super::super::stack_hits("compose.yml", &yaml, super::check)
     }
 
     /// The unspecified addresses are every interface (seen in a public

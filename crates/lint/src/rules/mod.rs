@@ -78,6 +78,18 @@ mod hc519_exporter_as_superuser;
 /// A rule's check over a stack file.
 pub type StackCheck = fn(&StackCx<'_>, &mut Vec<Hit>);
 
+/// What a stack rule's `check` reports in the stack `yaml` (named `name`,
+/// whose name can set the target): the text at each finding, as written.
+#[cfg(test)]
+pub(crate) fn stack_hits(name: &str, yaml: &str, check: StackCheck) -> Vec<String> {
+    let src = crate::source::Source::new(name, yaml.to_owned());
+    let doc = crate::yaml::Doc::parse(&src).expect("valid YAML");
+    let cx = StackCx::new(&src, &doc, doc.root.expect("a root"), None, None);
+    let mut out = Vec::new();
+    check(&cx, &mut out);
+    out.into_iter().map(|h| src.text[h.span].to_owned()).collect()
+}
+
 /// How a rule looks at a file.
 #[derive(Clone, Copy)]
 pub enum Check {
