@@ -262,20 +262,29 @@ pub enum Replaced {
 /// Where a directory really is: through symlinks (the link stays and the
 /// directory it names is replaced). A missing directory's parents are created.
 fn resolve_dir(dir: &Path) -> Result<PathBuf, WriteError> {
-    match fs::canonicalize(dir) {
-        Ok(real) if real.is_dir() => Ok(real),
-        Ok(_) => Err(WriteError::NotADirectory { path: dir.to_path_buf() }),
-        Err(e) if e.kind() == io::ErrorKind::NotFound && fs::symlink_metadata(dir).is_err() => {
-            let name = dir.file_name().ok_or_else(|| WriteError::NotADirectory { path: dir.to_path_buf() })?;
-            let parent = match dir.parent() {
-                Some(p) if !p.as_os_str().is_empty() => p,
-                _ => Path::new("."),
-            };
-            fs::create_dir_all(parent).map_err(at(parent))?;
-            Ok(fs::canonicalize(parent).map_err(at(parent))?.join(name))
+    let mut last = None;
+    for _ in 0..3 {
+        match fs::canonicalize(dir) {
+            Ok(real) if real.is_dir() => return Ok(real),
+            Ok(_) => return Err(WriteError::NotADirectory { path: dir.to_path_buf() }),
+            // A name there that resolves to nothing: a concurrent run
+            // created it in between (two builds into a new directory failed
+            // with `cannot write deploy: No such file or directory`), so
+            // resolve it again; or a link to nothing, which stays an error.
+            Err(e) if e.kind() == io::ErrorKind::NotFound && fs::symlink_metadata(dir).is_ok() => last = Some(e),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                let name = dir.file_name().ok_or_else(|| WriteError::NotADirectory { path: dir.to_path_buf() })?;
+                let parent = match dir.parent() {
+                    Some(p) if !p.as_os_str().is_empty() => p,
+                    _ => Path::new("."),
+                };
+                fs::create_dir_all(parent).map_err(at(parent))?;
+                return Ok(fs::canonicalize(parent).map_err(at(parent))?.join(name));
+            }
+            Err(source) => return Err(WriteError::Io { path: dir.to_path_buf(), source }),
         }
-        Err(source) => Err(WriteError::Io { path: dir.to_path_buf(), source }),
     }
+    Err(WriteError::Io { path: dir.to_path_buf(), source: last.unwrap_or_else(|| io::ErrorKind::NotFound.into()) })
 }
 
 /// A staging directory beside the target; removed on drop unless kept.

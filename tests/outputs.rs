@@ -354,6 +354,35 @@ fn build_o_keeps_other_files_follows_a_symlinked_directory_and_writes_file_by_fi
     assert_eq!(leftovers(&[dir.path(), &cwd]), Vec::<String>::new());
 }
 
+/// Builds started together into a directory that does not exist yet: one
+/// creates it while another resolves its path. That one failed with
+/// `cannot write deploy: No such file or directory` (seen once in CI).
+#[test]
+fn concurrent_first_builds_into_a_new_directory_all_succeed() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    fs::write(dir.path().join("hacompile.lock"), LOCK).expect("write");
+    fs::write(dir.path().join("a.toml"), EXAMPLE).expect("write");
+    for round in 0..300 {
+        let out = format!("new-{round}");
+        let runs: Vec<_> = (0..8)
+            .map(|_| {
+                bin()
+                    .current_dir(dir.path())
+                    .args(["build", "a.toml", "-o", &out])
+                    .stdout(std::process::Stdio::null())
+                    .stderr(std::process::Stdio::piped())
+                    .spawn()
+                    .expect("spawn")
+            })
+            .collect();
+        for run in runs {
+            let done = run.wait_with_output().expect("wait");
+            assert!(done.status.success(), "round {round}: {}", text(&done.stderr));
+        }
+        assert!(dir.path().join(&out).join("docker-stack.yml").is_file());
+    }
+}
+
 #[test]
 fn concurrent_builds_into_one_directory_all_succeed_and_leave_one_whole_set() {
     let dir = tempfile::tempdir().expect("temp dir");
