@@ -88,9 +88,10 @@ fn kind_of(ft: std::fs::FileType) -> Option<&'static str> {
     (!ft.is_file()).then_some("not a regular file")
 }
 
-/// The tree a file in directory `dir` belongs to: the git work tree `dir`
-/// is in (the nearest directory with a `.git`), else (`cwd`) the working
-/// directory when `dir` is below it, else `dir` itself. Canonical.
+/// The tree a file in directory `dir` belongs to, judged where `dir` is
+/// written (links not followed): the git work tree `dir` is in (the
+/// nearest directory with a `.git`), else (`use_cwd`) the working directory
+/// when `dir` is below it and it is not `/`, else `dir` itself. Canonical.
 fn tree_root(dir: &Path, use_cwd: bool) -> PathBuf {
     tree_root_of(dir, use_cwd)
 }
@@ -103,19 +104,39 @@ pub fn tree_of(dir: &Path) -> PathBuf {
 }
 
 fn tree_root_of(dir: &Path, use_cwd: bool) -> PathBuf {
-    let cwd = std::env::current_dir().and_then(|d| d.canonicalize()).ok();
+    // Where the path is as written, not where links lead: a directory link
+    // committed to a repository (`deploy -> ../../runner`) must not move
+    // the tree to its target.
+    let cwd = std::env::current_dir().ok();
     let abs = match (&cwd, dir.is_absolute()) {
-        (Some(cwd), false) => cwd.join(dir),
-        _ => dir.to_path_buf(),
+        (Some(cwd), false) => lexical(&cwd.join(dir)),
+        _ => lexical(dir),
     };
-    let dir = abs.canonicalize().unwrap_or(abs);
-    if let Some(repository) = dir.ancestors().find(|d| d.join(".git").symlink_metadata().is_ok()) {
-        return repository.to_path_buf();
+    let root = match abs.ancestors().find(|d| d.join(".git").symlink_metadata().is_ok()) {
+        Some(repository) => repository.to_path_buf(),
+        // The working directory bounds the tree only when it is a tree
+        // (`/` would take in the whole machine).
+        None => match cwd {
+            Some(cwd) if use_cwd && cwd.parent().is_some() && abs.starts_with(&cwd) => cwd,
+            _ => abs,
+        },
+    };
+    root.canonicalize().unwrap_or(root)
+}
+
+/// `path` with `.` and `..` folded by their text, no link followed.
+fn lexical(path: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for c in path.components() {
+        match c {
+            std::path::Component::CurDir => {}
+            std::path::Component::ParentDir => {
+                out.pop();
+            }
+            c => out.push(c),
+        }
     }
-    match cwd {
-        Some(cwd) if use_cwd && dir.starts_with(&cwd) => cwd,
-        _ => dir,
-    }
+    out
 }
 
 /// Refuses a path that leads, through a symbolic link, outside the tree
@@ -244,6 +265,11 @@ mod tests {
             let e = read.expect_err("outside the repository");
             assert!(matches!(&e, ReadError::Outside { root } if root.ends_with("repo")), "{e:?}");
             assert!(!e.to_string().contains("pw"), "{e}");
+        }
+        // A directory link does not carry the tree along with it.
+        symlink("../home", repo.join("linked")).expect("symlink");
+        for path in [repo.join("linked/.pgpass"), repo.join("deploy/../linked/.pgpass")] {
+            assert!(matches!(read_file(&path, 100), Err(ReadError::Outside { .. })), "{}", path.display());
         }
         // Without a repository, the directory the link is in.
         std::fs::write(home.join("own.yml"), b"x").expect("write");
