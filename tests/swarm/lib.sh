@@ -31,8 +31,10 @@ hacompile_docker_bin=$(type -P docker) || { echo "docker: not found" >&2; exit 1
 docker() {
     local limit=${HACOMPILE_DOCKER_TIMEOUT:-180} t0=$SECONDS rc=0
     timeout --foreground -k 10 "$limit" "$hacompile_docker_bin" "$@" || rc=$?
-    if [ "$rc" = 124 ] && (( SECONDS - t0 >= limit )); then
+    # 124: stopped by TERM at the limit; 137: killed 10 s later (it ignored TERM).
+    if { [ "$rc" = 124 ] || [ "$rc" = 137 ]; } && (( SECONDS - t0 >= limit )); then
         echo "docker ${1:-} ${2:-}: no answer within ${limit} s, killed" >&2
+        return 124
     fi
     return "$rc"
 }
@@ -42,8 +44,9 @@ docker() {
 # Read from each container, not with `docker service logs`, which can hang
 # (above) and on a single-node swarm reads the same containers.
 service_logs() {
-    local svc=$1 c rc; shift
-    for c in $(docker ps -aq --filter "label=com.docker.swarm.service.name=$svc" | tac); do
+    local svc=$1 c rc ids; shift
+    ids=$(docker ps -aq --filter "label=com.docker.swarm.service.name=$svc") || return 124
+    for c in $(tac <<< "$ids"); do
         # A task container swarm removed since: nothing left to read.
         # No answer: the caller's failure.
         docker logs "$@" "$c" 2>&1 || { rc=$?; [ "$rc" != 124 ] || return 124; }

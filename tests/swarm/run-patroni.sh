@@ -182,7 +182,7 @@ log "deployed; waiting for every service at its desired count"
 services=$(( 1 + ${#members[@]} + ${#etcds[@]} ))
 converged() {
     local lines; lines=$(docker service ls --filter "label=com.docker.stack.namespace=$stack" --format '{{.Replicas}}')
-    [ "$(echo "$lines" | wc -l)" = "$services" ] && ! echo "$lines" | grep -vqE '^([1-9][0-9]*)/\1'
+    [ "$(echo "$lines" | wc -l)" = "$services" ] && ! echo "$lines" | grep -vqE '^([1-9][0-9]*)/\1( |$)'
 }
 wait_for 300 "convergence" converged > /dev/null
 t_services=$(since "$deployed")
@@ -292,11 +292,16 @@ patroni_pid=$(docker exec "$cid" sh -c 'for p in /proc/[0-9]*; do case "$(tr "\0
 grep -qF -- "${value[postgres_password]}" <<< "$(docker exec "$cid" sh -c "tr '\0' '\n' < /proc/$patroni_pid/environ")" \
     || fail "control: Patroni (PID $patroni_pid) has no superuser password in its environment (how did it bootstrap?)"
 check_credentials() { # when -> fails on a secret value outside its place
-    local when=$1 m cid pid ids cmdlines logs named
+    local when=$1 m cid pid ids cmdlines logs named inspected
+    # Each read must have answered: a search of nothing finds nothing.
     mapfile -t ids < <(docker service ls -q --filter "label=com.docker.stack.namespace=$stack")
-    no_secret_in "docker service inspect ($when)" "$(docker service inspect "${ids[@]}")"
+    [ "${#ids[@]}" = "$services" ] || fail "credentials ($when): ${#ids[@]} services listed, not $services"
+    inspected=$(docker service inspect "${ids[@]}") || fail "credentials ($when): docker service inspect failed"
+    no_secret_in "docker service inspect ($when)" "$inspected"
     mapfile -t ids < <(docker ps -aq --filter "label=com.docker.stack.namespace=$stack")
-    no_secret_in "docker inspect of the containers ($when)" "$(docker inspect "${ids[@]}")"
+    [ "${#ids[@]}" -ge "$services" ] || fail "credentials ($when): ${#ids[@]} containers listed, fewer than the services"
+    inspected=$(docker inspect "${ids[@]}") || fail "credentials ($when): docker inspect of the containers failed"
+    no_secret_in "docker inspect of the containers ($when)" "$inspected"
     for m in "${members[@]}"; do
         cid=$(task_container "$m")
         # PostgreSQL titles each backend `postgres: USER DATABASE HOST ...`
@@ -312,7 +317,7 @@ check_credentials() { # when -> fails on a secret value outside its place
         done
     done
     for svc in $(docker service ls --filter "label=com.docker.stack.namespace=$stack" --format '{{.Name}}'); do
-        logs=$(service_logs "$svc")
+        logs=$(service_logs "$svc") || fail "credentials ($when): the logs of $svc could not be read"
         no_password_in "the logs of $svc ($when)" "$logs"
         # Patroni logs the conninfo it rewinds or clones from, user name
         # included (passwords come from the pgpass file): reported, masked.

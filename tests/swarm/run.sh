@@ -176,7 +176,7 @@ deployed=$(date +%s.%N)
 log "deployed; waiting for every service at its desired count"
 converged() {
     local lines; lines=$(docker service ls --filter "label=com.docker.stack.namespace=$stack" --format '{{.Replicas}}')
-    [ "$(echo "$lines" | wc -l)" = 5 ] && ! echo "$lines" | grep -vqE '^([1-9][0-9]*)/\1'
+    [ "$(echo "$lines" | wc -l)" = 5 ] && ! echo "$lines" | grep -vqE '^([1-9][0-9]*)/\1( |$)'
 }
 wait_for 300 "convergence" converged > /dev/null
 convergence=$(awk -v a="$deployed" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }')
