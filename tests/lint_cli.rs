@@ -125,19 +125,31 @@ fn every_kind_is_told_by_content_on_stdin() {
 #[test]
 fn a_legacy_compose_file_is_refused_at_its_first_service() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let v1 = "# sameersbn/docker-postgresql's shape\nPostgreSQL:\n  restart: always\n  image: sameersbn/postgresql:latest\n  ports:\n    - \"5432:5432\"\n  environment:\n    - DB_PASS=Zz-legacy-Pw-77\n";
+    // The credentials on the line after the key: in the excerpt.
+    let v1 = "# sameersbn/docker-postgresql's shape\nPostgreSQL:\n  environment: {DB_USERS: \"app:Zz-legacy-Pw-77\", SEED: aZ3kP9qL2mX7vB4nR8tYwQ}\n  restart: always\n  image: sameersbn/postgresql:latest\n  ports:\n    - \"5432:5432\"\n";
     fs::write(dir.path().join("docker-compose.yml"), v1).expect("w");
     for target in ["compose", "swarm"] {
         let (code, out, err) = lint_in(dir.path(), &["--target", target, "docker-compose.yml"]);
         assert_eq!(code, 2, "{target}: {out}{err}");
         assert!(out.contains("docker-compose.yml:2:1") && out.contains("HC001"), "{out}");
         assert!(out.contains("legacy compose format") && out.contains("`PostgreSQL`"), "{out}");
-        assert!(!out.contains("Zz-legacy-Pw-77") && !err.contains("Zz-legacy-Pw-77"));
+        for secret in ["Zz-legacy-Pw-77", "aZ3kP9qL2mX7vB4nR8tYwQ"] {
+            assert!(!out.contains(secret) && !err.contains(secret), "{out}{err}");
+        }
+        assert!(out.contains("3 │   environment"), "the excerpt shows the line, masked:\n{out}");
     }
-    // A file of other top-level keys is still a stack with no services.
-    fs::write(dir.path().join("docker-stack.yml"), "x-defaults: {image: a:1}\nvolumes: {data: {}}\n").expect("w");
-    let (code, out, _) = lint_in(dir.path(), &["docker-stack.yml"]);
-    assert_eq!(code, 0, "{out}");
+    // A file of the specification's own top-level keys is still a stack
+    // with no services, whatever its volumes or networks are named.
+    for modern in [
+        "x-defaults: {image: a:1}\nvolumes: {data: {}}\n",
+        "volumes:\n  build: {}\n",
+        "networks:\n  image:\n    driver: overlay\n    driver_opts: {encrypted: \"true\"}\n",
+        "configs:\n  image: {file: ./a.conf}\nname: app\n",
+    ] {
+        fs::write(dir.path().join("docker-stack.yml"), modern).expect("w");
+        let (code, out, _) = lint_in(dir.path(), &["docker-stack.yml"]);
+        assert_eq!(code, 0, "{modern:?}: {out}");
+    }
 }
 
 #[test]

@@ -61,6 +61,23 @@ fn swarm_publishes_a_port_with_a_host_ip_on_every_interface() {
     assert!(codes(&v).iter().any(|c| c == "HC309"), "{v}");
 }
 
+/// The long syntax's `host_ip` is not ignored but refused by `docker stack
+/// deploy`'s schema; HC309 says so (it reported nothing of it, and HC508
+/// and HC509 took the address as a binding).
+#[test]
+fn swarm_refuses_a_long_syntax_host_ip() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let stack = "version: \"3.8\"\nservices:\n  db:\n    image: postgres:16.4\n    ports:\n      - {target: 5432, published: 5432, host_ip: 127.0.0.1}\n";
+    fs::write(dir.path().join("docker-stack.yml"), stack).expect("writable");
+    let (ok, _, err) = stack_config(dir.path(), "docker-stack.yml");
+    assert!(!ok && err.contains("Additional property host_ip is not allowed"), "docker refuses it: {err}");
+    let (status, v) = json_codes(dir.path(), &["docker-stack.yml"]);
+    assert_eq!(status, 1);
+    let found = v["findings"].as_array().expect("findings").iter().find(|f| f["code"] == "HC309").cloned();
+    let message = found.as_ref().and_then(|f| f["message"].as_str()).unwrap_or_default();
+    assert!(message.contains("refuses `host_ip`"), "{v}");
+}
+
 /// A stack named for what it runs, with a port swarm opens everywhere.
 const NAMED_STACK: &str = "services:\n  app:\n    image: nginx:1.27\n    ports:\n      - \"127.0.0.1:8080:80\"\n    deploy:\n      replicas: 1\n";
 

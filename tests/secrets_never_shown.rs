@@ -13,7 +13,7 @@ use support::*;
 const EXAMPLE: &str = include_str!("../examples/ha-postgres.toml");
 const LOCK: &str = include_str!("../examples/hacompile.lock");
 const SECRET: &str = "Hunter2-xq9Zr";
-const FORMATS: [&str; 4] = ["human", "json", "sarif", "github"];
+const FORMATS: [&str; 5] = ["human", "json", "sarif", "github", "concise"];
 
 fn example_with(from: &str, to: &str) -> String {
     assert!(EXAMPLE.contains(from), "the example contains {from:?}");

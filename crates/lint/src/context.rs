@@ -515,7 +515,9 @@ fn without_substitutions(text: &str) -> String {
             _ => out.push(c),
         }
     }
-    out
+    // One left open (`echo 'it`s starting'`, a quoted backtick) substitutes
+    // nothing: the text is read as it is.
+    if depth > 0 || backtick { text.to_owned() } else { out }
 }
 
 #[cfg(test)]
@@ -591,6 +593,7 @@ services:
   dcs: {image: "spilo:3", command: "sh -c 'export A=$$(dpkg --print-architecture) && exec etcd -name etcd1'"}
   dcs-ip: {image: "spilo:3", command: "sh -c 'exec etcd -name etcd1 -advertise-client-urls http://$$(hostname --ip-address):2379'"}
   dcs-nested: {image: "spilo:3", command: "sh -c 'exec etcd --name $(echo $(hostname) | tr a-z A-Z) --data-dir `mktemp -d`'"}
+  dcs-quoted: {image: "patroni:3", entrypoint: ["sh", "-c"], command: ["echo 'it`s starting' ; exec etcd --name etcd1"]}
   member: {image: "${TEST_IMAGE:-patroni}"}
   both: {image: "postgres:16", command: "sh -c 'pgbouncer -d /etc/pgbouncer.ini && exec postgres'"}
   versioned: {image: "example/postgres16:1"}
@@ -606,6 +609,7 @@ services:
             ("dcs", false, false),
             ("dcs-ip", false, false),
             ("dcs-nested", false, false),
+            ("dcs-quoted", false, false),
             ("member", true, true),
             ("both", true, true),
             ("versioned", true, true),

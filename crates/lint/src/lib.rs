@@ -212,7 +212,7 @@ pub fn has_top_level_services(head: &str) -> bool {
     })
 }
 
-/// The decoded values of the quoted scalars at the secrets found (secret
+/// The decoded values of the scalars at the secrets found (secret
 /// rules' findings and `masked`), where they differ from the text written:
 /// `"Zq9x\x53ECRETq"` is searched for as `Zq9xSECRETq` too.
 fn decoded_secrets(
@@ -233,7 +233,7 @@ fn decoded_secrets(
     spans.sort_by_key(|r| r.start);
     let mut out = Vec::new();
     for node in &doc.nodes {
-        let yaml::Kind::Scalar { value, quoted: true } = &node.kind else { continue };
+        let yaml::Kind::Scalar { value, .. } = &node.kind else { continue };
         // A finding inside this scalar (the whole value, or a password in a URL).
         let first = spans.partition_point(|r| r.start < node.span.start);
         let hit = spans.get(first).is_some_and(|r| r.start < node.span.end);
@@ -251,9 +251,13 @@ fn decoded_secrets(
 /// legacy (version 1) compose format: a mapping with `image` or `build`.
 /// Its key node and its name.
 fn legacy_service<'d>(doc: &'d yaml::Doc<'_>, root: yaml::NodeId) -> Option<(yaml::NodeId, &'d str)> {
+    // The compose specification's own top-level keys hold no services (a
+    // volume may be named `build`).
+    const TOP_LEVEL: &[&str] = &["version", "name", "include", "volumes", "networks", "configs", "secrets", "models"];
     doc.entries(root).into_iter().find_map(|(k, v)| {
         let name = doc.scalar(k)?;
         let service = !name.starts_with("x-")
+            && !TOP_LEVEL.contains(&name)
             && doc.is_map(v)
             && (doc.get(v, "image").is_some() || doc.get(v, "build").is_some());
         service.then_some((k, name))
@@ -416,7 +420,20 @@ pub fn lint_file(
                 && let Some((key, service)) = legacy_service(&doc, root)
             {
                 let (span, service) = (doc.span(key), service.to_owned());
-                return input_error(
+                // No rule read it, so no rule found its secrets: every value
+                // is masked in the excerpt.
+                let values = doc
+                    .nodes
+                    .iter()
+                    .flat_map(|n| match &n.kind {
+                        yaml::Kind::Map(pairs, _) => pairs.iter().map(|(_, v)| *v).collect(),
+                        yaml::Kind::Seq(items) => items.clone(),
+                        _ => Vec::new(),
+                    })
+                    .filter(|v| matches!(doc.node(*v).kind, yaml::Kind::Scalar { .. }))
+                    .map(|v| doc.span(v))
+                    .collect::<Vec<_>>();
+                let mut refused = input_error(
                     name,
                     kind,
                     Some(src),
@@ -426,6 +443,10 @@ pub fn lint_file(
                     ),
                     "move the services under a top-level `services:` (and `links`/`volumes_from` to networks and named volumes)",
                 );
+                if let Some(src) = &refused.source {
+                    refused.masker = Arc::new(Masker::scanning(&src.text, values));
+                }
+                return refused;
             }
             let cx = context::StackCx::new(&src, &doc, root, lock, dir.clone());
             let forced = match options.target {
@@ -451,22 +472,30 @@ pub fn lint_file(
             let second: Vec<_> = second.into_iter().map(|(_, r)| *r).collect();
             let run = |part: &[(&'static rules::Rule, rules::StackCheck)]| {
                 let mut found = Vec::new();
+                // Every secret found is masked, the ones past the cap on
+                // reported findings too.
+                let mut spans = Vec::new();
                 for (rule, check) in part {
                     let mut out = Vec::new();
                     check(&cx, &mut out);
+                    if rule.family == Family::Secrets {
+                        spans.extend(out.iter().map(|h| h.span.clone()));
+                    }
                     // Duplicate keys past the parser's record are counted, not reported.
                     let more: &[usize] = if rule.code == rules::DUPLICATE_KEY { &doc.more_duplicates } else { &[] };
                     found.extend(reporting.findings(rule, out, more));
                 }
-                found
+                (found, spans)
             };
-            let (a, b) = std::thread::scope(|scope| {
+            let ((a, spans_a), (b, spans_b)) = std::thread::scope(|scope| {
                 let other = scope.spawn(|| run(&second));
                 let mine = run(&first);
                 (mine, other.join().expect("a rule panicked"))
             });
             findings.extend(a);
             findings.extend(b);
+            masked_only.extend(spans_a);
+            masked_only.extend(spans_b);
             for rule in RULES.iter().filter(|r| off_secret_rule(r)) {
                 if let rules::Check::Stack(f) | rules::Check::StackAndSpec(f, _) = rule.check {
                     let mut out = Vec::new();
@@ -494,6 +523,9 @@ pub fn lint_file(
                     let mut out = Vec::new();
                     if config.severity(rule).is_some() {
                         f(&src, &mut out);
+                        if rule.family == Family::Secrets {
+                            masked_only.extend(out.iter().map(|h| h.span.clone()));
+                        }
                         findings.extend(reporting.findings(rule, out, &[]));
                     } else if off_secret_rule(rule) {
                         f(&src, &mut out);
@@ -513,6 +545,9 @@ pub fn lint_file(
                         let mut out = Vec::new();
                         if config.severity(rule).is_some() {
                             f(&doc, root, &mut out);
+                            if rule.family == Family::Secrets {
+                                masked_only.extend(out.iter().map(|h| h.span.clone()));
+                            }
                             findings.extend(reporting.findings(rule, out, &[]));
                         } else if off_secret_rule(rule) {
                             f(&doc, root, &mut out);
@@ -583,6 +618,7 @@ pub fn lint_file(
         }));
     }
     // Grouped by rule (a stable sort keeps each rule's order).
+    masked_only.extend(hits.iter().filter(|(r, _)| r.family == Family::Secrets).map(|(_, h)| h.span.clone()));
     hits.sort_by_key(|(rule, _)| rule.code);
     let mut hits = hits.into_iter().peekable();
     while let Some((rule, first)) = hits.next() {

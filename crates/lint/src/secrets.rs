@@ -18,15 +18,12 @@ use crate::rules::interpolation;
 /// most guessed ones. Booleans, `0`/`1` switches, durations, sizes, digests
 /// and paths (`/run/secrets/pw`) are not credentials.
 pub fn is_literal_secret(value: &str) -> bool {
-    // A URL or a libpq connection string holds a credential in its
-    // password, or in a URL's user part alone (Sentry's DSN key):
-    // `postgresql://${U}:${PW}@db/app` ships none.
-    if is_connection_string(value) {
-        return has_literal_password(value)
-            || URL_USERINFO
-                .captures(value)
-                .and_then(|c| c.get(1))
-                .is_some_and(|u| interpolation::literal_text(u.as_str()).bytes().any(|b| b.is_ascii_alphanumeric()));
+    // A connection string whose credentials come from variables ships
+    // none: `postgresql://${U}:${PW}@db/app`, `host=db password=${PW}`.
+    // Any other URL is judged as a whole below (a webhook's path, a
+    // token in a query, a Sentry DSN's key are credentials).
+    if credentials_from_variables(value) {
+        return false;
     }
     let shipped = interpolation::literal_text(value);
     // Around variables, separators are not a password: `${USER}:${PASS}`.
@@ -36,15 +33,36 @@ pub fn is_literal_secret(value: &str) -> bool {
     is_credential_text(&shipped)
 }
 
-/// A URL (`scheme://...`, `jdbc:postgresql://...`) or a libpq keyword/value
-/// connection string (`host=db user=app ...`): judged by its password
-/// ([`url_password`], [`conninfo_password`]; HC102 reports one).
-fn is_connection_string(value: &str) -> bool {
-    URL_START.is_match(value) || CONNINFO_KEYWORD.is_match(value)
+/// A connection string whose credentials are all variables: a URL whose
+/// user information has variables and no literal letter or digit (and no
+/// literal password in its query), or a libpq keyword/value string whose
+/// `password=` is a variable. Nothing else in such a value is a secret.
+fn credentials_from_variables(value: &str) -> bool {
+    if has_literal_password(value) {
+        return false;
+    }
+    if URL_START.is_match(value) {
+        return URL_USERINFO.captures(value).and_then(|c| c.get(1)).is_some_and(|u| {
+            let written = u.as_str();
+            written.contains('$')
+                && !interpolation::literal_text(written).bytes().any(|b| b.is_ascii_alphanumeric())
+                && !URL_SECRET_QUERY.is_match(value)
+        });
+    }
+    CONNINFO_KEYWORD.is_match(value) && CONNINFO_VARIABLE_PASSWORD.is_match(value)
 }
 
+/// A query parameter that holds a credential (`?token=...`, `&api_key=`).
+static URL_SECRET_QUERY: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?i)[?&][a-z_]*(?:password|passwd|pwd|token|secret|key|signature|sig)=").expect("valid regex")
+});
+
+/// `password=$X` / `password=${X}` in a libpq keyword/value string.
+static CONNINFO_VARIABLE_PASSWORD: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"(?:^|[\s,;:])password[ \t]*=[ \t]*'?\$").expect("valid regex"));
+
 /// A literal password in a URL or a connection string (HC102's finding).
-pub fn has_literal_password(value: &str) -> bool {
+fn has_literal_password(value: &str) -> bool {
     url_password(value).is_some() || conninfo_password(value).is_some()
 }
 
@@ -356,6 +374,14 @@ mod tests {
             "https://abc123def456@o1.ingest.sentry.io/42",
             "host=db user=app password=hunter2",
             "postgresql://${U}:${PW:-fallback}@db/app",
+            // Credentials in a URL's path or query, or a value shaped like
+            // a keyword string (a review found these missed).
+            "https://hooks.slack.com/services/T0AAAA/B0BBBB/Zq9xWebhookSecret",
+            "https://api.example.com/v1/Zq9xApiKey",
+            "https://grafana/api?token=Zq9xToken",
+            "user=Zq9xOdd",
+            "redis://:Zq9x Space@cache",
+            "https://${U}:${PW}@host/api?token=Zq9xToken",
         ] {
             assert!(is_literal_secret(v), "{v}");
         }
@@ -363,8 +389,7 @@ mod tests {
             "postgresql://${PG_SUPERUSER}:${PG_SUPERPASS}@pg1:5432/postgres?sslmode=disable",
             "postgres://${U}:${PW}@db/app",
             "host=pg-1 user=monitor password=${MONITOR_PASSWORD} dbname=postgres",
-            "jdbc:postgresql://db:5432/app",
-            "https://o1.ingest.sentry.io/42",
+            "redis://:${REDIS_PASSWORD}@cache:6379/0",
         ] {
             assert!(!is_literal_secret(v), "{v}");
         }

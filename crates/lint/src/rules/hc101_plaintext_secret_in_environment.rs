@@ -1,7 +1,7 @@
 use super::{Check, Rule};
 use crate::context::StackCx;
 use crate::finding::{Family, Hit, Severity};
-use crate::secrets::{has_literal_password, is_literal_secret, is_user_list_key, user_passwords};
+use crate::secrets::{is_literal_secret, is_user_list_key, user_passwords};
 
 pub const RULE: Rule = Rule {
     code: "HC101",
@@ -25,8 +25,7 @@ their last word (`*_TOKEN_REALM`, `*_PASS_SCHEME`, `*_TOKEN_URL`,
 `*_PASSWORD_MIN_LENGTH`, ...); values that ship nothing literal (`${VAR}`,
 `${VAR:-}`, `"${VAR}"`; a literal default is HC103); URLs and connection
 strings whose user and password come from variables
-(`*_DSN: postgresql://${U}:${PW}@db/app`; a literal password in one is
-HC102's); booleans and `0`/`1`
+(`*_DSN: postgresql://${U}:${PW}@db/app`); booleans and `0`/`1`
 switches, durations, sizes, `sha256:` digests and paths
 (`/run/secrets/...`, `/certs/token.crt`).
 In a cluster spec, any literal credential is reported.
@@ -71,8 +70,7 @@ fn check(cx: &StackCx<'_>, out: &mut Vec<Hit>) {
     for (svc, env) in cx.services().iter().zip(cx.environments()) {
         for e in env {
             let Some(value) = e.value else { continue };
-            // A connection string's literal password is HC102's finding.
-            if e.credential && is_literal_secret(value) && !has_literal_password(value) {
+            if e.credential && is_literal_secret(value) {
                 out.push(
                     Hit::new(
                         e.value_span.clone(),

@@ -120,23 +120,17 @@ fn dynamic(value: &str) -> bool {
     value.contains("%[") || !is_literal_secret(value)
 }
 
-/// A variable (`$VAR`, `${VAR}`) in `value`, which starts at `at` in the
-/// line's `code`, outside double quotes: HAProxy expands variables only
-/// inside them, so the credential is the variable's literal text. Its
-/// range in `code`.
-fn unexpanded(code: &str, at: usize, value: &str) -> Option<std::ops::Range<usize>> {
+/// Is there a variable (`$VAR`, `${VAR}`) in `value`, which starts at `at`
+/// in the line's `code`, outside double quotes? HAProxy expands variables
+/// only inside them, so the credential is the variable's literal text
+/// (and whatever is written around it).
+fn unexpanded(code: &str, at: usize, value: &str) -> bool {
     let b = value.as_bytes();
-    let k = (0..b.len()).find(|&k| {
+    (0..b.len()).any(|k| {
         b[k] == b'$'
             && b.get(k + 1).is_some_and(|&c| c == b'{' || c == b'_' || c.is_ascii_alphabetic())
             && !in_double_quotes(code, at + k)
-    })?;
-    let rest = &value[k..];
-    let len = match rest.strip_prefix("${") {
-        Some(r) => r.find('}').map_or(rest.len(), |e| e + 3),
-        None => 1 + rest[1..].find(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).unwrap_or(rest.len() - 1),
-    };
-    Some(at + k..at + k + len)
+    })
 }
 
 /// Is byte `pos` of a line's code inside double quotes (HAProxy's rules:
@@ -162,10 +156,11 @@ fn in_double_quotes(code: &str, pos: usize) -> bool {
     quote == Some('"')
 }
 
-/// The finding for a variable HAProxy does not expand.
-fn unexpanded_hit(start: usize, span: std::ops::Range<usize>) -> Hit {
+/// The finding for a credential with a variable HAProxy does not expand:
+/// the whole credential is its place (and masked), not only the variable.
+fn unexpanded_hit(span: std::ops::Range<usize>) -> Hit {
     Hit::new(
-        start + span.start..start + span.end,
+        span,
         "HAProxy expands a variable only inside double quotes: unquoted, this credential is the variable's name as literal text",
     )
     .help("put the whole word in double quotes, variable included (`stats auth \"admin:${...}\"`)")
@@ -232,14 +227,14 @@ fn check(src: &Source, out: &mut Vec<Hit>) {
             (Some("stats"), Some("auth")) => {
                 let Some(&(i, value)) = words.get(2) else { continue };
                 let Some((user, password)) = value.split_once(':') else { continue };
-                if let Some(var) = unexpanded(code, i + user.len() + 1, password) {
-                    out.push(unexpanded_hit(start, var));
+                let from = start + i + user.len() + 1;
+                if unexpanded(code, i + user.len() + 1, password) {
+                    out.push(unexpanded_hit(from..from + password.len()));
                     continue;
                 }
                 if password.is_empty() || dynamic(password) {
                     continue;
                 }
-                let from = start + i + user.len() + 1;
                 out.push(
                     Hit::new(from..from + password.len(), "`stats auth` gives the statistics page a literal password")
                         .help("keep the users in a userlist with crypt(3) hashes, in a file created as a Docker secret and loaded with a second `-f`; or take the password from the environment (`${STATS_PASSWORD}` inside double quotes)"),
@@ -248,8 +243,8 @@ fn check(src: &Source, out: &mut Vec<Hit>) {
             }
             (Some("user"), Some(_)) if word(2) == Some("insecure-password") => {
                 let Some(&(i, value)) = words.get(3) else { continue };
-                if let Some(var) = unexpanded(code, i, value) {
-                    out.push(unexpanded_hit(start, var));
+                if unexpanded(code, i, value) {
+                    out.push(unexpanded_hit(start + i..start + i + value.len()));
                     continue;
                 }
                 if value.is_empty() || dynamic(value) {
@@ -286,8 +281,8 @@ fn check(src: &Source, out: &mut Vec<Hit>) {
         }
         let Some(&(i, value)) = words.get(k + 1) else { continue };
         let Some((c, cred)) = credential(value) else { continue };
-        if let Some(var) = unexpanded(code, i + c, cred) {
-            out.push(unexpanded_hit(start, var));
+        if unexpanded(code, i + c, cred) {
+            out.push(unexpanded_hit(start + i + c..start + i + c + cred.len()));
             continue;
         }
         if dynamic(cred) {
@@ -375,6 +370,13 @@ mod tests {
         assert_eq!(found("listen s\n  stats auth 'admin:$STATS_PASSWORD'\n"), ["$STATS_PASSWORD"]);
         assert_eq!(found("userlist u\n  user ops insecure-password ${OPS_PW}\n"), ["${OPS_PW}"]);
         assert_eq!(found("backend b\n  http-request set-header Authorization Basic\\ ${AUTH}\n"), ["${AUTH}"]);
+        // The whole credential is the finding's place, so all of it is
+        // masked: a literal written around the variable too.
+        assert_eq!(found("listen s\n  stats auth admin:pre-${PW}-Zq9x\n"), ["pre-${PW}-Zq9x"]);
+        assert_eq!(
+            found("backend b\n  http-request set-header Authorization Basic\\ YWRtaW46c2VjcmV0${X}\n"),
+            ["YWRtaW46c2VjcmV0${X}"]
+        );
         assert!(found("backend b\n  http-request set-header Authorization \"Basic ${AUTH}\"\n").is_empty());
         assert!(found("listen s\n  stats auth admin:\"${STATS_PASSWORD}\"\n").is_empty(), "quoted in the word");
     }

@@ -10,8 +10,10 @@ pub const RULE: Rule = Rule {
     summary: "A host IP in a published port is ignored by swarm: the port is open on every interface",
     doc: r#"
 ## What it does
-Reports short-syntax ports with a host IP (`"127.0.0.1:8888:8888"`,
-`"[::1]:5432:5432"`).
+Reports ports with a host IP: the short syntax's (`"127.0.0.1:8888:8888"`,
+`"[::1]:5432:5432"`), which swarm ignores, and the long syntax's
+`host_ip:`, which `docker stack deploy` refuses ("Additional property
+host_ip is not allowed").
 
 ## Why it matters
 Swarm has no host IP in a port: `docker stack deploy` drops the address with
@@ -36,27 +38,42 @@ the long syntax with `mode: host` and restrict it in the host's firewall.
 
 fn check(cx: &StackCx<'_>, out: &mut Vec<Hit>) {
     for svc in cx.services() {
-        for &port in cx.at(svc.node, &["ports"]).and_then(|p| cx.doc.seq(p)).unwrap_or(&[]) {
-            let Some(short) = cx.doc.scalar(port) else { continue };
-            // `IP:HOST:CONTAINER` has two colons (IPv6 in brackets more); `HOST:CONTAINER` one.
-            // Colons inside `${VAR:-default}` separate nothing.
-            let parts = super::interpolation::split_colons(short);
-            if short.starts_with('[') || parts.len() >= 3 {
-                let ip = match short.strip_prefix('[') {
-                    Some(rest) => rest.split(']').next().unwrap_or(rest),
-                    None => parts[0],
-                };
+        // Short syntax (`IP:HOST:CONTAINER`) and long syntax (`host_ip:`).
+        for port in super::ports::ports(cx, svc.node) {
+            let Some(ip) = port.host_ip.as_deref() else { continue };
+            let Some(short) = &port.short else {
+                // docker's schema for stacks has no `host_ip`.
+                let at = cx.at(port.node, &["host_ip"]).unwrap_or(port.node);
                 out.push(
                     Hit::new(
-                        cx.span(port),
+                        cx.span(at),
                         format!(
-                            "swarm ignores the address `{ip}` in port `{short}` of service `{}`: the port is published on every interface",
+                            "`docker stack deploy` refuses `host_ip` in a port of service `{}` (\"Additional property host_ip is not allowed\"), and swarm could not bind an address anyway",
                             svc.name
                         ),
                     )
-                    .help("do not publish it (use an overlay network or a tunnel), or use the long syntax with `mode: host` and a firewall rule"),
+                    .help("remove `host_ip`: do not publish the port (use an overlay network or a tunnel), or publish it with `mode: host` and a firewall rule"),
                 );
-            }
+                continue;
+            };
+            // The address as written (`${BIND}`, not what it stands for).
+            let ip = match short.strip_prefix('[') {
+                Some(rest) => rest.split(']').next().unwrap_or(rest).to_owned(),
+                None => {
+                    let parts = super::interpolation::split_colons(short);
+                    if parts.len() >= 3 { parts[..parts.len() - 2].join(":") } else { ip.to_owned() }
+                }
+            };
+            out.push(
+                Hit::new(
+                    cx.span(port.node),
+                    format!(
+                        "swarm ignores the address `{ip}` in port `{short}` of service `{}`: the port is published on every interface",
+                        svc.name
+                    ),
+                )
+                .help("do not publish it (use an overlay network or a tunnel), or use the long syntax with `mode: host` and a firewall rule"),
+            );
         }
     }
 }

@@ -119,6 +119,9 @@ struct Proxy {
     /// `tcp-check send` lines; the path of the first HTTP request one sends.
     scripted: bool,
     script_path: Option<(String, std::ops::Range<usize>)>,
+    /// `option tcp-check`: without rules of its own, the section runs the
+    /// `tcp-check` rules of `defaults` (HAProxy 2.2 and later).
+    tcp_check: bool,
     /// `default-server ... port 8008`.
     default_port_8008: bool,
     /// Active (not `backup`) servers that are Patroni members, counting a
@@ -132,7 +135,7 @@ impl Proxy {
         // A `tcp-check` script that sends an HTTP request asks that path,
         // like `option httpchk` (`tcp-check send GET\ /health...`).
         let script = match defaults {
-            Some(d) if !self.scripted && d.scripted && self.method.is_none() => Some(d),
+            Some(d) if !self.scripted && d.scripted && (self.method.is_none() || self.tcp_check) => Some(d),
             _ => self.scripted.then_some(self),
         };
         if let Some(script) = script {
@@ -278,7 +281,10 @@ fn check(src: &Source, out: &mut Vec<Hit>) {
             ("option", Some("httpchk")) => p.method = Some(Method::Http(httpchk_uri(&w[2..]), line.span.clone())),
             ("option", Some("pgsql-check")) => p.method = Some(Method::PgsqlCheck(line.span.clone())),
             // Without a `tcp-check send`, a TCP connect.
-            ("option", Some("tcp-check")) => p.method = Some(Method::Tcp),
+            ("option", Some("tcp-check")) => {
+                p.method = Some(Method::Tcp);
+                p.tcp_check = true;
+            }
             ("option", Some("mysql-check" | "redis-check" | "ldap-check" | "smtpchk" | "ssl-hello-chk")) => {
                 p.method = Some(Method::Other)
             }
@@ -479,6 +485,13 @@ backend postgres_read_primary\n    option httpchk OPTIONS /primary\n\
         ] {
             assert_eq!(judged(fine), Vec::<String>::new(), "{fine}");
         }
+        // The script of `defaults`, run by a section that says `option
+        // tcp-check` and has no rules of its own.
+        let inherited = "defaults\n  option tcp-check\n  tcp-check connect port 8008\n  tcp-check send GET\\ /primary\\ HTTP/1.0\\r\\n\\r\\n\n  tcp-check expect string 200\n";
+        assert_eq!(
+            hits(&format!("{inherited}backend patroni_primary\n  option tcp-check\n{servers}")),
+            Vec::<String>::new()
+        );
         let read = hits(&format!(
             "backend patroni_replicas\n  option tcp-check\n  tcp-check send GET\\ /health\\ HTTP/1.0\\r\\n\n{servers}"
         ));

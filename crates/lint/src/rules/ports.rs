@@ -26,15 +26,15 @@ impl Port {
     /// address: none written, or the unspecified one (`0.0.0.0`, `::`).
     /// (Under swarm every published port is; HC309 says so.)
     pub fn every_interface(&self) -> bool {
-        self.host_ip.as_deref().is_none_or(|ip| matches!(ip, "" | "0.0.0.0" | "::" | "0"))
+        self.host_ip
+            .as_deref()
+            .is_none_or(|ip| ip.is_empty() || ip.parse::<std::net::IpAddr>().is_ok_and(|a| a.is_unspecified()))
     }
 
     /// Bound to the host's loopback (`127.0.0.0/8`, `::1`, `localhost`).
     pub fn loopback(&self) -> bool {
         self.host_ip.as_deref().is_some_and(|ip| {
-            ip == "::1"
-                || ip.eq_ignore_ascii_case("localhost")
-                || ip.parse::<std::net::Ipv4Addr>().is_ok_and(|a| a.is_loopback())
+            ip.eq_ignore_ascii_case("localhost") || ip.parse::<std::net::IpAddr>().is_ok_and(|a| a.is_loopback())
         })
     }
 }
@@ -56,16 +56,23 @@ pub fn ports(cx: &StackCx<'_>, service: NodeId) -> Vec<Port> {
         .collect()
 }
 
-/// `[IP:][HOST:]CONTAINER[/PROTO]`, IPv6 in brackets; a variable judged by
-/// its default (one without stands for a port or an address, never for a
-/// colon).
+/// `[IP:][HOST:]CONTAINER[/PROTO]`, as docker reads it (go-connections'
+/// `splitParts`): the last part is the container's, the one before it the
+/// host's, everything before those the address (`::1:5434:5432` is `::1`),
+/// brackets removed (`[::]`). A variable is judged by its default (one
+/// without stands for a port or an address, never for a colon).
 fn parse_short(node: NodeId, short: &str) -> Port {
     let resolved = with_defaults_or(short, "VAR").map(|r| r.into_owned()).unwrap_or_default();
     let (host_ip, rest) = match resolved.strip_prefix('[').and_then(|r| r.split_once("]:")) {
         Some((ip, rest)) => (Some(ip.to_owned()), rest.to_owned()),
         None => {
             let parts = split_colons(&resolved);
-            if parts.len() >= 3 { (Some(parts[0].to_owned()), parts[1..].join(":")) } else { (None, resolved.clone()) }
+            let n = parts.len();
+            if n >= 3 {
+                (Some(bare(&parts[..n - 2].join(":"))), parts[n - 2..].join(":"))
+            } else {
+                (None, resolved.clone())
+            }
         }
     };
     let parts = split_colons(&rest);
@@ -123,6 +130,9 @@ mod tests {
                 "      - {target: 5432, published: 5436, host_ip: 127.0.0.1}\n",
                 "      - {target: 5432, published: 5437}\n",
                 "      - {target: 5432, host_ip: \"::\"}\n",
+                "      - \"[::0]:5438:5432\"\n",
+                "      - \"::1:5439:5432\"\n",
+                "      - \"0:0:0:0:0:0:0:0:5440:5432\"\n",
             )),
             [
                 (None, true, Some(5432), true, false),
@@ -136,6 +146,9 @@ mod tests {
                 (s(Some("127.0.0.1")), true, Some(5432), false, true),
                 (None, true, Some(5432), true, false),
                 (s(Some("::")), false, Some(5432), true, false),
+                (s(Some("::0")), true, Some(5432), true, false),
+                (s(Some("::1")), true, Some(5432), false, true),
+                (s(Some("0:0:0:0:0:0:0:0")), true, Some(5432), true, false),
             ]
         );
     }
