@@ -566,3 +566,34 @@ fn floods_of_findings_are_capped_per_rule_and_file() {
     assert!(hc304.iter().all(|f| f["suppressed"].is_string()), "{}", r.out);
     assert!(hc304[100]["message"].as_str().is_some_and(|m| m.starts_with("899 more findings of HC304 left out")));
 }
+
+/// With no repository around a checkout and the working directory at `/`
+/// (or any directory above it), the working directory bounded the tree: a
+/// committed link to a runner's file was followed and printed, and a
+/// `.hacompile.toml` planted above the checkout turned the gate off. The
+/// working directory `/` is no tree; each path stays in its own directory.
+#[test]
+fn from_the_root_directory_links_and_configs_stay_in_their_own_tree() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let root = dir.path();
+    fs::create_dir_all(root.join("ws/pr")).expect("mkdir");
+    fs::create_dir_all(root.join("runner")).expect("mkdir");
+    fs::write(root.join("runner/.pgpass"), "db.internal:5432:app:app:Zz-runner-Pw-77\n").expect("write");
+    std::os::unix::fs::symlink("../../runner/.pgpass", root.join("ws/pr/docker-stack.yml")).expect("symlink");
+    fs::write(root.join(".hacompile.toml"), "exclude = [\"**\"]\n").expect("write");
+    let link = root.join("ws/pr/docker-stack.yml");
+    let r = run_in(Path::new("/"), &["lint", "--format", "json", link.to_str().expect("utf-8")], Stdio::null());
+    assert_eq!(r.code, 2, "{}{}", r.out, r.err);
+    assert!(
+        r.out.contains("outside") && !r.out.contains("Zz-runner") && !r.err.contains("Zz-runner"),
+        "{}{}",
+        r.out,
+        r.err
+    );
+    fs::remove_file(&link).expect("rm");
+    fs::write(root.join("ws/pr/compose.yml"), GOOD).expect("write");
+    let pr = root.join("ws/pr");
+    let r = run_in(Path::new("/"), &["lint", "--format", "json", pr.to_str().expect("utf-8")], Stdio::null());
+    assert_eq!(r.code, 1, "the planted config above is not used: {}{}", r.out, r.err);
+    assert!(!r.findings("HC101").is_empty(), "{}", r.out);
+}
