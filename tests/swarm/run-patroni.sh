@@ -507,8 +507,15 @@ now_leader=$(leader)
 t_check=$(date +%s.%N)
 check_out=$(backrest "$now_leader" check 2>&1) || fail "pgbackrest check on the new leader $now_leader: $check_out"
 t_check=$(awk -v a="$t_check" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }')
-# Through the write port: the leader only.
-archiver=$(q "$write_port" "select archived_count || ' ' || failed_count || ' ' || coalesce(last_archived_wal, '-') from pg_stat_archiver where not pg_is_in_recovery()")
+# Through the write port: the leader only. One query there can fail right
+# after a failover round (CI saw an empty answer once, with the cluster
+# healthy and the check above passed): asked again, bounded.
+archiver=""
+archiver_row() {
+    archiver=$(q "$write_port" "select archived_count || ' ' || failed_count || ' ' || coalesce(last_archived_wal, '-') from pg_stat_archiver where not pg_is_in_recovery()")
+    [ -n "$archiver" ]
+}
+wait_for 30 "pg_stat_archiver of the leader through :$write_port" archiver_row > /dev/null
 read -r a_count a_failed a_last <<< "$archiver"
 [ "${a_count:-0}" -gt 0 ] || fail "the new leader $now_leader archived nothing: $archiver"
 [ "${a_failed:-1}" = 0 ] || fail "the new leader $now_leader failed to archive: $archiver"
