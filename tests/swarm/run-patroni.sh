@@ -416,7 +416,10 @@ round() {
     r_failed=$(awk '$1 == "fail"' "$writes" | wc -l)
     local acked; acked=$(awk '$1 == "ok" { print $2 }' "$writes")
     r_acked=$(echo "$acked" | grep -c .)
-    r_present=$(q "$write_port" "select count(*) from heal where id in ($(echo "$acked" | paste -sd,))")
+    # Asked again (bounded) if one query right after the round gets no answer.
+    r_present=""
+    present() { r_present=$(q "$write_port" "select count(*) from heal where id in ($(echo "$acked" | paste -sd,))") && [ -n "$r_present" ]; }
+    wait_for 30 "the acknowledged writes counted through :$write_port" present > /dev/null
     [ "$r_present" = "$r_acked" ] || fail "$(( r_acked - r_present )) of $r_acked acknowledged writes are missing after $victim's failure ($mode)"
     r_rewind=no
     if grep -q 'pg_rewind' <<< "$(docker logs "$(task_container "$victim")" 2>&1)"; then r_rewind=yes; fi
