@@ -88,22 +88,17 @@ fn kind_of(ft: std::fs::FileType) -> Option<&'static str> {
     (!ft.is_file()).then_some("not a regular file")
 }
 
+/// The tree a file in directory `dir` belongs to (see [`contained`]): what
+/// a configuration found above it must not reach past.
+pub fn tree_of(dir: &Path) -> PathBuf {
+    tree_root(dir, true)
+}
+
 /// The tree a file in directory `dir` belongs to, judged where `dir` is
 /// written (links not followed): the git work tree `dir` is in (the
 /// nearest directory with a `.git`), else (`use_cwd`) the working directory
 /// when `dir` is below it and it is not `/`, else `dir` itself. Canonical.
 fn tree_root(dir: &Path, use_cwd: bool) -> PathBuf {
-    tree_root_of(dir, use_cwd)
-}
-
-/// The tree a file in directory `dir` belongs to (see [`contained`]): its
-/// git work tree, else the working directory when `dir` is below it, else
-/// `dir`. What a configuration found above it must not reach past.
-pub fn tree_of(dir: &Path) -> PathBuf {
-    tree_root_of(dir, true)
-}
-
-fn tree_root_of(dir: &Path, use_cwd: bool) -> PathBuf {
     // Where the path is as written, not where links lead: a directory link
     // committed to a repository (`deploy -> ../../runner`) must not move
     // the tree to its target.

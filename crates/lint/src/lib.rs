@@ -212,21 +212,11 @@ pub fn has_top_level_services(head: &str) -> bool {
     })
 }
 
-/// The decoded values of the scalars at the secrets found (secret
-/// rules' findings and `masked`), where they differ from the text written:
+/// The decoded values of the scalars at the secrets found (`masked`: every
+/// secret rule's hits), where they differ from the text written:
 /// `"Zq9x\x53ECRETq"` is searched for as `Zq9xSECRETq` too.
-fn decoded_secrets(
-    text: &str,
-    doc: &yaml::Doc<'_>,
-    findings: &[Finding],
-    masked: &[std::ops::Range<usize>],
-) -> Vec<String> {
-    let mut spans: Vec<std::ops::Range<usize>> = findings
-        .iter()
-        .filter(|f| rules::find(f.code).is_some_and(|r| r.family == Family::Secrets))
-        .map(|f| f.span.clone())
-        .chain(masked.iter().cloned())
-        .collect();
+fn decoded_secrets(text: &str, doc: &yaml::Doc<'_>, masked: &[std::ops::Range<usize>]) -> Vec<String> {
+    let mut spans = masked.to_vec();
     if spans.is_empty() {
         return Vec::new();
     }
@@ -503,7 +493,7 @@ pub fn lint_file(
                     masked_only.extend(out.into_iter().map(|h| h.span));
                 }
             }
-            decoded = decoded_secrets(&src.text, &doc, &findings, &masked_only);
+            decoded = decoded_secrets(&src.text, &doc, &masked_only);
             haproxy_refs = haproxy_configs(&cx);
             env_refs = env_files(&cx);
         }
@@ -519,17 +509,17 @@ pub fn lint_file(
         }
         FileKind::Haproxy => {
             for rule in RULES {
-                if let rules::Check::Haproxy(f) = rule.check {
+                let on = config.severity(rule).is_some();
+                if let rules::Check::Haproxy(f) = rule.check
+                    && (on || off_secret_rule(rule))
+                {
                     let mut out = Vec::new();
-                    if config.severity(rule).is_some() {
-                        f(&src, &mut out);
-                        if rule.family == Family::Secrets {
-                            masked_only.extend(out.iter().map(|h| h.span.clone()));
-                        }
+                    f(&src, &mut out);
+                    if rule.family == Family::Secrets {
+                        masked_only.extend(out.iter().map(|h| h.span.clone()));
+                    }
+                    if on {
                         findings.extend(reporting.findings(rule, out, &[]));
-                    } else if off_secret_rule(rule) {
-                        f(&src, &mut out);
-                        masked_only.extend(out.into_iter().map(|h| h.span));
                     }
                 }
             }
@@ -541,22 +531,22 @@ pub fn lint_file(
             };
             if let Some(root) = doc.root.filter(|r| doc.is_map(*r)) {
                 for rule in RULES {
-                    if let rules::Check::Patroni(f) = rule.check {
+                    let on = config.severity(rule).is_some();
+                    if let rules::Check::Patroni(f) = rule.check
+                        && (on || off_secret_rule(rule))
+                    {
                         let mut out = Vec::new();
-                        if config.severity(rule).is_some() {
-                            f(&doc, root, &mut out);
-                            if rule.family == Family::Secrets {
-                                masked_only.extend(out.iter().map(|h| h.span.clone()));
-                            }
+                        f(&doc, root, &mut out);
+                        if rule.family == Family::Secrets {
+                            masked_only.extend(out.iter().map(|h| h.span.clone()));
+                        }
+                        if on {
                             findings.extend(reporting.findings(rule, out, &[]));
-                        } else if off_secret_rule(rule) {
-                            f(&doc, root, &mut out);
-                            masked_only.extend(out.into_iter().map(|h| h.span));
                         }
                     }
                 }
             }
-            decoded = decoded_secrets(&src.text, &doc, &findings, &masked_only);
+            decoded = decoded_secrets(&src.text, &doc, &masked_only);
         }
         // Side files are only read, never linted.
         FileKind::Lock | FileKind::Config => {}

@@ -97,22 +97,32 @@ fn words(code: &str) -> Vec<(usize, &str)> {
 
 /// The code of a line: up to a `#` outside quotes and not escaped.
 fn code_of(line: &str) -> &str {
+    unescaped(line).find(|&(_, c, quote)| c == '#' && quote.is_none()).map_or(line, |(i, ..)| &line[..i])
+}
+
+/// The characters of a line as HAProxy's quoting reads them: each one's
+/// offset, the character, and the quote in effect after it (`"` or `'`, or
+/// none). A backslash outside single quotes escapes the next character:
+/// both are left out.
+fn unescaped(line: &str) -> impl Iterator<Item = (usize, char, Option<char>)> + '_ {
     let mut quote = None;
     let mut escaped = false;
-    for (i, c) in line.char_indices() {
+    line.char_indices().filter_map(move |(i, c)| {
         if escaped {
             escaped = false;
-            continue;
+            return None;
         }
         match (quote, c) {
-            (None | Some('"'), '\\') => escaped = true,
-            (None, '#') => return &line[..i],
+            (None | Some('"'), '\\') => {
+                escaped = true;
+                return None;
+            }
             (None, '"' | '\'') => quote = Some(c),
             (Some(q), c) if c == q => quote = None,
             _ => {}
         }
-    }
-    line
+        Some((i, c, quote))
+    })
 }
 
 /// Dynamic in HAProxy: `${VAR}` (environment, in double quotes) or `%[...]`.
@@ -136,24 +146,7 @@ fn unexpanded(code: &str, at: usize, value: &str) -> bool {
 /// Is byte `pos` of a line's code inside double quotes (HAProxy's rules:
 /// backslash escapes outside single quotes)?
 fn in_double_quotes(code: &str, pos: usize) -> bool {
-    let mut quote = None;
-    let mut escaped = false;
-    for (i, c) in code.char_indices() {
-        if i >= pos {
-            break;
-        }
-        if escaped {
-            escaped = false;
-            continue;
-        }
-        match (quote, c) {
-            (None | Some('"'), '\\') => escaped = true,
-            (None, '"' | '\'') => quote = Some(c),
-            (Some(q), c) if c == q => quote = None,
-            _ => {}
-        }
-    }
-    quote == Some('"')
+    unescaped(code).take_while(|&(i, ..)| i < pos).last().and_then(|(.., quote)| quote) == Some('"')
 }
 
 /// The finding for a credential with a variable HAProxy does not expand:

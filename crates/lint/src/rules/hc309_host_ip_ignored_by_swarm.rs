@@ -40,7 +40,7 @@ fn check(cx: &StackCx<'_>, out: &mut Vec<Hit>) {
     for svc in cx.services() {
         // Short syntax (`IP:HOST:CONTAINER`) and long syntax (`host_ip:`).
         for port in super::ports::ports(cx, svc.node) {
-            let Some(ip) = port.host_ip.as_deref() else { continue };
+            let (Some(ip), Some(_)) = (&port.written_ip, &port.host_ip) else { continue };
             let Some(short) = &port.short else {
                 // docker's schema for stacks has no `host_ip`.
                 let at = cx.at(port.node, &["host_ip"]).unwrap_or(port.node);
@@ -55,14 +55,6 @@ fn check(cx: &StackCx<'_>, out: &mut Vec<Hit>) {
                     .help("remove `host_ip`: do not publish the port (use an overlay network or a tunnel), or publish it with `mode: host` and a firewall rule"),
                 );
                 continue;
-            };
-            // The address as written (`${BIND}`, not what it stands for).
-            let ip = match short.strip_prefix('[') {
-                Some(rest) => rest.split(']').next().unwrap_or(rest).to_owned(),
-                None => {
-                    let parts = super::interpolation::split_colons(short);
-                    if parts.len() >= 3 { parts[..parts.len() - 2].join(":") } else { ip.to_owned() }
-                }
             };
             out.push(
                 Hit::new(

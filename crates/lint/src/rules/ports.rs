@@ -1,5 +1,5 @@
 //! A service's published ports, short and long syntax, read once for the
-//! rules that judge them (HC508, HC509, HC512, HC517).
+//! rules that judge them (HC309, HC508, HC509, HC512, HC517).
 
 use super::interpolation::{split_colons, with_defaults_or};
 use crate::context::StackCx;
@@ -14,6 +14,9 @@ pub struct Port {
     /// is `0.0.0.0`; one without a default is some address, `VAR`). `None`
     /// when none is written.
     pub host_ip: Option<String>,
+    /// The host address as written (`${BIND}`, not what it stands for),
+    /// for messages.
+    pub written_ip: Option<String>,
     /// A host port is written (`8080:80`, `IP:8080:80`, `published:`); `80`
     /// and `IP::80` take an ephemeral one.
     pub host_port: bool,
@@ -49,6 +52,7 @@ pub fn ports(cx: &StackCx<'_>, service: NodeId) -> Vec<Port> {
                 node,
                 short: None,
                 host_ip: cx.str_at(node, &["host_ip"]).and_then(|ip| with_defaults_or(ip, "VAR")).map(|ip| bare(&ip)),
+                written_ip: cx.str_at(node, &["host_ip"]).map(str::to_owned),
                 host_port: cx.at(node, &["published"]).is_some(),
                 target: cx.str_at(node, &["target"]).and_then(container_port),
             },
@@ -75,11 +79,20 @@ fn parse_short(node: NodeId, short: &str) -> Port {
             }
         }
     };
+    // The same split of the text as written.
+    let written_ip = host_ip.as_ref().map(|resolved| match short.strip_prefix('[') {
+        Some(rest) => rest.split(']').next().unwrap_or(rest).to_owned(),
+        None => {
+            let parts = split_colons(short);
+            if parts.len() >= 3 { parts[..parts.len() - 2].join(":") } else { resolved.clone() }
+        }
+    });
     let parts = split_colons(&rest);
     Port {
         node,
         short: Some(short.to_owned()),
         host_ip,
+        written_ip,
         host_port: parts.len() >= 2 && !parts[0].is_empty(),
         target: parts.last().and_then(|c| container_port(c)),
     }
