@@ -488,8 +488,29 @@ pgdata=$(sed -n 's/^#.*--env PGDATA=\([^ ]*\) .*/\1/p' "$work/restore.sh")
 restored=$(docker run -d --network none --volume "$restore_volume:$mount" --env "PGDATA=$pgdata" "$image")
 rq() { docker exec --env PGPASSWORD "$restored" psql -X -tA -U "$pguser" -d app -c "$1"; }
 t_server=$(wait_for 60 "a server on the restored volume" rq 'select 1')
-rows=$(rq "select count(*) || '|' || max(id) || '|' || count(*) filter (where note = 'after') from restore_probe")
-[ "$rows" = "100|100|0" ] || fail "the restored copy holds '$rows' (count|max|after), not exactly the 100 rows before $at"
+rows=$(rq "select count(*) || '|' || max(id) || '|' || count(*) filter (where note = 'after') from restore_probe" 2>&1) || true
+if [ "$rows" != "100|100|0" ]; then
+    # What the job, the copy and the repository say (names, times and
+    # positions; the superuser's name masked), before failing.
+    {
+        echo "--- the restore job's output"
+        cat "$work/restore.out"
+        echo "--- the copy: tables, heal rows, timeline, last replayed commit"
+        rq "select string_agg(relname, ' ') from pg_stat_user_tables" 2>&1 || true
+        rq "select count(*) || ' rows of heal, max id ' || max(id) from heal" 2>&1 || true
+        rq "select timeline_id || ' ' || redo_lsn from pg_control_checkpoint()" 2>&1 || true
+        echo "--- pgbackrest info on $restore_leader"
+        backrest "$restore_leader" info 2>&1 || true
+        echo "--- the archive's history and partial files (pgbackrest repo-ls, repo-get)"
+        for f in $(backrest "$restore_leader" repo-ls --recurse archive 2> /dev/null | grep -E '\.history|\.partial'); do
+            echo "$f"
+            case "$f" in *.history) backrest "$restore_leader" repo-get "archive/$f" 2>&1 | head -n 5 ;; esac
+        done
+        echo "--- the leader's log: promotions and backups"
+        service_logs "${stack}_$restore_leader" 2>&1 | grep -E 'promot|timeline|backup|lock' | tail -n 40 || true
+    } 2>&1 | sed "s/${value[postgres_user]}/<postgres_user>/g" | cut -c1-400 >&2
+    fail "the restored copy holds '$rows' (count|max|after), not exactly the 100 rows before $at"
+fi
 [ "$(rq 'select pg_is_in_recovery()')" = f ] || fail "the restored copy is still in recovery"
 [ "$(rq 'show archive_mode')" = off ] || fail "the restored copy would archive into the production repository"
 restored_heal=$(rq 'select count(*) from heal')
