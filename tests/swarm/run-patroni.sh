@@ -453,19 +453,38 @@ log "kill: leader $k_victim SIGKILLed (exit 137): writes acknowledged again afte
 # failure there leaves this proof standing.
 restore_leader=$(leader)
 archiver_now() { q "$write_port" "select archived_count || ' ' || failed_count || ' ' || coalesce(last_archived_wal, '-') from pg_stat_archiver where not pg_is_in_recovery()"; }
-q "$write_port" "create table restore_probe (id int primary key, note text)" || fail "create restore_probe"
+q "$write_port" "create table restore_probe (id int primary key, note text, stamped timestamptz not null default clock_timestamp())" || fail "create restore_probe"
+tl_before=$(q "$write_port" "select substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8)")
 q "$write_port" "insert into restore_probe select g, 'before' from generate_series(1, 100) g" || fail "insert before"
 sleep 1.1
 at=$(q "$write_port" "select to_char(clock_timestamp() at time zone 'UTC', 'YYYY-MM-DD HH24:MI:SS.US') || '+00'")
 [ -n "$at" ] || fail "no time recorded"
+# The same moment, by name (a WAL record: no clock involved).
+[ -n "$(q "$write_port" "select pg_create_restore_point('hc_before_drop')")" ] || fail "pg_create_restore_point on the leader"
 sleep 1.1
 q "$write_port" "insert into restore_probe select g, 'after' from generate_series(101, 150) g" || fail "insert after"
+# A restore to a time is exact only if the clock moved forward across it:
+# every commit before T (the round's writes, the rows before) stamped
+# earlier, the rows after later. A clock stepped back (a virtual machine
+# resynchronised) would make T name another moment; the test then
+# restores to the restore point recorded with T, and says so.
+last_write=$(awk '$1 == "ok" && $4 > m { m = $4 } END { printf "%.6f", m }' "$work/writes-kill")
+clock=$(q "$write_port" "select max(stamped) filter (where note = 'before') < '$at' and '$at' < min(stamped) filter (where note = 'after') and to_timestamp($last_write) < '$at' from restore_probe")
 q "$write_port" "drop table restore_probe" || fail "drop table"
 switched=$(q "$write_port" "select pg_walfile_name(pg_switch_wal())")
 [ -n "$switched" ] || fail "pg_switch_wal() on the leader"
+[ "${switched:0:8}" = "$tl_before" ] || fail "the leader changed while the rows were written (timeline $tl_before, then ${switched:0:8}): $(cluster | tr '\n' ';')"
 archived_upto() { local last; last=$(archiver_now | awk '{ print $3 }'); [[ "$last" > "$switched" || "$last" == "$switched" ]]; }
 t_archived=$(wait_for 120 "the WAL with the DROP ($switched) archived by $restore_leader" archived_upto)
-"$hc" restore "$work/spec.toml" --into "$restore_volume" --time "$at" > "$work/restore.sh"
+if [ "$clock" = t ]; then
+    target=(--time "$at")
+    target_what="the time $at"
+else
+    log "note: the clock did not move forward across $at ('$clock': the round's last write ended at epoch $last_write); restoring to the restore point recorded with it"
+    target=(--name hc_before_drop)
+    target_what="the restore point hc_before_drop (recorded at $at)"
+fi
+"$hc" restore "$work/spec.toml" --into "$restore_volume" "${target[@]}" > "$work/restore.sh"
 shellcheck -s sh "$work/restore.sh" || fail "the printed restore commands fail shellcheck"
 image=$(grep -o "$reg/hacompile-test/patroni:15@sha256:[0-9a-f]*" "$work/restore.sh" | head -n 1)
 [ -n "$image" ] || fail "the restore job does not run the members' image pinned by digest: $(cat "$work/restore.sh")"
@@ -476,8 +495,8 @@ if ! (eval "$(cat "$work/restore.sh")") > "$work/restore.out" 2>&1; then
     fail "the printed restore commands failed"
 fi
 t_restore=$(since "$t0")
-grep -q 'recovery stopping before commit' "$work/restore.out" || fail "the job's log does not say where recovery stopped: $(cat "$work/restore.out")"
-stopped_at=$(grep -o 'recovery stopping before commit.*' "$work/restore.out" | head -n 1)
+grep -qE 'recovery stopping (before commit|at restore point)' "$work/restore.out" || fail "the job's log does not say where recovery stopped: $(cat "$work/restore.out")"
+stopped_at=$(grep -oE 'recovery stopping (before commit|at restore point).*' "$work/restore.out" | head -n 1)
 # A one-off server of the members' image on the restored volume, as the
 # printed comment says: no repository, no secret, no network. Patroni's
 # pg_hba.conf came with the copy: the superuser's password over the socket
@@ -509,7 +528,7 @@ if [ "$rows" != "100|100|0" ]; then
         echo "--- the leader's log: promotions and backups"
         service_logs "${stack}_$restore_leader" 2>&1 | grep -E 'promot|timeline|backup|lock' | tail -n 40 || true
     } 2>&1 | sed "s/${value[postgres_user]}/<postgres_user>/g" | cut -c1-400 >&2
-    fail "the restored copy holds '$rows' (count|max|after), not exactly the 100 rows before $at"
+    fail "the restored copy holds '$rows' (count|max|after), not exactly the 100 rows before $target_what"
 fi
 [ "$(rq 'select pg_is_in_recovery()')" = f ] || fail "the restored copy is still in recovery"
 [ "$(rq 'show archive_mode')" = off ] || fail "the restored copy would archive into the production repository"
@@ -518,7 +537,7 @@ restored_tl=$(rq 'select timeline_id from pg_control_checkpoint()')
 restored_sync=$(rq 'show synchronous_standby_names')
 docker rm -f "$restored" > /dev/null
 restored=""
-log "restore: $switched archived ${t_archived}s after pg_switch_wal(); the printed job (members' image) restored and replayed in ${t_restore}s ($stopped_at); a one-off server on $restore_volume up after ${t_server}s: exactly the 100 rows before $at, none after, $restored_heal rows of heal, timeline $restored_tl, archive_mode off, synchronous_standby_names '$restored_sync'"
+log "restore: $switched archived ${t_archived}s after pg_switch_wal(); the printed job (members' image) restored and replayed in ${t_restore}s ($stopped_at); a one-off server on $restore_volume up after ${t_server}s: exactly the 100 rows before $target_what, none after, $restored_heal rows of heal, timeline $restored_tl, archive_mode off, synchronous_standby_names '$restored_sync'"
 
 round hang
 [ "$r_leader" != "$r_victim" ] || fail "the frozen and killed $r_victim leads again"
