@@ -457,6 +457,51 @@ fn a_file_name_never_starts_a_workflow_command() {
     }
 }
 
+/// GitHub Actions' runner also runs the older `##[command]` form found
+/// anywhere in a printed line, in every format: a service named
+/// `web##[error]...` forged an annotation through any message that quoted
+/// it, and a `##[stop-commands]` in a quoted source line silenced the
+/// annotations after it. Nothing printed holds `##[` now: its `[` is
+/// written `\u{005b}` in names, messages, snippets and build errors alike.
+#[test]
+fn no_format_prints_an_older_workflow_command() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let stack = "x##[error]forged-stack.yml";
+    fs::write(
+        dir.path().join(stack),
+        "services:\n  web##[error]svc:\n    # ##[stop-commands]tok\n    image: nginx ##[warning]img\n    ports: [\"5432:5432\"]\n",
+    )
+    .expect("w");
+    let broken = "broken##[add-matcher]-stack.yml";
+    fs::write(dir.path().join(broken), "services:\n  db: [\n  ##[error]in-the-excerpt\n").expect("w");
+    let cfg = "haproxy.cfg";
+    fs::write(
+        dir.path().join(cfg),
+        "global\n    stats socket /x##[error]sock\nfrontend f##[error]fe\n    bind :5000\n",
+    )
+    .expect("w");
+    for format in ["concise", "human", "json", "sarif", "github"] {
+        let (code, out, err) = lint_in(dir.path(), &["--format", format, stack, broken, cfg]);
+        assert_eq!(code, 2, "{format}: {out}{err}");
+        for line in out.lines().chain(err.lines()) {
+            assert!(!line.contains("##["), "{format} printed an older workflow command:\n{line}");
+        }
+        assert!(out.contains("forged-stack.yml") && out.contains("-stack.yml"), "{format} names the files:\n{out}");
+    }
+    let (_, out, _) = lint_in(dir.path(), &["--format", "concise", stack]);
+    assert!(out.contains("web##\\u{005b}error]svc"), "the service is named, its `[` escaped:\n{out}");
+    // A spec's error quotes the value and the source line.
+    let spec = dir.path().join("spec.toml");
+    fs::write(&spec, "stack = \"pg##[error]x\"\n").expect("w");
+    let run = bin().arg("build").arg(&spec).arg("-o").arg(dir.path().join("out")).output().expect("runs");
+    let (o, e) = (text(&run.stdout), text(&run.stderr));
+    assert_eq!(run.status.code(), Some(2), "{o}{e}");
+    assert!(e.contains("pg##\\u{005b}error]x"), "the value is shown, escaped:\n{e}");
+    for line in o.lines().chain(e.lines()) {
+        assert!(!line.contains("##["), "build printed an older workflow command:\n{line}");
+    }
+}
+
 /// An input error with no source to show (a missing file, a FIFO, a binary
 /// file) names its file, at 1:1, in every format: the human report printed
 /// three anonymous `× the file does not exist` blocks for three inputs.

@@ -222,8 +222,7 @@ impl Excerpt {
                     if hidden[i] {
                         out.push('*');
                     } else {
-                        let mut buf = [0u8; 4];
-                        out.push_str(&crate::text::snippet_line(c.encode_utf8(&mut buf)));
+                        crate::text::push_snippet_char(&mut out, c);
                     }
                 }
                 map.push((real.start + we, out.len()));

@@ -8,6 +8,12 @@
 //! line read differently from what it is ("Trojan Source"), and the BOM.
 //! Each is written as a visible `\u{XXXX}` escape, so nothing is lost from
 //! what the user sees and nothing acts.
+//!
+//! So is the `[` of `##[`: GitHub Actions' runner looks for its older
+//! workflow commands (`##[error]...`, `##[add-matcher]...`,
+//! `##[stop-commands]...`) anywhere in every line a step prints, in any
+//! format, where the newer `::command::` form must start the line (see
+//! [`leading_path`]). `##\u{005b}error]` reads the same and does nothing.
 
 use std::borrow::Cow;
 
@@ -24,12 +30,13 @@ pub fn is_unsafe(c: char) -> bool {
 }
 
 fn escape(s: &str, keep: impl Fn(char) -> bool) -> Cow<'_, str> {
-    if !s.chars().any(|c| is_unsafe(c) && !keep(c)) {
+    if !s.chars().any(|c| is_unsafe(c) && !keep(c)) && !s.contains(LEGACY_COMMAND) {
         return Cow::Borrowed(s);
     }
     let mut out = String::with_capacity(s.len() + 16);
     for c in s.chars() {
-        if is_unsafe(c) && !keep(c) {
+        // `out`, not `s`: a `#` escaped just before does not count.
+        if (is_unsafe(c) && !keep(c)) || (c == '[' && out.ends_with("##")) {
             out.push_str(&format!("\\u{{{:04x}}}", c as u32));
         } else {
             out.push(c);
@@ -37,6 +44,9 @@ fn escape(s: &str, keep: impl Fn(char) -> bool) -> Cow<'_, str> {
     }
     Cow::Owned(out)
 }
+
+/// What GitHub Actions' runner searches each printed line for.
+const LEGACY_COMMAND: &str = "##[";
 
 /// A text that must stay on one line (a file name, a value, a comment):
 /// every unsafe character escaped, tabs included.
@@ -69,6 +79,18 @@ pub fn snippet_line(s: &str) -> Cow<'_, str> {
     escape(s, |c| c == '\t')
 }
 
+/// One character of a snippet, appended to `out`, which a snippet builds a
+/// character at a time (for its masks and columns): as [`snippet_line`],
+/// with the `##[` that `out` and `c` would make broken as well.
+pub fn push_snippet_char(out: &mut String, c: char) {
+    if c == '[' && out.ends_with("##") {
+        out.push_str("\\u{005b}");
+    } else {
+        let mut buf = [0u8; 4];
+        out.push_str(&snippet_line(c.encode_utf8(&mut buf)));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -84,6 +106,26 @@ mod tests {
         assert_eq!(block("one\ntwo\u{7}"), "one\ntwo\\u{0007}");
         assert_eq!(block("x\ty"), "x\ty");
         assert_eq!(line("ü é 漢字 🙂"), "ü é 漢字 🙂");
+    }
+
+    #[test]
+    fn no_text_holds_an_older_workflow_command() {
+        assert_eq!(line("a##[error]b"), "a##\\u{005b}error]b");
+        assert_eq!(block("x\n##[stop-commands]t\n"), "x\n##\\u{005b}stop-commands]t\n");
+        assert_eq!(snippet_line("\t###[[x"), "\t###\\u{005b}[x");
+        assert!(matches!(line("## [not one] #[x] #\\[y"), Cow::Borrowed(_)));
+        // A `#` that was escaped is not a `#` of the output.
+        assert_eq!(line("#\u{7}#[x"), "#\\u{0007}#[x");
+        let mut out = String::from("x ");
+        for c in "a##[b\u{7}##[c".chars() {
+            push_snippet_char(&mut out, c);
+        }
+        assert_eq!(out, "x a##\\u{005b}b\\u{0007}##\\u{005b}c");
+        for s in ["##[", "a##[##[b", "##\u{85}##[", "#\n#["] {
+            assert!(!line(s).contains("##["), "{s:?}");
+            assert!(!block(s).contains("##["), "{s:?}");
+            assert!(!snippet_line(s).contains("##["), "{s:?}");
+        }
     }
 
     #[test]
