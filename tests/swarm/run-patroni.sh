@@ -554,10 +554,7 @@ t_check=$(awk -v a="$t_check" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - 
 # after a failover round (CI saw an empty answer once, with the cluster
 # healthy and the check above passed): asked again, bounded.
 archiver=""
-archiver_row() {
-    archiver=$(q "$write_port" "select archived_count || ' ' || failed_count || ' ' || coalesce(last_archived_wal, '-') from pg_stat_archiver where not pg_is_in_recovery()")
-    [ -n "$archiver" ]
-}
+archiver_row() { archiver=$(archiver_now) && [ -n "$archiver" ]; }
 wait_for 30 "pg_stat_archiver of the leader through :$write_port" archiver_row > /dev/null
 read -r a_count a_failed a_last <<< "$archiver"
 [ "${a_count:-0}" -gt 0 ] || fail "the new leader $now_leader archived nothing: $archiver"

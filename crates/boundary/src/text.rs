@@ -16,6 +16,7 @@
 //! [`leading_path`]). `##\u{005b}error]` reads the same and does nothing.
 
 use std::borrow::Cow;
+use std::fmt::Write as _;
 
 /// Is `c` a character that must not reach a terminal or a file raw?
 pub fn is_unsafe(c: char) -> bool {
@@ -35,14 +36,25 @@ fn escape(s: &str, keep: impl Fn(char) -> bool) -> Cow<'_, str> {
     }
     let mut out = String::with_capacity(s.len() + 16);
     for c in s.chars() {
-        // `out`, not `s`: a `#` escaped just before does not count.
-        if (is_unsafe(c) && !keep(c)) || (c == '[' && out.ends_with("##")) {
-            out.push_str(&format!("\\u{{{:04x}}}", c as u32));
-        } else {
-            out.push(c);
-        }
+        push_escaped(&mut out, c, &keep);
     }
     Cow::Owned(out)
+}
+
+/// Appends `c` to `out`, escaped when it is unsafe (and not kept) or when it
+/// is the `[` of a `##[`. `out`, not the input, is looked at: a `#` escaped
+/// just before does not count.
+fn push_escaped(out: &mut String, c: char, keep: impl Fn(char) -> bool) {
+    if (is_unsafe(c) && !keep(c)) || (c == '[' && out.ends_with("##")) {
+        let _ = write!(out, "\\u{{{:04x}}}", c as u32);
+    } else {
+        out.push(c);
+    }
+}
+
+/// What a snippet keeps raw: tabs, which are columns.
+fn snippet_keeps(c: char) -> bool {
+    c == '\t'
 }
 
 /// What GitHub Actions' runner searches each printed line for.
@@ -76,19 +88,14 @@ pub fn block(s: &str) -> Cow<'_, str> {
 /// Text shown inside a source snippet: tabs kept (they are columns), the
 /// rest of the unsafe characters escaped. Use on one line at a time.
 pub fn snippet_line(s: &str) -> Cow<'_, str> {
-    escape(s, |c| c == '\t')
+    escape(s, snippet_keeps)
 }
 
 /// One character of a snippet, appended to `out`, which a snippet builds a
 /// character at a time (for its masks and columns): as [`snippet_line`],
 /// with the `##[` that `out` and `c` would make broken as well.
 pub fn push_snippet_char(out: &mut String, c: char) {
-    if c == '[' && out.ends_with("##") {
-        out.push_str("\\u{005b}");
-    } else {
-        let mut buf = [0u8; 4];
-        out.push_str(&snippet_line(c.encode_utf8(&mut buf)));
-    }
+    push_escaped(out, c, snippet_keeps);
 }
 
 #[cfg(test)]
